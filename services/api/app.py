@@ -1,0 +1,154 @@
+"""The FastAPI application factory: routes, error shape, body limit, OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.routes import health, schemas, timeline
+from services.core.container import Container
+from services.core.events import EVENT_ADAPTER
+from services.core.problems import error_body
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Every customer touchpoint — from sales, marketing, support, customer success
+and leadership — as an immutable event; every account's timeline in one place.
+
+Errors always have the shape `{"error": {"code", "message", "fields": [{"path", "problem"}]}}`.
+"""
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Answer 413 for bodies over ``max_bytes`` before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        response = JSONResponse(
+            error_body("body_too_large", f"request body is larger than {self.max_bytes} bytes"),
+            status_code=413,
+        )
+        await response({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.detail, dict):
+        body = {"error": exc.detail}
+    else:
+        body = error_body(f"http_{exc.status_code}", str(exc.detail))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = [
+        {"path": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
+        for err in exc.errors()
+    ]
+    return JSONResponse(error_body("invalid_request", "the request is not valid", fields), 422)
+
+
+def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse(error_body("internal_error", "unexpected server error"), 500)
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )  # fmt: skip
+            event_schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(event_schema.pop("$defs", {}))
+            components["Event"] = event_schema
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    return build
+
+
+Lifecycle = Callable[[], None]
+
+
+def create_app(
+    container: Container,
+    extra_routers: Sequence[Any] = (),
+    on_startup: Sequence[Lifecycle] = (),
+    on_shutdown: Sequence[Lifecycle] = (),
+) -> FastAPI:
+    """Build the HTTP app; nothing connects until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for start in on_startup:
+            start()
+        try:
+            yield
+        finally:
+            for stop in on_shutdown:
+                stop()
+
+    app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.container = container
+    for router in (*extra_routers, timeline.router, schemas.router, health.router):
+        app.include_router(router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app

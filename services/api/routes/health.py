@@ -1,0 +1,42 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from services.api.deps import ContainerDep
+from services.core.ports import LogUnavailable
+from services.core.readmodels import checkpoints
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is alive (no dependency is checked)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(container: ContainerDep) -> JSONResponse:
+    """503 unless the database and the log answer; reports each projection's lag in events."""
+    body: dict[str, Any] = {"database": "ok", "log": "ok", "projections": {}}
+    end: dict[int, int] | None = None
+    try:
+        end = container.log.end_offsets(container.settings.topic)
+    except LogUnavailable as exc:
+        body["log"] = f"unavailable: {exc}"
+    if not container.db.ping():
+        body["database"] = "unavailable"
+    if end is not None and body["database"] == "ok":
+        with container.db.reading() as conn:
+            for name in container.projections:
+                done = checkpoints.load(conn, name, 0, container.settings.topic)
+                lag = sum(max(0, e - done.get(p, 0)) for p, e in end.items())
+                body["projections"][name] = {"lag": lag}
+    ready = body["database"] == "ok" and body["log"] == "ok"
+    body["status"] = "ready" if ready else "unavailable"
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,110 @@
+"""Account timelines and single events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import AwareDatetime
+
+from services.api.deps import ReadConnDep
+from services.core.events import DEPARTMENTS, EVENT_TYPES
+from services.core.readmodels import timeline
+
+router = APIRouter(tags=["timeline"])
+
+
+def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> list[str]:
+    """Accept repeated and comma-separated values; refuse unknown ones by name."""
+    items = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        raise HTTPException(
+            422,
+            detail={
+                "code": "invalid_query",
+                "message": f"unknown {name}: {', '.join(unknown)}",
+                "fields": [{"path": f"query.{name}",
+                            "problem": f"must be one of: {', '.join(allowed)}"}],
+            },
+        )  # fmt: skip
+    return items
+
+
+@router.get("/v1/accounts/{account_id}/timeline")
+def get_timeline(
+    conn: ReadConnDep,
+    account_id: Annotated[str, Path(min_length=1, max_length=128)],
+    department: Annotated[
+        list[str] | None, Query(description="Filter: departments (repeat or comma-separate).")
+    ] = None,
+    type: Annotated[  # noqa: A002 - the public parameter name
+        list[str] | None, Query(description="Filter: event types (repeat or comma-separate).")
+    ] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="occurred_at >= since (RFC 3339, with zone).")
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(description="occurred_at < until (RFC 3339, with zone).")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200,
+              description="Case-insensitive substring of the summary or payload text."),
+    ] = None,  # fmt: skip
+    order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first.")] = "desc",
+    limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> dict[str, Any]:
+    """One page of an account's timeline, ordered by occurred_at (ties by log position).
+
+    Includes events whose `related_account_ids` name this account. Pages are keyset-paginated:
+    pass `next_cursor` back as `cursor` (with the same filters and order); `null` means the last
+    page. 404 when no event has ever named the account.
+    """
+    query = timeline.TimelineQuery(
+        account_id=account_id,
+        departments=_split(department, DEPARTMENTS, "department"),
+        types=_split(type, EVENT_TYPES, "type"),
+        since=since,
+        until=until,
+        q=q,
+        order=order,
+        limit=limit,
+        after=_cursor(cursor),
+    )
+    if not timeline.account_known(conn, account_id):
+        raise HTTPException(
+            404,
+            detail={"code": "account_not_found",
+                    "message": f"no event has named account '{account_id}'"},
+        )  # fmt: skip
+    page = timeline.read_page(conn, query)
+    return {"account_id": account_id, "items": page.items, "next_cursor": page.next_cursor}
+
+
+def _cursor(cursor: str | None) -> timeline.SortKey | None:
+    if cursor is None:
+        return None
+    try:
+        return timeline.decode_cursor(cursor)
+    except timeline.BadCursor as exc:
+        raise HTTPException(
+            422,
+            detail={"code": "invalid_query", "message": str(exc),
+                    "fields": [{"path": "query.cursor", "problem": str(exc)}]},
+        ) from exc  # fmt: skip
+
+
+@router.get("/v1/events/{event_id}")
+def get_event(conn: ReadConnDep, event_id: UUID) -> dict[str, Any]:
+    """The stored event (with `recorded_at` and `position`) once it has been projected."""
+    body = timeline.read_event(conn, str(event_id))
+    if body is None:
+        raise HTTPException(
+            404,
+            detail={"code": "event_not_found",
+                    "message": f"no event {event_id} has been projected (yet)"},
+        )  # fmt: skip
+    return body

@@ -1,0 +1,114 @@
+"""The composition root: Settings -> adapters -> services. Nothing connects at import time.
+
+This is the one module that may import every layer (core, ingest, projections, api).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+
+from services.api.app import create_app
+from services.core.adapters.embedded_log import EmbeddedLog
+from services.core.adapters.sql import Database
+from services.core.adapters.sql_receipts import SqlReceiptStore
+from services.core.container import Container
+from services.core.ports import Clock, EventLog
+from services.core.settings import Settings
+from services.ingest.routes import build_router
+from services.ingest.service import IngestService
+from services.projections.runner import ProjectionRunner
+from services.projections.timeline import AccountTimeline
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def migrate(db: Database) -> None:
+    """Bring the read-model database to the newest schema (alembic upgrade head)."""
+    config = Config(str(ROOT / "alembic.ini"))
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+
+
+def build_log(settings: Settings) -> EventLog:
+    """The event log the settings name, with its topic provisioned."""
+    event_log = EmbeddedLog(settings.embedded_log_path())
+    event_log.ensure_topic(settings.topic, settings.partitions)
+    return event_log
+
+
+@dataclass
+class Services:
+    """Everything one process runs; ``start``/``stop`` manage the projector thread."""
+
+    container: Container
+    ingest: IngestService
+    runner: ProjectionRunner
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start_projector(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self.runner.run_forever, args=(self._stop,), name="projector", daemon=True
+        )
+        self._thread.start()
+
+    def stop_projector(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop_projector()
+        self.container.log.close()
+        self.container.db.dispose()
+
+
+def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = True) -> Services:
+    """Wire adapters and services from settings (migrating the database first by default)."""
+    db = Database(settings.resolved_database_url())
+    if run_migrations:
+        migrate(db)
+    event_log = build_log(settings)
+    runner = ProjectionRunner(
+        event_log, db, settings.topic, [AccountTimeline()],
+        batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
+    )  # fmt: skip
+    container = Container(
+        settings, event_log, db, clock, tuple(p.name for p in runner.projections)
+    )
+    ingest = IngestService(
+        event_log, SqlReceiptStore(db), settings.topic, clock,
+        timedelta(seconds=settings.max_future_s),
+    )  # fmt: skip
+    return Services(container, ingest, runner)
+
+
+def build_app(services: Services) -> FastAPI:
+    """The single-process app: ingest + query API, and the projector while it runs."""
+    settings = services.container.settings
+    starts: list[Callable[[], None]] = []
+    if settings.run_projector:
+        starts.append(services.start_projector)
+    return create_app(
+        services.container,
+        extra_routers=[build_router(services.ingest, settings.max_batch)],
+        on_startup=starts,
+        on_shutdown=[services.close],
+    )

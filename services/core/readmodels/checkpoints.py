@@ -1,0 +1,68 @@
+"""Projection checkpoints: per projection, generation, topic and partition, the next offset.
+
+Written in the same transaction as the projection's view, so a view and its position can never
+disagree; ``claim`` locks the rows it reads (PostgreSQL) so two projector processes that briefly
+hold the same partition during a rebalance serialise instead of both applying a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from sqlalchemy import Connection, and_, delete, select, update
+
+from services.core.adapters.sql import insert_ignore
+from services.core.readmodels.schema import CHECKPOINTS
+
+
+def load(
+    conn: Connection, projection: str, generation: int, topic: str, *, lock: bool = False
+) -> dict[int, int]:
+    """``partition -> next offset`` stored for the projection (missing = start at 0)."""
+    query = select(CHECKPOINTS.c.partition, CHECKPOINTS.c.next_offset).where(
+        and_(
+            CHECKPOINTS.c.projection == projection,
+            CHECKPOINTS.c.generation == generation,
+            CHECKPOINTS.c.topic == topic,
+        )
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {int(p): int(o) for p, o in conn.execute(query)}
+
+
+def advance(
+    conn: Connection,
+    projection: str,
+    generation: int,
+    topic: str,
+    next_offsets: Mapping[int, int],
+) -> None:
+    """Set each partition's next offset (callers only ever move forward)."""
+    insert_ignore(
+        conn,
+        CHECKPOINTS,
+        [
+            {"projection": projection, "generation": generation, "topic": topic,
+             "partition": p, "next_offset": 0}
+            for p in next_offsets
+        ],
+    )  # fmt: skip
+    for partition, offset in next_offsets.items():
+        conn.execute(
+            update(CHECKPOINTS)
+            .where(
+                and_(
+                    CHECKPOINTS.c.projection == projection,
+                    CHECKPOINTS.c.generation == generation,
+                    CHECKPOINTS.c.topic == topic,
+                    CHECKPOINTS.c.partition == partition,
+                )
+            )
+            .values(next_offset=offset)
+        )
+
+
+def reset(conn: Connection, projections: Iterable[str]) -> None:
+    """Forget every checkpoint of these projections (used by replay)."""
+    conn.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.projection.in_(list(projections))))

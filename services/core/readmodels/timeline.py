@@ -1,0 +1,188 @@
+"""The AccountTimeline read model: its tables and every query against them.
+
+An event is stored once (``<prefix>_events``) and listed once per account it belongs to
+(``<prefix>_entries``: the primary account and each related account). Entries sort by
+``(occurred_us, partition, offset)``: business time, ties broken by log position, so a late event
+lands in its place and the order is total and identical on every backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    exists,
+    select,
+    tuple_,
+)
+
+from services.core.readmodels.schema import METADATA
+
+NAME = "AccountTimeline"
+PREFIX = "account_timeline"
+
+
+@dataclass(frozen=True)
+class TimelineTables:
+    events: Table
+    entries: Table
+
+
+def timeline_tables(metadata: MetaData, prefix: str) -> TimelineTables:
+    """The read model's tables under ``prefix`` (a rebuild can target a shadow prefix)."""
+    events = Table(
+        f"{prefix}_events",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("account_id", String(128), nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("department", String(32), nullable=False),
+        Column("occurred_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("body", Text, nullable=False),
+        Column("search_text", Text, nullable=False),
+    )
+    entries = Table(
+        f"{prefix}_entries",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("occurred_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("department", String(32), nullable=False),
+        Index(f"ix_{prefix}_entries_order", "account_id", "occurred_us", "partition", "offset"),
+    )
+    return TimelineTables(events, entries)
+
+
+TABLES = timeline_tables(METADATA, PREFIX)
+
+
+def to_micros(moment: datetime) -> int:
+    """UTC epoch microseconds: exact, sortable and the same on SQLite and PostgreSQL."""
+    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+class BadCursor(ValueError):
+    """The cursor was not produced by this API (or was altered)."""
+
+
+SortKey = tuple[int, int, int]
+
+
+def encode_cursor(key: SortKey) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> SortKey:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        a, b, c = json.loads(raw)
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b, c)):
+            raise TypeError
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise BadCursor("cursor is not valid; use next_cursor from a previous page") from exc
+    return (a, b, c)
+
+
+@dataclass(frozen=True)
+class TimelineQuery:
+    """One page request; ``None``/empty means no filter."""
+
+    account_id: str
+    departments: Sequence[str] = ()
+    types: Sequence[str] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    q: str | None = None
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = 50
+    after: SortKey | None = None
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def search_key(text: str) -> str:
+    """Normalise text for the case-insensitive substring search (Unicode-aware)."""
+    return text.casefold()
+
+
+def account_known(conn: Connection, account_id: str, tables: TimelineTables = TABLES) -> bool:
+    """True when any event has named this account (as primary or related)."""
+    return bool(
+        conn.execute(select(exists().where(tables.entries.c.account_id == account_id))).scalar()
+    )
+
+
+def read_page(conn: Connection, query: TimelineQuery, tables: TimelineTables = TABLES) -> TimelinePage:
+    """A keyset-paginated page of an account's timeline.
+
+    Stable under concurrent inserts: a page starts strictly after the previous page's last sort
+    key, so no item is repeated or skipped between pages.
+    """
+    e, ev = tables.entries, tables.events
+    key = tuple_(e.c.occurred_us, e.c.partition, e.c.offset)
+    conditions = [e.c.account_id == query.account_id]
+    if query.departments:
+        conditions.append(e.c.department.in_(list(query.departments)))
+    if query.types:
+        conditions.append(e.c.type.in_(list(query.types)))
+    if query.since is not None:
+        conditions.append(e.c.occurred_us >= to_micros(query.since))
+    if query.until is not None:
+        conditions.append(e.c.occurred_us < to_micros(query.until))
+    if query.q:
+        conditions.append(ev.c.search_text.contains(search_key(query.q), autoescape=True))
+    if query.after is not None:
+        bound = tuple_(*query.after)
+        conditions.append(key > bound if query.order == "asc" else key < bound)
+    columns = (e.c.occurred_us, e.c.partition, e.c.offset)
+    ordering = columns if query.order == "asc" else tuple(c.desc() for c in columns)
+    stmt = (
+        select(ev.c.body, *columns)
+        .select_from(e.join(ev, ev.c.event_id == e.c.event_id))
+        .where(and_(*conditions))
+        .order_by(*ordering)
+        .limit(query.limit + 1)
+    )
+    rows = conn.execute(stmt).all()
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    items = [json.loads(row.body) for row in rows]
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        next_cursor = encode_cursor((int(last.occurred_us), int(last.partition), int(last.offset)))
+    return TimelinePage(items, next_cursor)
+
+
+def read_event(conn: Connection, event_id: str, tables: TimelineTables = TABLES) -> dict[str, Any] | None:
+    """The stored event, or None when no such event has been projected."""
+    body = conn.execute(
+        select(tables.events.c.body).where(tables.events.c.event_id == event_id)
+    ).scalar()
+    return None if body is None else dict(json.loads(body))

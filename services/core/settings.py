@@ -1,0 +1,62 @@
+"""All settings, read from ``ONEVOICE_*`` environment variables (documented in README.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One settings object for every service; every field is an ``ONEVOICE_<NAME>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEVOICE_", extra="ignore", frozen=True)
+
+    env: Literal["development", "test", "production"] = Field(
+        default="development", description="Deployment environment name."
+    )
+    data_dir: Path = Field(
+        default=Path("data"), description="Folder for the embedded log and SQLite database."
+    )
+    log_backend: Literal["embedded"] = Field(
+        default="embedded", description="Event log backend: 'embedded' (file-backed)."
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the read-model database; empty = SQLite in data_dir.",
+    )
+    topic: str = Field(default="onevoice.interactions", description="Topic of interaction events.")
+    partitions: int = Field(
+        default=12, ge=1, le=1000, description="Partition count used when creating the topic."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server binds.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_batch: int = Field(default=500, ge=1, le=10_000, description="Most events in one batch.")
+    max_future_s: int = Field(
+        default=24 * 3600, ge=0, description="How far in the future occurred_at may be."
+    )
+    projector_batch: int = Field(
+        default=1000, ge=1, le=100_000, description="Most events a projector applies per commit."
+    )
+    projector_idle_s: float = Field(
+        default=0.2, gt=0, le=10, description="How long an idle projector waits between polls."
+    )
+    run_projector: bool = Field(
+        default=True, description="Run the projector inside the API process (embedded default)."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    def resolved_database_url(self) -> str:
+        """The read-model database URL; SQLite under ``data_dir`` unless set."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'onevoice.sqlite3').resolve()}"
+
+    def embedded_log_path(self) -> Path:
+        """Where the embedded log keeps its records."""
+        return self.data_dir / "log.sqlite3"

@@ -1,0 +1,139 @@
+"""HTTP -> IngestService: ``POST /v1/events`` and ``POST /v1/events/batch``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from services.core.ports import LogUnavailable
+from services.core.problems import error_body
+from services.ingest.service import IngestService, ItemResult
+
+EVENT_SCHEMA_REF = {"$ref": "#/components/schemas/Event"}
+
+_SINGLE_DOC = """Append one customer touchpoint to the log.
+
+* **202** `{"status": "accepted", "event_id", "position"}` — durably appended.
+* **200** `{"status": "duplicate", ...}` — this `event_id` was accepted before with the same body;
+  nothing was appended again.
+* **409** — this `event_id` was used for a different event.
+* **422** — invalid event; `error.fields` lists each bad field (`path`, `problem`).
+* **400** malformed JSON; **413** body over the size limit; **503** log unavailable (retry with
+  the same `event_id`, after `Retry-After` seconds).
+"""
+
+_BATCH_DOC = """Append up to `ONEVOICE_MAX_BATCH` (default 500) events, answered per item.
+
+Body: `{"events": [event, ...]}`. Valid items are appended even when others fail. The answer
+(200) counts `accepted`, `duplicates`, `rejected` and `conflicts` and has one entry per item in
+`items` with its `index`, `status`, `event_id`, `position` and `errors`.
+"""
+
+
+async def _json_body(request: Request) -> Any | JSONResponse:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        return JSONResponse(error_body("malformed_json", "body is not UTF-8 text"), 400)
+    except json.JSONDecodeError as exc:
+        message = f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        return JSONResponse(error_body("malformed_json", message), 400)
+
+
+def _unavailable(exc: LogUnavailable) -> JSONResponse:
+    return JSONResponse(
+        error_body("log_unavailable", f"the event log did not acknowledge the write: {exc}"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
+def _single_response(result: ItemResult) -> JSONResponse:
+    if result.status == "rejected":
+        return JSONResponse(
+            error_body("invalid_event", "the event is not valid", result.errors), 422
+        )
+    if result.status == "conflict":
+        return JSONResponse(
+            error_body("event_id_conflict", result.errors[0]["problem"], result.errors,
+                       event_id=result.event_id),
+            409,
+        )  # fmt: skip
+    body = result.as_json()
+    del body["index"]
+    return JSONResponse(body, 202 if result.status == "accepted" else 200)
+
+
+def build_router(service: IngestService, max_batch: int) -> APIRouter:
+    """The ingest endpoints, bound to one service."""
+    router = APIRouter(prefix="/v1/events", tags=["ingest"])
+    event_body = {"required": True, "content": {"application/json": {"schema": EVENT_SCHEMA_REF}}}
+    batch_body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["events"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "events": {"type": "array", "items": EVENT_SCHEMA_REF,
+                                   "minItems": 1, "maxItems": max_batch}
+                    },
+                }
+            }
+        },
+    }  # fmt: skip
+
+    @router.post("", status_code=202, description=_SINGLE_DOC,
+                 openapi_extra={"requestBody": event_body})  # fmt: skip
+    async def post_event(request: Request) -> JSONResponse:
+        data = await _json_body(request)
+        if isinstance(data, JSONResponse):
+            return data
+        try:
+            (result,) = await run_in_threadpool(service.submit, [data])
+        except LogUnavailable as exc:
+            return _unavailable(exc)
+        return _single_response(result)
+
+    @router.post("/batch", description=_BATCH_DOC, openapi_extra={"requestBody": batch_body})
+    async def post_batch(request: Request) -> JSONResponse:
+        data = await _json_body(request)
+        if isinstance(data, JSONResponse):
+            return data
+        problem = _batch_problem(data, max_batch)
+        if problem is not None:
+            return JSONResponse(error_body("invalid_batch", problem["problem"], [problem]), 422)
+        try:
+            results = await run_in_threadpool(service.submit, data["events"])
+        except LogUnavailable as exc:
+            return _unavailable(exc)
+        counts = {s: sum(r.status == s for r in results)
+                  for s in ("accepted", "duplicate", "rejected", "conflict")}  # fmt: skip
+        return JSONResponse({
+            "accepted": counts["accepted"], "duplicates": counts["duplicate"],
+            "rejected": counts["rejected"], "conflicts": counts["conflict"],
+            "items": [r.as_json() for r in results],
+        })  # fmt: skip
+
+    return router
+
+
+def _batch_problem(data: Any, max_batch: int) -> dict[str, str] | None:
+    if not isinstance(data, dict):
+        return {"path": "", "problem": 'the body must be an object: {"events": [...]}'}
+    extra = sorted(set(data) - {"events"})
+    if extra:
+        return {"path": extra[0], "problem": "unknown field; the body has only 'events'"}
+    events = data.get("events")
+    if not isinstance(events, list):
+        return {"path": "events", "problem": "required: a list of events"}
+    if not 1 <= len(events) <= max_batch:
+        return {"path": "events", "problem": f"must hold 1 to {max_batch} events (got {len(events)})"}
+    return None

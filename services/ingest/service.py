@@ -1,0 +1,146 @@
+"""Ingest: validate events, deduplicate by event id, append them durably to the log.
+
+Contract:
+- An item is ``accepted`` only after the log durably appended it (its position is returned).
+- An event id seen before with the same body is a ``duplicate`` (nothing appended again); with a
+  different body it is a ``conflict``. "Same body" is judged on the validated, canonical event
+  (key order and whitespace do not matter; ``recorded_at`` is the server's and is ignored).
+- Invalid items are ``rejected`` with one error per bad field; the others still go through.
+- If the log cannot append, ``LogUnavailable`` propagates and no claim is kept, so the client
+  can retry with the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from services.core import codec
+from services.core.events import EnvelopeBase, dump_event, field_errors, parse_event
+from services.core.ports import Clock, EventLog, LogUnavailable, ReceiptStore
+
+Status = Literal["accepted", "duplicate", "rejected", "conflict"]
+
+
+@dataclass
+class ItemResult:
+    """The answer for one submitted event."""
+
+    index: int
+    status: Status
+    event_id: str | None = None
+    position: tuple[int, int] | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            out["event_id"] = self.event_id
+        if self.position is not None:
+            out["position"] = {"partition": self.position[0], "offset": self.position[1]}
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+def digest_of(event: EnvelopeBase) -> str:
+    """A stable hash of what the client said (server-set ``recorded_at`` excluded)."""
+    data = dump_event(event)
+    data.pop("recorded_at", None)
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class IngestService:
+    def __init__(
+        self,
+        event_log: EventLog,
+        receipts: ReceiptStore,
+        topic: str,
+        clock: Clock,
+        max_future: timedelta = timedelta(hours=24),
+    ) -> None:
+        self._log = event_log
+        self._receipts = receipts
+        self._topic = topic
+        self._clock = clock
+        self._max_future = max_future
+
+    def _validate(self, index: int, raw: Any) -> EnvelopeBase | ItemResult:
+        try:
+            event = parse_event(raw)
+        except ValidationError as exc:
+            return ItemResult(index, "rejected", errors=field_errors(exc))
+        now = self._clock()
+        if event.occurred_at > now + self._max_future:
+            hours = self._max_future.total_seconds() / 3600
+            problem = f"must not be more than {hours:g} h in the future (server time {now:%Y-%m-%dT%H:%M:%SZ})"  # noqa: E501
+            return ItemResult(
+                index, "rejected", str(event.event_id) if event.event_id else None,
+                errors=[{"path": "occurred_at", "problem": problem, "kind": "too_far_ahead"}],
+            )  # fmt: skip
+        return event.model_copy(update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now})
+
+    def submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
+        """Validate, deduplicate and append; one result per item, in order."""
+        results: list[ItemResult | None] = [None] * len(raw_items)
+        first: dict[str, tuple[int, EnvelopeBase, str]] = {}
+        repeats: list[tuple[int, str, str]] = []
+        for index, raw in enumerate(raw_items):
+            checked = self._validate(index, raw)
+            if isinstance(checked, ItemResult):
+                results[index] = checked
+                continue
+            event_id, digest = str(checked.event_id), digest_of(checked)
+            if event_id in first:
+                repeats.append((index, event_id, digest))
+            else:
+                first[event_id] = (index, checked, digest)
+
+        earlier = self._receipts.claim({eid: d for eid, (_, _, d) in first.items()})
+        to_append: list[tuple[str, int, EnvelopeBase]] = []
+        for event_id, (index, event, digest) in first.items():
+            seen = earlier.get(event_id)
+            if seen is not None and seen.digest != digest:
+                results[index] = _conflict(index, event_id)
+            elif seen is not None and seen.position is not None:
+                results[index] = ItemResult(index, "duplicate", event_id, seen.position)
+            else:
+                # New, or claimed by a request that has not confirmed (in flight or crashed):
+                # append; projections keep the first copy of an id, so a double append is safe.
+                to_append.append((event_id, index, event))
+
+        mine = [eid for eid, _, _ in to_append if eid not in earlier]
+        try:
+            records = [codec.encode(e) for _, _, e in to_append]
+            positions = self._log.append(self._topic, records) if records else []
+        except LogUnavailable:
+            self._receipts.release(mine)
+            raise
+        self._receipts.confirm({eid: pos for (eid, _, _), pos in zip(to_append, positions, strict=True)})
+        for (event_id, index, _), position in zip(to_append, positions, strict=True):
+            results[index] = ItemResult(index, "accepted", event_id, position)
+
+        for index, event_id, digest in repeats:
+            original = results[first[event_id][0]]
+            assert original is not None
+            if digest != first[event_id][2] or original.status == "conflict":
+                results[index] = _conflict(index, event_id)
+            else:
+                results[index] = ItemResult(index, "duplicate", event_id, original.position)
+        return [r for r in results if r is not None]
+
+
+def _conflict(index: int, event_id: str) -> ItemResult:
+    problem = "this event_id was already used for a different event; use a new event_id"
+    return ItemResult(
+        index, "conflict", event_id,
+        errors=[{"path": "event_id", "problem": problem, "kind": "conflict"}],
+    )  # fmt: skip

@@ -1,0 +1,77 @@
+"""AccountTimeline: every event on its account's timeline and on each related account's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+
+from services.core.adapters.sql import insert_ignore
+from services.core.codec import StoredEvent
+from services.core.events import event_payload
+from services.core.readmodels import timeline
+from services.projections.base import Projection
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def search_text(stored: StoredEvent) -> str:
+    """What ``q`` searches: the summary and every text value of the payload."""
+    parts = [stored.event.summary or ""]
+    parts.extend(_strings(event_payload(stored.event).model_dump(mode="json")))
+    return timeline.search_key("\n".join(parts))
+
+
+class AccountTimeline(Projection):
+    name = timeline.NAME
+
+    def __init__(self, tables: timeline.TimelineTables = timeline.TABLES) -> None:
+        self.tables = tables
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        fresh: dict[str, StoredEvent] = {}
+        for stored in events:
+            fresh.setdefault(stored.event_id, stored)  # the first copy in the log wins
+        if not fresh:
+            return
+        known = conn.execute(
+            select(self.tables.events.c.event_id).where(
+                self.tables.events.c.event_id.in_(list(fresh))
+            )
+        ).scalars()
+        for event_id in known:
+            del fresh[event_id]
+        event_rows, entry_rows = [], []
+        for stored in fresh.values():
+            common = {
+                "event_id": stored.event_id,
+                "occurred_us": timeline.to_micros(stored.event.occurred_at),
+                "partition": stored.partition,
+                "offset": stored.offset,
+                "type": stored.type,
+                "department": stored.event.actor.department.value,
+            }
+            body = json.dumps(stored.body(), ensure_ascii=False, separators=(",", ":"))
+            event_rows.append(
+                {**common, "account_id": stored.event.account_id, "body": body,
+                 "search_text": search_text(stored)}
+            )  # fmt: skip
+            for account_id in (stored.event.account_id, *stored.event.related_account_ids):
+                entry_rows.append({**common, "account_id": account_id})
+        insert_ignore(conn, self.tables.events, event_rows)
+        insert_ignore(conn, self.tables.entries, entry_rows)
+
+    def clear(self, conn: Connection) -> None:
+        conn.execute(delete(self.tables.entries))
+        conn.execute(delete(self.tables.events))
