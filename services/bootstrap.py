@@ -90,9 +90,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         event_log, db, settings.topic, [AccountTimeline()],
         batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
     )  # fmt: skip
-    container = Container(
-        settings, event_log, db, clock, tuple(p.name for p in runner.projections)
-    )
+    container = Container(settings, event_log, db, clock, tuple(p.name for p in runner.projections))
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
         timedelta(seconds=settings.max_future_s),

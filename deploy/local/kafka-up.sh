@@ -59,7 +59,7 @@ probe_once() {
 import sys
 from kafka import KafkaAdminClient
 a = KafkaAdminClient(bootstrap_servers=sys.argv[1], client_id="kafka-up-probe",
-                     request_timeout_ms=5000, api_version_auto_timeout_ms=5000)
+                     request_timeout_ms=5000, bootstrap_timeout_ms=5000)
 try:
     a.list_topics()
 finally:
@@ -91,9 +91,18 @@ wait_ready() {
     local deadline=$(( $(date +%s) + READY_TIMEOUT ))
     PROBE=$(ready_probe_kind)
     log "waiting for a metadata round-trip on $BOOT (probe: $PROBE, timeout ${READY_TIMEOUT}s)"
+    local misses=0
     while :; do
         pid_alive "$PID" || fail "broker process $PID exited"
-        if port_listening "$BROKER_PORT" && probe_once; then return 0; fi
+        if port_listening "$BROKER_PORT"; then
+            probe_once && return 0
+            misses=$((misses + 1))
+            if [ "$PROBE" = python ] && [ "$misses" -ge 10 ]; then
+                log "python probe keeps failing on an open port; switching to the java probe:"
+                tail -n 3 "$KDIR/logs/probe.out" >&2 || true
+                PROBE=java
+            fi
+        fi
         [ "$(date +%s)" -lt "$deadline" ] || fail "broker not ready within ${READY_TIMEOUT}s"
         sleep 0.5
     done

@@ -18,17 +18,17 @@ from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import (
-    ValidationError,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
-
 from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
@@ -64,9 +64,9 @@ class Contact(Strict):
 
     id: ShortText | None = None
     name: ShortText | None = None
-    email: Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = (
-        None
-    )
+    email: (
+        Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
     title: ShortText | None = None
 
 
@@ -259,7 +259,11 @@ class EnvelopeBase(Strict):
             raise PydanticCustomError(
                 "department_mismatch",
                 "must be '{required}' for type '{event_type}' (got '{got}')",
-                {"required": required, "event_type": event_type, "got": self.actor.department.value},
+                {
+                    "required": required,
+                    "event_type": event_type,
+                    "got": self.actor.department.value,
+                },
             )
         if self.account_id in self.related_account_ids:
             raise PydanticCustomError("related_repeats_account", "must not repeat account_id")
@@ -268,13 +272,15 @@ class EnvelopeBase(Strict):
 
 def _envelope_model(event_type: str, payload: type[Strict]) -> type[EnvelopeBase]:
     name = "".join(part.title() for part in event_type.replace(".", "_").split("_")) + "Event"
-    annotations = {"type": Literal[event_type], "payload": payload}  # type: ignore[valid-type]
-    return type(name, (EnvelopeBase,), {"__annotations__": annotations, "__module__": __name__})
+    tag: Any = Literal[event_type]
+    return create_model(
+        name, __base__=EnvelopeBase, __module__=__name__, type=(tag, ...), payload=(payload, ...)
+    )
 
 
 ENVELOPES: dict[str, type[EnvelopeBase]] = {t: _envelope_model(t, p) for t, p in PAYLOADS.items()}
 
-Event = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+Event: Any = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # noqa: UP007
 EVENT_ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Event)
 
 

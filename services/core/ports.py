@@ -99,7 +99,7 @@ class EventLog(ABC):
 
     @abstractmethod
     def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:
-        """Join ``group`` on ``topic``; ``on_assign`` decides where each assigned partition starts."""
+        """Join ``group`` on ``topic``; ``on_assign`` says where assigned partitions start."""
 
     @abstractmethod
     def close(self) -> None:

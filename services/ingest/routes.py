@@ -135,5 +135,8 @@ def _batch_problem(data: Any, max_batch: int) -> dict[str, str] | None:
     if not isinstance(events, list):
         return {"path": "events", "problem": "required: a list of events"}
     if not 1 <= len(events) <= max_batch:
-        return {"path": "events", "problem": f"must hold 1 to {max_batch} events (got {len(events)})"}
+        return {
+            "path": "events",
+            "problem": f"must hold 1 to {max_batch} events (got {len(events)})",
+        }
     return None

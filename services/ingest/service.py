@@ -86,7 +86,9 @@ class IngestService:
                 index, "rejected", str(event.event_id) if event.event_id else None,
                 errors=[{"path": "occurred_at", "problem": problem, "kind": "too_far_ahead"}],
             )  # fmt: skip
-        return event.model_copy(update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now})
+        return event.model_copy(
+            update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
+        )
 
     def submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
         """Validate, deduplicate and append; one result per item, in order."""
@@ -124,7 +126,9 @@ class IngestService:
         except LogUnavailable:
             self._receipts.release(mine)
             raise
-        self._receipts.confirm({eid: pos for (eid, _, _), pos in zip(to_append, positions, strict=True)})
+        self._receipts.confirm(
+            {eid: pos for (eid, _, _), pos in zip(to_append, positions, strict=True)}
+        )
         for (event_id, index, _), position in zip(to_append, positions, strict=True):
             results[index] = ItemResult(index, "accepted", event_id, position)
 

@@ -39,7 +39,7 @@ def get_timeline(
     department: Annotated[
         list[str] | None, Query(description="Filter: departments (repeat or comma-separate).")
     ] = None,
-    type: Annotated[  # noqa: A002 - the public parameter name
+    type: Annotated[
         list[str] | None, Query(description="Filter: event types (repeat or comma-separate).")
     ] = None,
     since: Annotated[
@@ -50,9 +50,12 @@ def get_timeline(
     ] = None,
     q: Annotated[
         str | None,
-        Query(min_length=1, max_length=200,
-              description="Case-insensitive substring of the summary or payload text."),
-    ] = None,  # fmt: skip
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Case-insensitive substring of the summary or payload text.",
+        ),
+    ] = None,
     order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first.")] = "desc",
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,

@@ -129,8 +129,8 @@ class EmbeddedLog(EventLog):
                      _encode_headers(record.headers), now_ms)
                 )  # fmt: skip
             conn.executemany(
-                'INSERT INTO records (topic, partition, "offset", key, value, headers, timestamp_ms)'
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                'INSERT INTO records (topic, partition, "offset", key, value, headers,'
+                " timestamp_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         with self._wakeup:

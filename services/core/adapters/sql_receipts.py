@@ -52,9 +52,7 @@ class SqlReceiptStore(ReceiptStore):
             .values(partition=bindparam("p"), offset=bindparam("o"))
         )
         with self._db.transaction() as conn:
-            conn.execute(
-                stmt, [{"eid": k, "p": p, "o": o} for k, (p, o) in positions.items()]
-            )
+            conn.execute(stmt, [{"eid": k, "p": p, "o": o} for k, (p, o) in positions.items()])
 
     def release(self, event_ids: Sequence[str]) -> None:
         if not event_ids:

@@ -138,7 +138,9 @@ def account_known(conn: Connection, account_id: str, tables: TimelineTables = TA
     )
 
 
-def read_page(conn: Connection, query: TimelineQuery, tables: TimelineTables = TABLES) -> TimelinePage:
+def read_page(
+    conn: Connection, query: TimelineQuery, tables: TimelineTables = TABLES
+) -> TimelinePage:
     """A keyset-paginated page of an account's timeline.
 
     Stable under concurrent inserts: a page starts strictly after the previous page's last sort
@@ -180,7 +182,9 @@ def read_page(conn: Connection, query: TimelineQuery, tables: TimelineTables = T
     return TimelinePage(items, next_cursor)
 
 
-def read_event(conn: Connection, event_id: str, tables: TimelineTables = TABLES) -> dict[str, Any] | None:
+def read_event(
+    conn: Connection, event_id: str, tables: TimelineTables = TABLES
+) -> dict[str, Any] | None:
     """The stored event, or None when no such event has been projected."""
     body = conn.execute(
         select(tables.events.c.body).where(tables.events.c.event_id == event_id)

@@ -1,0 +1,44 @@
+# OneVoice — every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck format demo migrate clean help
+
+help:
+	@echo "make run       start OneVoice on http://127.0.0.1:8000 (embedded log + SQLite in ./data)"
+	@echo "make demo      load a multi-department story through the API of a running service"
+	@echo "make test      run the whole test suite"
+	@echo "make lint      ruff (lint + format check) and mypy --strict"
+	@echo "make migrate   apply database migrations"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m services run
+
+migrate: $(STAMP)
+	$(PY) -m services migrate
+
+demo: $(STAMP)
+	$(PY) -m services demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services tests migrations
+	$(VENV)/bin/ruff format --check services tests migrations
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format services tests migrations
+	$(VENV)/bin/ruff check --fix services tests migrations
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""``make demo``: a realistic multi-department story, posted through the public batch API.
+
+Event times are relative to today (UTC) and event ids derive from today's date, so running the
+demo twice on one day answers "duplicate" instead of doubling the timelines.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+_NAMESPACE = uuid.UUID("0b6f0c52-3d4e-4a9e-9f7e-6f6e65766f69")
+
+# (key, days ago, type, account, actor, summary, payload, extra envelope fields)
+_PARK = {"id": "emp-park", "name": "박영희", "department": "sales", "title": "Account Executive"}
+_LEE = {"id": "emp-lee", "name": "이수진", "department": "marketing", "title": "Campaign Manager"}
+_KIM = {"id": "emp-kim", "name": "김지원", "department": "support", "title": "Support Lead"}
+_CHOI = {"id": "emp-choi", "name": "최민호", "department": "leadership", "title": "CEO"}
+_JANG = {"id": "emp-jang", "name": "장하늘", "department": "success", "title": "CSM"}
+_SMITH = {"id": "emp-smith", "name": "Dana Smith", "department": "sales", "title": "AE"}
+_CTO = {"id": "hb-cto", "name": "오세훈", "email": "sh.oh@hanbit.example", "title": "CTO"}
+_BUYER = {"id": "hb-buy", "name": "윤서연", "email": "sy.yoon@hanbit.example", "title": "구매팀장"}
+
+STORY: list[tuple[str, float, str, str, dict[str, str], str, dict[str, Any], dict[str, Any]]] = [
+    ("reg-hanbit", 400, "account.registered", "hanbit-electronics", _PARK, "신규 고객 등록",
+     {"name": "한빛전자", "segment": "enterprise", "tier": "gold",
+      "parent_account_id": "hanbit-group",
+      "owners": {"sales": "emp-park", "support": "emp-kim", "success": "emp-jang"}}, {}),
+    ("reg-group", 400, "account.registered", "hanbit-group", _PARK, "그룹 본사 등록",
+     {"name": "한빛그룹", "segment": "enterprise", "tier": "platinum"}, {}),
+    ("meet-1", 21, "sales.meeting_held", "hanbit-electronics", _PARK, "CTO와 갱신 논의",
+     {"subject": "2027 갱신 미팅", "notes": "예산은 1분기에 확정", "next_steps": "견적서 송부"},
+     {"contacts": [_CTO]}),
+    ("proposal", 14, "sales.proposal_sent", "hanbit-electronics", _PARK, "갱신 견적 10% 할인",
+     {"proposal_id": "P-2027-001", "product": "OneVoice Cloud", "amount": 120_000_000,
+      "currency": "KRW", "discount_pct": 10}, {"contacts": [_BUYER]}),
+    ("campaign", 10, "marketing.campaign_sent", "hanbit-electronics", _LEE,
+     "연말 프로모션 메일: 25% 할인",
+     {"campaign_id": "C-YE-2026", "name": "연말 프로모션", "channel": "email",
+      "offer": {"product": "OneVoice Cloud", "discount_pct": 25, "terms": "3년 약정 시"}},
+     {"contacts": [_BUYER]}),
+    ("ticket-1", 45, "support.ticket_opened", "hanbit-electronics", _KIM, "결제 오류 불만",
+     {"ticket_id": "T-3101", "subject": "청구서 금액 오류", "category": "billing",
+      "severity": "high", "complaint": True}, {}),
+    ("ticket-1-done", 43, "support.ticket_resolved", "hanbit-electronics", _KIM, "환불 처리",
+     {"ticket_id": "T-3101", "resolution": "환불 처리 완료"}, {}),
+    ("ticket-2", 6, "support.ticket_opened", "hanbit-electronics", _KIM,
+     "또 청구서 오류 — 재발 불만",
+     {"ticket_id": "T-3388", "subject": "청구서 금액 오류 재발", "category": "billing",
+      "severity": "urgent", "complaint": True}, {}),
+    ("dinner", 4, "leadership.meeting_held", "hanbit-electronics", _CHOI,
+     "CEO 만찬: 가격 인상 우려를 들음",
+     {"subject": "한빛전자 CEO 만찬", "heard": ["내년 해외 확장 계획"],
+      "concerns": ["가격 인상 우려", "청구 오류 반복"], "complaints": ["장애 대응 지연"],
+      "learnings": ["경쟁사와 접촉 중"]}, {"contacts": [_CTO]}),
+    ("commit", 4, "commitment.made", "hanbit-electronics", _CHOI, "청구 오류 재발 방지책 약속",
+     {"commitment_id": "CM-77", "text": "청구 오류 재발 방지책을 2주 안에 공유",
+      "due_at": None}, {}),
+    ("review", 2, "success.review_held", "hanbit-electronics", _JANG, "QBR: 사용률 저조",
+     {"subject": "분기 비즈니스 리뷰", "notes": "활성 사용자 40%",
+      "risks": ["챔피언 이직 예정"]}, {"related_account_ids": ["hanbit-group"]}),
+    ("reg-north", 300, "account.registered", "northwind", _SMITH, "New logo",
+     {"name": "Northwind Traders", "segment": "mid-market", "tier": "silver",
+      "owners": {"sales": "emp-smith"}}, {}),
+    ("north-call", 95, "sales.call_logged", "northwind", _SMITH, "Intro call, asked for pricing",
+     {"subject": "Intro", "notes": "Interested in SSO", "duration_s": 1260}, {}),
+    ("north-csat", 92, "support.csat_recorded", "northwind", _KIM, "CSAT 3/5",
+     {"score": 3, "comment": "Setup docs were unclear"}, {}),
+    ("reg-daehan", 3, "account.registered", "daehan-logistics", _SMITH, "대한물류 신규 등록",
+     {"name": "대한물류", "segment": "smb", "owners": {"sales": "emp-smith"}}, {}),
+]  # fmt: skip
+
+
+def build_events(now: datetime) -> list[dict[str, Any]]:
+    """The story's events, timed relative to ``now``."""
+    anchor = now.date().isoformat()
+    events = []
+    for key, days_ago, etype, account, actor, summary, payload, extra in STORY:
+        occurred = now - timedelta(days=days_ago)
+        body = dict(payload)
+        if etype == "commitment.made":
+            body["due_at"] = (occurred + timedelta(days=14)).isoformat()
+        events.append({
+            "event_id": str(uuid.uuid5(_NAMESPACE, f"{anchor}:{key}")),
+            "type": etype, "account_id": account, "occurred_at": occurred.isoformat(),
+            "source": "onevoice-demo", "actor": actor, "summary": summary, "payload": body,
+            **extra,
+        })  # fmt: skip
+    return events
+
+
+def load_demo(base_url: str) -> int:
+    """Post the story; print what happened and where to look. Returns a process exit code."""
+    now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    try:
+        answer = httpx.post(f"{base_url}/v1/events/batch", json={"events": build_events(now)})
+    except httpx.HTTPError as exc:
+        print(f"could not reach OneVoice at {base_url} ({exc}); start it with `make run` first")
+        return 1
+    if answer.status_code != 200:
+        print(f"OneVoice answered {answer.status_code}: {answer.text}")
+        return 1
+    result = answer.json()
+    print(
+        f"demo loaded: {result['accepted']} accepted, {result['duplicates']} duplicates,"
+        f" {result['rejected']} rejected, {result['conflicts']} conflicts"
+    )
+    for item in result["items"]:
+        if item["status"] in ("rejected", "conflict"):
+            print("  problem:", item)
+    print(f"try: curl -s '{base_url}/v1/accounts/hanbit-electronics/timeline?limit=5'")
+    print(f"     curl -s '{base_url}/v1/accounts/hanbit-electronics/timeline?q=청구'")
+    return 0 if result["rejected"] == result["conflicts"] == 0 else 1

@@ -1,0 +1,84 @@
+"""Shared fixtures: settings on a temp dir, a running single-process app, waiting helpers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from services.bootstrap import Services, build, build_app
+from services.core.settings import Settings
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a test: embedded log + SQLite under ``data_dir``, few partitions."""
+    values: dict[str, Any] = {"data_dir": data_dir, "partitions": 4, "env": "test",
+                              "projector_idle_s": 0.05}  # fmt: skip
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    built = build(settings)
+    yield built
+    built.close()
+
+
+class LiveServer:
+    """A real uvicorn server in a thread on a free loopback port (lifespan included)."""
+
+    def __init__(self, services: Services) -> None:
+        config = uvicorn.Config(
+            build_app(services), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            assert self.thread.is_alive(), "uvicorn exited during startup"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+        (sock,) = [s for server in self.server.servers for s in server.sockets]
+        host, port = sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[httpx.Client]:
+    """The whole single-process app (ingest, queries, projector thread) over real HTTP."""
+    with LiveServer(services) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        yield http
+
+
+def wait_projected(services: Services, *answers: dict[str, Any], timeout_s: float = 10) -> None:
+    """Block until the projector applied every position in the given ingest answers.
+
+    Accepts single-event answers and batch answers; fails the test on timeout.
+    """
+    positions: dict[int, int] = {}
+    for answer in answers:
+        for item in answer.get("items", [answer]):
+            pos = item.get("position")
+            if pos is not None:
+                p, o = pos["partition"], pos["offset"]
+                positions[p] = max(positions.get(p, -1), o)
+    assert services.runner.wait_for(positions, timeout_s), f"not projected: {positions}"

@@ -1,0 +1,234 @@
+"""The event contract: every catalog type, the envelope rules and the JSON schemas."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from services.core.events import (
+    DEPARTMENTS,
+    EVENT_TYPES,
+    PAYLOADS,
+    dump_event,
+    event_json_schemas,
+    event_payload,
+    event_type,
+    field_errors,
+    parse_event,
+)
+from tests.samples import INVALID_PAYLOADS, SAMPLE_PAYLOADS, make_event
+
+
+def errors_of(body: Any) -> list[dict[str, str]]:
+    """The field errors of a body that must be rejected."""
+    with pytest.raises(ValidationError) as info:
+        parse_event(body)
+    return field_errors(info.value)
+
+
+def paths_of(body: Any) -> list[str]:
+    return [e["path"] for e in errors_of(body)]
+
+
+# --- the catalog ----------------------------------------------------------------------------
+
+
+def test_samples_cover_every_type() -> None:
+    assert set(SAMPLE_PAYLOADS) == set(EVENT_TYPES)
+    assert set(INVALID_PAYLOADS) == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_sample_of_every_type_validates(kind: str) -> None:
+    body = make_event(kind)
+    event = parse_event(body)
+    assert event_type(event) == kind
+    assert str(event.event_id) == body["event_id"]
+    assert event.account_id == "acme-kr"
+    dumped = dump_event(event)
+    assert dumped["type"] == kind
+    assert dumped["payload"].keys() == SAMPLE_PAYLOADS[kind].keys()
+    assert isinstance(event_payload(event), PAYLOADS[kind])
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_invalid_payload_of_every_type_is_rejected_at_its_path(kind: str) -> None:
+    payload, expected = INVALID_PAYLOADS[kind]
+    paths = paths_of(make_event(kind, payload=payload))
+    assert expected in paths
+    # Only the payload is broken, so no envelope field may be blamed.
+    assert all(p.startswith("payload.") for p in paths), paths
+
+
+# --- envelope -------------------------------------------------------------------------------
+
+
+def test_naive_occurred_at_is_rejected() -> None:
+    assert paths_of(make_event(occurred_at="2026-11-20T10:00:00")) == ["occurred_at"]
+
+
+def test_occurred_at_is_normalised_to_utc() -> None:
+    event = parse_event(make_event(occurred_at="2026-11-20T10:00:00.123456+09:00"))
+    assert event.occurred_at == datetime(2026, 11, 20, 1, 0, 0, 123456, tzinfo=UTC)
+    assert event.occurred_at.utcoffset() is not None
+    assert event.occurred_at.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert dump_event(event)["occurred_at"] == "2026-11-20T01:00:00.123456Z"
+
+
+@pytest.mark.parametrize("field", ["foo", "recorded_by", "Type"])
+def test_unknown_envelope_field_is_forbidden(field: str) -> None:
+    errors = errors_of(make_event(**{field: "x"}))
+    assert [(e["path"], e["kind"]) for e in errors] == [(field, "extra_forbidden")]
+
+
+def test_unknown_field_in_actor_is_forbidden() -> None:
+    body = make_event()
+    body["actor"]["nickname"] = "x"
+    errors = errors_of(body)
+    assert [(e["path"], e["kind"]) for e in errors] == [("actor.nickname", "extra_forbidden")]
+
+
+def test_unknown_type_names_every_allowed_type() -> None:
+    errors = errors_of(make_event(type="sales.lunch_eaten"))
+    assert [e["path"] for e in errors] == ["type"]
+    for kind in EVENT_TYPES:
+        assert kind in errors[0]["problem"]
+
+
+def test_missing_type_is_reported_at_type() -> None:
+    body = make_event()
+    del body["type"]
+    errors = errors_of(body)
+    assert [e["path"] for e in errors] == ["type"]
+    for kind in EVENT_TYPES:
+        assert kind in errors[0]["problem"]
+
+
+@pytest.mark.parametrize("account_id", ["", "a" * 129])
+def test_account_id_length_is_bounded(account_id: str) -> None:
+    assert paths_of(make_event(account_id=account_id)) == ["account_id"]
+
+
+def test_account_id_of_128_chars_is_accepted() -> None:
+    assert parse_event(make_event(account_id="a" * 128)).account_id == "a" * 128
+
+
+def test_summary_of_1000_korean_characters_is_accepted() -> None:
+    summary = "가" * 1000
+    assert len(summary.encode()) == 3000
+    assert parse_event(make_event(summary=summary)).summary == summary
+
+
+def test_summary_of_1001_korean_characters_is_rejected() -> None:
+    assert paths_of(make_event(summary="가" * 1001)) == ["summary"]
+
+
+@pytest.mark.parametrize(
+    "kind", [t for t in EVENT_TYPES if t.split(".", 1)[0] in DEPARTMENTS]
+)
+def test_department_must_match_a_department_prefixed_type(kind: str) -> None:
+    prefix = kind.split(".", 1)[0]
+    other = next(d for d in DEPARTMENTS if d != prefix)
+    body = make_event(kind)
+    body["actor"]["department"] = other
+    errors = errors_of(body)
+    assert [e["path"] for e in errors] == ["actor.department"]
+    assert prefix in errors[0]["problem"]
+    assert other in errors[0]["problem"]
+
+
+@pytest.mark.parametrize(
+    "kind", ["account.registered", "commitment.made", "commitment.fulfilled", "commitment.cancelled"]
+)
+@pytest.mark.parametrize("department", DEPARTMENTS)
+def test_unprefixed_types_accept_any_department(kind: str, department: str) -> None:
+    body = make_event(kind)
+    body["actor"]["department"] = department
+    assert parse_event(body).actor.department.value == department
+
+
+def test_event_id_is_optional() -> None:
+    body = make_event()
+    del body["event_id"]
+    assert parse_event(body).event_id is None
+
+
+@pytest.mark.parametrize("event_id", ["abc", "1234", "", 123])
+def test_event_id_must_be_a_uuid(event_id: Any) -> None:
+    assert paths_of(make_event(event_id=event_id)) == ["event_id"]
+
+
+def test_event_id_is_parsed_as_uuid() -> None:
+    given = uuid.uuid4()
+    assert parse_event(make_event(event_id=str(given).upper())).event_id == given
+
+
+def test_schema_version_defaults_to_1() -> None:
+    event = parse_event(make_event())
+    assert event.schema_version == 1
+    assert dump_event(event)["schema_version"] == 1
+
+
+@pytest.mark.parametrize("version", [0, 2])
+def test_unsupported_schema_version_is_rejected(version: int) -> None:
+    assert paths_of(make_event(schema_version=version)) == ["schema_version"]
+
+
+def test_client_sent_position_is_rejected() -> None:
+    errors = errors_of(make_event(position={"partition": 0, "offset": 1}))
+    assert [(e["path"], e["kind"]) for e in errors] == [("position", "extra_forbidden")]
+
+
+@pytest.mark.parametrize("body", [[make_event()], "event", 7, None])
+def test_a_non_object_body_must_be_a_json_object(body: Any) -> None:
+    errors = errors_of(body)
+    assert len(errors) == 1
+    assert "JSON object" in errors[0]["problem"]
+
+
+def test_related_account_ids_must_not_repeat_account_id() -> None:
+    body = make_event(related_account_ids=["acme-jp", "acme-kr"])
+    assert paths_of(body) == ["related_account_ids"]
+
+
+def test_related_account_ids_other_accounts_are_accepted() -> None:
+    event = parse_event(make_event(related_account_ids=["acme-jp", "acme-us"]))
+    assert event.related_account_ids == ["acme-jp", "acme-us"]
+
+
+def test_korean_text_round_trips_exactly() -> None:
+    body = make_event("leadership.meeting_held", summary="고객 만족도 — 「개선」 필요 😀")
+    dumped = dump_event(parse_event(body))
+    assert dumped["summary"] == "고객 만족도 — 「개선」 필요 😀"
+    assert dumped["actor"]["name"] == "박영희"
+    assert dumped["contacts"][0]["name"] == "이민수"
+    assert dumped["payload"] == SAMPLE_PAYLOADS["leadership.meeting_held"]
+    assert dump_event(parse_event(dumped)) == dumped
+
+
+def test_dump_drops_none_fields() -> None:
+    body = make_event("sales.email_sent", summary=None)
+    assert "summary" not in dump_event(parse_event(body))
+    assert "recorded_at" not in dump_event(parse_event(body))
+
+
+# --- JSON schemas ---------------------------------------------------------------------------
+
+
+def test_one_json_schema_per_type() -> None:
+    schemas = event_json_schemas()
+    assert list(schemas) == list(EVENT_TYPES)
+    for kind, schema in schemas.items():
+        assert schema["properties"]["type"]["const"] == kind
+
+
+@pytest.mark.parametrize("kind", EVENT_TYPES)
+def test_json_schema_forbids_additional_properties(kind: str) -> None:
+    schema = event_json_schemas()[kind]
+    assert schema["type"] == "object"
+    assert schema["additionalProperties"] is False
+    assert "position" not in schema["properties"]
