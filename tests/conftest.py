@@ -18,7 +18,7 @@ from services.core.settings import Settings
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a test: embedded log + SQLite under ``data_dir``, few partitions."""
-    values: dict[str, Any] = {"data_dir": data_dir, "partitions": 4, "env": "test",
+    values: dict[str, Any] = {"data_dir": data_dir, "partitions": 4,
                               "projector_idle_s": 0.05}  # fmt: skip
     values.update(overrides)
     return Settings(**values)

@@ -71,7 +71,9 @@ INVALID_PAYLOADS: dict[str, tuple[dict[str, Any], str]] = {
 
 def department_for(event_type: str) -> str:
     prefix = event_type.split(".", 1)[0]
-    return prefix if prefix in {"sales", "marketing", "support", "success", "leadership"} else "sales"
+    return (
+        prefix if prefix in {"sales", "marketing", "support", "success", "leadership"} else "sales"
+    )
 
 
 def make_event(event_type: str = "sales.meeting_held", **overrides: Any) -> dict[str, Any]:

@@ -14,9 +14,6 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ONEVOICE_", extra="ignore", frozen=True)
 
-    env: Literal["development", "test", "production"] = Field(
-        default="development", description="Deployment environment name."
-    )
     data_dir: Path = Field(
         default=Path("data"), description="Folder for the embedded log and SQLite database."
     )

@@ -30,7 +30,9 @@ class EventLogContract:
     def reopen(self, log: EventLog) -> EventLog:
         raise NotImplementedError
 
-    def read_all(self, log: EventLog, start: dict[int, int] | None = None) -> list[tuple[int, int, str]]:
+    def read_all(
+        self, log: EventLog, start: dict[int, int] | None = None
+    ) -> list[tuple[int, int, str]]:
         assigned: list[int] = []
 
         def on_assign(parts: object) -> dict[int, int]:
@@ -66,7 +68,9 @@ class EventLogContract:
             expected_next[partition] = offset + 1
         assert log.end_offsets(TOPIC) == {p: expected_next.get(p, 0) for p in range(4)}
         more = log.append(TOPIC, [rec("account-1", "later")])
-        assert more == [(partition_for(b"account-1", 4), expected_next[partition_for(b"account-1", 4)])]
+        assert more == [
+            (partition_for(b"account-1", 4), expected_next[partition_for(b"account-1", 4)])
+        ]
 
     def test_consumer_reads_everything_in_order_with_keys_and_headers(self, log: EventLog) -> None:
         log.ensure_topic(TOPIC, 4)

@@ -1,0 +1,82 @@
+"""The real command a newcomer runs: `python -m services run`, Ctrl-C, start again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.samples import make_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ONEVOICE_DATA_DIR": str(data_dir), "ONEVOICE_PORT": str(port)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "services", "run"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], lag_zero: bool = False) -> dict:
+    """Poll /readyz (the server's own report of the projector's checkpoint) until ready."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read().decode()  # type: ignore[union-attr]
+        try:
+            answer = httpx.get(f"{base}/readyz", timeout=2)
+            body = answer.json()
+            if answer.status_code == 200 and (
+                not lag_zero or body["projections"]["AccountTimeline"]["lag"] == 0
+            ):
+                return body  # type: ignore[no-any-return]
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("service did not become ready")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out.decode()
+
+
+def test_run_ctrl_c_and_restart_keep_every_event(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start(tmp_path / "data", port)
+    try:
+        wait_ready(base, proc)
+        body = make_event("leadership.meeting_held", summary="CEO 만찬: 가격 인상 우려를 들음")
+        answer = httpx.post(f"{base}/v1/events", json=body, timeout=10)
+        assert answer.status_code == 202, answer.text
+        wait_ready(base, proc, lag_zero=True)
+    finally:
+        code, output = stop(proc)
+    assert code == 0, output
+    assert "Application shutdown complete" in output
+
+    proc = start(tmp_path / "data", port)
+    try:
+        wait_ready(base, proc, lag_zero=True)
+        page = httpx.get(f"{base}/v1/accounts/acme-kr/timeline", timeout=10).json()
+        assert [i["summary"] for i in page["items"]] == ["CEO 만찬: 가격 인상 우려를 들음"]
+        again = httpx.post(f"{base}/v1/events", json=body, timeout=10)
+        assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    finally:
+        code, output = stop(proc)
+    assert code == 0, output
