@@ -11,7 +11,8 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "name": "한빛전자", "segment": "enterprise", "tier": "gold",
         "parent_account_id": "hanbit-group", "owners": {"sales": "u-park", "support": "u-kim"},
     },
-    "sales.meeting_held": {"subject": "분기 리뷰", "notes": "예산 확정 전", "next_steps": "견적 송부"},
+    "sales.meeting_held": {"subject": "분기 리뷰", "notes": "예산 확정 전",
+                           "next_steps": "견적 송부"},
     "sales.call_logged": {"subject": "follow-up", "notes": "asked about SSO", "duration_s": 420},
     "sales.email_sent": {"subject": "Proposal attached"},
     "sales.proposal_sent": {
@@ -86,7 +87,8 @@ def make_event(event_type: str = "sales.meeting_held", **overrides: Any) -> dict
         "source": "salesforce",
         "actor": {"id": "u-park", "name": "박영희", "department": department_for(event_type),
                   "title": "Account Executive"},
-        "contacts": [{"id": "c-1", "name": "이민수", "email": "minsu@acme.example", "title": "CTO"}],
+        "contacts": [{"id": "c-1", "name": "이민수", "email": "minsu@acme.example",
+                      "title": "CTO"}],
         "summary": "고객과 통화: 갱신 논의",
         "payload": copy.deepcopy(SAMPLE_PAYLOADS[event_type]),
     }  # fmt: skip

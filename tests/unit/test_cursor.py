@@ -115,7 +115,9 @@ def test_to_micros_is_exact(moment: datetime, expected: int) -> None:
 
 def test_to_micros_is_the_same_instant_in_every_zone() -> None:
     utc = datetime(1965, 6, 15, 12, 34, 56, 789_012, tzinfo=UTC)
-    values = {to_micros(utc.astimezone(tz)) for tz in (UTC, KST, NST, timezone(timedelta(hours=14)))}
+    values = {
+        to_micros(utc.astimezone(tz)) for tz in (UTC, KST, NST, timezone(timedelta(hours=14)))
+    }
     assert values == {to_micros(utc)}
     assert to_micros(utc) < 0
 

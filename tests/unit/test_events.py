@@ -127,9 +127,7 @@ def test_summary_of_1001_korean_characters_is_rejected() -> None:
     assert paths_of(make_event(summary="가" * 1001)) == ["summary"]
 
 
-@pytest.mark.parametrize(
-    "kind", [t for t in EVENT_TYPES if t.split(".", 1)[0] in DEPARTMENTS]
-)
+@pytest.mark.parametrize("kind", [t for t in EVENT_TYPES if t.split(".", 1)[0] in DEPARTMENTS])
 def test_department_must_match_a_department_prefixed_type(kind: str) -> None:
     prefix = kind.split(".", 1)[0]
     other = next(d for d in DEPARTMENTS if d != prefix)
@@ -142,7 +140,8 @@ def test_department_must_match_a_department_prefixed_type(kind: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["account.registered", "commitment.made", "commitment.fulfilled", "commitment.cancelled"]
+    "kind",
+    ["account.registered", "commitment.made", "commitment.fulfilled", "commitment.cancelled"],
 )
 @pytest.mark.parametrize("department", DEPARTMENTS)
 def test_unprefixed_types_accept_any_department(kind: str, department: str) -> None:
@@ -219,16 +218,20 @@ def test_dump_drops_none_fields() -> None:
 # --- JSON schemas ---------------------------------------------------------------------------
 
 
-def test_one_json_schema_per_type() -> None:
-    schemas = event_json_schemas()
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, Any]:
+    return event_json_schemas()
+
+
+def test_one_json_schema_per_type(schemas: dict[str, Any]) -> None:
     assert list(schemas) == list(EVENT_TYPES)
     for kind, schema in schemas.items():
         assert schema["properties"]["type"]["const"] == kind
 
 
 @pytest.mark.parametrize("kind", EVENT_TYPES)
-def test_json_schema_forbids_additional_properties(kind: str) -> None:
-    schema = event_json_schemas()[kind]
+def test_json_schema_forbids_additional_properties(schemas: dict[str, Any], kind: str) -> None:
+    schema = schemas[kind]
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert "position" not in schema["properties"]
