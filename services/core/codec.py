@@ -64,6 +64,8 @@ def decode(record: LogRecord) -> StoredEvent:
         data = json.loads(record.value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"value is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("value is JSON nested too deeply") from exc
     try:
         event = parse_event(data)
     except ValidationError as exc:

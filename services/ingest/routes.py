@@ -43,6 +43,8 @@ async def _json_body(request: Request) -> Any | JSONResponse:
     except json.JSONDecodeError as exc:
         message = f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         return JSONResponse(error_body("malformed_json", message), 400)
+    except RecursionError:
+        return JSONResponse(error_body("malformed_json", "body is JSON nested too deeply"), 400)
 
 
 def _unavailable(exc: LogUnavailable) -> JSONResponse:

@@ -96,6 +96,8 @@ def encode_cursor(key: SortKey) -> str:
 
 def decode_cursor(cursor: str) -> SortKey:
     try:
+        if len(cursor) > 200:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         a, b, c = json.loads(raw)
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b, c)):

@@ -1,0 +1,408 @@
+"""IngestService against in-memory ports, and the record codec it appends with."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from services.core import codec
+from services.core.events import dump_event, parse_event
+from services.core.ports import LogRecord, LogUnavailable, Receipt
+from services.ingest.service import IngestService, digest_of
+from tests.fakes import InMemoryLog, InMemoryReceipts
+from tests.samples import make_event
+
+TOPIC = "onevoice.events.test"
+NOW = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+KST = timezone(timedelta(hours=9))
+
+
+@dataclass
+class Ingest:
+    log: InMemoryLog
+    receipts: InMemoryReceipts
+    service: IngestService
+
+    def records(self) -> list[LogRecord]:
+        return self.log.all_records(TOPIC)
+
+    def submit(self, *items: Any) -> list[dict[str, Any]]:
+        return [r.as_json() for r in self.service.submit(list(items))]
+
+
+@pytest.fixture
+def ingest() -> Ingest:
+    log = InMemoryLog()
+    assert log.ensure_topic(TOPIC, 4) == 4
+    receipts = InMemoryReceipts()
+    return Ingest(log, receipts, IngestService(log, receipts, TOPIC, clock=lambda: NOW))
+
+
+def reordered(body: dict[str, Any]) -> dict[str, Any]:
+    """The same body with every object's keys in reverse order."""
+    if isinstance(body, dict):
+        return {k: reordered(body[k]) for k in reversed(list(body))}
+    if isinstance(body, list):
+        return [reordered(x) for x in body]
+    return body
+
+
+def position_of(record: LogRecord) -> dict[str, int]:
+    return {"partition": record.partition, "offset": record.offset}
+
+
+# --- accepted -------------------------------------------------------------------------------
+
+
+def test_accepted_item_gets_a_position_and_one_record(ingest: Ingest) -> None:
+    body = make_event()
+    [result] = ingest.submit(body)
+    [record] = ingest.records()
+    assert result == {
+        "index": 0,
+        "status": "accepted",
+        "event_id": body["event_id"],
+        "position": position_of(record),
+    }
+    stored = codec.decode(record)
+    assert stored.event_id == body["event_id"]
+    assert stored.event.summary == body["summary"]
+    assert ingest.receipts.rows[body["event_id"]].position == (record.partition, record.offset)
+
+
+def test_accepted_events_of_one_account_share_a_partition(ingest: Ingest) -> None:
+    results = ingest.submit(*[make_event() for _ in range(3)])
+    assert [r["status"] for r in results] == ["accepted"] * 3
+    assert {r["position"]["partition"] for r in results} == {results[0]["position"]["partition"]}
+    assert [r["position"]["offset"] for r in results] == [0, 1, 2]
+
+
+def test_missing_event_id_gets_a_server_uuid(ingest: Ingest) -> None:
+    first, second = make_event(), make_event()
+    del first["event_id"], second["event_id"]
+    results = ingest.submit(first, second)
+    assert [r["status"] for r in results] == ["accepted", "accepted"]
+    ids = [r["event_id"] for r in results]
+    assert [str(uuid.UUID(i)) for i in ids] == ids
+    assert ids[0] != ids[1]
+    assert [codec.decode(r).event_id for r in ingest.records()] == ids
+    assert [dict(r.headers)["event_id"].decode() for r in ingest.records()] == ids
+
+
+def test_recorded_at_is_set_from_the_clock(ingest: Ingest) -> None:
+    ingest.submit(make_event())
+    [record] = ingest.records()
+    assert codec.decode(record).recorded_at == NOW
+    assert json.loads(record.value)["recorded_at"] == "2026-11-20T00:00:00Z"
+
+
+def test_client_sent_recorded_at_is_replaced_by_the_clock(ingest: Ingest) -> None:
+    ingest.submit(make_event(recorded_at="2001-01-01T00:00:00Z"))
+    [record] = ingest.records()
+    assert codec.decode(record).recorded_at == NOW
+
+
+# --- duplicates and conflicts across requests ----------------------------------------------
+
+
+def test_same_id_and_same_body_is_a_duplicate(ingest: Ingest) -> None:
+    body = make_event()
+    [first] = ingest.submit(body)
+    [again] = ingest.submit(reordered(body))
+    assert again == {**first, "status": "duplicate"}
+    assert len(ingest.records()) == 1
+
+
+@pytest.mark.parametrize(
+    "occurred_at", ["2026-11-20T01:00:00Z", "2026-11-19T20:00:00-05:00", "2026-11-20T01:00:00.000Z"]
+)
+def test_same_instant_in_another_timezone_is_a_duplicate(ingest: Ingest, occurred_at: str) -> None:
+    body = make_event(occurred_at="2026-11-20T10:00:00+09:00")
+    [first] = ingest.submit(body)
+    [again] = ingest.submit({**body, "occurred_at": occurred_at})
+    assert again["status"] == "duplicate"
+    assert again["position"] == first["position"]
+    assert len(ingest.records()) == 1
+
+
+def test_a_different_client_recorded_at_is_still_a_duplicate(ingest: Ingest) -> None:
+    body = make_event()
+    [first] = ingest.submit(body)
+    [again] = ingest.submit({**body, "recorded_at": "2001-01-01T00:00:00Z"})
+    assert (again["status"], again["position"]) == ("duplicate", first["position"])
+
+
+def test_same_id_and_different_body_is_a_conflict(ingest: Ingest) -> None:
+    body = make_event()
+    ingest.submit(body)
+    digest = ingest.receipts.rows[body["event_id"]].digest
+    [again] = ingest.submit({**body, "summary": "다른 내용"})
+    assert again["status"] == "conflict"
+    assert again["event_id"] == body["event_id"]
+    assert "position" not in again
+    assert [e["path"] for e in again["errors"]] == ["event_id"]
+    assert len(ingest.records()) == 1
+    assert codec.decode(ingest.records()[0]).event.summary == body["summary"]
+    assert ingest.receipts.rows[body["event_id"]].digest == digest
+
+
+def test_same_id_with_another_type_is_a_conflict(ingest: Ingest) -> None:
+    body = make_event("sales.meeting_held")
+    ingest.submit(body)
+    [again] = ingest.submit(make_event("sales.email_sent", event_id=body["event_id"]))
+    assert again["status"] == "conflict"
+    assert len(ingest.records()) == 1
+
+
+# --- duplicates and conflicts within one batch ----------------------------------------------
+
+
+def test_repeat_in_batch_with_same_body_is_a_duplicate(ingest: Ingest) -> None:
+    body = make_event()
+    first, second = ingest.submit(body, reordered(body))
+    assert first["status"] == "accepted"
+    assert second == {**first, "index": 1, "status": "duplicate"}
+    assert len(ingest.records()) == 1
+
+
+def test_repeat_in_batch_with_different_body_is_a_conflict(ingest: Ingest) -> None:
+    body = make_event()
+    first, second, third = ingest.submit(body, {**body, "summary": "다름"}, body)
+    assert first["status"] == "accepted"
+    assert (second["index"], second["status"]) == (1, "conflict")
+    assert [e["path"] for e in second["errors"]] == ["event_id"]
+    assert (third["index"], third["status"], third["position"]) == (
+        2,
+        "duplicate",
+        first["position"],
+    )
+    assert len(ingest.records()) == 1
+    assert codec.decode(ingest.records()[0]).event.summary == body["summary"]
+
+
+def test_repeat_in_batch_of_an_earlier_duplicate_is_a_duplicate(ingest: Ingest) -> None:
+    body = make_event()
+    [first] = ingest.submit(body)
+    results = ingest.submit(body, body)
+    assert [(r["status"], r["position"]) for r in results] == [
+        ("duplicate", first["position"]),
+        ("duplicate", first["position"]),
+    ]
+    assert len(ingest.records()) == 1
+
+
+# --- rejected -------------------------------------------------------------------------------
+
+
+def test_invalid_items_are_rejected_and_valid_ones_accepted_in_order(ingest: Ingest) -> None:
+    good_1, good_2 = make_event(), make_event("support.csat_recorded")
+    bad_payload = make_event("support.csat_recorded", payload={"score": 9})
+    results = ingest.submit(good_1, bad_payload, ["not", "an", "object"], good_2)
+    assert [(r["index"], r["status"]) for r in results] == [
+        (0, "accepted"),
+        (1, "rejected"),
+        (2, "rejected"),
+        (3, "accepted"),
+    ]
+    assert [e["path"] for e in results[1]["errors"]] == ["payload.score"]
+    assert "JSON object" in results[2]["errors"][0]["problem"]
+    assert [r["event_id"] for r in (results[0], results[3])] == [
+        good_1["event_id"],
+        good_2["event_id"],
+    ]
+    assert sorted(codec.decode(r).event_id for r in ingest.records()) == sorted(
+        [good_1["event_id"], good_2["event_id"]]
+    )
+    assert bad_payload["event_id"] not in ingest.receipts.rows
+
+
+def test_occurred_at_more_than_24h_ahead_is_rejected(ingest: Ingest) -> None:
+    ahead = NOW + timedelta(hours=24, microseconds=1)
+    body = make_event(occurred_at=ahead.astimezone(KST).isoformat())
+    [result] = ingest.submit(body)
+    assert result["status"] == "rejected"
+    assert result["event_id"] == body["event_id"]
+    assert [(e["path"], e["kind"]) for e in result["errors"]] == [("occurred_at", "too_far_ahead")]
+    assert "24 h" in result["errors"][0]["problem"]
+    assert ingest.records() == []
+    assert ingest.receipts.rows == {}
+
+
+@pytest.mark.parametrize("zone", [UTC, KST, timezone(timedelta(hours=-8))])
+def test_occurred_at_exactly_24h_ahead_is_accepted(ingest: Ingest, zone: timezone) -> None:
+    body = make_event(occurred_at=(NOW + timedelta(hours=24)).astimezone(zone).isoformat())
+    [result] = ingest.submit(body)
+    assert result["status"] == "accepted"
+    assert codec.decode(ingest.records()[0]).event.occurred_at == NOW + timedelta(hours=24)
+
+
+def test_occurred_at_far_in_the_past_is_accepted(ingest: Ingest) -> None:
+    [result] = ingest.submit(make_event(occurred_at="1999-01-01T00:00:00+09:00"))
+    assert result["status"] == "accepted"
+
+
+def test_empty_batch_gives_no_results(ingest: Ingest) -> None:
+    assert ingest.submit() == []
+    assert ingest.records() == []
+
+
+# --- log failures and unconfirmed claims ----------------------------------------------------
+
+
+def test_log_unavailable_propagates_and_releases_the_claim(ingest: Ingest) -> None:
+    body = make_event()
+    ingest.log.fail_appends = True
+    with pytest.raises(LogUnavailable):
+        ingest.submit(body)
+    assert ingest.receipts.rows == {}
+    assert ingest.records() == []
+
+    ingest.log.fail_appends = False
+    [result] = ingest.submit(body)
+    assert result["status"] == "accepted"
+    assert len(ingest.records()) == 1
+    assert ingest.receipts.rows[body["event_id"]].position is not None
+
+
+def test_log_unavailable_then_retry_with_a_changed_body_is_accepted(ingest: Ingest) -> None:
+    body = make_event()
+    ingest.log.fail_appends = True
+    with pytest.raises(LogUnavailable):
+        ingest.submit(body)
+    ingest.log.fail_appends = False
+    [result] = ingest.submit({**body, "summary": "수정됨"})
+    assert result["status"] == "accepted"
+    assert codec.decode(ingest.records()[0]).event.summary == "수정됨"
+
+
+def test_unconfirmed_receipt_is_appended_on_retry(ingest: Ingest) -> None:
+    body = make_event()
+    event_id = body["event_id"]
+    ingest.receipts.rows[event_id] = Receipt(event_id, digest_of(parse_event(body)), None)
+    [result] = ingest.submit(body)
+    [record] = ingest.records()
+    assert result["status"] == "accepted"
+    assert result["position"] == position_of(record)
+    assert ingest.receipts.rows[event_id].position == (record.partition, record.offset)
+
+
+def test_unconfirmed_receipt_with_another_body_is_a_conflict(ingest: Ingest) -> None:
+    body = make_event()
+    event_id = body["event_id"]
+    other = digest_of(parse_event({**body, "summary": "다른 요청"}))
+    ingest.receipts.rows[event_id] = Receipt(event_id, other, None)
+    [result] = ingest.submit(body)
+    assert result["status"] == "conflict"
+    assert ingest.records() == []
+
+
+def test_unconfirmed_receipt_survives_a_failed_retry(ingest: Ingest) -> None:
+    body = make_event()
+    event_id = body["event_id"]
+    receipt = Receipt(event_id, digest_of(parse_event(body)), None)
+    ingest.receipts.rows[event_id] = receipt
+    ingest.log.fail_appends = True
+    with pytest.raises(LogUnavailable):
+        ingest.submit(body)
+    assert ingest.receipts.rows == {event_id: receipt}
+
+
+def test_confirmed_receipt_answers_a_duplicate_with_its_position(ingest: Ingest) -> None:
+    body = make_event()
+    event_id = body["event_id"]
+    ingest.receipts.rows[event_id] = Receipt(event_id, digest_of(parse_event(body)), (2, 41))
+    [result] = ingest.submit(body)
+    assert result == {
+        "index": 0,
+        "status": "duplicate",
+        "event_id": event_id,
+        "position": {"partition": 2, "offset": 41},
+    }
+    assert ingest.records() == []
+
+
+# --- codec ----------------------------------------------------------------------------------
+
+
+def ready_event(**overrides: Any) -> Any:
+    return parse_event(make_event(recorded_at="2026-11-20T00:00:01Z", **overrides))
+
+
+def as_log_record(value: bytes, timestamp_ms: int = 0) -> LogRecord:
+    return LogRecord(TOPIC, 3, 99, b"acme-kr", value, timestamp_ms)
+
+
+def test_encode_sets_key_value_and_headers() -> None:
+    event = ready_event(account_id="한빛전자")
+    record = codec.encode(event)
+    assert record.key == "한빛전자".encode()
+    assert record.headers == (
+        ("event_id", str(event.event_id).encode()),
+        ("type", b"sales.meeting_held"),
+        ("schema_version", b"1"),
+    )
+    assert json.loads(record.value) == dump_event(event)
+    assert "한빛전자".encode() in record.value  # UTF-8, not \\u escapes
+
+
+def test_encode_requires_an_event_id() -> None:
+    body = make_event()
+    del body["event_id"]
+    with pytest.raises(ValueError, match="event_id"):
+        codec.encode(parse_event(body))
+
+
+def test_decode_round_trips_an_encoded_event() -> None:
+    event = ready_event()
+    stored = codec.decode(as_log_record(codec.encode(event).value, timestamp_ms=1))
+    assert stored.event == event
+    assert (stored.event_id, stored.partition, stored.offset) == (str(event.event_id), 3, 99)
+    assert stored.recorded_at == datetime(2026, 11, 20, 0, 0, 1, tzinfo=UTC)
+    assert stored.type == "sales.meeting_held"
+    body = stored.body()
+    assert body["position"] == {"partition": 3, "offset": 99}
+    assert body["recorded_at"] == "2026-11-20T00:00:01Z"
+
+
+def test_decode_of_a_foreign_record_uses_the_record_timestamp() -> None:
+    value = json.dumps(make_event()).encode()
+    stored = codec.decode(as_log_record(value, timestamp_ms=1_795_136_400_123))
+    assert stored.recorded_at == datetime(2026, 11, 20, 1, 0, 0, 123_000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", [b"", b"not json", b"{", b"\xc3\x28", b"\xff\xfe\xfd"])
+def test_decode_of_non_json_raises_value_error(value: bytes) -> None:
+    with pytest.raises(ValueError, match="not JSON"):
+        codec.decode(as_log_record(value))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [make_event()],
+        "event",
+        {"type": "sales.meeting_held"},
+        make_event(type="sales.lunch_eaten"),
+        make_event(position={"partition": 0, "offset": 0}),
+    ],
+)
+def test_decode_of_an_invalid_event_raises_value_error(data: Any) -> None:
+    with pytest.raises(ValueError, match="not a valid event"):
+        codec.decode(as_log_record(json.dumps(data).encode()))
+
+
+def test_decode_of_an_event_without_event_id_raises_value_error() -> None:
+    body = make_event()
+    del body["event_id"]
+    with pytest.raises(ValueError, match="event_id is missing"):
+        codec.decode(as_log_record(json.dumps(body).encode()))
+
+
+def test_decode_of_deeply_nested_json_raises_value_error() -> None:
+    with pytest.raises(ValueError):
+        codec.decode(as_log_record(b"[" * 100_000))
