@@ -22,7 +22,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LOG_TAG=kafka-up
-# shellcheck source=_common.sh
+# shellcheck source=SCRIPTDIR/_common.sh
 . "$HERE/_common.sh"
 
 [ $# -eq 1 ] || { echo "usage: $0 <workdir>" >&2; exit 2; }
@@ -118,8 +118,12 @@ write_env() {
 # 0) already running? -> only re-check readiness
 PID=$(cat "$KDIR/kafka.pid" 2>/dev/null || true)
 if [ -n "$PID" ] && is_kafka_broker "$PID" "$KDIR" && [ -f "$KDIR/kafka.env" ]; then
+    want_b=${BROKER_PORT:-}
     BROKER_PORT=$(env_get "$KDIR/kafka.env" BROKER_PORT)
     CONTROLLER_PORT=$(env_get "$KDIR/kafka.env" CONTROLLER_PORT)
+    if [ -n "$want_b" ] && [ "$want_b" != "$BROKER_PORT" ]; then
+        log "warning: BROKER_PORT=$want_b ignored: already running on $BROKER_PORT (kafka-down.sh first)"
+    fi
     BOOT=127.0.0.1:$BROKER_PORT
     log "already running (pid $PID)"
     wait_ready
@@ -139,8 +143,9 @@ if [ "$(cat "$LIBS/.pom.sha256" 2>/dev/null || true)" != "$want" ]; then
     if [ "$(cat "$LIBS/.pom.sha256" 2>/dev/null || true)" != "$want" ]; then
         log "fetching Kafka jars from Maven Central into $LIBS"
         tmp=$(mktemp -d "$CACHE/kafka-libs.tmp.XXXXXX")
+        # (sed: Maven 3.8 with -q still prints bare ANSI resets)
         if ! mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-                -DoutputDirectory="$tmp" >&2; then
+                -DoutputDirectory="$tmp" 2>&1 </dev/null | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
             rm -rf "$tmp"; die "mvn dependency:copy-dependencies failed"
         fi
         echo "$want" >"$tmp/.pom.sha256"
