@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from services.api.app import create_app
 from services.core.adapters.embedded_log import EmbeddedLog
+from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
 from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.container import Container
@@ -46,7 +47,16 @@ def migrate(db: Database) -> None:
 
 def build_log(settings: Settings) -> EventLog:
     """The event log the settings name, with its topic provisioned."""
-    event_log = EmbeddedLog(settings.embedded_log_path())
+    event_log: EventLog
+    if settings.log_backend == "kafka":
+        event_log = KafkaLog(
+            settings.kafka_bootstrap,
+            send_timeout_s=settings.kafka_send_timeout_s,
+            replication_factor=settings.kafka_replication_factor,
+            allow_finite_retention=settings.kafka_allow_finite_retention,
+        )
+    else:
+        event_log = EmbeddedLog(settings.embedded_log_path())
     event_log.ensure_topic(settings.topic, settings.partitions)
     return event_log
 
@@ -87,7 +97,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         migrate(db)
     event_log = build_log(settings)
     runner = ProjectionRunner(
-        event_log, db, settings.topic, [AccountTimeline()],
+        event_log, db, settings.topic, [AccountTimeline()], group=settings.projector_group,
         batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
     )  # fmt: skip
     container = Container(settings, event_log, db, clock, tuple(p.name for p in runner.projections))

@@ -14,6 +14,7 @@ import uvicorn
 
 from services.bootstrap import Services, build, build_app
 from services.core.settings import Settings
+from tests import backends
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -24,9 +25,46 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    with backends.workdir("kafka") as workdir, backends.kafka_server(workdir) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with backends.workdir("pg") as workdir, backends.postgres_server(workdir) as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "data")
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test."""
+    with backends.fresh_database(pg_server) as url:
+        yield url
+
+
+BACKENDS = ["embedded", "kafka"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per backend: embedded log + SQLite, and Kafka + PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    if backend == "embedded":
+        return make_settings(tmp_path / "data")
+    return make_settings(
+        tmp_path / "data",
+        log_backend="kafka",
+        kafka_bootstrap=request.getfixturevalue("kafka_bootstrap"),
+        database_url=request.getfixturevalue("pg_url"),
+        topic=backends.unique("onevoice.test"),
+        projector_group=backends.unique("projector"),
+    )
 
 
 @pytest.fixture

@@ -17,8 +17,20 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path("data"), description="Folder for the embedded log and SQLite database."
     )
-    log_backend: Literal["embedded"] = Field(
-        default="embedded", description="Event log backend: 'embedded' (file-backed)."
+    log_backend: Literal["embedded", "kafka"] = Field(
+        default="embedded", description="Event log: 'embedded' (file-backed) or 'kafka'."
+    )
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port,...)."
+    )
+    kafka_send_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Longest wait for Kafka to acknowledge a write."
+    )
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, le=10, description="Replication factor used when creating the topic."
+    )
+    kafka_allow_finite_retention: bool = Field(
+        default=False, description="Start even if the topic has finite retention (unsafe)."
     )
     database_url: str = Field(
         default="",
@@ -42,6 +54,9 @@ class Settings(BaseSettings):
     )
     projector_idle_s: float = Field(
         default=0.2, gt=0, le=10, description="How long an idle projector waits between polls."
+    )
+    projector_group: str = Field(
+        default="onevoice-projector", description="Consumer group of the projector processes."
     )
     run_projector: bool = Field(
         default=True, description="Run the projector inside the API process (embedded default)."

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from services.core import codec
 from services.core.adapters.sql import Database
@@ -58,11 +58,13 @@ class ProjectionRunner:
     # -- assignment ------------------------------------------------------------------------
 
     def _resume_points(self, partitions: Sequence[int]) -> dict[int, int]:
-        with self._db.reading() as conn:
-            stored = [
-                checkpoints.load(conn, p.name, self.generation, self.topic)
-                for p in self.projections
-            ]
+        with self._db.transaction() as conn:
+            stored = []
+            for projection in self.projections:
+                checkpoints.ensure_rows(
+                    conn, projection.name, self.generation, self.topic, partitions
+                )
+                stored.append(checkpoints.load(conn, projection.name, self.generation, self.topic))
         start = {part: min(s.get(part, 0) for s in stored) for part in partitions}
         with self._progress:
             self._applied.update(start)
@@ -126,12 +128,28 @@ class ProjectionRunner:
             self._progress.notify_all()
         return len(records)
 
-    def run_until_idle(self) -> int:
-        """Apply batches until a poll comes back empty; returns records consumed."""
-        total = 0
-        while consumed := self.run_once():
-            total += consumed
-        return total
+    def catch_up(self, timeout_s: float, progress: Callable[[int, int], None] | None = None) -> int:
+        """Apply batches until every partition reaches the log's end as of the call.
+
+        Returns the records consumed; ``progress(done, total)`` is called after each batch;
+        raises ``TimeoutError`` when the end is not reached in time.
+        """
+        target = {p: o for p, o in self._log.end_offsets(self.topic).items() if o > 0}
+        total = sum(target.values())
+        deadline = time.monotonic() + timeout_s
+        consumed = 0
+        while not self._reached(target):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"projection did not reach {target} in {timeout_s}s")
+            consumed += self.run_once()
+            if progress is not None:
+                applied = self.applied()
+                progress(sum(min(applied.get(p, 0), o) for p, o in target.items()), total)
+        return consumed
+
+    def _reached(self, target: Mapping[int, int]) -> bool:
+        with self._progress:
+            return all(self._applied.get(p, 0) >= o for p, o in target.items())
 
     def run_forever(self, stop: threading.Event) -> None:
         """Apply batches until ``stop`` is set; errors are logged and retried with backoff."""

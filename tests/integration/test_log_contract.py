@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from services.core.adapters.embedded_log import EmbeddedLog
+from services.core.adapters.kafka_log import KafkaLog
 from services.core.partitioner import partition_for
-from services.core.ports import EventLog, LogUnavailable, OutgoingRecord
+from services.core.ports import (
+    EventLog,
+    LogMisconfigured,
+    LogRecord,
+    LogUnavailable,
+    OutgoingRecord,
+)
+from tests import backends
 from tests.fakes import InMemoryLog
-
-TOPIC = "contract.events"
 
 
 def rec(key: str, value: str, headers: tuple[tuple[str, bytes], ...] = ()) -> OutgoingRecord:
@@ -30,80 +37,91 @@ class EventLogContract:
     def reopen(self, log: EventLog) -> EventLog:
         raise NotImplementedError
 
-    def read_all(
-        self, log: EventLog, start: dict[int, int] | None = None
-    ) -> list[tuple[int, int, str]]:
+    topic = "contract.events"
+
+    def read(
+        self,
+        log: EventLog,
+        expected: int,
+        start: dict[int, int] | None = None,
+        max_records: int = 100,
+    ) -> list[LogRecord]:
+        """Poll until ``expected`` records arrived (bounded), then check nothing more comes."""
         assigned: list[int] = []
 
-        def on_assign(parts: object) -> dict[int, int]:
-            assigned.extend(parts)  # type: ignore[call-overload]
+        def on_assign(parts: Sequence[int]) -> dict[int, int]:
+            assigned.extend(parts)
             return dict(start or {})
 
-        consumer = log.consumer(TOPIC, "contract-reader", on_assign)
-        out: list[tuple[int, int, str]] = []
+        consumer = log.consumer(self.topic, backends.unique("reader"), on_assign)
+        out: list[LogRecord] = []
         try:
-            while batch := consumer.poll(100, 0.2):
-                out.extend((r.partition, r.offset, r.value.decode()) for r in batch)
+            deadline = time.monotonic() + 30
+            while len(out) < expected and time.monotonic() < deadline:
+                batch = consumer.poll(max_records, 0.2)
+                assert len(batch) <= max_records
+                out.extend(batch)
+            out.extend(consumer.poll(max_records, 0.2))
             assert sorted(assigned) == list(range(4))
             assert consumer.assignment() == frozenset(range(4))
         finally:
             consumer.close()
         return out
 
+    def values(self, records: list[LogRecord]) -> list[tuple[int, int, str]]:
+        return sorted((r.partition, r.offset, r.value.decode()) for r in records)
+
     def test_ensure_topic_is_idempotent_and_keeps_the_first_partition_count(
         self, log: EventLog
     ) -> None:
-        assert log.ensure_topic(TOPIC, 4) == 4
-        assert log.ensure_topic(TOPIC, 9) == 4
-        assert log.end_offsets(TOPIC) == {0: 0, 1: 0, 2: 0, 3: 0}
+        assert log.ensure_topic(self.topic, 4) == 4
+        assert log.ensure_topic(self.topic, 9) == 4
+        assert log.end_offsets(self.topic) == {0: 0, 1: 0, 2: 0, 3: 0}
 
     def test_append_partitions_like_kafka_with_dense_offsets(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
+        log.ensure_topic(self.topic, 4)
         keys = [f"account-{i % 7}" for i in range(40)] + ["한국-고객"] * 3
-        positions = log.append(TOPIC, [rec(k, f"v{i}") for i, k in enumerate(keys)])
+        positions = log.append(self.topic, [rec(k, f"v{i}") for i, k in enumerate(keys)])
         expected_next: dict[int, int] = {}
         for key, (partition, offset) in zip(keys, positions, strict=True):
             assert partition == partition_for(key.encode(), 4)
             assert offset == expected_next.get(partition, 0)
             expected_next[partition] = offset + 1
-        assert log.end_offsets(TOPIC) == {p: expected_next.get(p, 0) for p in range(4)}
-        more = log.append(TOPIC, [rec("account-1", "later")])
+        assert log.end_offsets(self.topic) == {p: expected_next.get(p, 0) for p in range(4)}
+        more = log.append(self.topic, [rec("account-1", "later")])
         assert more == [
             (partition_for(b"account-1", 4), expected_next[partition_for(b"account-1", 4)])
         ]
 
     def test_consumer_reads_everything_in_order_with_keys_and_headers(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
+        log.ensure_topic(self.topic, 4)
         headers = (("event_id", b"e-1"), ("type", "유형".encode()))
-        log.append(TOPIC, [rec("k", "첫 번째", headers), rec("k", "second"), rec("other", "x")])
-        consumer = log.consumer(TOPIC, "g", lambda parts: {})
-        try:
-            records: list = []
-            while batch := consumer.poll(10, 0.2):
-                records.extend(batch)
-        finally:
-            consumer.close()
+        log.append(
+            self.topic, [rec("k", "첫 번째", headers), rec("k", "second"), rec("other", "x")]
+        )
+        records = self.read(log, 3)
         by_key = [r for r in records if r.key == b"k"]
         assert [r.value.decode() for r in by_key] == ["첫 번째", "second"]
         assert [r.offset for r in by_key] == [0, 1]
         assert by_key[0].headers == headers
         assert by_key[0].timestamp_ms > 0
-        assert {r.topic for r in records} == {TOPIC}
+        assert {r.topic for r in records} == {self.topic}
         assert len(records) == 3
 
     def test_consumer_starts_where_the_listener_says(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
-        positions = log.append(TOPIC, [rec("same-key", f"v{i}") for i in range(5)])
+        log.ensure_topic(self.topic, 4)
+        positions = log.append(self.topic, [rec("same-key", f"v{i}") for i in range(5)])
         partition = positions[0][0]
-        seen = self.read_all(log, start={partition: 3})
+        seen = self.values(self.read(log, 2, start={partition: 3}))
         assert seen == [(partition, 3, "v3"), (partition, 4, "v4")]
 
     def test_poll_waits_then_returns_new_records(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
-        consumer = log.consumer(TOPIC, "g", lambda parts: {})
+        log.ensure_topic(self.topic, 4)
+        consumer = log.consumer(self.topic, backends.unique("g"), lambda parts: {})
         try:
-            assert consumer.poll(10, 0.05) == []
-            timer = threading.Timer(0.1, lambda: log.append(TOPIC, [rec("k", "late")]))
+            for _ in range(10):  # an empty topic gives empty polls (a group join may take a few)
+                assert consumer.poll(10, 0.2) == []
+            timer = threading.Timer(0.1, lambda: log.append(self.topic, [rec("k", "late")]))
             timer.start()
             got: list = []
             for _ in range(50):
@@ -116,30 +134,22 @@ class EventLogContract:
             consumer.close()
 
     def test_max_records_is_respected(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
-        log.append(TOPIC, [rec(f"k{i}", str(i)) for i in range(30)])
-        consumer = log.consumer(TOPIC, "g", lambda parts: {})
-        try:
-            sizes = []
-            while batch := consumer.poll(7, 0.1):
-                sizes.append(len(batch))
-        finally:
-            consumer.close()
-        assert sum(sizes) == 30
-        assert max(sizes) <= 7
+        log.ensure_topic(self.topic, 4)
+        log.append(self.topic, [rec(f"k{i}", str(i)) for i in range(30)])
+        assert len(self.read(log, 30, max_records=7)) == 30
 
     def test_missing_topic_is_unavailable(self, log: EventLog) -> None:
         with pytest.raises(LogUnavailable):
             log.append("no.such.topic", [rec("k", "v")])
 
     def test_records_survive_reopening(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
-        first = log.append(TOPIC, [rec("k", "before")])
+        log.ensure_topic(self.topic, 4)
+        first = log.append(self.topic, [rec("k", "before")])
         reopened = self.reopen(log)
         try:
-            after = reopened.append(TOPIC, [rec("k", "after")])
+            after = reopened.append(self.topic, [rec("k", "after")])
             assert after[0] == (first[0][0], first[0][1] + 1)
-            assert [v for _, _, v in self.read_all(reopened)] == ["before", "after"]
+            assert [v for _, _, v in self.values(self.read(reopened, 2))] == ["before", "after"]
         finally:
             reopened.close()
 
@@ -157,11 +167,11 @@ class TestEmbeddedLog(EventLogContract):
         return EmbeddedLog(self.path)
 
     def test_two_instances_on_one_file_share_offsets(self, log: EventLog) -> None:
-        log.ensure_topic(TOPIC, 4)
+        log.ensure_topic(self.topic, 4)
         other = EmbeddedLog(self.path)
         try:
-            a = log.append(TOPIC, [rec("k", "a")])
-            b = other.append(TOPIC, [rec("k", "b")])
+            a = log.append(self.topic, [rec("k", "a")])
+            b = other.append(self.topic, [rec("k", "b")])
             assert b[0] == (a[0][0], a[0][1] + 1)
         finally:
             other.close()
@@ -177,3 +187,58 @@ class TestInMemoryFake(EventLogContract):
     # Not part of the fake's promise: it is not durable and never blocks.
     test_records_survive_reopening = None  # type: ignore[assignment]
     test_poll_waits_then_returns_new_records = None  # type: ignore[assignment]
+
+
+class TestKafkaLog(EventLogContract):
+    @pytest.fixture
+    def log(self, kafka_bootstrap: str) -> Iterator[EventLog]:
+        self.bootstrap = kafka_bootstrap
+        self.topic = backends.unique("contract")
+        opened = KafkaLog(kafka_bootstrap, send_timeout_s=10)
+        yield opened
+        opened.close()
+
+    def reopen(self, log: EventLog) -> EventLog:
+        log.close()
+        return KafkaLog(self.bootstrap, send_timeout_s=10)
+
+    def test_topic_is_created_with_infinite_retention(self, log: EventLog) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.admin import ConfigResource
+
+        log.ensure_topic(self.topic, 4)
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            found = admin.describe_configs(
+                [ConfigResource("TOPIC", self.topic)], config_filter="all"
+            )
+        finally:
+            admin.close()
+        assert found["topic"][self.topic]["retention.ms"]["value"] == "-1"
+
+    def test_finite_retention_is_refused_unless_allowed(self, log: EventLog) -> None:
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            admin.create_topics(
+                [NewTopic(self.topic, 2, 1, topic_configs={"retention.ms": "3600000"})]
+            )
+        finally:
+            admin.close()
+        with pytest.raises(LogMisconfigured, match=r"retention\.ms=-1"):
+            log.ensure_topic(self.topic, 2)
+        lenient = KafkaLog(self.bootstrap, allow_finite_retention=True)
+        try:
+            assert lenient.ensure_topic(self.topic, 2) == 2
+        finally:
+            lenient.close()
+
+    def test_unreachable_broker_is_unavailable_within_the_timeout(self) -> None:
+        dead = KafkaLog("127.0.0.1:1", send_timeout_s=1)
+        started = time.monotonic()
+        with pytest.raises(LogUnavailable):
+            dead.append("any", [rec("k", "v")])
+        assert time.monotonic() - started < 10
+        dead.close()

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import json
+import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, select
 
-from services.bootstrap import migrate
+from services.bootstrap import build_log, migrate
 from services.core import codec
-from services.core.adapters.embedded_log import EmbeddedLog
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
 from services.core.ports import AssignListener, EventLog, LogConsumer, OutgoingRecord
 from services.core.readmodels import checkpoints, timeline
+from services.core.settings import Settings
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
+from tests import backends
 from tests.samples import make_event
-
-TOPIC = "runner.events"
 
 
 class Recording(AccountTimeline):
@@ -63,33 +61,50 @@ class Rewinding(EventLog):
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'views.sqlite3'}")
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.resolved_database_url())
     migrate(database)
     yield database
     database.dispose()
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[EmbeddedLog]:
-    event_log = EmbeddedLog(tmp_path / "log.sqlite3")
-    event_log.ensure_topic(TOPIC, 3)
+def log(settings: Settings) -> Iterator[EventLog]:
+    event_log = build_log(settings)
     yield event_log
     event_log.close()
 
 
-def post(log: EventLog, count: int, **overrides: object) -> list[str]:
-    bodies = [make_event(**{"account_id": f"acct-{i % 5}", "summary": f"event {i}", **overrides})
-              for i in range(count)]  # fmt: skip
+@pytest.fixture
+def topic(settings: Settings) -> str:
+    return settings.topic
+
+
+def post(log: EventLog, topic: str, count: int, **overrides: object) -> list[str]:
+    bodies = [
+        make_event(**{"account_id": f"acct-{i % 5}", "summary": f"event {i}", **overrides})
+        for i in range(count)
+    ]
     events = [parse_event(b) for b in bodies]
-    log.append(TOPIC, [codec.encode(e) for e in events])
+    log.append(topic, [codec.encode(e) for e in events])
     return [str(e.event_id) for e in events]
 
 
 def runner(
-    log: EventLog, db: Database, projection: AccountTimeline, batch: int = 4
+    log: EventLog, db: Database, topic: str, projection: AccountTimeline, batch: int = 4
 ) -> ProjectionRunner:
-    return ProjectionRunner(log, db, TOPIC, [projection], batch_size=batch, idle_s=0.01)
+    group = backends.unique("runner")
+    return ProjectionRunner(
+        log, db, topic, [projection], group=group, batch_size=batch, idle_s=0.05
+    )
+
+
+def consume(run: ProjectionRunner, count: int) -> int:
+    """run_once until ``count`` records were consumed (bounded): for rewound consumers."""
+    consumed, deadline = 0, time.monotonic() + 30
+    while consumed < count and time.monotonic() < deadline:
+        consumed += run.run_once()
+    return consumed
 
 
 def view(db: Database) -> list[tuple[str, str, int, int]]:
@@ -103,91 +118,97 @@ def view(db: Database) -> list[tuple[str, str, int, int]]:
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
-def test_applies_everything_and_checkpoints_the_end(log: EmbeddedLog, db: Database) -> None:
-    ids = post(log, 23)
+def test_applies_everything_and_checkpoints_the_end(
+    log: EventLog, db: Database, topic: str
+) -> None:
+    ids = post(log, topic, 23)
     projection = Recording()
-    assert runner(log, db, projection).run_until_idle() == 23
+    assert runner(log, db, topic, projection).catch_up(30) == 23
     assert sorted(projection.seen) == sorted(ids)
     with db.reading() as conn:
-        assert checkpoints.load(conn, projection.name, 0, TOPIC) == {
-            p: o for p, o in log.end_offsets(TOPIC).items() if o > 0
-        }
+        assert checkpoints.load(conn, projection.name, 0, topic) == log.end_offsets(topic)
     assert len(view(db)) == 23
 
 
-def test_restart_resumes_from_the_stored_checkpoint(log: EmbeddedLog, db: Database) -> None:
-    post(log, 10)
-    assert runner(log, db, Recording()).run_until_idle() == 10
-    later = post(log, 5)
+def test_restart_resumes_from_the_stored_checkpoint(
+    log: EventLog, db: Database, topic: str
+) -> None:
+    post(log, topic, 10)
+    assert runner(log, db, topic, Recording()).catch_up(30) == 10
+    later = post(log, topic, 5)
     second = Recording()
-    assert runner(log, db, second).run_until_idle() == 5
+    assert runner(log, db, topic, second).catch_up(30) == 5
     assert sorted(second.seen) == sorted(later)
 
 
-def test_a_replayed_batch_is_rejected_by_the_checkpoint(log: EmbeddedLog, db: Database) -> None:
-    post(log, 12)
-    runner(log, db, Recording()).run_until_idle()
+def test_a_replayed_batch_is_rejected_by_the_checkpoint(
+    log: EventLog, db: Database, topic: str
+) -> None:
+    post(log, topic, 12)
+    runner(log, db, topic, Recording()).catch_up(30)
     before = view(db)
     again = Recording()
-    assert runner(Rewinding(log), db, again).run_until_idle() == 12
+    assert consume(runner(Rewinding(log), db, topic, again), 12) == 12
     assert again.seen == []
     assert view(db) == before
 
 
-def test_duplicate_copies_in_the_log_appear_once(log: EmbeddedLog, db: Database) -> None:
+def test_duplicate_copies_in_the_log_appear_once(log: EventLog, db: Database, topic: str) -> None:
     body = make_event(account_id="acme", related_account_ids=["acme-hq"])
     record = codec.encode(parse_event(body))
-    log.append(TOPIC, [record, record])
-    runner(log, db, Recording()).run_until_idle()
-    log.append(TOPIC, [record])
-    runner(log, db, Recording()).run_until_idle()
-    assert [(a, e) for a, e, _, _ in view(db)] == [("acme", body["event_id"]),
-                                                   ("acme-hq", body["event_id"])]  # fmt: skip
+    log.append(topic, [record, record])
+    runner(log, db, topic, Recording()).catch_up(30)
+    log.append(topic, [record])
+    runner(log, db, topic, Recording()).catch_up(30)
+    eid = body["event_id"]
+    assert [(a, e) for a, e, _, _ in view(db)] == [("acme", eid), ("acme-hq", eid)]
 
 
-def test_a_failed_batch_rolls_back_and_is_retried(log: EmbeddedLog, db: Database) -> None:
-    ids = post(log, 9)
+def test_a_failed_batch_rolls_back_and_is_retried(log: EventLog, db: Database, topic: str) -> None:
+    ids = post(log, topic, 9)
     projection = Recording(fail_times=1)
-    run = runner(log, db, projection)
+    run = runner(log, db, topic, projection)
     with pytest.raises(RuntimeError):
-        run.run_once()
+        consume(run, 9)
     assert view(db) == []
-    run.run_until_idle()
+    run.catch_up(30)
     assert sorted(projection.seen) == sorted(ids)
     assert len(view(db)) == 9
 
 
-def test_undecodable_records_are_skipped_and_counted(log: EmbeddedLog, db: Database) -> None:
-    log.append(TOPIC, [OutgoingRecord(b"acme", b"not json"),
-                       OutgoingRecord(b"acme", json.dumps({"type": "x"}).encode())])  # fmt: skip
-    good = post(log, 1, account_id="acme")
-    run = runner(log, db, Recording())
-    run.run_until_idle()
+def test_undecodable_records_are_skipped_and_counted(
+    log: EventLog, db: Database, topic: str
+) -> None:
+    junk = [OutgoingRecord(b"acme", b"not json"), OutgoingRecord(b"acme", b'{"type": "x"}')]
+    log.append(topic, junk)
+    good = post(log, topic, 1, account_id="acme")
+    run = runner(log, db, topic, Recording())
+    run.catch_up(30)
     assert run.rejected == 2
     assert [e for _, e, _, _ in view(db)] == good
     with db.reading() as conn:
-        assert sum(checkpoints.load(conn, "AccountTimeline", 0, TOPIC).values()) == 3
+        assert sum(checkpoints.load(conn, "AccountTimeline", 0, topic).values()) == 3
 
 
-def test_view_is_a_pure_fold_whatever_the_batching(log: EmbeddedLog, tmp_path: Path) -> None:
-    post(log, 40)
-    post(log, 5, occurred_at="2020-01-01T00:00:00Z")
+def test_view_is_a_pure_fold_whatever_the_batching(log: EventLog, db: Database, topic: str) -> None:
+    post(log, topic, 40)
+    post(log, topic, 5, occurred_at="2020-01-01T00:00:00Z")
     views = []
     for batch in (1, 7, 1000):
-        database = Database(f"sqlite:///{tmp_path / f'fold-{batch}.sqlite3'}")
-        migrate(database)
-        runner(log, database, Recording(), batch=batch).run_until_idle()
-        views.append(view(database))
-        database.dispose()
+        with db.transaction() as conn:
+            AccountTimeline().clear(conn)
+            checkpoints.reset(conn, ["AccountTimeline"])
+        runner(log, db, topic, Recording(), batch=batch).catch_up(60)
+        views.append(view(db))
     assert views[0] == views[1] == views[2]
     assert len(views[0]) == 45
 
 
-def test_wait_for_reports_applied_positions(log: EmbeddedLog, db: Database) -> None:
+def test_wait_for_reports_applied_positions(log: EventLog, db: Database, topic: str) -> None:
     record = codec.encode(parse_event(make_event()))
-    ((partition, offset),) = log.append(TOPIC, [record])
-    run = runner(log, db, Recording())
+    ((partition, offset),) = log.append(topic, [record])
+    run = runner(log, db, topic, Recording())
     assert not run.wait_for({partition: offset}, 0.01)
-    run.run_until_idle()
+    run.catch_up(30)
     assert run.wait_for({partition: offset}, 0.01)
     assert run.applied()[partition] == offset + 1

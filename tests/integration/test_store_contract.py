@@ -73,6 +73,16 @@ class StoreContract(ReceiptStoreContract):
     def receipts(self, db: Database) -> ReceiptStore:
         return SqlReceiptStore(db)
 
+    def test_migrations_match_the_table_definitions(self, db: Database) -> None:
+        """Alembic's schema and the code's tables must not drift apart."""
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        from services.core.readmodels.schema import METADATA
+
+        with db.reading() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
+
     def test_concurrent_claims_of_one_id_have_one_winner(self, db: Database) -> None:
         store = SqlReceiptStore(db)
         winners: list[str] = []
@@ -191,16 +201,16 @@ class TestSqliteStore(StoreContract):
         database.dispose()
 
 
-def test_migrations_match_the_table_definitions(tmp_path: Path) -> None:
-    """Alembic's schema and the code's tables must not drift apart."""
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def db(self, pg_url: str) -> Iterator[Database]:
+        database = Database(pg_url)
+        migrate(database)
+        yield database
+        database.dispose()
 
-    from services.core.readmodels.schema import METADATA
+    def test_it_really_is_postgresql(self, db: Database) -> None:
+        from sqlalchemy import text
 
-    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
-    migrate(database)
-    with database.reading() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), METADATA)
-    database.dispose()
-    assert diff == []
+        with db.reading() as conn:
+            assert "PostgreSQL" in conn.execute(text("select version()")).scalar_one()

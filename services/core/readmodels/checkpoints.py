@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from services.core.adapters.sql import insert_ignore
 from services.core.readmodels.schema import CHECKPOINTS
@@ -31,6 +31,21 @@ def load(
     return {int(p): int(o) for p, o in conn.execute(query)}
 
 
+def ensure_rows(
+    conn: Connection, projection: str, generation: int, topic: str, partitions: Iterable[int]
+) -> None:
+    """Create missing rows at offset 0, so ``load(lock=True)`` always has rows to lock."""
+    insert_ignore(
+        conn,
+        CHECKPOINTS,
+        [
+            {"projection": projection, "generation": generation, "topic": topic,
+             "partition": p, "next_offset": 0}
+            for p in partitions
+        ],
+    )  # fmt: skip
+
+
 def advance(
     conn: Connection,
     projection: str,
@@ -39,28 +54,19 @@ def advance(
     next_offsets: Mapping[int, int],
 ) -> None:
     """Set each partition's next offset (callers only ever move forward)."""
-    insert_ignore(
-        conn,
-        CHECKPOINTS,
-        [
-            {"projection": projection, "generation": generation, "topic": topic,
-             "partition": p, "next_offset": 0}
-            for p in next_offsets
-        ],
-    )  # fmt: skip
-    for partition, offset in next_offsets.items():
-        conn.execute(
-            update(CHECKPOINTS)
-            .where(
-                and_(
-                    CHECKPOINTS.c.projection == projection,
-                    CHECKPOINTS.c.generation == generation,
-                    CHECKPOINTS.c.topic == topic,
-                    CHECKPOINTS.c.partition == partition,
-                )
-            )
-            .values(next_offset=offset)
-        )
+    if not next_offsets:
+        return
+    ensure_rows(conn, projection, generation, topic, next_offsets)
+    key = and_(
+        CHECKPOINTS.c.projection == projection,
+        CHECKPOINTS.c.generation == generation,
+        CHECKPOINTS.c.topic == topic,
+        CHECKPOINTS.c.partition == bindparam("p"),
+    )
+    conn.execute(
+        update(CHECKPOINTS).where(key).values(next_offset=bindparam("o")),
+        [{"p": p, "o": o} for p, o in next_offsets.items()],
+    )
 
 
 def reset(conn: Connection, projections: Iterable[str]) -> None:

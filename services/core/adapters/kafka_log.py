@@ -1,0 +1,264 @@
+"""The Apache Kafka adapter (kafka-python 3.x). The only module that imports ``kafka``.
+
+- Producer: ``acks='all'`` and ``enable_idempotence=True`` set explicitly; ``append`` returns only
+  after every send's future resolved, within a bounded time, else ``LogUnavailable``.
+- Topics are created with ``retention.ms=-1`` (the log is the source of truth); an existing topic
+  with finite retention is refused (``LogMisconfigured``) unless explicitly allowed.
+- Consumers join a group with auto-commit off; on assignment they seek to the positions the
+  caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from services.core.ports import (
+    AssignListener,
+    EventLog,
+    LogConsumer,
+    LogMisconfigured,
+    LogRecord,
+    LogUnavailable,
+    OutgoingRecord,
+)
+
+with warnings.catch_warnings():
+    # kafka-python 3.0 uses importlib.resources.read_text, deprecated on Python 3.11+.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import ConfigResource, NewTopic
+    from kafka.consumer.subscription_state import ConsumerRebalanceListener
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka.structs import OffsetAndMetadata
+
+log = logging.getLogger(__name__)
+
+
+class KafkaLog(EventLog):
+    """An EventLog on a Kafka cluster."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        send_timeout_s: float = 10.0,
+        replication_factor: int = 1,
+        allow_finite_retention: bool = False,
+        client_id: str = "onevoice",
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._send_timeout_s = send_timeout_s
+        self._replication = replication_factor
+        self._allow_finite = allow_finite_retention
+        self._client_id = client_id
+        self._producer: Any = None
+        self._admin: Any = None
+        self._meta: Any = None
+        self._lock = threading.Lock()
+        self._partitions: dict[str, int] = {}
+
+    # -- clients, created on first use so nothing connects at construction ----------------
+
+    def _admin_client(self) -> Any:
+        with self._lock:
+            if self._admin is None:
+                try:
+                    self._admin = KafkaAdminClient(
+                        bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin",
+                        request_timeout_ms=int(self._send_timeout_s * 1000),
+                        bootstrap_timeout_ms=int(self._send_timeout_s * 1000),
+                    )  # fmt: skip
+                except KafkaError as exc:
+                    raise LogUnavailable(f"kafka admin: {exc}") from exc
+            return self._admin
+
+    def _producer_client(self) -> Any:
+        with self._lock:
+            if self._producer is None:
+                try:
+                    timeout_ms = int(self._send_timeout_s * 1000)
+                    self._producer = KafkaProducer(
+                        bootstrap_servers=self._bootstrap,
+                        client_id=f"{self._client_id}-producer",
+                        acks="all",
+                        enable_idempotence=True,
+                        linger_ms=5,
+                        max_block_ms=timeout_ms,
+                        bootstrap_timeout_ms=timeout_ms,
+                        request_timeout_ms=min(timeout_ms, 30_000),
+                        delivery_timeout_ms=max(timeout_ms, min(timeout_ms, 30_000) + 5),
+                    )
+                except KafkaError as exc:
+                    raise LogUnavailable(f"kafka producer: {exc}") from exc
+            return self._producer
+
+    def _metadata_consumer(self) -> Any:
+        with self._lock:
+            if self._meta is None:
+                try:
+                    self._meta = KafkaConsumer(
+                        bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-meta",
+                        enable_auto_commit=False,
+                        request_timeout_ms=max(int(self._send_timeout_s * 1000), 10_000),
+                        bootstrap_timeout_ms=int(self._send_timeout_s * 1000),
+                    )  # fmt: skip
+                except KafkaError as exc:
+                    raise LogUnavailable(f"kafka: {exc}") from exc
+            return self._meta
+
+    # -- EventLog --------------------------------------------------------------------------
+
+    def ensure_topic(self, topic: str, partitions: int) -> int:
+        admin = self._admin_client()
+        try:
+            admin.create_topics(
+                [NewTopic(topic, partitions, self._replication,
+                          topic_configs={"retention.ms": "-1"})],
+                wait_for_metadata=True,
+            )  # fmt: skip
+            log.info("created topic %s with %d partitions, infinite retention", topic, partitions)
+        except TopicAlreadyExistsError:
+            self._check_retention(admin, topic)
+        except KafkaError as exc:
+            raise LogUnavailable(f"creating topic {topic}: {exc}") from exc
+        return self.partitions(topic)
+
+    def _check_retention(self, admin: Any, topic: str) -> None:
+        try:
+            found = admin.describe_configs([ConfigResource("TOPIC", topic)], config_filter="all")
+        except KafkaError as exc:
+            raise LogUnavailable(f"describing topic {topic}: {exc}") from exc
+        configs = found.get("topic", {}).get(topic, {})
+        retention = int(configs.get("retention.ms", {}).get("value", "-1"))
+        if retention >= 0 and not self._allow_finite:
+            raise LogMisconfigured(
+                f"topic {topic!r} keeps events for only {retention} ms; it is the source of truth"
+                " and needs retention.ms=-1 (kafka-configs --alter --add-config retention.ms=-1),"
+                " or set ONEVOICE_KAFKA_ALLOW_FINITE_RETENTION=true to run anyway"
+            )
+
+    def partitions(self, topic: str) -> int:
+        """The topic's partition count; ``LogUnavailable`` when it does not exist."""
+        if topic not in self._partitions:
+            try:
+                (described,) = self._admin_client().describe_topics([topic])
+            except KafkaError as exc:
+                raise LogUnavailable(f"describing topic {topic}: {exc}") from exc
+            if described["error_code"] != 0 or not described["partitions"]:
+                raise LogUnavailable(f"topic {topic!r} does not exist")
+            self._partitions[topic] = len(described["partitions"])
+        return self._partitions[topic]
+
+    def append(self, topic: str, records: Sequence[OutgoingRecord]) -> list[tuple[int, int]]:
+        if not records:
+            return []
+        self.partitions(topic)  # refuse unknown topics instead of letting the producer block
+        producer = self._producer_client()
+        try:
+            futures = [
+                producer.send(topic, key=r.key, value=r.value, headers=list(r.headers))
+                for r in records
+            ]
+            producer.flush(timeout=self._send_timeout_s)
+            metadata = [f.get(timeout=self._send_timeout_s) for f in futures]
+        except KafkaError as exc:
+            raise LogUnavailable(f"kafka did not acknowledge the write: {exc}") from exc
+        return [(m.partition, m.offset) for m in metadata]
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        count = self.partitions(topic)
+        parts = [TopicPartition(topic, p) for p in range(count)]
+        try:
+            ends = self._metadata_consumer().end_offsets(
+                parts, timeout_ms=int(self._send_timeout_s * 1000)
+            )
+        except KafkaError as exc:
+            raise LogUnavailable(f"reading end offsets of {topic}: {exc}") from exc
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:
+        return KafkaGroupConsumer(self._bootstrap, topic, group, on_assign, self._client_id)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._producer, self._meta, self._admin):
+                if client is not None:
+                    try:
+                        client.close()
+                    except Exception:
+                        log.exception("closing a kafka client failed")
+            self._producer = self._meta = self._admin = None
+
+
+class _SeekToCheckpoints(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: KafkaGroupConsumer) -> None:
+        self._owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._owner.seek_assigned(list(assigned))
+
+
+class KafkaGroupConsumer(LogConsumer):
+    """A consumer-group member; positions come from the caller's listener on every assignment."""
+
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, on_assign: AssignListener, client_id: str
+    ) -> None:
+        self._topic = topic
+        self._on_assign = on_assign
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=bootstrap, group_id=group, client_id=f"{client_id}-{group}",
+                enable_auto_commit=False, auto_offset_reset="earliest",
+                max_poll_records=10_000, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+                max_poll_interval_ms=300_000,
+            )  # fmt: skip
+            self._consumer.subscribe([topic], listener=_SeekToCheckpoints(self))
+        except KafkaError as exc:
+            raise LogUnavailable(f"joining group {group}: {exc}") from exc
+
+    def seek_assigned(self, assigned: list[Any]) -> None:
+        start = self._on_assign([tp.partition for tp in assigned])
+        for tp in assigned:
+            self._consumer.seek(tp, int(start.get(tp.partition, 0)))
+        log.info("assigned partitions %s, resuming at %s",
+                 sorted(tp.partition for tp in assigned), start)  # fmt: skip
+
+    def assignment(self) -> frozenset[int]:
+        return frozenset(tp.partition for tp in self._consumer.assignment())
+
+    def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except KafkaError as exc:
+            raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
+        out = []
+        for tp, messages in batches.items():
+            for m in messages:
+                headers = tuple((k, v) for k, v in (m.headers or []))
+                out.append(
+                    LogRecord(tp.topic, tp.partition, m.offset, m.key, m.value, m.timestamp,
+                              headers)
+                )  # fmt: skip
+        return out
+
+    def commit(self, next_offsets: Mapping[int, int]) -> None:
+        offsets = {
+            TopicPartition(self._topic, p): OffsetAndMetadata(o, "", -1)
+            for p, o in next_offsets.items()
+        }
+        try:
+            self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # Advisory only (lag tooling): the database holds the real positions.
+            log.warning("could not commit offsets to kafka: %s", exc)
+
+    def close(self) -> None:
+        self._consumer.close()

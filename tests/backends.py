@@ -1,0 +1,124 @@
+"""Real servers for the test suite: a single-node KRaft Kafka broker and a throwaway PostgreSQL.
+
+Started once per test session from ``deploy/local`` (jars from Maven Central, PostgreSQL from
+Debian), on free loopback ports, and stopped at the end. With ``CI=true`` a backend that cannot
+start is a failure; elsewhere the tests that need it are skipped with what to install.
+Set ``ONEVOICE_TEST_KAFKA_BOOTSTRAP`` / ``ONEVOICE_TEST_PG_URL`` to use servers you run yourself.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / "deploy" / "local"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> None:
+    """Fail in CI, skip elsewhere."""
+    if in_ci():
+        pytest.fail(f"CI=true and a backend is missing: {reason}")
+    pytest.skip(reason)
+
+
+def _read_env(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _run(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", str(LOCAL / script), str(workdir)], env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600, check=False,
+    )  # fmt: skip
+
+
+@contextmanager
+def kafka_server(workdir: Path) -> Iterator[str]:
+    """Yield the bootstrap address of a broker (ours or ONEVOICE_TEST_KAFKA_BOOTSTRAP)."""
+    given = os.environ.get("ONEVOICE_TEST_KAFKA_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        unavailable(f"Kafka tests need {' and '.join(missing)}: install Java 17 and Maven")
+    started = _run("kafka-up.sh", workdir)
+    try:
+        if started.returncode != 0:
+            unavailable(f"kafka-up.sh failed:\n{started.stdout[-3000:]}")
+        yield _read_env(workdir / "kafka.env")["BOOTSTRAP"]
+    finally:
+        _run("kafka-down.sh", workdir)
+
+
+def _have_postgres() -> bool:
+    return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or os.geteuid() == 0
+
+
+@contextmanager
+def postgres_server(workdir: Path) -> Iterator[str]:
+    """Yield a SQLAlchemy URL (without database) of a PostgreSQL server."""
+    given = os.environ.get("ONEVOICE_TEST_PG_URL")
+    if given:
+        yield given.rsplit("/", 1)[0]
+        return
+    if not _have_postgres():
+        unavailable("PostgreSQL tests need the server: apt-get install -y postgresql")
+    started = _run("pg-up.sh", workdir)
+    try:
+        if started.returncode != 0:
+            unavailable(f"pg-up.sh failed:\n{started.stdout[-3000:]}")
+        yield _read_env(workdir / "pg.env")["DATABASE_URL"].rsplit("/", 1)[0]
+    finally:
+        _run("pg-down.sh", workdir)
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new empty database on the server for one test; dropped afterwards."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server_url}/{name}"
+    finally:
+        with psycopg.connect(f"{plain}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def workdir(kind: str) -> Iterator[Path]:
+    """A private folder for a server's data, outside pytest's tmp tree.
+
+    pytest prunes old ``pytest-N`` folders when another session starts, which would delete a
+    running server's files from under it.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"onevoice-{kind}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
