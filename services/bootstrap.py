@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from alembic import command
 from alembic.config import Config
@@ -108,15 +109,24 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
     return Services(container, ingest, runner)
 
 
-def build_app(services: Services) -> FastAPI:
-    """The single-process app: ingest + query API, and the projector while it runs."""
+Role = Literal["all", "ingest", "api"]
+
+
+def build_app(services: Services, role: Role = "all") -> FastAPI:
+    """An HTTP app for one role.
+
+    ``all``: ingest + queries (+ the projector thread when ``run_projector``), the embedded
+    single-process default. ``ingest``: only the write endpoints. ``api``: only the reads.
+    """
     settings = services.container.settings
     starts: list[Callable[[], None]] = []
-    if settings.run_projector:
+    if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
+    routers = [build_router(services.ingest, settings.max_batch)] if role != "api" else []
     return create_app(
         services.container,
-        extra_routers=[build_router(services.ingest, settings.max_batch)],
+        extra_routers=routers,
         on_startup=starts,
         on_shutdown=[services.close],
+        serve_queries=role != "ingest",
     )

@@ -129,8 +129,14 @@ def create_app(
     extra_routers: Sequence[Any] = (),
     on_startup: Sequence[Lifecycle] = (),
     on_shutdown: Sequence[Lifecycle] = (),
+    *,
+    serve_queries: bool = True,
 ) -> FastAPI:
-    """Build the HTTP app; nothing connects until the lifespan starts."""
+    """Build the HTTP app; nothing connects until the lifespan starts.
+
+    ``extra_routers`` (the ingest router) are mounted first; ``serve_queries=False`` leaves out
+    the timeline and event routes (an ingest-only process still has health and schemas).
+    """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -144,7 +150,8 @@ def create_app(
 
     app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
-    for router in (*extra_routers, timeline.router, schemas.router, health.router):
+    queries = (timeline.router,) if serve_queries else ()
+    for router in (*extra_routers, *queries, schemas.router, health.router):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

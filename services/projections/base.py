@@ -27,3 +27,7 @@ class Projection(ABC):
     @abstractmethod
     def clear(self, conn: Connection) -> None:
         """Empty the view (replay rebuilds it from offset 0)."""
+
+    @abstractmethod
+    def count(self, conn: Connection) -> dict[str, int]:
+        """Row counts of the view's tables, for reports and verification."""

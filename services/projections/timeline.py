@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Table, delete, func, select
 
 from services.core.adapters.sql import insert_ignore
 from services.core.codec import StoredEvent
@@ -71,6 +71,12 @@ class AccountTimeline(Projection):
                 entry_rows.append({**common, "account_id": account_id})
         insert_ignore(conn, self.tables.events, event_rows)
         insert_ignore(conn, self.tables.entries, entry_rows)
+
+    def count(self, conn: Connection) -> dict[str, int]:
+        def rows(table: Table) -> int:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+        return {"events": rows(self.tables.events), "entries": rows(self.tables.entries)}
 
     def clear(self, conn: Connection) -> None:
         conn.execute(delete(self.tables.entries))

@@ -1,0 +1,91 @@
+"""Rebuild every read model from offset 0 (views are offline while it runs).
+
+Clears the views and their checkpoints in one transaction, re-consumes the whole topic with a
+progress bar (events/s and ETA), and reports what the rebuilt views hold.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from services.core.adapters.sql import Database
+from services.core.readmodels import checkpoints
+from services.projections.runner import ProjectionRunner
+
+
+@dataclass
+class ReplayReport:
+    events: int
+    seconds: float
+    rejected: int
+    rows: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        rate = self.events / self.seconds if self.seconds > 0 else 0.0
+        views = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            for name, counts in self.rows.items()
+        )
+        return (
+            f"replayed {self.events} events in {self.seconds:.1f}s ({rate:,.0f} events/s),"
+            f" {self.rejected} rejected; {views}"
+        )
+
+
+class ProgressBar:
+    """``[#####.....]  52%  10,400/20,000 events  3,100 ev/s  ETA 0:03`` on one line."""
+
+    def __init__(self, out: TextIO, width: int = 30, every_s: float = 0.25) -> None:
+        self._out = out
+        self._width = width
+        self._every = every_s if out.isatty() else 2.0
+        self._started = time.monotonic()
+        self._last = 0.0
+        self._end = "\r" if out.isatty() else "\n"
+        self._shown = -1
+
+    def update(self, done: int, total: int, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if (not force and now - self._last < self._every) or done == self._shown:
+            return
+        self._last, self._shown = now, done
+        elapsed = max(now - self._started, 1e-9)
+        rate = done / elapsed
+        share = done / total if total else 1.0
+        filled = int(share * self._width)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        self._out.write(
+            f"[{'#' * filled}{'.' * (self._width - filled)}] {share:4.0%}  {done:,}/{total:,}"
+            f" events  {rate:,.0f} ev/s  ETA {int(eta // 60)}:{int(eta % 60):02d}{self._end}"
+        )
+        self._out.flush()
+
+    def finish(self, done: int, total: int) -> None:
+        self.update(done, total, force=True)
+        if self._end == "\r":
+            self._out.write("\n")
+
+
+def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO) -> ReplayReport:
+    """Clear and rebuild the runner's projections; ``runner`` must not be running elsewhere."""
+    names = [p.name for p in runner.projections]
+    with db.transaction() as conn:
+        for projection in runner.projections:
+            projection.clear(conn)
+        checkpoints.reset(conn, names)
+    bar = ProgressBar(out)
+    started = time.monotonic()
+    total = [0]
+
+    def progress(done: int, of: int) -> None:
+        total[0] = of
+        bar.update(done, of)
+
+    events = runner.catch_up(timeout_s, progress)
+    seconds = time.monotonic() - started
+    bar.finish(total[0], total[0])
+    with db.reading() as conn:
+        rows = {p.name: p.count(conn) for p in runner.projections}
+    return ReplayReport(events, seconds, runner.rejected, rows)
