@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from services.bootstrap import Services, build, build_app
 from services.core.settings import Settings
@@ -77,10 +78,10 @@ def services(settings: Settings) -> Iterator[Services]:
 class LiveServer:
     """A real uvicorn server in a thread on a free loopback port (lifespan included)."""
 
-    def __init__(self, services: Services) -> None:
-        config = uvicorn.Config(
-            build_app(services), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-        )
+    def __init__(self, app: Services | FastAPI) -> None:
+        if isinstance(app, Services):
+            app = build_app(app)
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -166,6 +166,10 @@ class ProjectionRunner:
                 backoff = min(backoff * 2, 5.0)
         self._drop_consumer()
 
+    def close(self) -> None:
+        """Leave the consumer group (the runner can be used again: it rejoins on demand)."""
+        self._drop_consumer()
+
     def _drop_consumer(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None

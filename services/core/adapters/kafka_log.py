@@ -166,8 +166,21 @@ class KafkaLog(EventLog):
             producer.flush(timeout=self._send_timeout_s)
             metadata = [f.get(timeout=self._send_timeout_s) for f in futures]
         except KafkaError as exc:
+            # Start the next append on a fresh producer: one that timed out may hold stale
+            # metadata or a stuck batch for a partition that moved or was recreated.
+            self._reset_producer()
+            self._partitions.pop(topic, None)
             raise LogUnavailable(f"kafka did not acknowledge the write: {exc}") from exc
         return [(m.partition, m.offset) for m in metadata]
+
+    def _reset_producer(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=0)
+            except Exception:
+                log.exception("closing a failed producer")
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         count = self.partitions(topic)
