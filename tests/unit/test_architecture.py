@@ -56,7 +56,7 @@ def test_import_rules(path: Path) -> None:
     if name.startswith("services/core/"):
         assert layers <= {"core"}, f"core must not import {layers - {'core'}}"
     for own in ("ingest", "projections", "api"):
-        if name.startswith(f"services/{own}/"):
+        if name.startswith(f"services/{own}/") and not name.endswith("/__main__.py"):
             assert layers <= {"core", own}, f"{own} imports another service layer: {layers}"
     if name == "services/demo.py":
         assert not layers, "the demo is a plain HTTP client of the public API"
@@ -75,6 +75,13 @@ def test_import_rules(path: Path) -> None:
             or name == "services/api/deps.py"
         )  # fmt: skip
         assert ok, f"{name}: sqlalchemy only in the SQL adapter, read models and projections"
+
+
+def test_entry_points_only_call_the_cli() -> None:
+    mains = [p for p in module_files() if p.name == "__main__.py"]
+    assert len(mains) == 4
+    for path in mains:
+        assert imports_of(path) == {"sys", "services.cli"}, rel(path)
 
 
 def test_only_the_composition_root_wires_layers() -> None:
