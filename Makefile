@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck format demo migrate clean help
+.PHONY: run test lint format demo migrate topics clean help
 
 help:
 	@echo "make run       start OneVoice on http://127.0.0.1:8000 (embedded log + SQLite in ./data)"
@@ -12,6 +12,7 @@ help:
 	@echo "make test      run the whole test suite"
 	@echo "make lint      ruff (lint + format check) and mypy --strict"
 	@echo "make migrate   apply database migrations"
+	@echo "make topics    create the interactions topic (infinite retention) if missing"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,9 @@ run: $(STAMP)
 
 migrate: $(STAMP)
 	$(PY) -m services migrate
+
+topics: $(STAMP)
+	$(PY) -m services topics
 
 demo: $(STAMP)
 	$(PY) -m services demo

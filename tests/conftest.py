@@ -108,7 +108,7 @@ def client(services: Services) -> Iterator[httpx.Client]:
         yield http
 
 
-def wait_projected(services: Services, *answers: dict[str, Any], timeout_s: float = 10) -> None:
+def wait_projected(services: Services, *answers: dict[str, Any], timeout_s: float = 60) -> None:
     """Block until the projector applied every position in the given ingest answers.
 
     Accepts single-event answers and batch answers; fails the test on timeout.

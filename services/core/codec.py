@@ -8,6 +8,7 @@ from the log — ours or a foreign producer's — into a ``StoredEvent`` or rais
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,35 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
+def loads_strict(raw: bytes) -> Any:
+    """Parse RFC 8259 JSON from UTF-8 bytes; ``ValueError`` says what is wrong.
+
+    Stricter than ``json.loads``: no UTF-16/32 guessing, no ``NaN``/``Infinity``, no numbers
+    that overflow to infinity, and deep nesting is an error rather than a crash.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deeply") from exc
+
+
 def encode(event: EnvelopeBase) -> OutgoingRecord:
     """The record for an event that already has ``event_id`` and ``recorded_at``."""
     if event.event_id is None:
@@ -61,11 +91,9 @@ def encode(event: EnvelopeBase) -> OutgoingRecord:
 def decode(record: LogRecord) -> StoredEvent:
     """Parse and validate a record; ``ValueError`` says why one cannot be used."""
     try:
-        data = json.loads(record.value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads_strict(record.value)
+    except ValueError as exc:
         raise ValueError(f"value is not JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ValueError("value is JSON nested too deeply") from exc
     try:
         event = parse_event(data)
     except ValidationError as exc:

@@ -249,7 +249,12 @@ class EnvelopeBase(Strict):
     @field_validator("occurred_at", "recorded_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else value.astimezone(UTC)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the representable range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _department_matches_type(self) -> EnvelopeBase:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from services.core.codec import loads_strict
 from services.core.ports import LogUnavailable
 from services.core.problems import error_body
 from services.ingest.service import IngestService, ItemResult
@@ -35,16 +35,10 @@ Body: `{"events": [event, ...]}`. Valid items are appended even when others fail
 
 
 async def _json_body(request: Request) -> Any | JSONResponse:
-    raw = await request.body()
     try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        return JSONResponse(error_body("malformed_json", "body is not UTF-8 text"), 400)
-    except json.JSONDecodeError as exc:
-        message = f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        return JSONResponse(error_body("malformed_json", message), 400)
-    except RecursionError:
-        return JSONResponse(error_body("malformed_json", "body is JSON nested too deeply"), 400)
+        return loads_strict(await request.body())
+    except ValueError as exc:
+        return JSONResponse(error_body("malformed_json", f"body is not valid JSON: {exc}"), 400)
 
 
 def _unavailable(exc: LogUnavailable) -> JSONResponse:

@@ -77,9 +77,14 @@ def timeline_tables(metadata: MetaData, prefix: str) -> TimelineTables:
 TABLES = timeline_tables(METADATA, PREFIX)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64 = range(-(2**63), 2**63)
+
+
 def to_micros(moment: datetime) -> int:
     """UTC epoch microseconds: exact, sortable and the same on SQLite and PostgreSQL."""
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    # Aware subtraction applies the offsets itself; astimezone() could overflow at the edges.
+    delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -100,7 +105,8 @@ def decode_cursor(cursor: str) -> SortKey:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         a, b, c = json.loads(raw)
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b, c)):
+        if not all(isinstance(x, int) and not isinstance(x, bool) and x in _INT64
+                   for x in (a, b, c)):  # fmt: skip
             raise TypeError
     except (binascii.Error, ValueError, TypeError) as exc:
         raise BadCursor("cursor is not valid; use next_cursor from a previous page") from exc
