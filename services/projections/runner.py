@@ -39,7 +39,7 @@ class ProjectionRunner:
         group: str = "onevoice-projector",
         batch_size: int = 1000,
         idle_s: float = 0.2,
-        generation: int = 0,
+        generation: int = checkpoints.LIVE_GENERATION,
     ) -> None:
         self._log = event_log
         self._db = db

@@ -34,7 +34,9 @@ def readyz(container: ContainerDep) -> JSONResponse:
     if end is not None and body["database"] == "ok":
         with container.db.reading() as conn:
             for name in container.projections:
-                done = checkpoints.load(conn, name, 0, container.settings.topic)
+                done = checkpoints.load(
+                    conn, name, checkpoints.LIVE_GENERATION, container.settings.topic
+                )
                 lag = sum(max(0, e - done.get(p, 0)) for p, e in end.items())
                 body["projections"][name] = {"lag": lag}
     ready = body["database"] == "ok" and body["log"] == "ok"

@@ -14,6 +14,9 @@ from sqlalchemy import Connection, and_, bindparam, delete, select, update
 from services.core.adapters.sql import insert_ignore
 from services.core.readmodels.schema import CHECKPOINTS
 
+LIVE_GENERATION = 0
+"""The generation the live views are built in (a rebuild into shadow tables will use another)."""
+
 
 def load(
     conn: Connection, projection: str, generation: int, topic: str, *, lock: bool = False
