@@ -289,8 +289,31 @@ Event: Any = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="ty
 EVENT_ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Event)
 
 
+def _nul_locations(value: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [(*loc, k) for k in value if isinstance(k, str) and "\x00" in k]
+        for key, item in value.items():
+            found += _nul_locations(item, (*loc, key))
+        return found
+    if isinstance(value, list):
+        return [hit for i, item in enumerate(value) for hit in _nul_locations(item, (*loc, i))]
+    return []
+
+
 def parse_event(data: Any) -> EnvelopeBase:
-    """Validate a decoded JSON value as an event; raises ``pydantic.ValidationError``."""
+    """Validate a decoded JSON value as an event; raises ``pydantic.ValidationError``.
+
+    Text must not contain U+0000: PostgreSQL cannot store it, so such an event could never be
+    projected there; it is refused on every backend alike.
+    """
+    nul = _nul_locations(data)
+    if nul:
+        problem = PydanticCustomError("nul_character", "must not contain the NUL character U+0000")
+        raise ValidationError.from_exception_data(
+            "Event", [{"type": problem, "loc": loc, "input": None} for loc in nul]
+        )
     return EVENT_ADAPTER.validate_python(data)
 
 

@@ -32,7 +32,8 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> lis
     return items
 
 
-@router.get("/v1/accounts/{account_id}/timeline")
+# ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
+@router.get("/v1/accounts/{account_id:path}/timeline")
 def get_timeline(
     conn: ReadConnDep,
     account_id: Annotated[str, Path(min_length=1, max_length=128)],
@@ -53,6 +54,7 @@ def get_timeline(
         Query(
             min_length=1,
             max_length=200,
+            pattern="^[^\x00]*$",
             description="Case-insensitive substring of the summary or payload text.",
         ),
     ] = None,

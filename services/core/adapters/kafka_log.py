@@ -231,8 +231,12 @@ class KafkaGroupConsumer(LogConsumer):
                 bootstrap_servers=bootstrap, group_id=group, client_id=f"{client_id}-{group}",
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_poll_records=10_000, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
-                max_poll_interval_ms=300_000,
+                max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
             )  # fmt: skip
+            # Know the topic's partitions before joining: an assignment computed without them
+            # gives this member nothing until the next metadata refresh and rebalance.
+            if not self._consumer.partitions_for_topic(topic):
+                raise LogUnavailable(f"topic {topic!r} has no partitions (does it exist?)")
             self._consumer.subscribe([topic], listener=_SeekToCheckpoints(self))
         except KafkaError as exc:
             raise LogUnavailable(f"joining group {group}: {exc}") from exc
