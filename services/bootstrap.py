@@ -87,6 +87,7 @@ class Services:
 
     def close(self) -> None:
         self.stop_projector()
+        self.runner.close()
         self.container.log.close()
         self.container.db.dispose()
 

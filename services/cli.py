@@ -74,7 +74,9 @@ def _replay(settings: Settings, timeout_s: float) -> int:
     from services.bootstrap import build
     from services.projections.replay import replay
 
-    services = build(settings)
+    # A group of its own: it must own every partition, even while projectors still run.
+    group = f"{settings.projector_group}-replay"
+    services = build(settings.model_copy(update={"projector_group": group}))
     try:
         report = replay(services.runner, services.container.db, timeout_s, sys.stderr)
     finally:

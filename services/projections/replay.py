@@ -75,6 +75,7 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
         for projection in runner.projections:
             projection.clear(conn)
         checkpoints.reset(conn, names)
+    runner.rewind()
     bar = ProgressBar(out)
     started = time.monotonic()
     total = [0]

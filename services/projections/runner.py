@@ -170,6 +170,15 @@ class ProjectionRunner:
         """Leave the consumer group (the runner can be used again: it rejoins on demand)."""
         self._drop_consumer()
 
+    def rewind(self) -> None:
+        """Forget in-memory progress and rejoin, so reading resumes from the stored checkpoints.
+
+        Used after the checkpoints were changed under the runner (replay resets them to 0).
+        """
+        self._drop_consumer()
+        with self._progress:
+            self._applied.clear()
+
     def _drop_consumer(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
