@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, HTTPException, Request, Response
 from sqlalchemy import Connection
 
+from services.core.consistency import STALE_HEADER, TOKEN_HEADER, parse_token, reached
 from services.core.container import Container
+from services.core.readmodels import checkpoints
 
 
 def get_container(request: Request) -> Container:
@@ -23,3 +26,44 @@ def read_connection(request: Request) -> Iterator[Connection]:
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 ReadConnDep = Annotated[Connection, Depends(read_connection)]
+
+
+def consistent_read(
+    response: Response,
+    container: ContainerDep,
+    token: Annotated[
+        str | None,
+        Header(
+            alias=TOKEN_HEADER,
+            description="consistency_token of an earlier write: wait (bounded) until it is "
+            "visible. If the wait runs out the answer carries X-OneVoice-Stale: true.",
+        ),
+    ] = None,
+) -> None:
+    """Read-your-writes: hold the read until every projection applied the token's positions."""
+    if token is None:
+        return
+    try:
+        wanted = parse_token(token)
+    except ValueError as exc:
+        raise HTTPException(
+            422,
+            detail={"code": "invalid_consistency_token", "message": str(exc),
+                    "fields": [{"path": f"header.{TOKEN_HEADER}", "problem": str(exc)}]},
+        ) from exc  # fmt: skip
+    settings = container.settings
+    deadline = time.monotonic() + settings.consistency_wait_s
+    while True:
+        with container.db.reading() as conn:
+            applied = checkpoints.load_slowest(
+                conn, container.projections, checkpoints.LIVE_GENERATION, settings.topic
+            )
+        if reached(applied, wanted):
+            return
+        if time.monotonic() >= deadline:
+            response.headers[STALE_HEADER] = "true"
+            return
+        time.sleep(0.01)  # checkpoints live in the database, shared by every projector process
+
+
+ConsistentRead = Depends(consistent_read)

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     run_projector: bool = Field(
         default=True, description="Run the projector inside the API process (embedded default)."
     )
+    consistency_wait_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=30,
+        description="Longest a read with X-Consistency-Token waits for its writes to be visible.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     def resolved_database_url(self) -> str:

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.core.codec import loads_strict
+from services.core.consistency import TOKEN_HEADER, token_for
 from services.core.ports import LogUnavailable
 from services.core.problems import error_body
 from services.ingest.service import IngestService, ItemResult
@@ -62,7 +63,11 @@ def _single_response(result: ItemResult) -> JSONResponse:
         )  # fmt: skip
     body = result.as_json()
     del body["index"]
-    return JSONResponse(body, 202 if result.status == "accepted" else 200)
+    token = token_for([result.position] if result.position else [])
+    body["consistency_token"] = token
+    return JSONResponse(
+        body, 202 if result.status == "accepted" else 200, headers={TOKEN_HEADER: token}
+    )
 
 
 def build_router(service: IngestService, max_batch: int) -> APIRouter:
@@ -112,11 +117,13 @@ def build_router(service: IngestService, max_batch: int) -> APIRouter:
             return _unavailable(exc)
         counts = {s: sum(r.status == s for r in results)
                   for s in ("accepted", "duplicate", "rejected", "conflict")}  # fmt: skip
-        return JSONResponse({
+        token = token_for(r.position for r in results if r.position is not None)
+        body = {
             "accepted": counts["accepted"], "duplicates": counts["duplicate"],
             "rejected": counts["rejected"], "conflicts": counts["conflict"],
-            "items": [r.as_json() for r in results],
-        })  # fmt: skip
+            "consistency_token": token, "items": [r.as_json() for r in results],
+        }  # fmt: skip
+        return JSONResponse(body, headers={TOKEN_HEADER: token})
 
     return router
 

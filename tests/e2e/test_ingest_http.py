@@ -159,6 +159,7 @@ def test_same_event_id_and_body_is_a_duplicate_with_the_same_position(
             "status": "duplicate",
             "event_id": body["event_id"],
             "position": first["position"],
+            "consistency_token": first["consistency_token"],
         }
 
     settle(client, services, "dup-acct", first)

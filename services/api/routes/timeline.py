@@ -8,11 +8,11 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import AwareDatetime
 
-from services.api.deps import ReadConnDep
+from services.api.deps import ConsistentRead, ReadConnDep
 from services.core.events import DEPARTMENTS, EVENT_TYPES
 from services.core.readmodels import timeline
 
-router = APIRouter(tags=["timeline"])
+router = APIRouter(tags=["timeline"], dependencies=[ConsistentRead])
 
 
 def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> list[str]:

@@ -230,7 +230,7 @@ class KafkaGroupConsumer(LogConsumer):
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=group, client_id=f"{client_id}-{group}",
                 enable_auto_commit=False, auto_offset_reset="earliest",
-                max_poll_records=10_000, session_timeout_ms=10_000, heartbeat_interval_ms=1_000,
+                max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
             )  # fmt: skip
             # Know the topic's partitions before joining: an assignment computed without them

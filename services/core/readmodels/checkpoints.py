@@ -7,7 +7,7 @@ hold the same partition during a rebalance serialise instead of both applying a 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
@@ -32,6 +32,15 @@ def load(
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return {int(p): int(o) for p, o in conn.execute(query)}
+
+
+def load_slowest(
+    conn: Connection, projections: Sequence[str], generation: int, topic: str
+) -> dict[int, int]:
+    """Per partition, the next offset every one of ``projections`` has applied."""
+    loaded = [load(conn, name, generation, topic) for name in projections]
+    partitions = set().union(*loaded) if loaded else set()
+    return {p: min(done.get(p, 0) for done in loaded) for p in partitions}
 
 
 def ensure_rows(

@@ -1,0 +1,78 @@
+"""Read-your-writes: an ingest answer's consistency token makes a later read wait for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from services.bootstrap import Services, build
+from services.core.consistency import parse_token, token_for
+from services.core.settings import Settings
+from tests.conftest import LiveServer
+from tests.samples import make_event
+
+TOKEN = "X-Consistency-Token"
+
+
+@pytest.fixture
+def paused(settings: Settings) -> Iterator[tuple[Services, httpx.Client]]:
+    """The whole app with its projector NOT started: the test decides when views catch up."""
+    services = build(settings.model_copy(update={"run_projector": False,
+                                                 "consistency_wait_s": 0.5}))  # fmt: skip
+    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=30) as http:
+        yield services, http
+
+
+def test_a_read_with_the_token_waits_for_the_write(paused: tuple[Services, httpx.Client]) -> None:
+    services, http = paused
+    first = http.post("/v1/events", json=make_event(account_id="ryw"))
+    assert first.status_code == 202
+    services.start_projector()
+    services.runner.wait_for({first.json()["position"]["partition"]:
+                              first.json()["position"]["offset"]}, 60)  # fmt: skip
+    services.stop_projector()
+
+    body = make_event(account_id="ryw", summary="방금 쓴 이벤트")
+    answer = http.post("/v1/events", json=body)
+    token = answer.json()["consistency_token"]
+    assert answer.headers[TOKEN] == token
+    assert parse_token(token) == {answer.json()["position"]["partition"]:
+                                  answer.json()["position"]["offset"]}  # fmt: skip
+
+    stale = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: token})
+    assert stale.status_code == 200
+    assert stale.headers["X-OneVoice-Stale"] == "true"
+    assert [i["event_id"] for i in stale.json()["items"]] == [first.json()["event_id"]]
+    no_token = http.get("/v1/accounts/ryw/timeline")
+    assert "X-OneVoice-Stale" not in no_token.headers
+
+    services.start_projector()
+    fresh = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: token})
+    assert "X-OneVoice-Stale" not in fresh.headers
+    assert fresh.json()["items"][0]["summary"] == "방금 쓴 이벤트"
+    event = http.get(f"/v1/events/{body['event_id']}", headers={TOKEN: token})
+    assert event.status_code == 200 and "X-OneVoice-Stale" not in event.headers
+
+
+def test_batch_token_covers_every_item_and_duplicates_get_one_too(
+    paused: tuple[Services, httpx.Client],
+) -> None:
+    _, http = paused
+    events = [make_event(account_id=f"acct-{i}") for i in range(20)]
+    answer = http.post("/v1/events/batch", json={"events": events}).json()
+    positions = [(i["position"]["partition"], i["position"]["offset"]) for i in answer["items"]]
+    assert answer["consistency_token"] == token_for(positions)
+    again = http.post("/v1/events", json=events[3]).json()
+    assert again["status"] == "duplicate"
+    assert parse_token(again["consistency_token"]) == dict([positions[3]])
+
+
+def test_a_bad_token_is_a_422_naming_the_header(paused: tuple[Services, httpx.Client]) -> None:
+    _, http = paused
+    http.post("/v1/events", json=make_event(account_id="ryw"))
+    for bad in ("nonsense", "v1.1-x", "v1.-3"):
+        answer = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: bad})
+        assert answer.status_code == 422, bad
+        assert answer.json()["error"]["fields"][0]["path"] == "header.X-Consistency-Token"
