@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format demo migrate topics clean help
+.PHONY: run test lint format demo migrate topics bench clean help
 
 help:
 	@echo "make run       start OneVoice on http://127.0.0.1:8000 (embedded log + SQLite in ./data)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint      ruff (lint + format check) and mypy --strict"
 	@echo "make migrate   apply database migrations"
 	@echo "make topics    create the interactions topic (infinite retention) if missing"
+	@echo "make bench     throughput/latency vs raw limits on Kafka+PostgreSQL (BENCH_ARGS=--quick)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,9 +36,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check services tests migrations
-	$(VENV)/bin/ruff format --check services tests migrations
+	$(VENV)/bin/ruff check services tests migrations bench
+	$(VENV)/bin/ruff format --check services tests migrations bench
 	$(VENV)/bin/mypy
 
 format: $(STAMP)

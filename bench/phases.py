@@ -1,0 +1,263 @@
+"""The eight phases, in order, on one broker and one database; each adds rows and JSON.
+
+Topics: the raw loops use their own topic; ingest, projection, lag and replay share the service
+topic (same partition count, ``retention.ms=-1``). Each projection phase joins a fresh consumer
+group (positions come from the database's checkpoints), so no phase waits on a stale member.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bench import events as gen
+from bench import load, query, raw
+from bench.base import BenchBase, close, say
+from bench.report import Row
+from bench.server import AppProcess
+from bench.stats import percentile
+from services.bootstrap import build
+from services.core.adapters.kafka_log import KafkaLog
+from services.core.adapters.sql import Database
+from services.projections.replay import replay
+
+
+class Bench(BenchBase):
+    """The phases in order: prepare, raw_limits, ingest, projection, lag, replay, query."""
+
+    def prepare(self) -> None:
+        o = self.opts
+        self.main = self.settings()
+        build(self.main).close()  # migrate + create the topic before anything else runs
+        t0 = time.perf_counter()
+        self.data = gen.generate(o.events, o.accounts, o.large, o.seed)
+        recorded = datetime.now(UTC)
+        self.stored = [gen.server_form(b, recorded) for b in self.data.bodies]
+        self.records = gen.records_of(self.stored)
+        self.batches = list(gen.batches(self.data.bodies, o.batch))
+        size = sum(len(r.value) for r in self.records)
+        self.phases["prepare"] = {
+            "seconds": round(time.perf_counter() - t0, 1), "events": o.events,
+            "accounts_used": len({b["account_id"] for b in self.data.bodies}),
+            "large_account": self.data.large_account, "large_account_events": o.large,
+            "mean_record_bytes": round(size / o.events), "batches": len(self.batches),
+        }  # fmt: skip
+        say(f"prepared {o.events:,} events in {self.phases['prepare']['seconds']}s")
+
+    # -- raw limits --------------------------------------------------------------------------
+
+    def raw_limits(self) -> None:
+        n, topic = self.opts.events, f"bench.raw-{self.tag}"
+        admin = KafkaLog(self.bootstrap)
+        admin.ensure_topic(topic, self.opts.partitions)
+        admin.close()
+        with self.meter() as m:
+            seconds, positions = raw.produce(self.bootstrap, topic, self.records)
+        self.raw_producer = n / seconds
+        self.producer_cpu_us = self.cpu_us(m, "bench", n)
+        self.record("raw_producer", m, seconds=seconds, rate=self.raw_producer)
+        with self.meter() as m:
+            seconds, count, size = raw.consume(self.bootstrap, topic, self.opts.partitions)
+        assert count == n, f"raw consumer read {count} of {n}"
+        self.raw_consumer = n / seconds
+        self.consumer_cpu_us = self.cpu_us(m, "bench", n)
+        self.record("raw_consumer", m, seconds=seconds, rate=self.raw_consumer, bytes=size)
+        rows = raw.timeline_rows(self.stored, positions)
+        for name, copy in (("raw_pg_insert", False), ("raw_pg_copy", True)):
+            with self.meter() as m:
+                seconds = raw.pg_insert(self.db_url, rows, 1000, copy=copy)
+            setattr(self, name, n / seconds)
+            self.record(name, m, seconds=seconds, rate=n / seconds, entries=len(rows.entries))
+        self.rows += [
+            Row("raw producer loop (kafka-python)", self.raw_producer, "events/s"),
+            Row("raw consumer loop (kafka-python)", self.raw_consumer, "events/s"),
+            Row("raw PG INSERT executemany, 1000/tx", self.raw_pg_insert, "events/s"),
+            Row("raw PG COPY, 1000/tx", self.raw_pg_copy, "events/s"),
+        ]
+
+    # -- the service -------------------------------------------------------------------------
+
+    def ingest(self) -> None:
+        n = self.opts.events
+        app = AppProcess(self.main, "ingest", self.workdir / "ingest.log",
+                         self._server_profile("ingest"))  # fmt: skip
+        with app as url:
+            self.procs.server = app.pid
+            with self.meter() as m:
+                result = load.post_batches(url, self.batches, self.opts.clients)
+            self.procs.server = None
+        rate = result.accepted / result.seconds
+        req = result.request_s
+        self.record(
+            "ingest", m, seconds=result.seconds, rate=rate, accepted=result.accepted,
+            duplicates=result.duplicates, rejected=result.rejected, conflicts=result.conflicts,
+            retries_503=result.retries, request_p50_ms=percentile(req, 0.5) * 1000,
+            request_p99_ms=percentile(req, 0.99) * 1000, clients=self.opts.clients,
+            batch=self.opts.batch,
+        )  # fmt: skip
+        assert result.accepted == n, f"accepted {result.accepted} of {n}: {self.phases['ingest']}"
+        self.rows.append(Row(
+            f"ingest (batch {self.opts.batch}, {self.opts.clients} clients)", rate, "events/s",
+            self.raw_producer, "producer", "≥ 50% of producer", ">=", 0.5, "ratio",
+        ))  # fmt: skip
+        self.rows.append(Row("ingest server CPU per event", self.cpu_us(m, "server", n),
+                             "CPU µs/ev", self.producer_cpu_us, "producer CPU"))  # fmt: skip
+
+    def projection(self) -> None:
+        n = self.opts.events
+        services = build(self.group("proj"), run_migrations=False)
+        first: list[float] = []
+
+        def progress(done: int, total: int) -> None:
+            if done and not first:
+                first.append(time.perf_counter())
+
+        prof = self._profiled("projection")
+        try:
+            with self.meter() as m:
+                if prof is not None:
+                    prof.enable()
+                t0 = time.perf_counter()
+                consumed = services.runner.catch_up(3600, progress)
+                if prof is not None:
+                    prof.disable()
+            with services.container.db.reading() as conn:
+                counts = services.runner.projections[0].count(conn)
+        finally:
+            close(services)
+        self._dump(prof, "projection")
+        rate = consumed / m.wall_s
+        self.record(
+            "projection", m, rate=rate, consumed=consumed, view_rows=counts,
+            first_batch_after_s=round(first[0] - t0, 2) if first else None,
+        )  # fmt: skip
+        assert counts["events"] == n, f"projected {counts} of {n}"
+        self.rows += [
+            Row("projection catch-up", rate, "events/s", self.raw_consumer, "consumer",
+                "≥ 50% of consumer", ">=", 0.5, "ratio"),
+            Row("projection vs bare PG insert", rate, "events/s", self.raw_pg_insert,
+                "PG INSERT"),
+            Row("projection CPU per event", self.cpu_us(m, "bench", consumed), "CPU µs/ev",
+                self.consumer_cpu_us, "consumer CPU"),
+        ]  # fmt: skip
+
+    def lag(self) -> None:
+        o = self.opts
+        count = max(1, int(o.lag_rate * o.lag_seconds))
+        bodies = gen.generate(count + 1, o.accounts, 0, o.seed + 1).bodies
+        probe = f"bench-lag-probe-{self.tag}"
+        settings = self.group("lag").model_copy(update={"run_projector": True})
+        app = AppProcess(settings, "all", self.workdir / "all.log", self._server_profile("all"))
+        with app as url:
+            warm = {**bodies[0], "related_account_ids": [probe]}
+            httpx.post(f"{url}/v1/events", json=warm, timeout=30).raise_for_status()
+            load.wait_visible(url, warm["event_id"])
+            self.procs.server = app.pid
+            with self.meter() as m:
+                result = load.steady_load(url, bodies[1:], o.lag_rate, probe)
+            self.procs.server = None
+        lags, acks = result.lag_ms, result.ack_ms
+        if not lags:
+            raise RuntimeError(f"no lag event became visible: {result}")
+        self.record(
+            "lag", m, rate=result.sent / result.seconds, target_rate=o.lag_rate,
+            sent=result.sent, visible=len(lags), unseen=result.unseen, errors=result.errors,
+            lag_p50_ms=percentile(lags, 0.5), lag_p99_ms=percentile(lags, 0.99),
+            lag_max_ms=max(lags), ack_p50_ms=percentile(acks, 0.5),
+            ack_p99_ms=percentile(acks, 0.99), schedule_skew_p99_ms=percentile(
+                result.skew_ms, 0.99), polls=result.polls,
+            poll_p50_ms=percentile(result.poll_ms, 0.5),
+            after_ack_p50_ms=percentile(result.after_ack_ms, 0.5),
+            after_ack_p99_ms=percentile(result.after_ack_ms, 0.99),
+        )  # fmt: skip
+        after = result.after_ack_ms
+        self.rows += [
+            Row("end-to-end lag p50 (post → on timeline)", percentile(lags, 0.5), "ms"),
+            Row("end-to-end lag p99 (post → on timeline)", percentile(lags, 0.99), "ms"),
+            Row("  lag after the 202 (ack → visible) p50", percentile(after, 0.5), "ms"),
+            Row("  lag after the 202 (ack → visible) p99", percentile(after, 0.99), "ms"),
+            Row("  single POST ack p99", percentile(acks, 0.99), "ms"),
+            Row("  visibility poll round trip p50", percentile(result.poll_ms, 0.5), "ms"),
+            Row("  steady load achieved (single POSTs)", result.sent / result.seconds,
+                "events/s", o.lag_rate, "target"),
+        ]  # fmt: skip
+
+    def replay(self) -> None:
+        services = build(self.group("replay"), run_migrations=False)
+        prof = self._profiled("replay")
+        try:
+            with self.meter() as m:
+                if prof is not None:
+                    prof.enable()
+                report = replay(services.runner, services.container.db, 3600, sys.stderr)
+                if prof is not None:
+                    prof.disable()
+        finally:
+            close(services)
+        self._dump(prof, "replay")
+        rate = report.events / report.seconds
+        self.record("replay", m, rate=rate, events=report.events, seconds=report.seconds,
+                    clear_s=round(m.wall_s - report.seconds, 2), rows=report.rows,
+                    rejected=report.rejected)  # fmt: skip
+        million = 1_000_000 / rate
+        cpu_us = self.cpu_us(m, "bench", report.events)  # µs/event = s per 1,000,000 events
+        label = "replay 1,000,000 events" + ("" if report.events >= 1_000_000 else
+                                             " (EXTRAPOLATED)")  # fmt: skip
+        self.rows += [
+            Row("replay (rebuild from offset 0)", rate, "events/s", self.raw_consumer,
+                "consumer"),
+            Row(label, million, "s", 1_000_000 / self.raw_consumer, "consumer", "< 180 s",
+                "<", 180.0),
+            Row("replay 1M, CPU-bound estimate (a free core)", cpu_us, "s", self.consumer_cpu_us,
+                "consumer CPU", "< 180 s", "<", 180.0),
+        ]  # fmt: skip
+
+    def query(self) -> None:
+        """Right after replay (planner statistics as the rebuild left them), then again after
+        ANALYZE (what autovacuum does within a minute or so): the steady state."""
+        o, account = self.opts, self.data.large_account
+        app = AppProcess(self.main, "api", self.workdir / "api.log", self._server_profile("api"))
+        with app as url:
+            chosen = query.variants(url, account)
+            cold = query.http_latency(url, account, chosen, max(20, o.query_reps // 4), 5)
+            query.analyze(self.db_url)
+            self.procs.server = app.pid
+            with self.meter() as m:
+                http = query.http_latency(url, account, chosen, o.query_reps, o.query_warmup)
+            self.procs.server = None
+        db = Database(self.db_url)
+        try:
+            local = query.inprocess_latency(db, account, chosen, o.query_reps, o.query_warmup)
+        finally:
+            db.dispose()
+        every_cold = [x for v in cold.values() for x in v]
+        every_http = [x for v in http.values() for x in v]
+        every_local = [x for v in local.values() for x in v]
+        detail: dict[str, dict[str, Any]] = {
+            v.name: {"params": v.params,
+                     "after_replay_http_p50_ms": percentile(cold[v.name], 0.5),
+                     "after_replay_http_p99_ms": percentile(cold[v.name], 0.99),
+                     "http_p50_ms": percentile(http[v.name], 0.5),
+                     "http_p99_ms": percentile(http[v.name], 0.99),
+                     "inprocess_p50_ms": percentile(local[v.name], 0.5),
+                     "inprocess_p99_ms": percentile(local[v.name], 0.99)}
+            for v in chosen
+        }  # fmt: skip
+        self.record("query", m, requests=len(every_http), after_replay_requests=len(every_cold),
+                    account=account, account_events=o.large, variants=detail)  # fmt: skip
+        self.rows += [
+            Row(f"timeline p99 just after replay ({len(every_cold)} req)",
+                percentile(every_cold, 0.99), "ms", None, "", "< 20 ms", "<", 20.0),
+            Row(f"timeline p50, HTTP ({len(every_http)} req)", percentile(every_http, 0.5), "ms",
+                percentile(every_local, 0.5), "in-process"),
+            Row("timeline p99, HTTP (all variants)", percentile(every_http, 0.99), "ms",
+                percentile(every_local, 0.99), "in-process", "< 20 ms", "<", 20.0),
+        ]  # fmt: skip
+        for v in chosen:
+            d = detail[v.name]
+            self.rows.append(Row(f"  p99 {v.name}", d["http_p99_ms"], "ms",
+                                 d["inprocess_p99_ms"], "in-process"))  # fmt: skip
