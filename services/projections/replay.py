@@ -87,6 +87,7 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
     events = runner.catch_up(timeout_s, progress)
     seconds = time.monotonic() - started
     bar.finish(total[0], total[0])
+    db.analyze()  # the planner's statistics still describe the emptied tables
     with db.reading() as conn:
         rows = {p.name: p.count(conn) for p in runner.projections}
     return ReplayReport(events, seconds, runner.rejected, rows)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select
 
-from services.core.adapters.sql import insert_ignore
+from services.core.adapters.sql import insert_ignore, insert_new
 from services.core.codec import StoredEvent
 from services.core.events import event_payload
 from services.core.readmodels import timeline
@@ -45,13 +45,6 @@ class AccountTimeline(Projection):
             fresh.setdefault(stored.event_id, stored)  # the first copy in the log wins
         if not fresh:
             return
-        known = conn.execute(
-            select(self.tables.events.c.event_id).where(
-                self.tables.events.c.event_id.in_(list(fresh))
-            )
-        ).scalars()
-        for event_id in known:
-            del fresh[event_id]
         event_rows, entry_rows = [], []
         for stored in fresh.values():
             common = {
@@ -69,8 +62,10 @@ class AccountTimeline(Projection):
             )  # fmt: skip
             for account_id in (stored.event.account_id, *stored.event.related_account_ids):
                 entry_rows.append({**common, "account_id": account_id})
-        insert_ignore(conn, self.tables.events, event_rows)
-        insert_ignore(conn, self.tables.entries, entry_rows)
+        # Entries only for events this batch really added: an id the view already holds keeps
+        # its first copy (and that copy's accounts).
+        added = insert_new(conn, self.tables.events, event_rows, "event_id")
+        insert_ignore(conn, self.tables.entries, [r for r in entry_rows if r["event_id"] in added])
 
     def count(self, conn: Connection) -> dict[str, int]:
         def rows(table: Table) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -163,8 +164,10 @@ class KafkaLog(EventLog):
                 producer.send(topic, key=r.key, value=r.value, headers=list(r.headers))
                 for r in records
             ]
-            producer.flush(timeout=self._send_timeout_s)
-            metadata = [f.get(timeout=self._send_timeout_s) for f in futures]
+            # Wait for this call's own records only (flush() would also wait for other
+            # requests' records); linger_ms bounds how long they sit in the batch.
+            deadline = time.monotonic() + self._send_timeout_s
+            metadata = [f.get(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
         except KafkaError as exc:
             # Start the next append on a fresh producer: one that timed out may hold stale
             # metadata or a stuck batch for a partition that moved or was recreated.

@@ -42,7 +42,16 @@ class Database:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        options: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            # As many connections as the HTTP worker threads that may want one at once; and a
+            # custom plan per query, since psycopg's auto-prepared statements otherwise switch
+            # to a generic plan that scans a large account's whole timeline.
+            options.update(
+                pool_size=20, max_overflow=20,
+                connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+            )  # fmt: skip
+        self.engine: Engine = create_engine(url, **options)
         if self.engine.dialect.name == "sqlite":
             # pysqlite's own transaction handling is off so BEGIN IMMEDIATE is ours to issue.
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -78,13 +87,43 @@ class Database:
             return False
         return True
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (after a bulk rebuild); a no-op on SQLite."""
+        if self.dialect == "postgresql":
+            with self.transaction() as conn:
+                conn.execute(text("ANALYZE"))
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
+_CHUNK = 500  # rows per multi-row INSERT: well inside both dialects' bind-parameter limits
+
+
 def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows``; rows whose primary key already exists are skipped."""
-    if not rows:
-        return
+    """Insert ``rows``; rows whose primary key already exists are skipped.
+
+    One multi-row ``INSERT … ON CONFLICT DO NOTHING`` per 500 rows, not a statement per row.
+    """
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(
+            insert(table).values(list(rows[start : start + _CHUNK])).on_conflict_do_nothing()
+        )
+
+
+def insert_new(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str
+) -> set[Any]:
+    """Like ``insert_ignore``, and return the ``key`` values of the rows actually inserted."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    inserted: set[Any] = set()
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            insert(table)
+            .values(list(rows[start : start + _CHUNK]))
+            .on_conflict_do_nothing()
+            .returning(table.c[key])
+        )
+        inserted.update(conn.execute(stmt).scalars())
+    return inserted
