@@ -27,6 +27,7 @@ from services.core.ports import Clock, EventLog
 from services.core.settings import Settings
 from services.ingest.routes import build_router
 from services.ingest.service import IngestService
+from services.projections.directory import AccountDirectory
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 
@@ -99,7 +100,8 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         migrate(db)
     event_log = build_log(settings)
     runner = ProjectionRunner(
-        event_log, db, settings.topic, [AccountTimeline()], group=settings.projector_group,
+        event_log, db, settings.topic, [AccountTimeline(), AccountDirectory()],
+        group=settings.projector_group,
         batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
     )  # fmt: skip
     container = Container(settings, event_log, db, clock, tuple(p.name for p in runner.projections))

@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -86,6 +86,12 @@ def to_micros(moment: datetime) -> int:
     # Aware subtraction applies the offsets itself; astimezone() could overflow at the edges.
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> str:
+    """RFC 3339 UTC text for epoch microseconds (the inverse of ``to_micros``)."""
+    moment = _EPOCH + timedelta(microseconds=micros)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 class BadCursor(ValueError):

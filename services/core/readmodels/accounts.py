@@ -1,0 +1,232 @@
+"""The AccountDirectory read model: who each account is, and when each department last touched it.
+
+Every column is a commutative, idempotent fold of the log — "the latest by sort key wins", with
+the sort key ``(occurred_us, partition, offset)`` — so the directory is the same whatever order
+partitions are applied in and however often an event is delivered.
+
+A *touch* is any event except ``account.registered``; an event touches its account and every
+related account.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+
+from services.core.readmodels.schema import METADATA
+from services.core.readmodels.timeline import from_micros
+
+NAME = "AccountDirectory"
+PREFIX = "account_directory"
+
+
+@dataclass(frozen=True)
+class DirectoryTables:
+    accounts: Table
+    touches: Table
+    owners: Table
+
+
+def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
+    """The read model's tables under ``prefix``."""
+    accounts = Table(
+        f"{prefix}_accounts",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("registered", Boolean, nullable=False),
+        Column("name", Text, nullable=True),
+        Column("name_key", Text, nullable=False),
+        Column("segment", String(256), nullable=True),
+        Column("tier", String(256), nullable=True),
+        Column("parent_account_id", String(128), nullable=True),
+        Column("owners", Text, nullable=False),
+        Column("reg_us", BigInteger, nullable=True),
+        Column("reg_partition", Integer, nullable=True),
+        Column("reg_offset", BigInteger, nullable=True),
+        Column("last_touch_us", BigInteger, nullable=True),
+        Column("last_touch_partition", Integer, nullable=True),
+        Column("last_touch_offset", BigInteger, nullable=True),
+        Column("last_touch_event_id", String(36), nullable=True),
+        Index(f"ix_{prefix}_accounts_last_touch", "last_touch_us", "account_id"),
+        Index(f"ix_{prefix}_accounts_parent", "parent_account_id"),
+    )
+    touches = Table(
+        f"{prefix}_touches",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("department", String(32), primary_key=True),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("event_id", String(36), nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("actor", Text, nullable=False),
+        Column("summary", Text, nullable=True),
+    )
+    owners = Table(
+        f"{prefix}_owners",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("department", String(32), primary_key=True),
+        Column("employee_id", String(256), nullable=False),
+        Index(f"ix_{prefix}_owners_employee", "employee_id"),
+    )
+    return DirectoryTables(accounts, touches, owners)
+
+
+TABLES = directory_tables(METADATA, PREFIX)
+
+SortKey = tuple[int, str]
+Sort = Literal["last_touch", "name"]
+
+
+@dataclass(frozen=True)
+class AccountQuery:
+    """One page of ``GET /v1/accounts``; ``None`` means no filter."""
+
+    q: str | None = None
+    owner: str | None = None
+    segment: str | None = None
+    touched_before_us: int | None = None
+    never_contacted: bool | None = None
+    silent_department: str | None = None
+    silent_since_us: int | None = None
+    sort: Sort = "last_touch"
+    limit: int = 50
+    after: tuple[Any, str] | None = None
+
+
+class BadCursor(ValueError):
+    """The cursor was not produced by this API for this sort."""
+
+
+def encode_cursor(sort: Sort, key: tuple[Any, str]) -> str:
+    raw = json.dumps([sort, *key], ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, str]:
+    try:
+        if len(cursor) > 1024:
+            raise ValueError("too long")
+        kind, first, account_id = json.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        )
+        valid_first = isinstance(first, int) if sort == "last_touch" else isinstance(first, str)
+        if kind != sort or not valid_first or not isinstance(account_id, str):
+            raise TypeError
+    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
+        raise BadCursor("cursor is not valid for this sort; use next_cursor as given") from exc
+    return first, account_id
+
+
+def _row_json(row: Any, departments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "account_id": row.account_id,
+        "registered": bool(row.registered),
+        "name": row.name,
+        "segment": row.segment,
+        "tier": row.tier,
+        "parent_account_id": row.parent_account_id,
+        "owners": json.loads(row.owners),
+        # The overall last touch is one of the departments' last touches.
+        "last_touch": next(
+            (t for t in departments.values() if t["event_id"] == row.last_touch_event_id), None
+        ),
+        "last_touch_by_department": departments,
+    }
+
+
+def _touches(conn: Connection, account_ids: Sequence[str], t: DirectoryTables) -> dict[str, Any]:
+    found: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in account_ids}
+    rows = conn.execute(select(t.touches).where(t.touches.c.account_id.in_(list(account_ids))))
+    for r in rows:
+        found[r.account_id][r.department] = {
+            "at": from_micros(r.at_us), "event_id": r.event_id, "type": r.type,
+            "actor": json.loads(r.actor), "summary": r.summary,
+        }  # fmt: skip
+    return found
+
+
+def read_accounts(
+    conn: Connection, query: AccountQuery, tables: DirectoryTables = TABLES
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A keyset-paginated page of accounts, newest touch first (never touched last) or by name."""
+    a = tables.accounts
+    conditions = []
+    if query.q:
+        needle = query.q.casefold()
+        conditions.append(
+            or_(a.c.name_key.contains(needle, autoescape=True),
+                a.c.account_id.contains(query.q, autoescape=True))
+        )  # fmt: skip
+    if query.owner:
+        o = tables.owners
+        conditions.append(
+            exists().where(and_(o.c.account_id == a.c.account_id, o.c.employee_id == query.owner))
+        )
+    if query.segment:
+        conditions.append(a.c.segment == query.segment)
+    if query.touched_before_us is not None:
+        conditions.append(
+            or_(a.c.last_touch_us.is_(None), a.c.last_touch_us < query.touched_before_us)
+        )
+    if query.never_contacted is not None:
+        never = and_(a.c.registered.is_(True), a.c.last_touch_us.is_(None))
+        conditions.append(never if query.never_contacted else not_(never))
+    if query.silent_department:
+        tt = tables.touches
+        recent = [tt.c.account_id == a.c.account_id, tt.c.department == query.silent_department]
+        if query.silent_since_us is not None:
+            recent.append(tt.c.at_us >= query.silent_since_us)
+        conditions.append(not_(exists().where(and_(*recent))))
+    primary: ColumnElement[Any]
+    if query.sort == "last_touch":
+        primary = func.coalesce(a.c.last_touch_us, -1)  # never touched: -1, so last
+        if query.after is not None:
+            conditions.append(tuple_(primary, a.c.account_id) < tuple_(*query.after))
+        ordering = (primary.desc(), a.c.account_id.desc())
+    else:
+        primary = a.c.name_key
+        if query.after is not None:
+            conditions.append(tuple_(primary, a.c.account_id) > tuple_(*query.after))
+        ordering = (primary.asc(), a.c.account_id.asc())
+    stmt = (
+        select(a, primary.label("sort_key"))
+        .where(and_(true(), *conditions))
+        .order_by(*ordering)
+        .limit(query.limit + 1)
+    )
+    rows = conn.execute(stmt).all()
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    touches = _touches(conn, [r.account_id for r in rows], tables)
+    items = [_row_json(r, touches[r.account_id]) for r in rows]
+    cursor = encode_cursor(query.sort, (rows[-1].sort_key, rows[-1].account_id)) if more else None
+    return items, cursor

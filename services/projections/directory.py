@@ -1,0 +1,136 @@
+"""AccountDirectory: each account's registration and last touch, overall and per department.
+
+Every write is "keep the value with the greatest sort key (occurred_us, partition, offset)", so
+applying events in any order, or more than once, gives the same directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from services.core.adapters.sql import insert_ignore
+from services.core.codec import StoredEvent
+from services.core.events import AccountRegistered, event_payload
+from services.core.readmodels import accounts
+from services.core.readmodels.timeline import to_micros
+from services.projections.base import Projection
+
+Key = tuple[int, int, int]
+
+
+def _key(stored: StoredEvent) -> Key:
+    return (to_micros(stored.event.occurred_at), stored.partition, stored.offset)
+
+
+class AccountDirectory(Projection):
+    name = accounts.NAME
+
+    def __init__(self, tables: accounts.DirectoryTables = accounts.TABLES) -> None:
+        self.t = tables
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        if not events:
+            return
+        ids = {a for e in events for a in (e.event.account_id, *e.event.related_account_ids)}
+        insert_ignore(conn, self.t.accounts, [
+            {"account_id": a, "registered": False, "name_key": a.casefold(), "owners": "{}"}
+            for a in sorted(ids)
+        ])  # fmt: skip
+        for stored in sorted((e for e in events if e.type == "account.registered"), key=_key):
+            self._register(conn, stored)
+        self._touch(conn, [e for e in events if e.type != "account.registered"])
+
+    def _register(self, conn: Connection, stored: StoredEvent) -> None:
+        payload = event_payload(stored.event)
+        assert isinstance(payload, AccountRegistered)
+        a = self.t.accounts
+        us, partition, offset = _key(stored)
+        owners = {d.value: e for d, e in payload.owners.items()}
+        stored_key = tuple_(a.c.reg_us, a.c.reg_partition, a.c.reg_offset)
+        newer = or_(a.c.reg_us.is_(None), stored_key < tuple_(us, partition, offset))
+        done = conn.execute(
+            update(a)
+            .where(and_(a.c.account_id == stored.event.account_id, newer))
+            .values(
+                registered=True, name=payload.name, name_key=payload.name.casefold(),
+                segment=payload.segment, tier=payload.tier,
+                parent_account_id=payload.parent_account_id,
+                owners=json.dumps(owners, ensure_ascii=False, sort_keys=True),
+                reg_us=us, reg_partition=partition, reg_offset=offset,
+            )
+        )  # fmt: skip
+        if done.rowcount:
+            o = self.t.owners
+            conn.execute(delete(o).where(o.c.account_id == stored.event.account_id))
+            insert_ignore(conn, o, [
+                {"account_id": stored.event.account_id, "department": d, "employee_id": e}
+                for d, e in owners.items()
+            ])  # fmt: skip
+
+    def _touch(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        latest: dict[str, tuple[Key, StoredEvent]] = {}
+        by_department: dict[tuple[str, str], tuple[Key, StoredEvent]] = {}
+        for stored in events:
+            key = _key(stored)
+            department = stored.event.actor.department.value
+            for account_id in (stored.event.account_id, *stored.event.related_account_ids):
+                if account_id not in latest or latest[account_id][0] < key:
+                    latest[account_id] = (key, stored)
+                if (account_id, department) not in by_department or \
+                        by_department[(account_id, department)][0] < key:  # fmt: skip
+                    by_department[(account_id, department)] = (key, stored)
+        if not latest:
+            return
+        a = self.t.accounts
+        newer = or_(
+            a.c.last_touch_us.is_(None),
+            tuple_(a.c.last_touch_us, a.c.last_touch_partition, a.c.last_touch_offset)
+            < tuple_(bindparam("us"), bindparam("p"), bindparam("o")),
+        )
+        conn.execute(
+            update(a).where(and_(a.c.account_id == bindparam("aid"), newer)).values(
+                last_touch_us=bindparam("us"), last_touch_partition=bindparam("p"),
+                last_touch_offset=bindparam("o"), last_touch_event_id=bindparam("eid"),
+            ),
+            [{"aid": acc, "us": k[0], "p": k[1], "o": k[2], "eid": s.event_id}
+             for acc, (k, s) in latest.items()],
+        )  # fmt: skip
+        self._upsert_touches(conn, [
+            {"account_id": acc, "department": dep, "at_us": k[0], "partition": k[1],
+             "offset": k[2], "event_id": s.event_id, "type": s.type,
+             "actor": json.dumps(s.event.actor.model_dump(mode="json", exclude_none=True),
+                                 ensure_ascii=False),
+             "summary": s.event.summary}
+            for (acc, dep), (k, s) in by_department.items()
+        ])  # fmt: skip
+
+    def _upsert_touches(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        t = self.t.touches
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(t)
+        excluded = stmt.excluded
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[t.c.account_id, t.c.department],
+            set_={c: excluded[c] for c in ("at_us", "partition", "offset", "event_id", "type",
+                                           "actor", "summary")},
+            where=tuple_(t.c.at_us, t.c.partition, t.c.offset)
+            < tuple_(excluded.at_us, excluded.partition, excluded.offset),
+        )  # fmt: skip
+        conn.execute(stmt, rows)
+
+    def count(self, conn: Connection) -> dict[str, int]:
+        return {
+            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in (("accounts", self.t.accounts), ("touches", self.t.touches),
+                                ("owners", self.t.owners))
+        }  # fmt: skip
+
+    def clear(self, conn: Connection) -> None:
+        for table in (self.t.touches, self.t.owners, self.t.accounts):
+            conn.execute(delete(table))
