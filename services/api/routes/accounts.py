@@ -6,9 +6,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
+from services.api.errors import invalid_query
 from services.core.events import DEPARTMENTS
 from services.core.readmodels import accounts
 from services.core.readmodels.timeline import to_micros
@@ -19,20 +20,12 @@ _DURATION = re.compile(r"^(\d{1,5})([hdw])$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 
 
-def _invalid(name: str, problem: str) -> HTTPException:
-    return HTTPException(
-        422,
-        detail={"code": "invalid_query", "message": f"{name}: {problem}",
-                "fields": [{"path": f"query.{name}", "problem": problem}]},
-    )  # fmt: skip
-
-
 def _duration(name: str, text: str | None) -> timedelta | None:
     if text is None:
         return None
     match = _DURATION.match(text)
     if match is None:
-        raise _invalid(name, "a duration like 30d, 12h or 8w")
+        raise invalid_query(name, "a duration like 30d, 12h or 8w")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -73,16 +66,16 @@ def list_accounts(
     the last touch per department (`{at, event_id, type, actor, summary}`).
     """
     if silent_department is not None and silent_department not in DEPARTMENTS:
-        raise _invalid("silent_department", f"must be one of: {', '.join(DEPARTMENTS)}")
+        raise invalid_query("silent_department", f"must be one of: {', '.join(DEPARTMENTS)}")
     if silent_for is not None and silent_department is None:
-        raise _invalid("silent_for", "needs silent_department")
+        raise invalid_query("silent_for", "needs silent_department")
     now = container.clock()
     neglect = _duration("neglected_for", neglected_for)
     silence = _duration("silent_for", silent_for)
     try:
         after = None if cursor is None else accounts.decode_cursor(sort, cursor)
     except accounts.BadCursor as exc:
-        raise _invalid("cursor", str(exc)) from exc
+        raise invalid_query("cursor", str(exc)) from exc
     query = accounts.AccountQuery(
         q=q, owner=owner, segment=segment,
         touched_before_us=None if neglect is None else to_micros(now - neglect),

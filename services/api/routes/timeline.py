@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
 from services.api.deps import ConsistentRead, ReadConnDep
+from services.api.errors import invalid_query, not_found
 from services.core.events import DEPARTMENTS, EVENT_TYPES
 from services.core.readmodels import timeline
 
@@ -20,15 +21,9 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> lis
     items = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
     unknown = [v for v in items if v not in allowed]
     if unknown:
-        raise HTTPException(
-            422,
-            detail={
-                "code": "invalid_query",
-                "message": f"unknown {name}: {', '.join(unknown)}",
-                "fields": [{"path": f"query.{name}",
-                            "problem": f"must be one of: {', '.join(allowed)}"}],
-            },
-        )  # fmt: skip
+        raise invalid_query(
+            name, f"must be one of: {', '.join(allowed)}", f"unknown {name}: {', '.join(unknown)}"
+        )
     return items
 
 
@@ -80,11 +75,7 @@ def get_timeline(
         after=_cursor(cursor),
     )
     if not timeline.account_known(conn, account_id):
-        raise HTTPException(
-            404,
-            detail={"code": "account_not_found",
-                    "message": f"no event has named account '{account_id}'"},
-        )  # fmt: skip
+        raise not_found("account_not_found", f"no event has named account '{account_id}'")
     page = timeline.read_page(conn, query)
     return {"account_id": account_id, "items": page.items, "next_cursor": page.next_cursor}
 
@@ -95,11 +86,7 @@ def _cursor(cursor: str | None) -> timeline.SortKey | None:
     try:
         return timeline.decode_cursor(cursor)
     except timeline.BadCursor as exc:
-        raise HTTPException(
-            422,
-            detail={"code": "invalid_query", "message": str(exc),
-                    "fields": [{"path": "query.cursor", "problem": str(exc)}]},
-        ) from exc  # fmt: skip
+        raise invalid_query("cursor", str(exc), str(exc)) from exc
 
 
 @router.get("/v1/events/{event_id}")
@@ -107,9 +94,5 @@ def get_event(conn: ReadConnDep, event_id: UUID) -> dict[str, Any]:
     """The stored event (with `recorded_at` and `position`) once it has been projected."""
     body = timeline.read_event(conn, str(event_id))
     if body is None:
-        raise HTTPException(
-            404,
-            detail={"code": "event_not_found",
-                    "message": f"no event {event_id} has been projected (yet)"},
-        )  # fmt: skip
+        raise not_found("event_not_found", f"no event {event_id} has been projected (yet)")
     return body

@@ -10,8 +10,6 @@ related account.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +37,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from services.core.readmodels import cursors
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import from_micros
 
@@ -122,28 +121,25 @@ class AccountQuery:
     after: tuple[Any, str] | None = None
 
 
-class BadCursor(ValueError):
-    """The cursor was not produced by this API for this sort."""
+BadCursor = cursors.BadCursor
 
 
 def encode_cursor(sort: Sort, key: tuple[Any, str]) -> str:
-    raw = json.dumps([sort, *key], ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode([sort, *key])
 
 
 def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, str]:
-    try:
-        if len(cursor) > 1024:
-            raise ValueError("too long")
-        kind, first, account_id = json.loads(
-            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        )
-        valid_first = isinstance(first, int) if sort == "last_touch" else isinstance(first, str)
-        if kind != sort or not valid_first or not isinstance(account_id, str):
-            raise TypeError
-    except (binascii.Error, ValueError, TypeError, RecursionError) as exc:
-        raise BadCursor("cursor is not valid for this sort; use next_cursor as given") from exc
-    return first, account_id
+    """The key after which the next page starts; ``BadCursor`` if not one of this sort's."""
+    key = cursors.decode(cursor)
+    valid = (
+        len(key) == 3
+        and key[0] == sort
+        and (cursors.is_int64(key[1]) if sort == "last_touch" else isinstance(key[1], str))
+        and isinstance(key[2], str)
+    )
+    if not valid:
+        raise BadCursor("cursor is not valid for this sort; use next_cursor as given")
+    return key[1], key[2]
 
 
 def _row_json(row: Any, departments: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -8,8 +8,6 @@ lands in its place and the order is total and identical on every backend.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from services.core.readmodels import cursors
 from services.core.readmodels.schema import METADATA
 
 NAME = "AccountTimeline"
@@ -78,7 +77,6 @@ TABLES = timeline_tables(METADATA, PREFIX)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_INT64 = range(-(2**63), 2**63)
 
 
 def to_micros(moment: datetime) -> int:
@@ -94,29 +92,19 @@ def from_micros(micros: int) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-class BadCursor(ValueError):
-    """The cursor was not produced by this API (or was altered)."""
-
-
 SortKey = tuple[int, int, int]
+BadCursor = cursors.BadCursor
 
 
 def encode_cursor(key: SortKey) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+    return cursors.encode(list(key))
 
 
 def decode_cursor(cursor: str) -> SortKey:
-    try:
-        if len(cursor) > 200:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        a, b, c = json.loads(raw)
-        if not all(isinstance(x, int) and not isinstance(x, bool) and x in _INT64
-                   for x in (a, b, c)):  # fmt: skip
-            raise TypeError
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise BadCursor("cursor is not valid; use next_cursor from a previous page") from exc
-    return (a, b, c)
+    key = cursors.decode(cursor, max_length=200)
+    if len(key) != 3 or not all(cursors.is_int64(x) for x in key):
+        raise BadCursor("cursor is not valid; use next_cursor from a previous page")
+    return (key[0], key[1], key[2])
 
 
 @dataclass(frozen=True)
