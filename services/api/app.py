@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.api.routes import accounts, health, schemas, timeline
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
+from services.core.ports import StoreUnavailable
 from services.core.problems import error_body
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_request", "the request is not valid", fields), 422)
 
 
+def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    body = error_body("store_unavailable", f"the database is unavailable: {exc}")
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
 def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(error_body("internal_error", "unexpected server error"), 500)
@@ -155,6 +161,7 @@ def create_app(
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -44,6 +44,10 @@ class LogUnavailable(RuntimeError):
     """The log could not durably append or read right now; the caller may retry later."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The database could not be reached or answered with a connection-level error."""
+
+
 class LogMisconfigured(RuntimeError):
     """The log exists but is set up in a way that would lose data (e.g. finite retention)."""
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from services.core.codec import loads_strict
 from services.core.consistency import TOKEN_HEADER, token_for
-from services.core.ports import LogUnavailable
+from services.core.ports import LogUnavailable, StoreUnavailable
 from services.core.problems import error_body
 from services.ingest.service import IngestService, ItemResult
 
@@ -42,12 +42,12 @@ async def _json_body(request: Request) -> Any | JSONResponse:
         return JSONResponse(error_body("malformed_json", f"body is not valid JSON: {exc}"), 400)
 
 
-def _unavailable(exc: LogUnavailable) -> JSONResponse:
-    return JSONResponse(
-        error_body("log_unavailable", f"the event log did not acknowledge the write: {exc}"),
-        status_code=503,
-        headers={"Retry-After": "1"},
-    )
+def _unavailable(exc: LogUnavailable | StoreUnavailable) -> JSONResponse:
+    if isinstance(exc, StoreUnavailable):
+        body = error_body("store_unavailable", f"the database is unavailable: {exc}")
+    else:
+        body = error_body("log_unavailable", f"the event log did not acknowledge the write: {exc}")
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
 def _single_response(result: ItemResult) -> JSONResponse:
@@ -99,7 +99,7 @@ def build_router(service: IngestService, max_batch: int) -> APIRouter:
             return data
         try:
             (result,) = await run_in_threadpool(service.submit, [data])
-        except LogUnavailable as exc:
+        except (LogUnavailable, StoreUnavailable) as exc:
             return _unavailable(exc)
         return _single_response(result)
 
@@ -113,7 +113,7 @@ def build_router(service: IngestService, max_batch: int) -> APIRouter:
             return JSONResponse(error_body("invalid_batch", problem["problem"], [problem]), 422)
         try:
             results = await run_in_threadpool(service.submit, data["events"])
-        except LogUnavailable as exc:
+        except (LogUnavailable, StoreUnavailable) as exc:
             return _unavailable(exc)
         counts = {s: sum(r.status == s for r in results)
                   for s in ("accepted", "duplicate", "rejected", "conflict")}  # fmt: skip

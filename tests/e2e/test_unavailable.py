@@ -78,3 +78,27 @@ def test_a_real_broker_that_cannot_take_the_write_gives_503_in_bounded_time(
             if retry.status_code != 503:
                 break
         assert retry.status_code == 202, retry.text
+
+
+def test_a_database_that_is_gone_gives_503_not_500(pg_url: str, tmp_path: Path) -> None:
+    import psycopg
+
+    settings = make_settings(tmp_path / "data", database_url=pg_url, run_projector=False)
+    services = build(settings)
+    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=60) as http:
+        assert http.post("/v1/events", json=make_event(account_id="db-gone")).status_code == 202
+        server, name = pg_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for answer in (
+            http.post("/v1/events", json=make_event(account_id="db-gone")),
+            http.post("/v1/events/batch", json={"events": [make_event()]}),
+            http.get("/v1/accounts/db-gone/timeline"),
+            http.get("/v1/accounts"),
+        ):
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["retry-after"] == "1"
+            assert answer.json()["error"]["code"] == "store_unavailable"
+        ready = http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["database"] == "unavailable"

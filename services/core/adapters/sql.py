@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from services.core.ports import StoreUnavailable
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -68,22 +70,31 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A connection in one transaction: committed on success, rolled back on error."""
-        with self.engine.connect().execution_options(write=True) as conn, conn.begin():
-            yield conn
+        """A connection in one transaction: committed on success, rolled back on error.
+
+        Connection-level failures surface as ``StoreUnavailable``.
+        """
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database: {exc.orig or exc}") from exc
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
         """A connection for reads (no write lock is taken on SQLite)."""
-        with self.engine.connect() as conn:
-            yield conn
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database: {exc.orig or exc}") from exc
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
             with self.reading() as conn:
                 conn.execute(text("SELECT 1"))
-        except SQLAlchemyError:
+        except (SQLAlchemyError, StoreUnavailable):
             return False
         return True
 
