@@ -130,3 +130,51 @@ def test_bad_queries_name_the_parameter(client: httpx.Client, services: Services
         answer = client.get("/v1/accounts", params=params)
         assert answer.status_code == 422, (params, answer.text)
         assert answer.json()["error"]["fields"][0]["path"] == path, params
+
+
+def test_include_children_rolls_the_hierarchy_into_the_parent(
+    client: httpx.Client, services: Services
+) -> None:
+    events = [
+        register("group", "한빛그룹", 50),
+        register("child-1", "한빛전자", 50, parent_account_id="group"),
+        register("child-2", "한빛물산", 50, parent_account_id="group"),
+        register("grandchild", "한빛전자 부산", 50, parent_account_id="child-1"),
+        register("loop", "Loop", 50, parent_account_id="grandchild"),
+        touch("group", "leadership", 9),
+        touch("child-1", "sales", 8, related_account_ids=["group"]),
+        touch("child-2", "support", 7),
+        touch("grandchild", "sales", 6),
+        touch("unrelated", "sales", 5),
+    ]
+    load(client, services, events)
+    plain = client.get("/v1/accounts/group/timeline", params={"order": "asc"}).json()
+    assert "included_accounts" not in plain
+    assert [i["event_id"] for i in plain["items"]] == [events[0]["event_id"],
+                                                       events[5]["event_id"],
+                                                       events[6]["event_id"]]  # fmt: skip
+    rolled = client.get(
+        "/v1/accounts/group/timeline", params={"order": "asc", "include_children": "true"}
+    ).json()
+    assert rolled["included_accounts"] == ["child-1", "child-2", "grandchild", "loop"]
+    expected = [e["event_id"] for e in events[:9]]  # registrations share a time: by position
+    got = [i["event_id"] for i in rolled["items"]]
+    assert sorted(got) == sorted(expected) and len(got) == len(set(got))
+    assert got[-4:] == [e["event_id"] for e in events[5:9]]
+    seen, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"order": "asc", "include_children": "true", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/accounts/group/timeline", params=params).json()
+        seen += [i["event_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == got
+    type_filtered = client.get(
+        "/v1/accounts/group/timeline",
+        params={"include_children": "true", "department": "sales", "type": "sales.call_logged"},
+    ).json()
+    assert [i["event_id"] for i in type_filtered["items"]] == [events[8]["event_id"],
+                                                               events[6]["event_id"]]  # fmt: skip

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 from services.api.deps import ConsistentRead, ReadConnDep
 from services.api.errors import invalid_query, not_found
 from services.core.events import DEPARTMENTS, EVENT_TYPES
-from services.core.readmodels import timeline
+from services.core.readmodels import accounts, timeline
 
 router = APIRouter(tags=["timeline"], dependencies=[ConsistentRead])
 
@@ -56,6 +56,9 @@ def get_timeline(
     order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first.")] = "desc",
     limit: Annotated[int, Query(ge=1, le=500, description="Items per page.")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+    include_children: Annotated[
+        bool, Query(description="Merge in the timelines of every account registered below it.")
+    ] = False,
 ) -> dict[str, Any]:
     """One page of an account's timeline, ordered by occurred_at (ties by log position).
 
@@ -63,8 +66,10 @@ def get_timeline(
     pass `next_cursor` back as `cursor` (with the same filters and order); `null` means the last
     page. 404 when no event has ever named the account.
     """
+    children = accounts.descendants(conn, account_id) if include_children else []
     query = timeline.TimelineQuery(
         account_id=account_id,
+        also=children,
         departments=_split(department, DEPARTMENTS, "department"),
         types=_split(type, EVENT_TYPES, "type"),
         since=since,
@@ -74,10 +79,13 @@ def get_timeline(
         limit=limit,
         after=_cursor(cursor),
     )
-    if not timeline.account_known(conn, account_id):
+    if not timeline.account_known(conn, account_id, also=children):
         raise not_found("account_not_found", f"no event has named account '{account_id}'")
     page = timeline.read_page(conn, query)
-    return {"account_id": account_id, "items": page.items, "next_cursor": page.next_cursor}
+    body: dict[str, Any] = {"account_id": account_id}
+    if include_children:
+        body["included_accounts"] = children
+    return {**body, "items": page.items, "next_cursor": page.next_cursor}
 
 
 def _cursor(cursor: str | None) -> timeline.SortKey | None:

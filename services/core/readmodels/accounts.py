@@ -226,3 +226,25 @@ def read_accounts(
     items = [_row_json(r, touches[r.account_id]) for r in rows]
     cursor = encode_cursor(query.sort, (rows[-1].sort_key, rows[-1].account_id)) if more else None
     return items, cursor
+
+
+def descendants(
+    conn: Connection, account_id: str, tables: DirectoryTables = TABLES, limit: int = 1000
+) -> list[str]:
+    """Every account below ``account_id`` in the registered hierarchy (breadth first).
+
+    Cycles in registrations are tolerated; at most ``limit`` accounts are returned.
+    """
+    a = tables.accounts
+    seen, frontier = {account_id}, [account_id]
+    found: list[str] = []
+    while frontier and len(found) < limit:
+        children = conn.execute(
+            select(a.c.account_id)
+            .where(a.c.parent_account_id.in_(frontier))
+            .order_by(a.c.account_id)
+        ).scalars()
+        frontier = [c for c in children if c not in seen]
+        seen.update(frontier)
+        found += frontier
+    return found[:limit]

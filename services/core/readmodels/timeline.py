@@ -112,6 +112,7 @@ class TimelineQuery:
     """One page request; ``None``/empty means no filter."""
 
     account_id: str
+    also: Sequence[str] = ()  # more accounts to merge in (e.g. child accounts)
     departments: Sequence[str] = ()
     types: Sequence[str] = ()
     since: datetime | None = None
@@ -133,11 +134,12 @@ def search_key(text: str) -> str:
     return text.casefold()
 
 
-def account_known(conn: Connection, account_id: str, tables: TimelineTables = TABLES) -> bool:
-    """True when any event has named this account (as primary or related)."""
-    return bool(
-        conn.execute(select(exists().where(tables.entries.c.account_id == account_id))).scalar()
-    )
+def account_known(
+    conn: Connection, account_id: str, tables: TimelineTables = TABLES, *, also: Sequence[str] = ()
+) -> bool:
+    """True when any event has named this account (or one of ``also``)."""
+    names = tables.entries.c.account_id.in_([account_id, *also])
+    return bool(conn.execute(select(exists().where(names))).scalar())
 
 
 def read_page(
@@ -150,7 +152,9 @@ def read_page(
     """
     e, ev = tables.entries, tables.events
     key = tuple_(e.c.occurred_us, e.c.partition, e.c.offset)
-    conditions = [e.c.account_id == query.account_id]
+    accounts = [query.account_id, *query.also]
+    conditions = [e.c.account_id == query.account_id if not query.also
+                  else e.c.account_id.in_(accounts)]  # fmt: skip
     if query.departments:
         conditions.append(e.c.department.in_(list(query.departments)))
     if query.types:
@@ -173,6 +177,8 @@ def read_page(
         .order_by(*ordering)
         .limit(query.limit + 1)
     )
+    if query.also:
+        stmt = stmt.distinct()  # an event on a parent and a child is listed once
     rows = conn.execute(stmt).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
