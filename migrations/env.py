@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from services.core.readmodels import accounts, timeline  # noqa: F401 - registers the tables
+from services.core.readmodels import accounts, leadership, timeline  # noqa: F401 - tables
 from services.core.readmodels.schema import METADATA
 from services.core.settings import Settings
 

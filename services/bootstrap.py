@@ -28,6 +28,7 @@ from services.core.settings import Settings
 from services.ingest.routes import build_router
 from services.ingest.service import IngestService
 from services.projections.directory import AccountDirectory
+from services.projections.leadership import LeadershipLog
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 
@@ -100,7 +101,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         migrate(db)
     event_log = build_log(settings)
     runner = ProjectionRunner(
-        event_log, db, settings.topic, [AccountTimeline(), AccountDirectory()],
+        event_log, db, settings.topic, [AccountTimeline(), AccountDirectory(), LeadershipLog()],
         group=settings.projector_group,
         batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
     )  # fmt: skip

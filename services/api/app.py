@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.routes import accounts, health, schemas, timeline
+from services.api.routes import accounts, health, reports, schemas, timeline
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
 from services.core.ports import StoreUnavailable
@@ -156,7 +156,7 @@ def create_app(
 
     app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
-    queries = (timeline.router, accounts.router) if serve_queries else ()
+    queries = (timeline.router, accounts.router, reports.router) if serve_queries else ()
     for router in (*extra_routers, *queries, schemas.router, health.router):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -597,7 +597,11 @@ def test_healthz_and_readyz(client: httpx.Client, services: Services) -> None:
     assert ready.json() == {
         "database": "ok",
         "log": "ok",
-        "projections": {"AccountTimeline": {"lag": 0}, "AccountDirectory": {"lag": 0}},
+        "projections": {
+            "AccountTimeline": {"lag": 0},
+            "AccountDirectory": {"lag": 0},
+            "LeadershipLog": {"lag": 0},
+        },
         "status": "ready",
     }
 

@@ -20,7 +20,12 @@ from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
 from services.core.ports import Receipt, ReceiptStore
-from services.core.readmodels import accounts, checkpoints, timeline  # noqa: F401 - all tables
+from services.core.readmodels import (  # noqa: F401 - all tables
+    accounts,
+    checkpoints,
+    leadership,
+    timeline,
+)
 from services.core.readmodels.schema import CHECKPOINTS
 from services.projections.timeline import AccountTimeline
 from tests.fakes import InMemoryReceipts

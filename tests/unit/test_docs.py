@@ -18,9 +18,9 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_every_endpoint_is_documented() -> None:
-    from services.api.routes import accounts, health, schemas, timeline
+    from services.api.routes import accounts, health, reports, schemas, timeline
 
-    modules = (accounts, health, schemas, timeline)
+    modules = (accounts, health, reports, schemas, timeline)
     routes = [r for m in modules for r in m.router.routes]
     paths = {getattr(r, "path", "").replace(":path}", "}") for r in routes}
     paths |= {"/v1/events", "/v1/events/batch"}

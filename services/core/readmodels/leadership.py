@@ -1,0 +1,113 @@
+"""The LeadershipLog read model: every executive touch, with what was heard and promised.
+
+One row per event whose actor is in the leadership department (meetings, calls, commitments,
+anything), keyed by event id: inserting an id twice changes nothing, so the log is a pure fold.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    select,
+)
+
+from services.core.readmodels import accounts
+from services.core.readmodels.schema import METADATA
+from services.core.readmodels.timeline import from_micros
+
+NAME = "LeadershipLog"
+PREFIX = "leadership_log"
+
+# Payload list fields of leadership.meeting_held that the weekly report gathers.
+HEARD_FIELDS = ("heard", "concerns", "complaints", "learnings")
+
+
+@dataclass(frozen=True)
+class LeadershipTables:
+    contacts: Table
+
+
+def leadership_tables(metadata: MetaData, prefix: str) -> LeadershipTables:
+    contacts = Table(
+        f"{prefix}_contacts",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("executive_id", String(256), nullable=False),
+        Column("executive", Text, nullable=False),
+        Column("account_id", String(128), nullable=False),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Column("type", String(64), nullable=False),
+        Column("summary", Text, nullable=True),
+        Column("details", Text, nullable=False),
+        Index(f"ix_{prefix}_contacts_at", "at_us", "executive_id"),
+    )
+    return LeadershipTables(contacts)
+
+
+TABLES = leadership_tables(METADATA, PREFIX)
+
+
+def _account_names(conn: Connection, account_ids: set[str]) -> dict[str, str | None]:
+    a = accounts.TABLES.accounts
+    rows = conn.execute(select(a.c.account_id, a.c.name).where(a.c.account_id.in_(account_ids)))
+    return {r.account_id: r.name for r in rows}
+
+
+def read_report(
+    conn: Connection, from_us: int, to_us: int, tables: LeadershipTables = TABLES
+) -> list[dict[str, Any]]:
+    """Per executive, for touches in ``[from_us, to_us)``: customers met, each touch, what was
+    heard (and the concerns, complaints, learnings) with the events they came from, and the
+    commitments made. Executives sorted by id; touches by time."""
+    c = tables.contacts
+    rows = conn.execute(
+        select(c)
+        .where(and_(c.c.at_us >= from_us, c.c.at_us < to_us))
+        .order_by(c.c.executive_id, c.c.at_us, c.c.partition, c.c.offset)
+    ).all()
+    names = _account_names(conn, {r.account_id for r in rows})
+    report: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = report.setdefault(r.executive_id, _empty(json.loads(r.executive)))
+        details = json.loads(r.details)
+        at = from_micros(r.at_us)
+        customer = entry["_customers"].setdefault(
+            r.account_id,
+            {"account_id": r.account_id, "name": names.get(r.account_id), "touches": 0},
+        )
+        customer["touches"] += 1
+        customer["last_at"] = at
+        touch = {"event_id": r.event_id, "at": at, "account_id": r.account_id,
+                 "type": r.type, "summary": r.summary, **details}  # fmt: skip
+        if r.type == "commitment.made":
+            entry["commitments"].append(touch)
+        else:
+            entry["touches"].append(touch)
+        for field in HEARD_FIELDS:
+            for text in details.get(field, []):
+                entry[field].append(
+                    {"text": text, "account_id": r.account_id, "event_id": r.event_id}
+                )
+    for entry in report.values():
+        entry["customers"] = list(entry.pop("_customers").values())
+    return list(report.values())
+
+
+def _empty(executive: dict[str, Any]) -> dict[str, Any]:
+    return {"executive": executive, "_customers": {}, "touches": [], "commitments": [],
+            **{field: [] for field in HEARD_FIELDS}}  # fmt: skip

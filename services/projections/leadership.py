@@ -1,0 +1,58 @@
+"""LeadershipLog: every touch by an executive, kept by event id (first copy wins)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+
+from services.core.adapters.sql import insert_ignore
+from services.core.codec import StoredEvent
+from services.core.events import Department, event_payload
+from services.core.readmodels import leadership
+from services.core.readmodels.timeline import to_micros
+from services.projections.base import Projection
+
+_DETAIL_FIELDS = ("subject", *leadership.HEARD_FIELDS, "commitment_id", "text", "due_at")
+
+
+def _details(stored: StoredEvent) -> dict[str, Any]:
+    payload = event_payload(stored.event).model_dump(mode="json")
+    return {k: payload[k] for k in _DETAIL_FIELDS if payload.get(k) not in (None, [])}
+
+
+class LeadershipLog(Projection):
+    name = leadership.NAME
+
+    def __init__(self, tables: leadership.LeadershipTables = leadership.TABLES) -> None:
+        self.t = tables
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        rows = [
+            {
+                "event_id": s.event_id,
+                "executive_id": s.event.actor.id,
+                "executive": json.dumps(
+                    s.event.actor.model_dump(mode="json", exclude_none=True), ensure_ascii=False
+                ),
+                "account_id": s.event.account_id,
+                "at_us": to_micros(s.event.occurred_at),
+                "partition": s.partition,
+                "offset": s.offset,
+                "type": s.type,
+                "summary": s.event.summary,
+                "details": json.dumps(_details(s), ensure_ascii=False),
+            }
+            for s in events
+            if s.event.actor.department is Department.leadership
+        ]
+        insert_ignore(conn, self.t.contacts, rows)
+
+    def count(self, conn: Connection) -> dict[str, int]:
+        total = conn.execute(select(func.count()).select_from(self.t.contacts)).scalar_one()
+        return {"contacts": int(total)}
+
+    def clear(self, conn: Connection) -> None:
+        conn.execute(delete(self.t.contacts))

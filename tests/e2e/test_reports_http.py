@@ -1,0 +1,85 @@
+"""GET /v1/reports/leadership: the weekly question, answered from the LeadershipLog projection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from services.bootstrap import Services
+from tests.conftest import wait_projected
+from tests.samples import make_event
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+CEO = {"id": "emp-choi", "name": "최민호", "department": "leadership", "title": "CEO"}
+CFO = {"id": "emp-han", "name": "한지수", "department": "leadership", "title": "CFO"}
+
+
+def ago(days: float) -> str:
+    return (NOW - timedelta(days=days)).isoformat()
+
+
+def report(client: httpx.Client, **params: Any) -> dict[str, Any]:
+    answer = client.get("/v1/reports/leadership", params=params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def test_the_weekly_leadership_report(client: httpx.Client, services: Services) -> None:
+    events = [
+        make_event("account.registered", account_id="hanbit", occurred_at=ago(300),
+                   payload={"name": "한빛전자"}),
+        make_event("leadership.meeting_held", account_id="hanbit", occurred_at=ago(3), actor=CEO,
+                   summary="CEO 만찬", payload={"subject": "만찬", "heard": ["해외 확장"],
+                   "concerns": ["가격 인상 우려"], "complaints": ["장애 대응 지연"]}),
+        make_event("commitment.made", account_id="hanbit", occurred_at=ago(3), actor=CEO,
+                   payload={"commitment_id": "CM-1", "text": "재발 방지책 공유"}),
+        make_event("leadership.meeting_held", account_id="northwind", occurred_at=ago(2),
+                   actor=CFO, payload={"subject": "golf", "concerns": ["budget cuts"]}),
+        make_event("leadership.meeting_held", account_id="hanbit", occurred_at=ago(20),
+                   actor=CEO, payload={"subject": "old dinner", "heard": ["not this week"]}),
+        make_event("sales.meeting_held", account_id="hanbit", occurred_at=ago(1)),
+    ]  # fmt: skip
+    answer = client.post("/v1/events/batch", json={"events": events})
+    assert answer.json()["accepted"] == len(events), answer.text
+    wait_projected(services, answer.json())
+
+    week = report(client)
+    assert [e["executive"]["id"] for e in week["executives"]] == ["emp-choi", "emp-han"]
+    ceo, cfo = week["executives"]
+    assert ceo["executive"] == CEO
+    assert ceo["customers"] == [
+        {
+            "account_id": "hanbit",
+            "name": "한빛전자",
+            "touches": 2,
+            "last_at": events[2]["occurred_at"].replace("+00:00", "Z"),
+        }
+    ]
+    assert [t["event_id"] for t in ceo["touches"]] == [events[1]["event_id"]]
+    assert ceo["touches"][0]["subject"] == "만찬"
+    assert ceo["heard"] == [
+        {"text": "해외 확장", "account_id": "hanbit", "event_id": events[1]["event_id"]}
+    ]
+    assert [c["text"] for c in ceo["concerns"]] == ["가격 인상 우려"]
+    assert [c["text"] for c in ceo["complaints"]] == ["장애 대응 지연"]
+    assert [(c["commitment_id"], c["text"]) for c in ceo["commitments"]] == [
+        ("CM-1", "재발 방지책 공유")
+    ]
+    assert cfo["customers"][0]["name"] is None  # northwind was never registered
+    assert [c["text"] for c in cfo["concerns"]] == ["budget cuts"]
+
+    older = report(client, **{"from": ago(30), "to": ago(10)})
+    (only,) = older["executives"]
+    assert [h["text"] for h in only["heard"]] == ["not this week"]
+    assert report(client, **{"from": ago(1.5), "to": ago(0)})["executives"] == []
+
+
+def test_bad_windows_name_the_parameter(client: httpx.Client) -> None:
+    for params, path in [({"from": ago(1), "to": ago(2)}, "query.from"),
+                         ({"from": ago(400), "to": ago(0)}, "query.from"),
+                         ({"from": "2026-11-01T00:00:00"}, "query.from")]:  # fmt: skip
+        answer = client.get("/v1/reports/leadership", params=params)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["fields"][0]["path"] == path
