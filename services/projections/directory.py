@@ -87,6 +87,11 @@ class AccountDirectory(Projection):
                     by_department[(account_id, department)] = (key, stored)
         if not latest:
             return
+        insert_ignore(conn, self.t.employees, [
+            {"employee_id": s.event.actor.id, "account_id": acc}
+            for s in events
+            for acc in (s.event.account_id, *s.event.related_account_ids)
+        ])  # fmt: skip
         a = self.t.accounts
         newer = or_(
             a.c.last_touch_us.is_(None),
@@ -128,9 +133,9 @@ class AccountDirectory(Projection):
         return {
             name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
             for name, table in (("accounts", self.t.accounts), ("touches", self.t.touches),
-                                ("owners", self.t.owners))
+                                ("owners", self.t.owners), ("employees", self.t.employees))
         }  # fmt: skip
 
     def clear(self, conn: Connection) -> None:
-        for table in (self.t.touches, self.t.owners, self.t.accounts):
+        for table in (self.t.employees, self.t.touches, self.t.owners, self.t.accounts):
             conn.execute(delete(table))

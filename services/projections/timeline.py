@@ -58,7 +58,7 @@ class AccountTimeline(Projection):
             body = json.dumps(stored.body(), ensure_ascii=False, separators=(",", ":"))
             event_rows.append(
                 {**common, "account_id": stored.event.account_id, "body": body,
-                 "search_text": search_text(stored)}
+                 "search_text": search_text(stored), "actor_id": stored.event.actor.id}
             )  # fmt: skip
             for account_id in (stored.event.account_id, *stored.event.related_account_ids):
                 entry_rows.append({**common, "account_id": account_id})

@@ -83,3 +83,55 @@ def test_bad_windows_name_the_parameter(client: httpx.Client) -> None:
         answer = client.get("/v1/reports/leadership", params=params)
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["fields"][0]["path"] == path
+
+
+PARK = {"id": "emp-park", "name": "박영희", "department": "sales"}
+KIM = {"id": "emp-kim", "name": "김지원", "department": "support"}
+
+
+def test_the_feed_shows_what_others_said_to_my_customers(
+    client: httpx.Client, services: Services
+) -> None:
+    events = [
+        make_event("account.registered", account_id="hanbit", occurred_at=ago(100),
+                   payload={"name": "한빛전자", "owners": {"sales": "emp-park"}}),
+        make_event("sales.call_logged", account_id="northwind", occurred_at=ago(50), actor=PARK,
+                   payload={}),  # touched, so northwind is one of mine
+        make_event("leadership.meeting_held", account_id="hanbit", occurred_at=ago(3), actor=CEO,
+                   payload={"subject": "CEO 만찬"}),
+        make_event("support.ticket_opened", account_id="northwind", occurred_at=ago(2), actor=KIM,
+                   payload={"ticket_id": "T-9", "subject": "login", "category": "auth",
+                            "severity": "high"}),
+        make_event("sales.call_logged", account_id="hanbit", occurred_at=ago(1), actor=PARK,
+                   payload={}),  # my own: not in my feed
+        make_event("support.csat_recorded", account_id="elsewhere", occurred_at=ago(1),
+                   actor=KIM, payload={"score": 5}),  # not my account
+        make_event("support.csat_recorded", account_id="hanbit", occurred_at=ago(30),
+                   actor=KIM, payload={"score": 4}),  # older than the default week
+    ]  # fmt: skip
+    answer = client.post("/v1/events/batch", json={"events": events})
+    assert answer.json()["accepted"] == len(events), answer.text
+    wait_projected(services, answer.json())
+
+    feed = client.get("/v1/feed", params={"employee": "emp-park"}).json()
+    assert feed["accounts"] == ["hanbit", "northwind"]
+    assert [i["event_id"] for i in feed["items"]] == [events[3]["event_id"], events[2]["event_id"]]
+    month = client.get("/v1/feed", params={"employee": "emp-park", "since": ago(40)}).json()
+    assert [i["event_id"] for i in month["items"]] == [
+        events[3]["event_id"], events[2]["event_id"], events[6]["event_id"]]  # fmt: skip
+    paged, cursor = [], None
+    while True:
+        params: dict[str, Any] = {"employee": "emp-park", "since": ago(40), "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/v1/feed", params=params).json()
+        paged += [i["event_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == [i["event_id"] for i in month["items"]]
+    nobody = client.get("/v1/feed", params={"employee": "emp-nobody"}).json()
+    assert (nobody["accounts"], nobody["items"]) == ([], [])
+    assert client.get("/v1/feed").status_code == 422
+    bad = client.get("/v1/feed", params={"employee": "emp-park", "cursor": "nope"})
+    assert bad.json()["error"]["fields"][0]["path"] == "query.cursor"

@@ -43,7 +43,7 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     assert report.rows == {
         "AccountTimeline": {"events": 60, "entries": 120},
         # 7 accounts + 2 groups, each touched by one department (sales), nobody registered
-        "AccountDirectory": {"accounts": 9, "touches": 9, "owners": 0},
+        "AccountDirectory": {"accounts": 9, "touches": 9, "owners": 0, "employees": 9},
         "LeadershipLog": {"contacts": 0},  # every event here is by a sales rep
     }
     assert "100%" in out.getvalue() and "ev/s" in out.getvalue() and "ETA" in out.getvalue()

@@ -1,4 +1,4 @@
-"""Reports across accounts."""
+"""Reports across accounts: the leadership report and an employee's feed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import AwareDatetime
 
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
 from services.api.errors import invalid_query
-from services.core.readmodels import leadership
+from services.core.readmodels import feed, leadership, timeline
 from services.core.readmodels.timeline import from_micros, to_micros
 
 router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
@@ -43,3 +43,27 @@ def leadership_report(
         "to": from_micros(to_us),
         "executives": leadership.read_report(conn, from_us, to_us),
     }
+
+
+@router.get("/v1/feed")
+def employee_feed(
+    conn: ReadConnDep,
+    container: ContainerDep,
+    employee: Annotated[str, Query(min_length=1, max_length=256, description="Employee id.")],
+    since: Annotated[
+        AwareDatetime | None, Query(description="occurred_at >= since; default: 7 days ago.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
+) -> dict[str, Any]:
+    """A rep's morning read: events on the accounts this employee owns or has touched, made by
+    other people since a time, newest first (each event once)."""
+    start = since or container.clock() - timedelta(days=7)
+    try:
+        after = None if cursor is None else timeline.decode_cursor(cursor)
+    except timeline.BadCursor as exc:
+        raise invalid_query("cursor", str(exc)) from exc
+    query = feed.FeedQuery(employee, to_micros(start), limit, after)
+    account_ids, items, next_cursor = feed.read_feed(conn, query)
+    return {"employee": employee, "since": from_micros(to_micros(start)),
+            "accounts": account_ids, "items": items, "next_cursor": next_cursor}  # fmt: skip

@@ -50,6 +50,7 @@ class DirectoryTables:
     accounts: Table
     touches: Table
     owners: Table
+    employees: Table  # which of our people have touched which accounts
 
 
 def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
@@ -96,7 +97,13 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
         Column("employee_id", String(256), nullable=False),
         Index(f"ix_{prefix}_owners_employee", "employee_id"),
     )
-    return DirectoryTables(accounts, touches, owners)
+    employees = Table(
+        f"{prefix}_employees",
+        metadata,
+        Column("employee_id", String(256), primary_key=True),
+        Column("account_id", String(128), primary_key=True),
+    )
+    return DirectoryTables(accounts, touches, owners, employees)
 
 
 TABLES = directory_tables(METADATA, PREFIX)

@@ -57,6 +57,7 @@ def timeline_tables(metadata: MetaData, prefix: str) -> TimelineTables:
         Column("offset", BigInteger, nullable=False),
         Column("body", Text, nullable=False),
         Column("search_text", Text, nullable=False),
+        Column("actor_id", String(256), nullable=False, server_default=""),
     )
     entries = Table(
         f"{prefix}_entries",
