@@ -35,8 +35,7 @@ class StoredEvent:
 
     def body(self) -> dict[str, Any]:
         """The JSON the API returns for this event."""
-        data = dump_event(self.event)
-        data["event_id"] = self.event_id
+        data = dump_event(self.event)  # includes event_id: decode() refuses events without one
         data["recorded_at"] = _iso(self.recorded_at)
         data["position"] = {"partition": self.partition, "offset": self.offset}
         return data

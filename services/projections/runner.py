@@ -53,7 +53,6 @@ class ProjectionRunner:
         self._applied: dict[int, int] = {}
         self._progress = threading.Condition()
         self.rejected = 0
-        self.last_error: str | None = None
 
     # -- assignment ------------------------------------------------------------------------
 
@@ -158,9 +157,7 @@ class ProjectionRunner:
             try:
                 self.run_once()
                 backoff = 0.1
-                self.last_error = None
-            except Exception as exc:
-                self.last_error = repr(exc)
+            except Exception:
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -10,7 +10,6 @@ from sqlalchemy import Connection, Table, delete, func, select
 
 from services.core.adapters.sql import insert_ignore, insert_new
 from services.core.codec import StoredEvent
-from services.core.events import event_payload
 from services.core.readmodels import timeline
 from services.projections.base import Projection
 
@@ -26,10 +25,9 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def search_text(stored: StoredEvent) -> str:
-    """What ``q`` searches: the summary and every text value of the payload."""
-    parts = [stored.event.summary or ""]
-    parts.extend(_strings(event_payload(stored.event).model_dump(mode="json")))
+def search_text(body: dict[str, Any]) -> str:
+    """What ``q`` searches: the summary and every text value of the payload (of ``body()``)."""
+    parts = [body.get("summary") or "", *_strings(body["payload"])]
     return timeline.search_key("\n".join(parts))
 
 
@@ -55,10 +53,11 @@ class AccountTimeline(Projection):
                 "type": stored.type,
                 "department": stored.event.actor.department.value,
             }
-            body = json.dumps(stored.body(), ensure_ascii=False, separators=(",", ":"))
+            data = stored.body()
+            body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
             event_rows.append(
                 {**common, "account_id": stored.event.account_id, "body": body,
-                 "search_text": search_text(stored), "actor_id": stored.event.actor.id}
+                 "search_text": search_text(data), "actor_id": stored.event.actor.id}
             )  # fmt: skip
             for account_id in (stored.event.account_id, *stored.event.related_account_ids):
                 entry_rows.append({**common, "account_id": account_id})

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, delete, select, update
+from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.core.adapters.sql import insert_ignore
 from services.core.readmodels.schema import CHECKPOINTS
@@ -65,20 +67,24 @@ def advance(
     topic: str,
     next_offsets: Mapping[int, int],
 ) -> None:
-    """Set each partition's next offset (callers only ever move forward)."""
+    """Set each partition's next offset, creating rows as needed (callers only move forward).
+
+    One upsert statement (executemany) for the whole batch.
+    """
     if not next_offsets:
         return
-    ensure_rows(conn, projection, generation, topic, next_offsets)
-    key = and_(
-        CHECKPOINTS.c.projection == projection,
-        CHECKPOINTS.c.generation == generation,
-        CHECKPOINTS.c.topic == topic,
-        CHECKPOINTS.c.partition == bindparam("p"),
-    )
-    conn.execute(
-        update(CHECKPOINTS).where(key).values(next_offset=bindparam("o")),
-        [{"p": p, "o": o} for p, o in next_offsets.items()],
-    )
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(CHECKPOINTS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CHECKPOINTS.c.projection, CHECKPOINTS.c.generation,
+                        CHECKPOINTS.c.topic, CHECKPOINTS.c.partition],
+        set_={"next_offset": stmt.excluded.next_offset},
+    )  # fmt: skip
+    conn.execute(stmt, [
+        {"projection": projection, "generation": generation, "topic": topic,
+         "partition": p, "next_offset": o}
+        for p, o in next_offsets.items()
+    ])  # fmt: skip
 
 
 def reset(conn: Connection, projections: Iterable[str]) -> None:
