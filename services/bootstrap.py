@@ -27,8 +27,10 @@ from services.core.ports import Clock, EventLog
 from services.core.settings import Settings
 from services.ingest.routes import build_router
 from services.ingest.service import IngestService
+from services.projections.base import Projection
 from services.projections.directory import AccountDirectory
 from services.projections.leadership import LeadershipLog
+from services.projections.onevoice import OneVoiceView
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 
@@ -94,6 +96,11 @@ class Services:
         self.container.db.dispose()
 
 
+def projections() -> list[Projection]:
+    """Every read model, in the order the runner applies them within a batch."""
+    return [AccountTimeline(), AccountDirectory(), LeadershipLog(), OneVoiceView()]
+
+
 def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = True) -> Services:
     """Wire adapters and services from settings (migrating the database first by default)."""
     db = Database(settings.resolved_database_url())
@@ -101,7 +108,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         migrate(db)
     event_log = build_log(settings)
     runner = ProjectionRunner(
-        event_log, db, settings.topic, [AccountTimeline(), AccountDirectory(), LeadershipLog()],
+        event_log, db, settings.topic, projections(),
         group=settings.projector_group,
         batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
     )  # fmt: skip

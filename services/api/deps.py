@@ -12,6 +12,8 @@ from sqlalchemy import Connection
 from services.core.consistency import STALE_HEADER, TOKEN_HEADER, parse_token, reached
 from services.core.container import Container
 from services.core.readmodels import checkpoints
+from services.core.readmodels.timeline import to_micros
+from services.core.view_rules import AsOf
 
 
 def get_container(request: Request) -> Container:
@@ -25,6 +27,13 @@ def read_connection(request: Request) -> Iterator[Connection]:
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def as_of(container: Container) -> AsOf:
+    """Now by the container's clock, in the business time zone."""
+    return AsOf(to_micros(container.clock()), container.settings.zone)
+
+
 ReadConnDep = Annotated[Connection, Depends(read_connection)]
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,7 +68,31 @@ class Settings(BaseSettings):
         le=30,
         description="Longest a read with X-Consistency-Token waits for its writes to be visible.",
     )
+    business_time_zone: str = Field(
+        default="UTC",
+        description="IANA zone whose calendar days bound the view's 7/30/90-day windows "
+        "(e.g. Asia/Seoul).",
+    )
+    at_risk_below: int = Field(
+        default=60, ge=1, le=100, description="Health score below which an account is at risk."
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("business_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like Asia/Seoul"
+            ) from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The business time zone."""
+        return ZoneInfo(self.business_time_zone)
 
     def resolved_database_url(self) -> str:
         """The read-model database URL; SQLite under ``data_dir`` unless set."""

@@ -1,4 +1,5 @@
-"""The accounts list: find accounts, and the ones nobody has been talking to."""
+"""The accounts list (find accounts, and the ones nobody has been talking to) and the one-voice
+view of one account."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
-from services.api.errors import invalid_query
+from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
+from services.api.errors import invalid_query, not_found
 from services.core.events import DEPARTMENTS
-from services.core.readmodels import accounts
+from services.core.readmodels import account_health, accounts, view
 from services.core.readmodels.timeline import to_micros
 
 router = APIRouter(tags=["accounts"], dependencies=[ConsistentRead])
@@ -56,14 +57,24 @@ def list_accounts(
     silent_for: Annotated[
         str | None, Query(description="Window for silent_department (default: ever).")
     ] = None,
-    sort: Annotated[Literal["last_touch", "name"], Query()] = "last_touch",
+    at_risk: Annotated[
+        bool | None,
+        Query(
+            description="true: health below ONEVOICE_AT_RISK_BELOW (default 60); false: the rest."
+        ),
+    ] = None,
+    sort: Annotated[
+        Literal["last_touch", "name", "health"],
+        Query(description="last_touch: newest first; name: A-Z; health: lowest score first."),
+    ] = "last_touch",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> dict[str, Any]:
     """Accounts, most recently touched first (never touched last) or by name; keyset pages.
 
-    Each item has the registration (name, segment, tier, parent, owners), the last touch and
-    the last touch per department (`{at, event_id, type, actor, summary}`).
+    Each item has the registration (name, segment, tier, parent, owners), the last touch, the
+    last touch per department (`{at, event_id, type, actor, summary}`) and `health: {score,
+    at_risk}` (the view's score; its factors are in `GET /v1/accounts/{id}/view`).
     """
     if silent_department is not None and silent_department not in DEPARTMENTS:
         raise invalid_query("silent_department", f"must be one of: {', '.join(DEPARTMENTS)}")
@@ -83,5 +94,39 @@ def list_accounts(
         silent_since_us=None if silence is None else to_micros(now - silence),
         sort=sort, limit=limit, after=after,
     )  # fmt: skip
-    items, next_cursor = accounts.read_accounts(conn, query)
+    items, next_cursor = account_health.read_accounts(
+        conn, query, as_of(container), at_risk=at_risk, below=container.settings.at_risk_below
+    )
     return {"items": items, "next_cursor": next_cursor}
+
+
+# ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
+@router.get("/v1/accounts/{account_id:path}/view")
+def account_view(
+    conn: ReadConnDep,
+    container: ContainerDep,
+    account_id: Annotated[str, Path(min_length=1, max_length=128)],
+    include_children: Annotated[
+        bool, Query(description="Roll in every account registered below this one.")
+    ] = False,
+) -> dict[str, Any]:
+    """What every department said, promised and heard, in one glance.
+
+    Sections: `account`, `last_touch` (overall and per department), `pressure` (touches per
+    department in the last 7/30/90 days), `commitments` (open ones, counts), `support` (open
+    tickets, open complaints, recurring complaints), `messaging` (campaigns in 30 days, live
+    offers, conflicts), `relationships` (contacts and who touches them, breadth, single-threaded),
+    `leadership` (last executive touch, concerns and complaints heard in 90 days), `health`
+    (score 0-100 with factors citing event ids) and `as_of` (clock, time zone, log positions).
+    Windows are calendar days in ONEVOICE_BUSINESS_TIME_ZONE. 404 for an account no event named.
+    """
+    children = accounts.descendants(conn, account_id) if include_children else []
+    settings = container.settings
+    found = view.read_view(
+        conn, account_id, as_of(container), children=children,
+        projections=container.projections, topic=settings.topic,
+        at_risk_below=settings.at_risk_below,
+    )  # fmt: skip
+    if found is None:
+        raise not_found("account_not_found", f"no event has named account '{account_id}'")
+    return found

@@ -1,4 +1,4 @@
-"""Reports across accounts: the leadership report and an employee's feed."""
+"""Reports across accounts: the leadership and coverage reports, and an employee's feed."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
-from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
+from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
-from services.core.readmodels import feed, leadership, timeline
+from services.core.readmodels import coverage, feed, leadership, timeline
 from services.core.readmodels.timeline import from_micros, to_micros
 
 router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
@@ -43,6 +43,19 @@ def leadership_report(
         "to": from_micros(to_us),
         "executives": leadership.read_report(conn, from_us, to_us),
     }
+
+
+@router.get("/v1/reports/coverage")
+def coverage_report(
+    conn: ReadConnDep,
+    container: ContainerDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Items per section.")] = 100,
+) -> dict[str, Any]:
+    """Who needs attention: neglected accounts (touched before, not in the last 30 days),
+    never-contacted accounts, single-threaded accounts, accounts with recurring complaints, and
+    overdue commitments. Each section has its total `count` and its first `limit` items, most
+    urgent first; items cite the events behind them."""
+    return coverage.read_coverage(conn, as_of(container), limit)
 
 
 @router.get("/v1/feed")

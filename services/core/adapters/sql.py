@@ -82,9 +82,17 @@ class Database:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A connection for reads (no write lock is taken on SQLite)."""
+        """A connection for reads in one snapshot (no write lock is taken on SQLite).
+
+        Every statement of the connection sees the same committed state: SQLite's WAL read
+        transaction; REPEATABLE READ on PostgreSQL, so a view assembled from several tables
+        reflects one set of projection checkpoints.
+        """
         try:
-            with self.engine.connect() as conn:
+            conn_cm = self.engine.connect()
+            if self.dialect == "postgresql":
+                conn_cm = conn_cm.execution_options(isolation_level="REPEATABLE READ")
+            with conn_cm as conn:
                 yield conn
         except OperationalError as exc:
             raise StoreUnavailable(f"database: {exc.orig or exc}") from exc

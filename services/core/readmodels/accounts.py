@@ -109,7 +109,7 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
 TABLES = directory_tables(METADATA, PREFIX)
 
 SortKey = tuple[int, str]
-Sort = Literal["last_touch", "name"]
+Sort = Literal["last_touch", "name", "health"]
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, str]:
     valid = (
         len(key) == 3
         and key[0] == sort
-        and (cursors.is_int64(key[1]) if sort == "last_touch" else isinstance(key[1], str))
+        and (isinstance(key[1], str) if sort == "name" else cursors.is_int64(key[1]))
         and isinstance(key[2], str)
     )
     if not valid:
@@ -166,21 +166,33 @@ def _row_json(row: Any, departments: dict[str, dict[str, Any]]) -> dict[str, Any
     }
 
 
-def _touches(conn: Connection, account_ids: Sequence[str], t: DirectoryTables) -> dict[str, Any]:
+def _touches(
+    conn: Connection, account_ids: Sequence[str], t: DirectoryTables, *, with_us: bool = False
+) -> dict[str, Any]:
     found: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in account_ids}
     rows = conn.execute(select(t.touches).where(t.touches.c.account_id.in_(list(account_ids))))
     for r in rows:
-        found[r.account_id][r.department] = {
+        touch = found[r.account_id][r.department] = {
             "at": from_micros(r.at_us), "event_id": r.event_id, "type": r.type,
             "actor": json.loads(r.actor), "summary": r.summary,
         }  # fmt: skip
+        if with_us:
+            touch["at_us"] = r.at_us
     return found
 
 
-def read_accounts(
-    conn: Connection, query: AccountQuery, tables: DirectoryTables = TABLES
-) -> tuple[list[dict[str, Any]], str | None]:
-    """A keyset-paginated page of accounts, newest touch first (never touched last) or by name."""
+def account_items(
+    conn: Connection, account_ids: Sequence[str], tables: DirectoryTables = TABLES
+) -> dict[str, dict[str, Any]]:
+    """The list's item for each known id, with ``at_us`` added to every touch."""
+    a = tables.accounts
+    rows = conn.execute(select(a).where(a.c.account_id.in_(list(account_ids)))).all()
+    touches = _touches(conn, [r.account_id for r in rows], tables, with_us=True)
+    return {r.account_id: _row_json(r, touches[r.account_id]) for r in rows}
+
+
+def _statement(query: AccountQuery, tables: DirectoryTables) -> Any:
+    """SELECT of the matching accounts (+ ``sort_key``) after the cursor, in page order."""
     a = tables.accounts
     conditions = []
     if query.q:
@@ -217,22 +229,43 @@ def read_accounts(
         ordering = (primary.desc(), a.c.account_id.desc())
     else:
         primary = a.c.name_key
-        if query.after is not None:
+        if query.after is not None and query.sort == "name":
             conditions.append(tuple_(primary, a.c.account_id) > tuple_(*query.after))
         ordering = (primary.asc(), a.c.account_id.asc())
-    stmt = (
-        select(a, primary.label("sort_key"))
-        .where(and_(true(), *conditions))
-        .order_by(*ordering)
-        .limit(query.limit + 1)
-    )
-    rows = conn.execute(stmt).all()
+    return select(a, primary.label("sort_key")).where(and_(true(), *conditions)).order_by(*ordering)
+
+
+def read_accounts(
+    conn: Connection, query: AccountQuery, tables: DirectoryTables = TABLES
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A keyset-paginated page of accounts, newest touch first (never touched last) or by name."""
+    rows = conn.execute(_statement(query, tables).limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     touches = _touches(conn, [r.account_id for r in rows], tables)
     items = [_row_json(r, touches[r.account_id]) for r in rows]
     cursor = encode_cursor(query.sort, (rows[-1].sort_key, rows[-1].account_id)) if more else None
     return items, cursor
+
+
+def matching_ids(
+    conn: Connection, query: AccountQuery, tables: DirectoryTables = TABLES
+) -> list[tuple[Any, str]]:
+    """Every ``(sort_key, account_id)`` matching the query's filters, in page order (no limit)."""
+    stmt = _statement(query, tables)
+    stmt = stmt.with_only_columns(stmt.selected_columns.sort_key, tables.accounts.c.account_id)
+    return [(r.sort_key, r.account_id) for r in conn.execute(stmt)]
+
+
+def page_items(
+    conn: Connection, account_ids: Sequence[str], tables: DirectoryTables = TABLES
+) -> list[dict[str, Any]]:
+    """The list's items for ``account_ids``, in that order."""
+    a = tables.accounts
+    found = conn.execute(select(a).where(a.c.account_id.in_(list(account_ids))))
+    rows = {r.account_id: r for r in found}
+    touches = _touches(conn, list(rows), tables)
+    return [_row_json(rows[i], touches[i]) for i in account_ids if i in rows]
 
 
 def descendants(

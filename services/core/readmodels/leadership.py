@@ -55,6 +55,7 @@ def leadership_tables(metadata: MetaData, prefix: str) -> LeadershipTables:
         Column("summary", Text, nullable=True),
         Column("details", Text, nullable=False),
         Index(f"ix_{prefix}_contacts_at", "at_us", "executive_id"),
+        Index(f"ix_{prefix}_contacts_account", "account_id", "at_us"),
     )
     return LeadershipTables(contacts)
 

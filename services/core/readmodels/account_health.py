@@ -1,0 +1,66 @@
+"""Health on the accounts list: ``at_risk`` filtering and sorting by health.
+
+Scores come from the same facts and rules as the view's ``health`` (``view_facts.load_facts``
+with ``open_only``, which keeps every row the score depends on), evaluated when the list is read
+because windows and overdue depend on the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Connection
+
+from services.core.health import health
+from services.core.readmodels import accounts, view_facts
+from services.core.view_rules import AsOf, Facts
+
+# Above this many accounts, loading every account's facts beats an IN list of ids.
+_IN_LIST_LIMIT = 500
+
+
+def scores(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, int]:
+    """Health score per account id."""
+    wanted = None if len(account_ids) > _IN_LIST_LIMIT else account_ids
+    facts = view_facts.load_facts(conn, wanted, as_of, open_only=True)
+    return {a: int(health(facts.get(a, Facts()), as_of)["score"]) for a in account_ids}
+
+
+def read_accounts(
+    conn: Connection, query: accounts.AccountQuery, as_of: AsOf, *,
+    at_risk: bool | None, below: int,
+) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    """A page of accounts with ``health: {score, at_risk}`` on each item.
+
+    ``sort="health"`` orders by score (worst first), then id; ``at_risk`` keeps accounts whose
+    score is below ``below`` (true) or not (false).
+    """
+    if query.sort != "health" and at_risk is None:
+        items, cursor = accounts.read_accounts(conn, query)
+        return _with_health(items, scores(conn, [i["account_id"] for i in items], as_of),
+                            below), cursor  # fmt: skip
+    sql_query = replace(query, after=None) if query.sort == "health" else query
+    candidates = accounts.matching_ids(conn, sql_query)
+    score = scores(conn, [a for _, a in candidates], as_of)
+    if at_risk is not None:
+        candidates = [(k, a) for k, a in candidates if (score[a] < below) == at_risk]
+    if query.sort == "health":
+        candidates = sorted((score[a], a) for _, a in candidates)
+        if query.after is not None:
+            candidates = [c for c in candidates if c > tuple(query.after)]
+    page = candidates[: query.limit]
+    more = len(candidates) > query.limit
+    items = accounts.page_items(conn, [a for _, a in page])
+    cursor = accounts.encode_cursor(query.sort, page[-1]) if more else None
+    return _with_health(items, score, below), cursor
+
+
+def _with_health(
+    items: list[dict[str, Any]], score: dict[str, int], below: int
+) -> list[dict[str, Any]]:
+    for item in items:
+        value = score[item["account_id"]]
+        item["health"] = {"score": value, "at_risk": value < below}
+    return items

@@ -1,0 +1,136 @@
+"""The OneVoiceView read model's tables: the facts behind each account's one-voice view.
+
+What is stored is clock-free: each row is a fact with its event time, and every write is either
+"insert if the id is new" or "keep the value with the greatest sort key (occurred_us, partition,
+offset)". Applying events in any order, or more than once, gives the same tables. Windows (7/30/90
+days), overdue, live offers and health are evaluated when the view is read, against the clock and
+the business time zone (``onevoice_rules``).
+
+Facts belong to the event's primary account (commitments, tickets, messages, CSAT); customer
+contacts belong to every account the event touches.
+
+The view also reads the AccountDirectory (registration, last touch), the AccountTimeline (touches
+for pressure and breadth) and the LeadershipLog (executive touches), in one snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from services.core.readmodels.schema import METADATA
+
+NAME = "OneVoiceView"
+PREFIX = "one_voice_view"
+
+
+@dataclass(frozen=True)
+class OneVoiceTables:
+    commitments: Table
+    tickets: Table
+    messages: Table
+    contacts: Table
+    csat: Table
+
+
+def _side(prefix: str) -> list[Column[int] | Column[str]]:
+    """The columns of one side of a lifecycle (made/closed, opened/resolved) and its sort key."""
+    return [
+        Column(f"{prefix}_event_id", String(36), nullable=True),
+        Column(f"{prefix}_us", BigInteger, nullable=True),
+        Column(f"{prefix}_partition", Integer, nullable=True),
+        Column(f"{prefix}_offset", BigInteger, nullable=True),
+    ]
+
+
+def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
+    """The read model's tables under ``prefix`` (a rebuild can target a shadow prefix)."""
+    commitments = Table(
+        f"{prefix}_commitments",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("commitment_id", String(256), primary_key=True),
+        *_side("made"),
+        Column("text", Text, nullable=True),
+        Column("made_by", Text, nullable=True),  # actor JSON
+        Column("department", String(32), nullable=True),
+        Column("due_us", BigInteger, nullable=True),
+        *_side("closed"),
+        Column("closed_state", String(16), nullable=True),  # fulfilled | cancelled
+    )
+    tickets = Table(
+        f"{prefix}_tickets",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("ticket_id", String(256), primary_key=True),
+        *_side("opened"),
+        Column("subject", Text, nullable=True),
+        Column("category", String(256), nullable=True),
+        Column("category_key", String(256), nullable=True),
+        Column("severity", String(16), nullable=True),
+        Column("complaint", Boolean, nullable=True),
+        *_side("resolved"),
+    )
+    messages = Table(
+        f"{prefix}_messages",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("kind", String(16), nullable=False),  # proposal | campaign
+        Column("ref_id", String(256), nullable=False),  # proposal_id | campaign_id
+        Column("name", Text, nullable=True),
+        Column("channel", String(256), nullable=True),
+        Column("product", String(256), nullable=True),
+        Column("product_key", String(256), nullable=True),
+        Column("discount_pct", Float, nullable=True),
+        Column("terms", Text, nullable=True),
+        Column("amount", Float, nullable=True),
+        Column("currency", String(3), nullable=True),
+        Column("valid_until_us", BigInteger, nullable=True),
+        Column("department", String(32), nullable=False),
+        Column("actor", Text, nullable=False),
+        Column("summary", Text, nullable=True),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+    )
+    contacts = Table(
+        f"{prefix}_contacts",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("contact_key", String(400), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("contact_pii", Text, nullable=False),  # PII: the contact as sent (ROADMAP 6)
+        Column("actor_id", String(256), nullable=False),
+        Column("actor", Text, nullable=False),
+        Column("department", String(32), nullable=False),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+    )
+    csat = Table(
+        f"{prefix}_csat",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("score", Integer, nullable=False),
+        Column("ticket_id", String(256), nullable=True),
+        Column("at_us", BigInteger, nullable=False),
+        Index(f"ix_{prefix}_csat_at", "at_us"),
+    )
+    return OneVoiceTables(commitments, tickets, messages, contacts, csat)
+
+
+TABLES = onevoice_tables(METADATA, PREFIX)

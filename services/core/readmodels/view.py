@@ -1,0 +1,214 @@
+"""``GET /v1/accounts/{id}/view``: one account's one-voice view, assembled from stored facts.
+
+Everything read here was precomputed by projections; this module only picks the rows that
+matter at ``as_of`` and applies the rules of ``services.core.view_rules`` and
+``services.core.health``. Read it inside one snapshot so every section reflects the same
+positions (``as_of.positions``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from services.core.events import DEPARTMENTS
+from services.core.health import AT_RISK_BELOW, health
+from services.core.readmodels import accounts, checkpoints, view_facts
+from services.core.readmodels.timeline import from_micros
+from services.core.view_rules import (
+    URGENT,
+    AsOf,
+    Facts,
+    conflicts,
+    executive_items,
+    is_overdue,
+    iso,
+    live_offers,
+    offer_json,
+    open_commitments,
+    open_tickets,
+    recurring_complaints,
+    single_threaded,
+)
+
+
+def merge(parts: Sequence[Facts]) -> Facts:
+    """One account's facts and its children's, as one."""
+    merged = Facts()
+    for part in parts:
+        if part.last_touch_us is not None and (
+            merged.last_touch_us is None or part.last_touch_us > merged.last_touch_us
+        ):
+            merged.last_touch_us, merged.last_touch_event_id = (
+                part.last_touch_us, part.last_touch_event_id
+            )  # fmt: skip
+        merged.commitments += part.commitments
+        merged.tickets += part.tickets
+        merged.messages += part.messages
+        merged.executive_touches += part.executive_touches
+        merged.csat += part.csat
+    return merged
+
+
+def read_view(
+    conn: Connection, account_id: str, as_of: AsOf, *, children: Sequence[str] = (),
+    projections: Sequence[str] = (), topic: str = "", at_risk_below: int = AT_RISK_BELOW,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The view, or None when the account is unknown (no event named it)."""
+    group = [account_id, *children]
+    items = accounts.account_items(conn, group)
+    if account_id not in items:
+        return None
+    per_account = view_facts.load_facts(conn, group, as_of)
+    facts = merge([per_account[a] for a in group if a in per_account])
+    facts.actors_90d = view_facts.group_actors(conn, group, as_of)
+    top = single_threaded(facts.actors_90d)
+    evidence = [] if top is None else view_facts.touches_by(conn, group, as_of, top.actor_id)
+    me = items[account_id]
+    view: dict[str, Any] = {
+        "account_id": account_id,
+        "account": {k: me[k] for k in ("name", "registered", "segment", "tier",
+                                       "parent_account_id", "owners")},
+        "last_touch": _last_touch([items[a] for a in group if a in items]),
+        "pressure": _pressure(view_facts.pressure(conn, group, as_of)),
+        "commitments": _commitments(facts, as_of),
+        "support": _support(facts, as_of),
+        "messaging": _messaging(facts, as_of),
+        "relationships": _relationships(conn, group, facts, as_of),
+        "leadership": _leadership(conn, group, facts, as_of),
+        "health": health(facts, as_of, evidence, at_risk_below=at_risk_below),
+        "as_of": {
+            "at": iso(as_of.now_us), "time_zone": as_of.tz.key,
+            "positions": {str(p): o for p, o in sorted(checkpoints.load_slowest(
+                conn, projections, checkpoints.LIVE_GENERATION, topic).items())},
+        },
+    }  # fmt: skip
+    if children:
+        view["included_accounts"] = list(children)
+    return view
+
+
+def _last_touch(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    by_department: dict[str, dict[str, Any]] = {}
+    for item in items:
+        for department, touch in item["last_touch_by_department"].items():
+            best = by_department.get(department)
+            if best is None or (touch["at_us"], touch["event_id"]) > (
+                best["at_us"],
+                best["event_id"],
+            ):
+                by_department[department] = touch
+    overall = max(by_department.values(), key=lambda t: (t["at_us"], t["event_id"]), default=None)
+    return {
+        "overall": None if overall is None else _without_us(overall),
+        "by_department": {d: _without_us(t) for d, t in sorted(by_department.items())},
+    }
+
+
+def _without_us(touch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in touch.items() if k != "at_us"}
+
+
+def _pressure(counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    zero = {"7d": 0, "30d": 0, "90d": 0}
+    by_department = {d: counts.get(d, dict(zero)) for d in DEPARTMENTS}
+    total = {w: sum(c[w] for c in by_department.values()) for w in zero}
+    return {"by_department": by_department, "total": total}
+
+
+def _commitments(facts: Facts, as_of: AsOf) -> dict[str, Any]:
+    opened = open_commitments(facts, as_of)
+    closed = [c.closed_state for c in facts.commitments if as_of.past(c.closed_us)]
+    return {
+        "open": [
+            {"commitment_id": c.commitment_id, "text": c.text, "made_by": c.made_by,
+             "department": c.department, "made_at": iso(c.made_us or 0),
+             "due_at": None if c.due_us is None else iso(c.due_us),
+             "overdue": is_overdue(c, as_of), "event_id": c.made_event_id}
+            for c in opened
+        ],
+        "counts": {"open": len(opened), "fulfilled": closed.count("fulfilled"),
+                   "cancelled": closed.count("cancelled"),
+                   "overdue": sum(is_overdue(c, as_of) for c in opened)},
+    }  # fmt: skip
+
+
+def _support(facts: Facts, as_of: AsOf) -> dict[str, Any]:
+    tickets = open_tickets(facts, as_of)
+    as_json = [
+        {"ticket_id": t.ticket_id, "subject": t.subject, "category": t.category,
+         "severity": t.severity, "complaint": t.complaint, "opened_at": iso(t.opened_us or 0),
+         "event_id": t.opened_event_id}
+        for t in tickets
+    ]  # fmt: skip
+    severities: dict[str, int] = {}
+    for t in tickets:
+        severities[t.severity or "unknown"] = severities.get(t.severity or "unknown", 0) + 1
+    return {
+        "open_tickets": {
+            "count": len(tickets),
+            "oldest_open_since": as_json[0]["opened_at"] if as_json else None,
+            "by_severity": dict(sorted(severities.items())),
+            "urgent": sum(t.severity in URGENT for t in tickets),
+            "items": as_json,
+        },
+        "open_complaints": [t for t in as_json if t["complaint"]],
+        "recurring_complaints": recurring_complaints(facts, as_of),
+    }
+
+
+def _messaging(facts: Facts, as_of: AsOf) -> dict[str, Any]:
+    offers = live_offers(facts, as_of)
+    campaigns = sorted(
+        (m for m in facts.messages if m.kind == "campaign" and as_of.within(m.sort_key[0], 30)),
+        key=lambda m: m.sort_key,
+    )
+    return {
+        "campaigns_30d": [
+            {"event_id": m.event_id, "campaign_id": m.ref_id, "name": m.name,
+             "channel": m.channel, "at": iso(m.sort_key[0]), "actor": m.actor,
+             "offer": None if m.product is None and m.discount_pct is None and m.terms is None
+             else {"product": m.product, "discount_pct": m.discount_pct, "terms": m.terms}}
+            for m in campaigns
+        ],
+        "live_offers": [offer_json(m) for m in offers],
+        "conflicts": conflicts(offers),
+    }  # fmt: skip
+
+
+def _relationships(
+    conn: Connection, group: Sequence[str], facts: Facts, as_of: AsOf
+) -> dict[str, Any]:
+    top = single_threaded(facts.actors_90d)
+    total = sum(a.touches for a in facts.actors_90d)
+    return {
+        "contacts": view_facts.relationships(conn, group, as_of),
+        "breadth_90d": {
+            "employees": len({a.actor_id for a in facts.actors_90d}),
+            "departments": len({a.department for a in facts.actors_90d}),
+            "touches": total,
+        },
+        "single_threaded": top is not None,
+        "top_employee": None if top is None else {
+            "employee_id": top.actor_id, "department": top.department,
+            "touches": top.touches, "share": round(top.touches / total, 4),
+        },
+    }  # fmt: skip
+
+
+def _leadership(
+    conn: Connection, group: Sequence[str], facts: Facts, as_of: AsOf
+) -> dict[str, Any]:
+    latest = view_facts.executive_touches(conn, group, 0, as_of.now_us, latest_only=True)
+    last = None
+    if latest:
+        t = latest[0][1]
+        last = {"at": from_micros(t.at_us), "executive": t.executive, "type": t.type,
+                "summary": t.summary, "event_id": t.event_id, **t.details}  # fmt: skip
+    return {
+        "last_executive_touch": last,
+        "concerns_90d": executive_items(facts, as_of, "concerns"),
+        "complaints_90d": executive_items(facts, as_of, "complaints"),
+    }

@@ -1,0 +1,272 @@
+"""The one-voice view's rules: pure functions of stored facts, a clock and a business time zone.
+
+Rules (the README repeats them for users):
+- A window of N days is the N calendar days ending today in the business time zone: from local
+  midnight N-1 days before today, up to now. Facts dated after now are not counted anywhere.
+- A commitment is open until a ``commitment.fulfilled``/``cancelled`` with its id; an open
+  commitment is overdue from its due time on (``now >= due_at``).
+- A ticket is open until a ``support.ticket_resolved`` with its id. A complaint is a ticket opened
+  with ``complaint: true``. A complaint category recurs when two or more complaints of that
+  category (compared case-insensitively) were opened within the 90-day window.
+- Live offers: a proposal, until its ``valid_until`` (without one, while it is within the
+  90-day window), unless a later proposal with the same ``proposal_id`` replaced it; a campaign
+  offer, while the campaign is within the 30-day window.
+- Two live offers conflict when they name the same product (case- and space-insensitive), come
+  from different departments, and differ in discount (none counts as 0) or, when both state
+  terms, in terms.
+- Single-threaded: at least one touch in the 90-day window and at least 80% of them by one employee.
+- Health: 100 minus the penalties in ``PENALTIES`` (each capped), never below 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+DAY_US = 86_400_000_000
+SINGLE_THREADED_SHARE = 0.8
+NEGLECT_DAYS = 30
+URGENT = ("high", "urgent")
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The moment a view is computed for: ``now_us`` (UTC epoch µs) in business zone ``tz``."""
+
+    now_us: int
+    tz: ZoneInfo
+
+    def since(self, days: int) -> int:
+        """Start (µs) of the ``days``-day window: local midnight ``days - 1`` days before today."""
+        local_today = _utc(self.now_us).astimezone(self.tz).date()
+        start = datetime.combine(local_today - timedelta(days=days - 1), time(0), tzinfo=self.tz)
+        return _micros(start)
+
+    def within(self, at_us: int | None, days: int) -> bool:
+        return at_us is not None and self.since(days) <= at_us <= self.now_us
+
+    def past(self, at_us: int | None) -> bool:
+        """True when ``at_us`` happened at or before now."""
+        return at_us is not None and at_us <= self.now_us
+
+
+_EPOCH = datetime.combine(date(1970, 1, 1), time(0), tzinfo=ZoneInfo("UTC"))
+
+
+def _utc(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# -- facts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commitment:
+    commitment_id: str
+    made_event_id: str | None
+    made_us: int | None
+    text: str | None
+    made_by: dict[str, Any] | None
+    department: str | None
+    due_us: int | None
+    closed_state: str | None
+    closed_event_id: str | None
+    closed_us: int | None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    ticket_id: str
+    opened_event_id: str | None
+    opened_us: int | None
+    subject: str | None
+    category: str | None
+    category_key: str | None
+    severity: str | None
+    complaint: bool
+    resolved_us: int | None
+
+
+@dataclass(frozen=True)
+class Message:
+    event_id: str
+    kind: str  # proposal | campaign
+    ref_id: str
+    name: str | None
+    channel: str | None
+    product: str | None
+    product_key: str | None
+    discount_pct: float | None
+    terms: str | None
+    amount: float | None
+    currency: str | None
+    valid_until_us: int | None
+    department: str
+    actor: dict[str, Any]
+    summary: str | None
+    sort_key: tuple[int, int, int]  # (at_us, partition, offset)
+
+
+@dataclass(frozen=True)
+class ExecutiveTouch:
+    event_id: str
+    at_us: int
+    executive: dict[str, Any]
+    type: str
+    summary: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ActorTouches:
+    """How often one employee touched the account in the 90-day window."""
+
+    actor_id: str
+    department: str
+    touches: int
+
+
+@dataclass
+class Facts:
+    """Everything the rules need about one account (or one account and its children)."""
+
+    last_touch_us: int | None = None
+    last_touch_event_id: str | None = None
+    actors_90d: list[ActorTouches] = field(default_factory=list)
+    commitments: list[Commitment] = field(default_factory=list)
+    tickets: list[Ticket] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    executive_touches: list[ExecutiveTouch] = field(default_factory=list)  # the 90-day window
+    csat: list[tuple[str, int, int]] = field(default_factory=list)  # (event_id, score, at_us)
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def open_commitments(facts: Facts, as_of: AsOf) -> list[Commitment]:
+    return sorted(
+        (c for c in facts.commitments
+         if as_of.past(c.made_us) and not as_of.past(c.closed_us)),
+        key=lambda c: (c.made_us or 0, c.commitment_id),
+    )  # fmt: skip
+
+
+def is_overdue(c: Commitment, as_of: AsOf) -> bool:
+    return c.due_us is not None and as_of.now_us >= c.due_us
+
+
+def open_tickets(facts: Facts, as_of: AsOf) -> list[Ticket]:
+    return sorted(
+        (t for t in facts.tickets if as_of.past(t.opened_us) and not as_of.past(t.resolved_us)),
+        key=lambda t: (t.opened_us or 0, t.ticket_id),
+    )
+
+
+def recurring_complaints(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
+    """Categories with two or more complaints opened in the 90-day window."""
+    by_category: dict[str, list[Ticket]] = {}
+    for t in facts.tickets:
+        if t.complaint and t.category_key is not None and as_of.within(t.opened_us, 90):
+            by_category.setdefault(t.category_key, []).append(t)
+    found = []
+    for _, tickets in sorted(by_category.items()):
+        if len(tickets) >= 2:
+            tickets.sort(key=lambda t: (t.opened_us or 0, t.ticket_id))
+            found.append({
+                "category": tickets[-1].category, "count": len(tickets),
+                "ticket_ids": [t.ticket_id for t in tickets],
+                "event_ids": [t.opened_event_id for t in tickets],
+            })  # fmt: skip
+    return found
+
+
+def live_offers(facts: Facts, as_of: AsOf) -> list[Message]:
+    latest: dict[str, tuple[int, int, int]] = {}
+    for m in facts.messages:
+        if m.kind == "proposal" and as_of.past(m.sort_key[0]):
+            latest[m.ref_id] = max(latest.get(m.ref_id, m.sort_key), m.sort_key)
+    live = []
+    for m in facts.messages:
+        if m.product_key is None or not as_of.past(m.sort_key[0]):
+            continue
+        if m.kind == "proposal":
+            current = latest[m.ref_id] == m.sort_key
+            if m.valid_until_us is not None:
+                alive = as_of.now_us < m.valid_until_us
+            else:
+                alive = as_of.within(m.sort_key[0], 90)
+            if current and alive:
+                live.append(m)
+        elif as_of.within(m.sort_key[0], 30):
+            live.append(m)
+    return sorted(live, key=lambda m: m.sort_key)
+
+
+def _discount(m: Message) -> float:
+    return m.discount_pct or 0.0
+
+
+def conflicts(offers: Sequence[Message]) -> list[dict[str, Any]]:
+    """Pairs of live offers for one product from different departments that disagree."""
+    found = []
+    for i, a in enumerate(offers):
+        for b in offers[i + 1 :]:
+            if a.product_key != b.product_key or a.department == b.department:
+                continue
+            differs = []
+            if _discount(a) != _discount(b):
+                differs.append("discount")
+            if a.terms and b.terms and " ".join(a.terms.split()) != " ".join(b.terms.split()):
+                differs.append("terms")
+            if differs:
+                found.append({"product": b.product, "differs_in": differs,
+                              "event_ids": [a.event_id, b.event_id],
+                              "offers": [offer_json(a), offer_json(b)]})  # fmt: skip
+    return found
+
+
+def offer_json(m: Message) -> dict[str, Any]:
+    return {
+        "event_id": m.event_id, "kind": m.kind, "ref_id": m.ref_id, "product": m.product,
+        "discount_pct": m.discount_pct, "terms": m.terms, "amount": m.amount,
+        "currency": m.currency, "department": m.department, "actor": m.actor,
+        "at": iso(m.sort_key[0]),
+        "valid_until": None if m.valid_until_us is None else iso(m.valid_until_us),
+    }  # fmt: skip
+
+
+def iso(us: int) -> str:
+    return _utc(us).isoformat().replace("+00:00", "Z")
+
+
+def single_threaded(actors: Iterable[ActorTouches]) -> ActorTouches | None:
+    """The employee behind at least 80% of the window's touches, if there is one."""
+    per_actor: dict[str, int] = {}
+    for a in actors:
+        per_actor[a.actor_id] = per_actor.get(a.actor_id, 0) + a.touches
+    total = sum(per_actor.values())
+    if total == 0:
+        return None
+    top, count = min(per_actor.items(), key=lambda kv: (-kv[1], kv[0]))
+    if count < SINGLE_THREADED_SHARE * total:
+        return None
+    department = next(a.department for a in actors if a.actor_id == top)
+    return ActorTouches(top, department, count)
+
+
+def executive_items(facts: Facts, as_of: AsOf, field_name: str) -> list[dict[str, Any]]:
+    """What executives heard under ``field_name`` (concerns, complaints) in the 90-day window."""
+    return [
+        {"text": text, "event_id": t.event_id, "at": iso(t.at_us), "executive": t.executive}
+        for t in sorted(facts.executive_touches, key=lambda t: (t.at_us, t.event_id))
+        if as_of.within(t.at_us, 90)
+        for text in t.details.get(field_name, [])
+    ]

@@ -1,0 +1,211 @@
+"""OneVoiceView: commitments, tickets, offers and campaigns, CSAT and customer contacts per account.
+
+Order-independent by construction (see ``services.core.readmodels.onevoice``): lifecycles keep,
+per side, the event with the greatest sort key; everything else is inserted once per event id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, func, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from services.core.adapters.sql import insert_ignore
+from services.core.codec import StoredEvent
+from services.core.events import (
+    CommitmentClosed,
+    CommitmentMade,
+    Contact,
+    MarketingCampaignSent,
+    SalesProposalSent,
+    SupportCsatRecorded,
+    SupportTicketOpened,
+    SupportTicketResolved,
+    event_payload,
+)
+from services.core.readmodels import onevoice
+from services.core.readmodels.timeline import to_micros
+from services.projections.base import Projection
+
+Key = tuple[int, int, int]
+Row = dict[str, Any]
+
+
+def _key(stored: StoredEvent) -> Key:
+    return (to_micros(stored.event.occurred_at), stored.partition, stored.offset)
+
+
+def _side(side: str, stored: StoredEvent) -> Row:
+    us, partition, offset = _key(stored)
+    return {f"{side}_event_id": stored.event_id, f"{side}_us": us,
+            f"{side}_partition": partition, f"{side}_offset": offset}  # fmt: skip
+
+
+def _actor(stored: StoredEvent) -> str:
+    return json.dumps(
+        stored.event.actor.model_dump(mode="json", exclude_none=True), ensure_ascii=False
+    )
+
+
+def contact_key(contact: Contact) -> str | None:
+    """Who a contact is across events: their id, else their email, else their name."""
+    if contact.id:
+        return f"id:{contact.id}"
+    if contact.email:
+        return f"email:{contact.email.casefold()}"
+    if contact.name:
+        return f"name:{contact.name.casefold()}"
+    return None
+
+
+class OneVoiceView(Projection):
+    name = onevoice.NAME
+
+    def __init__(self, tables: onevoice.OneVoiceTables = onevoice.TABLES) -> None:
+        self.t = tables
+
+    def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        batch = _Batch()
+        for stored in events:
+            batch.add(stored)
+        self._merge(conn, self.t.commitments, "commitment_id", batch.commitments)
+        self._merge(conn, self.t.tickets, "ticket_id", batch.tickets)
+        insert_ignore(conn, self.t.messages, batch.messages)
+        insert_ignore(conn, self.t.csat, batch.csat)
+        insert_ignore(conn, self.t.contacts, batch.contacts)
+
+    def _merge(
+        self, conn: Connection, table: Table, id_column: str,
+        latest: dict[tuple[str, str, str], tuple[Key, Row]],
+    ) -> None:  # fmt: skip
+        """Upsert each lifecycle side, keeping the side's event with the greatest sort key."""
+        by_side: dict[str, list[Row]] = {}
+        for (account_id, item_id, side), (_, row) in sorted(latest.items()):
+            by_side.setdefault(side, []).append(
+                {"account_id": account_id, id_column: item_id, **row}
+            )
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        for side, rows in by_side.items():
+            stmt = insert(table)
+            new = stmt.excluded
+            mine = [c for c in rows[0] if c not in ("account_id", id_column)]
+            sort = (f"{side}_us", f"{side}_partition", f"{side}_offset")
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.account_id, table.c[id_column]],
+                set_={c: new[c] for c in mine},
+                where=or_(
+                    table.c[sort[0]].is_(None),
+                    tuple_(*(table.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
+                ),
+            )
+            conn.execute(stmt, rows)
+
+    def count(self, conn: Connection) -> dict[str, int]:
+        return {
+            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in (("commitments", self.t.commitments), ("tickets", self.t.tickets),
+                                ("messages", self.t.messages), ("contacts", self.t.contacts),
+                                ("csat", self.t.csat))
+        }  # fmt: skip
+
+    def clear(self, conn: Connection) -> None:
+        for table in (self.t.commitments, self.t.tickets, self.t.messages, self.t.contacts,
+                      self.t.csat):  # fmt: skip
+            conn.execute(delete(table))
+
+
+class _Batch:
+    """One batch's rows per table; lifecycle sides reduced to their latest event per key."""
+
+    def __init__(self) -> None:
+        self.commitments: dict[tuple[str, str, str], tuple[Key, Row]] = {}
+        self.tickets: dict[tuple[str, str, str], tuple[Key, Row]] = {}
+        self.messages: list[Row] = []
+        self.csat: list[Row] = []
+        self.contacts: list[Row] = []
+
+    def add(self, stored: StoredEvent) -> None:
+        account_id, payload = stored.event.account_id, event_payload(stored.event)
+        if isinstance(payload, CommitmentMade):
+            due = None if payload.due_at is None else to_micros(payload.due_at)
+            row = {**_side("made", stored), "text": payload.text, "made_by": _actor(stored),
+                   "department": stored.event.actor.department.value, "due_us": due}  # fmt: skip
+            _keep_latest(self.commitments, (account_id, payload.commitment_id, "made"), stored, row)
+        elif isinstance(payload, CommitmentClosed):
+            row = {**_side("closed", stored), "closed_state": stored.type.split(".")[1]}
+            key = (account_id, payload.commitment_id, "closed")
+            _keep_latest(self.commitments, key, stored, row)
+        elif isinstance(payload, SupportTicketOpened):
+            row = {**_side("opened", stored), "subject": payload.subject,
+                   "category": payload.category, "category_key": payload.category.casefold(),
+                   "severity": payload.severity.value, "complaint": payload.complaint}  # fmt: skip
+            _keep_latest(self.tickets, (account_id, payload.ticket_id, "opened"), stored, row)
+        elif isinstance(payload, SupportTicketResolved):
+            row = _side("resolved", stored)
+            _keep_latest(self.tickets, (account_id, payload.ticket_id, "resolved"), stored, row)
+        elif isinstance(payload, SupportCsatRecorded):
+            self.csat.append({"account_id": account_id, "event_id": stored.event_id,
+                              "score": payload.score, "ticket_id": payload.ticket_id,
+                              "at_us": _key(stored)[0]})  # fmt: skip
+        elif isinstance(payload, SalesProposalSent | MarketingCampaignSent):
+            self.messages.append(_message(stored, payload))
+        self.contacts += _contacts(stored)
+
+
+def _keep_latest(
+    found: dict[tuple[str, str, str], tuple[Key, Row]],
+    key: tuple[str, str, str], stored: StoredEvent, row: Row,
+) -> None:  # fmt: skip
+    # One row per key and statement: PostgreSQL refuses to update a row twice in one upsert.
+    if key not in found or found[key][0] < _key(stored):
+        found[key] = (_key(stored), row)
+
+
+def _message(stored: StoredEvent, payload: SalesProposalSent | MarketingCampaignSent) -> Row:
+    us, partition, offset = _key(stored)
+    row: Row = {
+        "account_id": stored.event.account_id, "event_id": stored.event_id,
+        "department": stored.event.actor.department.value, "actor": _actor(stored),
+        "summary": stored.event.summary, "at_us": us, "partition": partition, "offset": offset,
+        "name": None, "channel": None, "product": None, "product_key": None,
+        "discount_pct": None, "terms": None, "amount": None, "currency": None,
+        "valid_until_us": None,
+    }  # fmt: skip
+    if isinstance(payload, SalesProposalSent):
+        row.update(kind="proposal", ref_id=payload.proposal_id, product=payload.product,
+                   discount_pct=payload.discount_pct, amount=payload.amount,
+                   currency=payload.currency,
+                   valid_until_us=None if payload.valid_until is None
+                   else to_micros(payload.valid_until))  # fmt: skip
+    else:
+        row.update(kind="campaign", ref_id=payload.campaign_id, name=payload.name,
+                   channel=payload.channel)  # fmt: skip
+        if payload.offer is not None:
+            row.update(product=payload.offer.product, discount_pct=payload.offer.discount_pct,
+                       terms=payload.offer.terms)  # fmt: skip
+    if row["product"] is not None:
+        row["product_key"] = " ".join(row["product"].casefold().split())
+    return row
+
+
+def _contacts(stored: StoredEvent) -> list[Row]:
+    event = stored.event
+    rows = []
+    us, partition, offset = _key(stored)
+    for contact in event.contacts:
+        key = contact_key(contact)
+        if key is None:
+            continue
+        pii = json.dumps(contact.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+        for account_id in dict.fromkeys((event.account_id, *event.related_account_ids)):
+            rows.append({
+                "account_id": account_id, "contact_key": key, "event_id": stored.event_id,
+                "contact_pii": pii, "actor_id": event.actor.id, "actor": _actor(stored),
+                "department": event.actor.department.value,
+                "at_us": us, "partition": partition, "offset": offset,
+            })  # fmt: skip
+    return rows
