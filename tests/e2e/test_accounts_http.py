@@ -124,7 +124,8 @@ def test_bad_queries_name_the_parameter(client: httpx.Client, services: Services
         ({"cursor": "garbage"}, "query.cursor"),
         ({"cursor": name_cursor.json()["next_cursor"] or "x"}, "query.cursor"),
         ({"limit": 0}, "query.limit"),
-        ({"sort": "health"}, "query.sort"),
+        ({"sort": "risk"}, "query.sort"),
+        ({"at_risk": "maybe"}, "query.at_risk"),
     ]
     for params, path in cases:
         answer = client.get("/v1/accounts", params=params)
