@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         phases_run: list[str] = []
         error: str | None = None
         try:
-            for phase in (bench.prepare, bench.raw_limits, bench.ingest, bench.projection,
-                          bench.lag, bench.replay, bench.query):  # fmt: skip
+            for phase in (bench.prepare, bench.raw_limits, bench.ingest, bench.timeline_only,
+                          bench.projection, bench.lag, bench.replay, bench.query,
+                          bench.view):  # fmt: skip
                 say(f"phase {phase.__name__}")
                 phase()
                 phases_run.append(phase.__name__)

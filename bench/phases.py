@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bench import events as gen
-from bench import load, query, raw
+from bench import load, query, raw, views
 from bench.base import BenchBase, close, say
 from bench.report import Row
 from bench.server import AppProcess
@@ -27,7 +27,10 @@ from services.projections.replay import replay
 
 
 class Bench(BenchBase):
-    """The phases in order: prepare, raw_limits, ingest, projection, lag, replay, query."""
+    """The phases in order: prepare, raw_limits, ingest, timeline_only, projection, lag,
+    replay, query, view."""
+
+    timeline_only_rate: float = 0.0
 
     def prepare(self) -> None:
         o = self.opts
@@ -107,6 +110,17 @@ class Bench(BenchBase):
         self.rows.append(Row("ingest server CPU per event", self.cpu_us(m, "server", n),
                              "CPU µs/ev", self.producer_cpu_us, "producer CPU"))  # fmt: skip
 
+    def timeline_only(self) -> None:
+        """The baseline for issue 4's goal: the same catch-up with only AccountTimeline."""
+        server_url = self.db_url.rsplit("/", 1)[0]
+        with self.meter() as m:
+            rate, consumed, seconds = views.timeline_only_rate(self.group("tl"), server_url)
+        assert consumed == self.opts.events, f"timeline-only consumed {consumed}"
+        self.timeline_only_rate = rate
+        self.record("timeline_only", m, rate=rate, consumed=consumed, seconds=seconds)
+        self.rows.append(Row("projection catch-up, timeline only", rate, "events/s",
+                             self.raw_consumer, "consumer"))  # fmt: skip
+
     def projection(self) -> None:
         n = self.opts.events
         services = build(self.group("proj"), run_migrations=False)
@@ -139,6 +153,8 @@ class Bench(BenchBase):
         self.rows += [
             Row("projection catch-up", rate, "events/s", self.raw_consumer, "consumer",
                 "≥ 50% of consumer", ">=", 0.5, "ratio"),
+            Row("projection, every read model vs timeline only", rate, "events/s",
+                self.timeline_only_rate or None, "timeline only", "≥ 70%", ">=", 0.7, "ratio"),
             Row("projection vs bare PG insert", rate, "events/s", self.raw_pg_insert,
                 "PG INSERT"),
             Row("projection CPU per event", self.cpu_us(m, "bench", consumed), "CPU µs/ev",
@@ -261,3 +277,37 @@ class Bench(BenchBase):
             d = detail[v.name]
             self.rows.append(Row(f"  p99 {v.name}", d["http_p99_ms"], "ms",
                                  d["inprocess_p99_ms"], "in-process"))  # fmt: skip
+
+    def view(self) -> None:
+        """One-voice view reads at this run's account count (issue 4: p99 < 10 ms)."""
+        o = self.opts
+        ids = views.sample_accounts(self.db_url, 200, self.data.large_account, o.seed)
+        paths = [f"/v1/accounts/{a}/view" for a in ids]
+        lists = ["/v1/accounts?sort=health&limit=50", "/v1/accounts?at_risk=true&limit=50",
+                 "/v1/reports/coverage?limit=50"]  # fmt: skip
+        app = AppProcess(self.main, "api", self.workdir / "api-view.log",
+                         self._server_profile("api-view"))  # fmt: skip
+        with app as url:
+            self.procs.server = app.pid
+            with self.meter() as m:
+                http = views.http_ms(url, paths, max(3, o.query_reps // 20), 1)
+            per_list = {p: views.http_ms(url, [p], 10, 1) for p in lists}
+            self.procs.server = None
+        local = views.inprocess_view_ms(self.db_url, ids, max(3, o.query_reps // 20),
+                                        self.main.business_time_zone)  # fmt: skip
+        self.record(
+            "view", m, requests=len(http), accounts_sampled=len(ids),
+            http_p50_ms=percentile(http, 0.5), http_p99_ms=percentile(http, 0.99),
+            inprocess_p50_ms=percentile(local, 0.5), inprocess_p99_ms=percentile(local, 0.99),
+            lists={p: {"p50_ms": percentile(v, 0.5), "max_ms": max(v)}
+                   for p, v in per_list.items()},
+        )  # fmt: skip
+        self.rows += [
+            Row(f"view p50, HTTP ({len(http)} req over {len(ids)} accounts)",
+                percentile(http, 0.5), "ms", percentile(local, 0.5), "in-process"),
+            Row("view p99, HTTP", percentile(http, 0.99), "ms", percentile(local, 0.99),
+                "in-process", "< 10 ms", "<", 10.0),
+        ]  # fmt: skip
+        for path, took in per_list.items():
+            self.rows.append(Row(f"  {path.split('/v1/')[1]} p50 (10 req)",
+                                 percentile(took, 0.5), "ms"))  # fmt: skip

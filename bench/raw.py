@@ -101,9 +101,10 @@ def timeline_rows(events: Sequence[EnvelopeBase], positions: Sequence[tuple[int,
         stored = StoredEvent(event, str(event.event_id), partition, offset, event.recorded_at)
         occurred = timeline.to_micros(event.occurred_at)
         dept = event.actor.department.value
-        body = json.dumps(stored.body(), ensure_ascii=False, separators=(",", ":"))
+        data = stored.body()
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         ev_rows.append((stored.event_id, event.account_id, stored.type, dept, occurred,
-                        partition, offset, body, search_text(stored)))  # fmt: skip
+                        partition, offset, body, search_text(data)))  # fmt: skip
         accounts = (event.account_id, *event.related_account_ids)
         for account in accounts:
             en_rows.append((account, stored.event_id, occurred, partition, offset, stored.type,

@@ -601,6 +601,7 @@ def test_healthz_and_readyz(client: httpx.Client, services: Services) -> None:
             "AccountTimeline": {"lag": 0},
             "AccountDirectory": {"lag": 0},
             "LeadershipLog": {"lag": 0},
+            "OneVoiceView": {"lag": 0},
         },
         "status": "ready",
     }

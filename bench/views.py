@@ -1,0 +1,103 @@
+"""The issue-4 figures: projection throughput with every read model vs timeline-only, and
+one-voice view reads.
+
+- ``timeline_only_rate``: the same catch-up as the projection phase, on a fresh database of the
+  same PostgreSQL server, with only AccountTimeline in the runner. Measured in the same run as
+  the all-models catch-up, so the ratio compares like with like.
+- ``view_latency``: ``GET /v1/accounts/{id}/view`` for accounts drawn from every account (the
+  large account included), over HTTP and in-process; plus the health-sorted accounts list, the
+  ``at_risk`` list and the coverage report, which evaluate every account's health per request.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bench.base import close
+from services.bootstrap import build, migrate
+from services.core.adapters.sql import Database
+from services.core.readmodels import accounts, view
+from services.core.readmodels.timeline import to_micros
+from services.core.settings import Settings
+from services.core.view_rules import AsOf
+from services.projections.runner import ProjectionRunner
+from services.projections.timeline import AccountTimeline
+from tests import backends
+
+
+def timeline_only_rate(settings: Settings, server_url: str) -> tuple[float, int, float]:
+    """(events/s, events, seconds) of a timeline-only catch-up into a fresh database."""
+    with backends.fresh_database(server_url) as url:
+        db = Database(url)
+        migrate(db)
+        db.dispose()
+        services = build(settings.model_copy(update={"database_url": url}), run_migrations=False)
+        runner = ProjectionRunner(
+            services.container.log, services.container.db, settings.topic, [AccountTimeline()],
+            group=settings.projector_group, batch_size=settings.projector_batch,
+            idle_s=settings.projector_idle_s,
+        )  # fmt: skip
+        try:
+            t0 = time.perf_counter()
+            consumed = runner.catch_up(3600)
+            seconds = time.perf_counter() - t0
+        finally:
+            services.runner = runner
+            close(services)
+    return consumed / seconds, consumed, seconds
+
+
+def sample_accounts(db_url: str, count: int, large: str, seed: int) -> list[str]:
+    """``count`` account ids drawn uniformly from the directory, plus the large account."""
+    db = Database(db_url)
+    try:
+        with db.reading() as conn:
+            every = [a for _, a in accounts.matching_ids(conn, accounts.AccountQuery(sort="name"))]
+    finally:
+        db.dispose()
+    return [large, *random.Random(seed).sample(every, min(count, len(every)))]
+
+
+def http_ms(base_url: str, paths: Sequence[str], rounds: int, warmup: int) -> list[float]:
+    """Milliseconds per GET, one at a time, after ``warmup`` rounds."""
+    took: list[float] = []
+    with httpx.Client(base_url=base_url, timeout=60) as http:
+        for round_no in range(warmup + rounds):
+            for path in paths:
+                t0 = time.perf_counter()
+                answer = http.get(path)
+                elapsed = (time.perf_counter() - t0) * 1000
+                answer.raise_for_status()
+                if round_no >= warmup:
+                    took.append(elapsed)
+    return took
+
+
+def inprocess_view_ms(db_url: str, ids: Sequence[str], rounds: int, tz: str) -> list[float]:
+    """The same views through ``read_view`` directly (no HTTP)."""
+    db = Database(db_url)
+    took: list[float] = []
+    try:
+        for _ in range(rounds):
+            for account_id in ids:
+                as_of = AsOf(to_micros(datetime.now(UTC)), ZoneInfo(tz))
+                t0 = time.perf_counter()
+                with db.reading() as conn:
+                    found = view.read_view(conn, account_id, as_of)
+                took.append((time.perf_counter() - t0) * 1000)
+                assert found is not None
+    finally:
+        db.dispose()
+    return took
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000
