@@ -247,8 +247,9 @@ def iso(us: int) -> str:
     return _utc(us).isoformat().replace("+00:00", "Z")
 
 
-def single_threaded(actors: Iterable[ActorTouches]) -> ActorTouches | None:
+def single_threaded(touches: Iterable[ActorTouches]) -> ActorTouches | None:
     """The employee behind at least 80% of the window's touches, if there is one."""
+    actors = list(touches)
     per_actor: dict[str, int] = {}
     for a in actors:
         per_actor[a.actor_id] = per_actor.get(a.actor_id, 0) + a.touches
