@@ -10,11 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
 
-from services.core.adapters.sql import insert_ignore
+from services.core.adapters.sql import bulk_insert, insert_ignore
 from services.core.codec import StoredEvent
 from services.core.events import AccountRegistered, event_payload
 from services.core.readmodels import accounts
@@ -37,12 +35,15 @@ class AccountDirectory(Projection):
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         if not events:
             return
-        ids = {a for e in events for a in (e.event.account_id, *e.event.related_account_ids)}
+        registrations = [e for e in events if e.type == "account.registered"]
+        # Touched accounts get their row from the last-touch upsert; these may have no touch.
+        ids = {a for e in registrations for a in (e.event.account_id,
+                                                   *e.event.related_account_ids)}  # fmt: skip
         insert_ignore(conn, self.t.accounts, [
             {"account_id": a, "registered": False, "name_key": a.casefold(), "owners": "{}"}
             for a in sorted(ids)
         ])  # fmt: skip
-        for stored in sorted((e for e in events if e.type == "account.registered"), key=_key):
+        for stored in sorted(registrations, key=_key):
             self._register(conn, stored)
         self._touch(conn, [e for e in events if e.type != "account.registered"])
 
@@ -87,25 +88,17 @@ class AccountDirectory(Projection):
                     by_department[(account_id, department)] = (key, stored)
         if not latest:
             return
+        pairs = {(s.event.actor.id, acc) for s in events
+                 for acc in (s.event.account_id, *s.event.related_account_ids)}  # fmt: skip
         insert_ignore(conn, self.t.employees, [
-            {"employee_id": s.event.actor.id, "account_id": acc}
-            for s in events
-            for acc in (s.event.account_id, *s.event.related_account_ids)
+            {"employee_id": e, "account_id": acc} for e, acc in sorted(pairs)
         ])  # fmt: skip
-        a = self.t.accounts
-        newer = or_(
-            a.c.last_touch_us.is_(None),
-            tuple_(a.c.last_touch_us, a.c.last_touch_partition, a.c.last_touch_offset)
-            < tuple_(bindparam("us"), bindparam("p"), bindparam("o")),
-        )
-        conn.execute(
-            update(a).where(and_(a.c.account_id == bindparam("aid"), newer)).values(
-                last_touch_us=bindparam("us"), last_touch_partition=bindparam("p"),
-                last_touch_offset=bindparam("o"), last_touch_event_id=bindparam("eid"),
-            ),
-            [{"aid": acc, "us": k[0], "p": k[1], "o": k[2], "eid": s.event_id}
-             for acc, (k, s) in latest.items()],
-        )  # fmt: skip
+        self._upsert_last_touch(conn, [
+            {"account_id": acc, "registered": False, "name_key": acc.casefold(), "owners": "{}",
+             "last_touch_us": k[0], "last_touch_partition": k[1], "last_touch_offset": k[2],
+             "last_touch_event_id": s.event_id}
+            for acc, (k, s) in latest.items()
+        ])  # fmt: skip
         self._upsert_touches(conn, [
             {"account_id": acc, "department": dep, "at_us": k[0], "partition": k[1],
              "offset": k[2], "event_id": s.event_id, "type": s.type,
@@ -115,10 +108,24 @@ class AccountDirectory(Projection):
             for (acc, dep), (k, s) in by_department.items()
         ])  # fmt: skip
 
+    def _upsert_last_touch(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        a = self.t.accounts
+        stmt, params = bulk_insert(conn, a, rows)
+        new = stmt.excluded
+        sort = ("last_touch_us", "last_touch_partition", "last_touch_offset")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[a.c.account_id],
+            set_={c: new[c] for c in (*sort, "last_touch_event_id")},
+            where=or_(
+                a.c.last_touch_us.is_(None),
+                tuple_(*(a.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
+            ),
+        )
+        conn.execute(stmt, params)
+
     def _upsert_touches(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         t = self.t.touches
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(t)
+        stmt, params = bulk_insert(conn, t, rows)
         excluded = stmt.excluded
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.account_id, t.c.department],
@@ -127,7 +134,7 @@ class AccountDirectory(Projection):
             where=tuple_(t.c.at_us, t.c.partition, t.c.offset)
             < tuple_(excluded.at_us, excluded.partition, excluded.offset),
         )  # fmt: skip
-        conn.execute(stmt, rows)
+        conn.execute(stmt, params)
 
     def count(self, conn: Connection) -> dict[str, int]:
         return {

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.core.adapters.sql import insert_ignore
+from services.core.adapters.sql import bulk_insert, insert_ignore
 from services.core.codec import StoredEvent
 from services.core.events import (
     CommitmentClosed,
@@ -88,9 +86,8 @@ class OneVoiceView(Projection):
             by_side.setdefault(side, []).append(
                 {"account_id": account_id, id_column: item_id, **row}
             )
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         for side, rows in by_side.items():
-            stmt = insert(table)
+            stmt, params = bulk_insert(conn, table, rows)
             new = stmt.excluded
             mine = [c for c in rows[0] if c not in ("account_id", id_column)]
             sort = (f"{side}_us", f"{side}_partition", f"{side}_offset")
@@ -102,7 +99,7 @@ class OneVoiceView(Projection):
                     tuple_(*(table.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
                 ),
             )
-            conn.execute(stmt, rows)
+            conn.execute(stmt, params)
 
     def count(self, conn: Connection) -> dict[str, int]:
         return {

@@ -2,17 +2,28 @@
 
 Contract: ``Database.transaction()`` yields a connection whose writes commit together or not at
 all; ``insert_ignore`` adds rows whose primary key is new and silently skips the rest, on both
-dialects, in one statement per call.
+dialects, in one statement per call (``bulk_insert`` builds such statements, upserts included).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -116,26 +127,55 @@ class Database:
         self.engine.dispose()
 
 
-def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert ``rows``; rows whose primary key already exists are skipped.
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
+    """An INSERT of ``rows`` (all with the same keys) and the parameters to execute it with.
 
-    An executemany (psycopg pipelines it): measured 3x cheaper in CPU per row than one
-    multi-row VALUES statement, which SQLAlchemy must compile anew for every batch.
+    Returns the dialect's ``Insert`` so the caller can add ``on_conflict_do_nothing()`` or
+    ``on_conflict_do_update(...)`` (with ``stmt.excluded``), then ``conn.execute(stmt, params)``.
+    PostgreSQL: ONE ``INSERT ... SELECT * FROM json_to_recordset(<the rows as one JSON text>)``,
+    whatever the number of rows — measured several times cheaper than an executemany (which
+    PostgreSQL runs as one statement per row) and than array parameters (which psycopg escapes
+    element by element in Python). SQLite (in-process): an executemany. An upsert must not name
+    one key twice in ``rows`` (PostgreSQL refuses to update a row twice in one statement).
     """
+    columns = list(rows[0])
+    if conn.dialect.name != "postgresql":
+        return sqlite_insert(table), list(rows)
+    source: Any = select(*(literal_column(f'u."{c}"') for c in columns)).select_from(
+        text(f"json_to_recordset(CAST(:rows AS json)) AS u({_pg_record(table, columns)})")
+    )
+    params = {"rows": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))}
+    return pg_insert(table).from_select(columns, source), params
+
+
+def _pg_record(table: Table, columns: Sequence[str]) -> str:
+    key = (table.name, *columns)
+    found = _PG_RECORDS.get(key)
+    if found is None:
+        found = _PG_RECORDS[key] = ", ".join(
+            f'"{c}" {table.c[c].type.compile(dialect=_PG)}' for c in columns
+        )
+    return found
+
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
+_PG_RECORDS: dict[tuple[str, ...], str] = {}
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows``; rows whose primary key already exists are skipped (``bulk_insert``)."""
     if rows:
-        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
+        stmt, params = bulk_insert(conn, table, rows)
+        conn.execute(stmt.on_conflict_do_nothing(), params)
 
 
 def insert_new(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str
 ) -> set[Any]:
-    """Like ``insert_ignore``, and return the ``key`` values of the rows actually inserted.
-
-    SQLAlchemy's "insertmanyvalues" batches these into multi-row INSERT ... RETURNING.
-    """
+    """Like ``insert_ignore``, and return the ``key`` values of the rows actually inserted."""
     if not rows:
         return set()
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table).on_conflict_do_nothing().returning(table.c[key])
-    return set(conn.execute(stmt, list(rows)).scalars())
+    stmt, params = bulk_insert(conn, table, rows)
+    return set(
+        conn.execute(stmt.on_conflict_do_nothing().returning(table.c[key]), params).scalars()
+    )
