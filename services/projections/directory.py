@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Connection, delete, func, or_, select, tuple_
 
 from services.core.adapters.sql import bulk_insert, insert_ignore
 from services.core.codec import StoredEvent
@@ -35,43 +35,56 @@ class AccountDirectory(Projection):
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         if not events:
             return
-        registrations = [e for e in events if e.type == "account.registered"]
-        # Touched accounts get their row from the last-touch upsert; these may have no touch.
-        ids = {a for e in registrations for a in (e.event.account_id,
-                                                   *e.event.related_account_ids)}  # fmt: skip
+        latest: dict[str, tuple[Key, StoredEvent]] = {}
+        for e in events:
+            seen = latest.get(e.event.account_id)
+            if e.type == "account.registered" and (seen is None or seen[0] < _key(e)):
+                latest[e.event.account_id] = (_key(e), e)
+        # Registered and touched accounts get their rows from the upserts; accounts named only
+        # as related to a registration get a bare row here.
+        related = {a for _, e in latest.values() for a in e.event.related_account_ids}
         insert_ignore(conn, self.t.accounts, [
             {"account_id": a, "registered": False, "name_key": a.casefold(), "owners": "{}"}
-            for a in sorted(ids)
+            for a in sorted(related - set(latest))
         ])  # fmt: skip
-        for stored in sorted(registrations, key=_key):
-            self._register(conn, stored)
+        if latest:
+            self._register(conn, [e for _, e in sorted(latest.values(), key=lambda x: x[0])])
         self._touch(conn, [e for e in events if e.type != "account.registered"])
 
-    def _register(self, conn: Connection, stored: StoredEvent) -> None:
-        payload = event_payload(stored.event)
-        assert isinstance(payload, AccountRegistered)
+    def _register(self, conn: Connection, registrations: Sequence[StoredEvent]) -> None:
+        """Upsert each account's registration where it is newer than the stored one; replace
+        the owners of the accounts it changed. One registration per account."""
+        rows, owners = [], {}
+        for stored in registrations:
+            payload = event_payload(stored.event)
+            assert isinstance(payload, AccountRegistered)
+            us, partition, offset = _key(stored)
+            owners[stored.event.account_id] = {d.value: e for d, e in payload.owners.items()}
+            rows.append({
+                "account_id": stored.event.account_id, "registered": True, "name": payload.name,
+                "name_key": payload.name.casefold(), "segment": payload.segment,
+                "tier": payload.tier, "parent_account_id": payload.parent_account_id,
+                "owners": json.dumps(owners[stored.event.account_id], ensure_ascii=False,
+                                     sort_keys=True),
+                "reg_us": us, "reg_partition": partition, "reg_offset": offset,
+            })  # fmt: skip
         a = self.t.accounts
-        us, partition, offset = _key(stored)
-        owners = {d.value: e for d, e in payload.owners.items()}
-        stored_key = tuple_(a.c.reg_us, a.c.reg_partition, a.c.reg_offset)
-        newer = or_(a.c.reg_us.is_(None), stored_key < tuple_(us, partition, offset))
-        done = conn.execute(
-            update(a)
-            .where(and_(a.c.account_id == stored.event.account_id, newer))
-            .values(
-                registered=True, name=payload.name, name_key=payload.name.casefold(),
-                segment=payload.segment, tier=payload.tier,
-                parent_account_id=payload.parent_account_id,
-                owners=json.dumps(owners, ensure_ascii=False, sort_keys=True),
-                reg_us=us, reg_partition=partition, reg_offset=offset,
-            )
-        )  # fmt: skip
-        if done.rowcount:
+        stmt, params = bulk_insert(conn, a, rows)
+        new = stmt.excluded
+        sort = ("reg_us", "reg_partition", "reg_offset")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[a.c.account_id],
+            set_={c: new[c] for c in rows[0] if c != "account_id"},
+            where=or_(a.c.reg_us.is_(None),
+                      tuple_(*(a.c[c] for c in sort)) < tuple_(*(new[c] for c in sort))),
+        ).returning(a.c.account_id)  # fmt: skip
+        changed = sorted(set(conn.execute(stmt, params).scalars()))
+        if changed:
             o = self.t.owners
-            conn.execute(delete(o).where(o.c.account_id == stored.event.account_id))
+            conn.execute(delete(o).where(o.c.account_id.in_(changed)))
             insert_ignore(conn, o, [
-                {"account_id": stored.event.account_id, "department": d, "employee_id": e}
-                for d, e in owners.items()
+                {"account_id": acc, "department": d, "employee_id": e}
+                for acc in changed for d, e in owners[acc].items()
             ])  # fmt: skip
 
     def _touch(self, conn: Connection, events: Sequence[StoredEvent]) -> None:

@@ -191,8 +191,11 @@ def _message(stored: StoredEvent, payload: SalesProposalSent | MarketingCampaign
 
 def _contacts(stored: StoredEvent) -> list[Row]:
     event = stored.event
-    rows = []
+    rows: list[Row] = []
+    if not event.contacts:
+        return rows
     us, partition, offset = _key(stored)
+    actor = _actor(stored)
     for contact in event.contacts:
         key = contact_key(contact)
         if key is None:
@@ -201,7 +204,7 @@ def _contacts(stored: StoredEvent) -> list[Row]:
         for account_id in dict.fromkeys((event.account_id, *event.related_account_ids)):
             rows.append({
                 "account_id": account_id, "contact_key": key, "event_id": stored.event_id,
-                "contact_pii": pii, "actor_id": event.actor.id, "actor": _actor(stored),
+                "contact_pii": pii, "actor_id": event.actor.id, "actor": actor,
                 "department": event.actor.department.value,
                 "at_us": us, "partition": partition, "offset": offset,
             })  # fmt: skip
