@@ -113,4 +113,9 @@ def load_demo(base_url: str) -> int:
             print("  problem:", item)
     print(f"try: curl -s '{base_url}/v1/accounts/hanbit-electronics/timeline?limit=5'")
     print(f"     curl -s '{base_url}/v1/accounts/hanbit-electronics/timeline?q=청구'")
+    print(
+        f"     curl -s '{base_url}/v1/accounts/hanbit-electronics/view'"
+        "   # conflict, recurring complaint, CM-77, health"
+    )
+    print(f"     curl -s '{base_url}/v1/reports/coverage'   # northwind is neglected")
     return 0 if result["rejected"] == result["conflicts"] == 0 else 1
