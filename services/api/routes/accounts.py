@@ -120,7 +120,7 @@ def account_view(
     (score 0-100 with factors citing event ids) and `as_of` (clock, time zone, log positions).
     Windows are calendar days in ONEVOICE_BUSINESS_TIME_ZONE. 404 for an account no event named.
     """
-    children = accounts.descendants(conn, account_id) if include_children else []
+    children = accounts.descendants(conn, account_id) if include_children else None
     settings = container.settings
     found = view.read_view(
         conn, account_id, as_of(container), children=children,

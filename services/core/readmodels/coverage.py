@@ -28,9 +28,8 @@ from services.core.view_rules import (
 def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
     a = accounts.TABLES.accounts
     directory = conn.execute(
-        select(a.c.account_id, a.c.name, a.c.registered, a.c.last_touch_us,
-               a.c.last_touch_event_id).order_by(a.c.account_id)
-    ).all()  # fmt: skip
+        select(a.c.account_id, a.c.name, a.c.registered, a.c.last_touch_us).order_by(a.c.account_id)
+    ).all()
     facts = view_facts.load_facts(conn, None, as_of, open_only=True)
     since = as_of.since(NEGLECT_DAYS)
     neglected, never, single, recurring, overdue = [], [], [], [], []
@@ -40,9 +39,9 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
         if row.last_touch_us is None:
             if row.registered:
                 never.append(base)
-        elif row.last_touch_us < since:
-            neglected.append({**base, "last_touch_at": iso(row.last_touch_us),
-                              "evidence": [row.last_touch_event_id]})  # fmt: skip
+        elif f.last_touch_us is not None and f.last_touch_us < since:  # the last touch up to now
+            neglected.append({**base, "last_touch_at": iso(f.last_touch_us),
+                              "evidence": [f.last_touch_event_id]})  # fmt: skip
         top = single_threaded(f.actors_90d)
         if top is not None:
             total = sum(x.touches for x in f.actors_90d)

@@ -53,11 +53,12 @@ def merge(parts: Sequence[Facts]) -> Facts:
 
 
 def read_view(
-    conn: Connection, account_id: str, as_of: AsOf, *, children: Sequence[str] = (),
+    conn: Connection, account_id: str, as_of: AsOf, *, children: Sequence[str] | None = None,
     projections: Sequence[str] = (), topic: str = "", at_risk_below: int = AT_RISK_BELOW,
 ) -> dict[str, Any] | None:  # fmt: skip
-    """The view, or None when the account is unknown (no event named it)."""
-    group = [account_id, *children]
+    """The view, or None when the account is unknown (no event named it). ``children`` (the
+    accounts registered below it) are rolled in and listed as ``included_accounts``."""
+    group = [account_id, *(children or ())]
     items = accounts.account_items(conn, group)
     if account_id not in items:
         return None
@@ -85,7 +86,7 @@ def read_view(
                 conn, projections, checkpoints.LIVE_GENERATION, topic).items())},
         },
     }  # fmt: skip
-    if children:
+    if children is not None:
         view["included_accounts"] = list(children)
     return view
 

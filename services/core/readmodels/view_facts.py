@@ -61,6 +61,12 @@ def load_facts(
     ):
         of(r.account_id).last_touch_us = r.last_touch_us
         of(r.account_id).last_touch_event_id = r.last_touch_event_id
+    # The directory keeps the latest touch whatever its date; health wants the latest up to now.
+    future = [a for a, f in facts.items() if (f.last_touch_us or 0) > as_of.now_us]
+    until_now = _last_touch_until(conn, future, as_of)
+    for account_id in future:
+        us, event_id = until_now.get(account_id, (None, None))
+        of(account_id).last_touch_us, of(account_id).last_touch_event_id = us, event_id
     for account_id, actor in _actors(conn, account_ids, as_of):
         of(account_id).actors_90d.append(actor)
     for account_id, commitment in _commitments(conn, account_ids, as_of, open_only):
@@ -79,6 +85,27 @@ def load_facts(
     ):
         of(score.account_id).csat.append((score.event_id, score.score, score.at_us))
     return facts
+
+
+def _last_touch_until(
+    conn: Connection, account_ids: Sequence[str], as_of: AsOf
+) -> dict[str, tuple[int, str]]:
+    """The latest touch dated up to now of each of ``account_ids``."""
+    if not account_ids:
+        return {}
+    e = timeline.TABLES.entries
+    rank = func.row_number().over(
+        partition_by=e.c.account_id,
+        order_by=(e.c.occurred_us.desc(), e.c.partition.desc(), e.c.offset.desc()),
+    )
+    inner = (
+        select(e.c.account_id, e.c.occurred_us, e.c.event_id, rank.label("rank"))
+        .where(e.c.account_id.in_(list(account_ids)), e.c.occurred_us <= as_of.now_us,
+               e.c.type != "account.registered")
+        .subquery()
+    )  # fmt: skip
+    rows = conn.execute(select(inner).where(inner.c.rank == 1))
+    return {r.account_id: (r.occurred_us, r.event_id) for r in rows}
 
 
 def _touches_90d(account_ids: Ids, as_of: AsOf) -> list[ColumnElement[bool]]:
@@ -237,7 +264,8 @@ def relationships(conn: Connection, account_ids: Ids, as_of: AsOf) -> list[dict[
     """Per customer contact: which of our people touched them, how often, last when."""
     c = onevoice.TABLES.contacts
     where = [_among(c.c.account_id, account_ids), c.c.at_us <= as_of.now_us]
-    recent = func.sum(case((c.c.at_us >= as_of.since(90), 1), else_=0))
+    # An event on a parent and its child is stored once per account: count events, not rows.
+    recent = func.count(func.distinct(case((c.c.at_us >= as_of.since(90), c.c.event_id))))
     counts = {
         (r.contact_key, r.actor_id): (int(r.n), int(r.n90))
         for r in conn.execute(
