@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
 from services.core.consistency import STALE_HEADER, TOKEN_HEADER, parse_token, reached
@@ -76,3 +77,12 @@ def consistent_read(
 
 
 ConsistentRead = Depends(consistent_read)
+
+
+def json_answer(content: Any, response: Response) -> JSONResponse:
+    """``content`` (plain JSON types only) as the answer, keeping the headers dependencies set
+    on ``response`` (e.g. X-OneVoice-Stale). Skips FastAPI's jsonable_encoder, which cost
+    0.7-3.7 ms per view against 0.1-0.5 ms for json.dumps."""
+    extra = {k: v for k, v in response.headers.items()
+             if k not in ("content-length", "content-type")}  # fmt: skip
+    return JSONResponse(content, status_code=response.status_code or 200, headers=extra)

@@ -13,7 +13,7 @@ Rules (the README repeats them for users):
   offer, while the campaign is within the 30-day window.
 - Two live offers conflict when they name the same product (case- and space-insensitive), come
   from different departments, and differ in discount (none counts as 0) or, when both state
-  terms, in terms.
+  terms, in terms. A department's repeated identical offers count once (the latest).
 - Single-threaded: at least one touch in the 90-day window and at least 80% of them by one employee.
 - Health: 100 minus the penalties in ``PENALTIES`` (each capped), never below 0.
 """
@@ -214,17 +214,31 @@ def _discount(m: Message) -> float:
     return m.discount_pct or 0.0
 
 
+def _terms(m: Message) -> str | None:
+    return None if not m.terms else " ".join(m.terms.split())
+
+
 def conflicts(offers: Sequence[Message]) -> list[dict[str, Any]]:
-    """Pairs of live offers for one product from different departments that disagree."""
+    """Pairs of live offers for one product from different departments that disagree.
+
+    Offers a department repeats (same product, discount and terms) count once, as the latest,
+    so a hundred identical proposals against one campaign make one conflict, not a hundred.
+    """
+    latest: dict[tuple[Any, ...], Message] = {}
+    for m in offers:
+        signature = (m.product_key, m.department, _discount(m), _terms(m))
+        if signature not in latest or latest[signature].sort_key < m.sort_key:
+            latest[signature] = m
+    distinct = sorted(latest.values(), key=lambda m: m.sort_key)
     found = []
-    for i, a in enumerate(offers):
-        for b in offers[i + 1 :]:
+    for i, a in enumerate(distinct):
+        for b in distinct[i + 1 :]:
             if a.product_key != b.product_key or a.department == b.department:
                 continue
             differs = []
             if _discount(a) != _discount(b):
                 differs.append("discount")
-            if a.terms and b.terms and " ".join(a.terms.split()) != " ".join(b.terms.split()):
+            if _terms(a) and _terms(b) and _terms(a) != _terms(b):
                 differs.append("terms")
             if differs:
                 found.append({"product": b.product, "differs_in": differs,

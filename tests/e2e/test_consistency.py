@@ -47,6 +47,10 @@ def test_a_read_with_the_token_waits_for_the_write(paused: tuple[Services, httpx
     assert [i["event_id"] for i in stale.json()["items"]] == [first.json()["event_id"]]
     no_token = http.get("/v1/accounts/ryw/timeline")
     assert "X-OneVoice-Stale" not in no_token.headers
+    # the view answers through its own JSON response; the header must survive that
+    stale_view = http.get("/v1/accounts/ryw/view", headers={TOKEN: token})
+    assert stale_view.status_code == 200 and stale_view.headers["X-OneVoice-Stale"] == "true"
+    assert stale_view.json()["last_touch"]["overall"]["event_id"] == first.json()["event_id"]
 
     services.start_projector()
     fresh = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: token})
@@ -54,6 +58,9 @@ def test_a_read_with_the_token_waits_for_the_write(paused: tuple[Services, httpx
     assert fresh.json()["items"][0]["summary"] == "방금 쓴 이벤트"
     event = http.get(f"/v1/events/{body['event_id']}", headers={TOKEN: token})
     assert event.status_code == 200 and "X-OneVoice-Stale" not in event.headers
+    fresh_view = http.get("/v1/accounts/ryw/view", headers={TOKEN: token})
+    assert "X-OneVoice-Stale" not in fresh_view.headers
+    assert fresh_view.json()["last_touch"]["overall"]["event_id"] == body["event_id"]
 
 
 def test_batch_token_covers_every_item_and_duplicates_get_one_too(

@@ -322,11 +322,13 @@ def test_the_one_voice_view_of_a_rich_account(seoul: Live) -> None:
     assert [(o["department"], o["discount_pct"]) for o in conflict["offers"]] == [
         ("sales", 10), ("marketing", 25)]  # fmt: skip
 
-    # relationships: contacts by id, or by e-mail (case-insensitive) when there is no id
+    # relationships: contacts by id, or by e-mail (case-insensitive) when there is no id;
+    # most recently touched first: hb-cto (R1, 11-22), mc.jung (L1, 11-19), hb-buy (M1, 11-13)
     rel = view["relationships"]
     people = {c["contact_key"]: c for c in rel["contacts"]}
     assert [c["contact_key"] for c in rel["contacts"]] == [
-        "email:mc.jung@hanbit.example", "id:hb-buy", "id:hb-cto"]  # fmt: skip
+        "id:hb-cto", "email:mc.jung@hanbit.example", "id:hb-buy"]  # fmt: skip
+    assert rel["contacts_total"] == 3
     assert people["email:mc.jung@hanbit.example"]["contact"] == BOSS
     assert people["id:hb-cto"]["contact"] == CTO
     summary = {

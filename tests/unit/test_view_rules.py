@@ -577,6 +577,18 @@ def test_three_offers_give_the_disagreeing_pairs() -> None:
     ]
 
 
+def test_repeated_identical_offers_make_one_conflict_with_the_latest() -> None:
+    """Regression: 170 live proposals against one campaign listed 170 conflicts (the bench's
+    large account: a 490 ms view)."""
+    repeats = [message(f"ev-{i:03d}", at_us=NOW - (200 - i) * DAY_US // 10, discount_pct=10)
+               for i in range(170)]  # fmt: skip
+    campaign = message("ev-c", at_us=NOW - 3 * DAY_US, discount_pct=25, department="marketing")
+    found = conflicts(sorted([*repeats, campaign], key=lambda m: m.sort_key))
+    assert [(x["event_ids"], x["differs_in"]) for x in found] == [
+        (["ev-169", "ev-c"], ["discount"]),
+    ]
+
+
 # -- single-threaded ---------------------------------------------------------------------------
 
 

@@ -7,9 +7,10 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
+from fastapi.responses import JSONResponse
 
-from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
+from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of, json_answer
 from services.api.errors import invalid_query, not_found
 from services.core.events import DEPARTMENTS
 from services.core.readmodels import account_health, accounts, view
@@ -101,15 +102,16 @@ def list_accounts(
 
 
 # ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
-@router.get("/v1/accounts/{account_id:path}/view")
+@router.get("/v1/accounts/{account_id:path}/view", response_model=None)
 def account_view(
     conn: ReadConnDep,
     container: ContainerDep,
+    response: Response,
     account_id: Annotated[str, Path(min_length=1, max_length=128)],
     include_children: Annotated[
         bool, Query(description="Roll in every account registered below this one.")
     ] = False,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """What every department said, promised and heard, in one glance.
 
     Sections: `account`, `last_touch` (overall and per department), `pressure` (touches per
@@ -129,4 +131,4 @@ def account_view(
     )  # fmt: skip
     if found is None:
         raise not_found("account_not_found", f"no event has named account '{account_id}'")
-    return found
+    return json_answer(found, response)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy import Connection, and_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,10 +39,25 @@ def load(
 def load_slowest(
     conn: Connection, projections: Sequence[str], generation: int, topic: str
 ) -> dict[int, int]:
-    """Per partition, the next offset every one of ``projections`` has applied."""
-    loaded = [load(conn, name, generation, topic) for name in projections]
-    partitions = set().union(*loaded) if loaded else set()
-    return {p: min(done.get(p, 0) for done in loaded) for p in partitions}
+    """Per partition, the next offset every one of ``projections`` has applied (one query)."""
+    if not projections:
+        return {}
+    rows = conn.execute(
+        _SLOWEST, {"names": list(projections), "generation": generation, "topic": topic}
+    )
+    loaded: dict[str, dict[int, int]] = {name: {} for name in projections}
+    for name, partition, offset in rows:
+        loaded[name][int(partition)] = int(offset)
+    partitions = set().union(*loaded.values())
+    return {p: min(done.get(p, 0) for done in loaded.values()) for p in partitions}
+
+
+_SLOWEST = select(CHECKPOINTS.c.projection, CHECKPOINTS.c.partition,
+                  CHECKPOINTS.c.next_offset).where(
+    CHECKPOINTS.c.projection.in_(bindparam("names", expanding=True)),
+    CHECKPOINTS.c.generation == bindparam("generation"),
+    CHECKPOINTS.c.topic == bindparam("topic"),
+)  # fmt: skip
 
 
 def ensure_rows(

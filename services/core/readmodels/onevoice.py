@@ -105,6 +105,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("at_us", BigInteger, nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
+        Index(f"ix_{prefix}_messages_ref", "account_id", "kind", "ref_id"),
     )
     contacts = Table(
         f"{prefix}_contacts",

@@ -16,7 +16,6 @@ from sqlalchemy import Connection
 from services.core.events import DEPARTMENTS
 from services.core.health import AT_RISK_BELOW, health
 from services.core.readmodels import accounts, checkpoints, view_facts
-from services.core.readmodels.timeline import from_micros
 from services.core.view_rules import (
     URGENT,
     AsOf,
@@ -34,24 +33,6 @@ from services.core.view_rules import (
 )
 
 
-def merge(parts: Sequence[Facts]) -> Facts:
-    """One account's facts and its children's, as one."""
-    merged = Facts()
-    for part in parts:
-        if part.last_touch_us is not None and (
-            merged.last_touch_us is None or part.last_touch_us > merged.last_touch_us
-        ):
-            merged.last_touch_us, merged.last_touch_event_id = (
-                part.last_touch_us, part.last_touch_event_id
-            )  # fmt: skip
-        merged.commitments += part.commitments
-        merged.tickets += part.tickets
-        merged.messages += part.messages
-        merged.executive_touches += part.executive_touches
-        merged.csat += part.csat
-    return merged
-
-
 def read_view(
     conn: Connection, account_id: str, as_of: AsOf, *, children: Sequence[str] | None = None,
     projections: Sequence[str] = (), topic: str = "", at_risk_below: int = AT_RISK_BELOW,
@@ -62,28 +43,27 @@ def read_view(
     items = accounts.account_items(conn, group)
     if account_id not in items:
         return None
-    per_account = view_facts.load_facts(conn, group, as_of)
-    facts = merge([per_account[a] for a in group if a in per_account])
-    facts.actors_90d = view_facts.group_actors(conn, group, as_of)
+    loaded = view_facts.load_group(conn, group, as_of)
+    facts = loaded.facts
     top = single_threaded(facts.actors_90d)
-    evidence = [] if top is None else view_facts.touches_by(conn, group, as_of, top.actor_id)
+    evidence = [] if top is None else view_facts.touches_by(loaded.touches, top.actor_id)
+    positions = checkpoints.load_slowest(conn, projections, checkpoints.LIVE_GENERATION, topic)
     me = items[account_id]
     view: dict[str, Any] = {
         "account_id": account_id,
         "account": {k: me[k] for k in ("name", "registered", "segment", "tier",
                                        "parent_account_id", "owners")},
         "last_touch": _last_touch([items[a] for a in group if a in items]),
-        "pressure": _pressure(view_facts.pressure(conn, group, as_of)),
+        "pressure": _pressure(view_facts.pressure(loaded.touches, as_of)),
         "commitments": _commitments(facts, as_of),
         "support": _support(facts, as_of),
         "messaging": _messaging(facts, as_of),
-        "relationships": _relationships(conn, group, facts, as_of),
-        "leadership": _leadership(conn, group, facts, as_of),
+        "relationships": _relationships(loaded, as_of),
+        "leadership": _leadership(loaded, as_of),
         "health": health(facts, as_of, evidence, at_risk_below=at_risk_below),
         "as_of": {
             "at": iso(as_of.now_us), "time_zone": as_of.tz.key,
-            "positions": {str(p): o for p, o in sorted(checkpoints.load_slowest(
-                conn, projections, checkpoints.LIVE_GENERATION, topic).items())},
+            "positions": {str(p): o for p, o in sorted(positions.items())},
         },
     }  # fmt: skip
     if children is not None:
@@ -179,16 +159,17 @@ def _messaging(facts: Facts, as_of: AsOf) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _relationships(
-    conn: Connection, group: Sequence[str], facts: Facts, as_of: AsOf
-) -> dict[str, Any]:
-    top = single_threaded(facts.actors_90d)
-    total = sum(a.touches for a in facts.actors_90d)
+def _relationships(loaded: view_facts.Group, as_of: AsOf) -> dict[str, Any]:
+    actors = loaded.facts.actors_90d
+    top = single_threaded(actors)
+    total = sum(a.touches for a in actors)
+    contacts, total_contacts = view_facts.relationships(loaded.contacts)
     return {
-        "contacts": view_facts.relationships(conn, group, as_of),
+        "contacts": contacts,
+        "contacts_total": total_contacts,
         "breadth_90d": {
-            "employees": len({a.actor_id for a in facts.actors_90d}),
-            "departments": len({a.department for a in facts.actors_90d}),
+            "employees": len({a.actor_id for a in actors}),
+            "departments": len({a.department for a in actors}),
             "touches": total,
         },
         "single_threaded": top is not None,
@@ -199,17 +180,14 @@ def _relationships(
     }  # fmt: skip
 
 
-def _leadership(
-    conn: Connection, group: Sequence[str], facts: Facts, as_of: AsOf
-) -> dict[str, Any]:
-    latest = view_facts.executive_touches(conn, group, 0, as_of.now_us, latest_only=True)
+def _leadership(loaded: view_facts.Group, as_of: AsOf) -> dict[str, Any]:
+    t = loaded.executive_last
     last = None
-    if latest:
-        t = latest[0][1]
-        last = {"at": from_micros(t.at_us), "executive": t.executive, "type": t.type,
+    if t is not None:
+        last = {"at": iso(t.at_us), "executive": t.executive, "type": t.type,
                 "summary": t.summary, "event_id": t.event_id, **t.details}  # fmt: skip
     return {
         "last_executive_touch": last,
-        "concerns_90d": executive_items(facts, as_of, "concerns"),
-        "complaints_90d": executive_items(facts, as_of, "complaints"),
+        "concerns_90d": executive_items(loaded.facts, as_of, "concerns"),
+        "complaints_90d": executive_items(loaded.facts, as_of, "complaints"),
     }
