@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,9 +42,7 @@ class AsOf:
 
     def since(self, days: int) -> int:
         """Start (µs) of the ``days``-day window: local midnight ``days - 1`` days before today."""
-        local_today = _utc(self.now_us).astimezone(self.tz).date()
-        start = datetime.combine(local_today - timedelta(days=days - 1), time(0), tzinfo=self.tz)
-        return _micros(start)
+        return _window_start(self.now_us, self.tz, days)
 
     def within(self, at_us: int | None, days: int) -> bool:
         return at_us is not None and self.since(days) <= at_us <= self.now_us
@@ -54,6 +53,13 @@ class AsOf:
 
 
 _EPOCH = datetime.combine(date(1970, 1, 1), time(0), tzinfo=ZoneInfo("UTC"))
+
+
+@lru_cache(maxsize=1024)
+def _window_start(now_us: int, tz: ZoneInfo, days: int) -> int:
+    # Cached: the accounts list sorted by health asks the same few windows for every account.
+    local_today = _utc(now_us).astimezone(tz).date()
+    return _micros(datetime.combine(local_today - timedelta(days=days - 1), time(0), tzinfo=tz))
 
 
 def _utc(us: int) -> datetime:
