@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
@@ -17,13 +19,18 @@ from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
 
 
-def get_container(request: Request) -> Container:
+def _container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
 
+async def get_container(request: Request) -> Container:
+    # async: a plain attribute read need not hop to the thread pool, as sync dependencies do
+    return _container(request)
+
+
 def read_connection(request: Request) -> Iterator[Connection]:
-    with get_container(request).db.reading() as conn:
+    with _container(request).db.reading() as conn:
         yield conn
 
 
@@ -38,7 +45,7 @@ def as_of(container: Container) -> AsOf:
 ReadConnDep = Annotated[Connection, Depends(read_connection)]
 
 
-def consistent_read(
+async def consistent_read(
     response: Response,
     container: ContainerDep,
     token: Annotated[
@@ -50,7 +57,10 @@ def consistent_read(
         ),
     ] = None,
 ) -> None:
-    """Read-your-writes: hold the read until every projection applied the token's positions."""
+    """Read-your-writes: hold the read until every projection applied the token's positions.
+
+    async, so a read without a token costs no thread-pool hop; the checkpoint reads run in the
+    pool and the waits do not hold a thread."""
     if token is None:
         return
     try:
@@ -61,19 +71,22 @@ def consistent_read(
             detail={"code": "invalid_consistency_token", "message": str(exc),
                     "fields": [{"path": f"header.{TOKEN_HEADER}", "problem": str(exc)}]},
         ) from exc  # fmt: skip
-    settings = container.settings
-    deadline = time.monotonic() + settings.consistency_wait_s
+    deadline = time.monotonic() + container.settings.consistency_wait_s
     while True:
-        with container.db.reading() as conn:
-            applied = checkpoints.load_slowest(
-                conn, container.projections, checkpoints.LIVE_GENERATION, settings.topic
-            )
+        applied = await run_in_threadpool(_slowest, container)
         if reached(applied, wanted):
             return
         if time.monotonic() >= deadline:
             response.headers[STALE_HEADER] = "true"
             return
-        time.sleep(0.01)  # checkpoints live in the database, shared by every projector process
+        await asyncio.sleep(0.01)  # checkpoints live in the database, shared by every projector
+
+
+def _slowest(container: Container) -> dict[int, int]:
+    with container.db.reading() as conn:
+        return checkpoints.load_slowest(
+            conn, container.projections, checkpoints.LIVE_GENERATION, container.settings.topic
+        )
 
 
 ConsistentRead = Depends(consistent_read)

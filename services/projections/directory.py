@@ -10,9 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, delete, func, select
 
-from services.core.adapters.sql import bulk_insert, insert_ignore
+from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
 from services.core.events import AccountRegistered, event_payload
 from services.core.readmodels import accounts
@@ -68,17 +68,11 @@ class AccountDirectory(Projection):
                                      sort_keys=True),
                 "reg_us": us, "reg_partition": partition, "reg_offset": offset,
             })  # fmt: skip
-        a = self.t.accounts
-        stmt, params = bulk_insert(conn, a, rows)
-        new = stmt.excluded
-        sort = ("reg_us", "reg_partition", "reg_offset")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[a.c.account_id],
-            set_={c: new[c] for c in rows[0] if c != "account_id"},
-            where=or_(a.c.reg_us.is_(None),
-                      tuple_(*(a.c[c] for c in sort)) < tuple_(*(new[c] for c in sort))),
-        ).returning(a.c.account_id)  # fmt: skip
-        changed = sorted(set(conn.execute(stmt, params).scalars()))
+        changed = sorted(set(upsert_newer(
+            conn, self.t.accounts, rows, keys=["account_id"],
+            sort=["reg_us", "reg_partition", "reg_offset"],
+            update=[c for c in rows[0] if c != "account_id"], returning="account_id",
+        )))  # fmt: skip
         if changed:
             o = self.t.owners
             conn.execute(delete(o).where(o.c.account_id.in_(changed)))
@@ -122,32 +116,15 @@ class AccountDirectory(Projection):
         ])  # fmt: skip
 
     def _upsert_last_touch(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        a = self.t.accounts
-        stmt, params = bulk_insert(conn, a, rows)
-        new = stmt.excluded
-        sort = ("last_touch_us", "last_touch_partition", "last_touch_offset")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[a.c.account_id],
-            set_={c: new[c] for c in (*sort, "last_touch_event_id")},
-            where=or_(
-                a.c.last_touch_us.is_(None),
-                tuple_(*(a.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
-            ),
-        )
-        conn.execute(stmt, params)
+        sort = ["last_touch_us", "last_touch_partition", "last_touch_offset"]
+        upsert_newer(conn, self.t.accounts, rows, keys=["account_id"], sort=sort,
+                     update=[*sort, "last_touch_event_id"])  # fmt: skip
 
     def _upsert_touches(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        t = self.t.touches
-        stmt, params = bulk_insert(conn, t, rows)
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.account_id, t.c.department],
-            set_={c: excluded[c] for c in ("at_us", "partition", "offset", "event_id", "type",
-                                           "actor", "summary")},
-            where=tuple_(t.c.at_us, t.c.partition, t.c.offset)
-            < tuple_(excluded.at_us, excluded.partition, excluded.offset),
-        )  # fmt: skip
-        conn.execute(stmt, params)
+        upsert_newer(conn, self.t.touches, rows, keys=["account_id", "department"],
+                     sort=["at_us", "partition", "offset"],
+                     update=["at_us", "partition", "offset", "event_id", "type", "actor",
+                             "summary"])  # fmt: skip
 
     def count(self, conn: Connection) -> dict[str, int]:
         return {

@@ -10,9 +10,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, Table, delete, func, select
 
-from services.core.adapters.sql import bulk_insert, insert_ignore
+from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
 from services.core.events import (
     CommitmentClosed,
@@ -87,19 +87,11 @@ class OneVoiceView(Projection):
                 {"account_id": account_id, id_column: item_id, **row}
             )
         for side, rows in by_side.items():
-            stmt, params = bulk_insert(conn, table, rows)
-            new = stmt.excluded
-            mine = [c for c in rows[0] if c not in ("account_id", id_column)]
-            sort = (f"{side}_us", f"{side}_partition", f"{side}_offset")
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[table.c.account_id, table.c[id_column]],
-                set_={c: new[c] for c in mine},
-                where=or_(
-                    table.c[sort[0]].is_(None),
-                    tuple_(*(table.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
-                ),
-            )
-            conn.execute(stmt, params)
+            upsert_newer(
+                conn, table, rows, keys=["account_id", id_column],
+                sort=[f"{side}_us", f"{side}_partition", f"{side}_offset"],
+                update=[c for c in rows[0] if c not in ("account_id", id_column)],
+            )  # fmt: skip
 
     def count(self, conn: Connection) -> dict[str, int]:
         return {

@@ -3,32 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
-from services.bootstrap import migrate
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
 from services.core.readmodels import accounts
-from services.core.settings import Settings
 from services.projections.directory import AccountDirectory
 from tests.samples import make_event
 
 BASE = datetime(2026, 6, 1, tzinfo=UTC)
 KINDS = ["sales.call_logged", "support.csat_recorded", "leadership.meeting_held",
          "marketing.event_attended", "commitment.made"]  # fmt: skip
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.resolved_database_url())
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def history(seed: int) -> list[StoredEvent]:

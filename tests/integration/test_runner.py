@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from sqlalchemy import Connection, select
 
-from services.bootstrap import build_log, migrate
+from services.bootstrap import build_log
 from services.core import codec
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
@@ -58,14 +58,6 @@ class Rewinding(EventLog):
 
     def close(self) -> None:
         self.inner.close()
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.resolved_database_url())
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Runs on both backends (SQLite and PostgreSQL) through the ``settings`` fixture.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,13 +14,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from services.bootstrap import migrate, projections
+from services.bootstrap import projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
 from services.core.readmodels import onevoice, view
 from services.core.readmodels.timeline import to_micros
-from services.core.settings import Settings
 from services.core.view_rules import AsOf
 from tests.samples import make_event
 
@@ -32,14 +30,6 @@ CONTACTS = [{"id": "c-1", "name": "오세훈"}, {"email": "Buyer@Hanbit.example"
             {"name": "Dana"}, {"id": "c-2", "title": "CTO"}]  # fmt: skip
 PEOPLE = [("emp-park", "sales"), ("emp-lee", "marketing"), ("emp-kim", "support"),
           ("emp-jang", "success"), ("emp-choi", "leadership")]  # fmt: skip
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.resolved_database_url())
-    migrate(database)
-    yield database
-    database.dispose()
 
 
 def _payload(rng: random.Random, kind: str, i: int) -> dict[str, Any]:

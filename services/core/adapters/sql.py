@@ -20,8 +20,10 @@ from sqlalchemy import (
     create_engine,
     event,
     literal_column,
+    or_,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -179,3 +181,30 @@ def insert_new(
     return set(
         conn.execute(stmt.on_conflict_do_nothing().returning(table.c[key]), params).scalars()
     )
+
+
+def upsert_newer(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
+    sort: Sequence[str], update: Sequence[str], returning: str | None = None,
+) -> list[Any]:  # fmt: skip
+    """Insert ``rows``; where a row with the same ``keys`` exists, overwrite its ``update``
+    columns only when the stored ``sort`` columns are NULL or sort before the new row's — the
+    newest by sort key wins, whatever the order rows arrive in. One statement
+    (``bulk_insert``); ``rows`` must not repeat a key. Returns the ``returning`` column of
+    the rows inserted or changed, when asked."""
+    if not rows:
+        return []
+    stmt, params = bulk_insert(conn, table, rows)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c: new[c] for c in update},
+        where=or_(
+            table.c[sort[0]].is_(None),
+            tuple_(*(table.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
+        ),
+    )
+    if returning is None:
+        conn.execute(stmt, params)
+        return []
+    return list(conn.execute(stmt.returning(table.c[returning]), params).scalars())

@@ -43,7 +43,9 @@ def read_view(
     items = accounts.account_items(conn, group)
     if account_id not in items:
         return None
-    loaded = view_facts.load_group(conn, group, as_of)
+    lasts = {a: (i["last_touch"]["at_us"], i["last_touch"]["event_id"]) if i["last_touch"]
+             else (None, None) for a, i in items.items()}  # fmt: skip
+    loaded = view_facts.load_group(conn, group, as_of, lasts)
     facts = loaded.facts
     top = single_threaded(facts.actors_90d)
     evidence = [] if top is None else view_facts.touches_by(loaded.touches, top.actor_id)

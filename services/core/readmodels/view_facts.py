@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -224,7 +224,7 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
     for r in rows("commitments"):
         of(r.account_id).commitments.append(Commitment(
             r.commitment_id, r.made_event_id, r.made_us, r.text,
-            None if r.made_by is None else json.loads(r.made_by), r.department, r.due_us,
+            None if r.made_by is None else _json(r.made_by), r.department, r.due_us,
             r.closed_state, r.closed_event_id, r.closed_us))  # fmt: skip
     for r in rows("tickets"):
         of(r.account_id).tickets.append(Ticket(
@@ -234,7 +234,7 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
         of(r.account_id).messages.append(Message(
             r.event_id, r.kind, r.ref_id, r.name, r.channel, r.product, r.product_key,
             r.discount_pct, r.terms, r.amount, r.currency, r.valid_until_us, r.department,
-            json.loads(r.actor), r.summary, (r.at_us, r.partition, r.offset)))  # fmt: skip
+            _json(r.actor), r.summary, (r.at_us, r.partition, r.offset)))  # fmt: skip
     for r in rows("executive"):
         of(r.account_id).executive_touches.append(_executive_touch(r))
     for r in rows("csat"):
@@ -242,7 +242,7 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
 
 
 def _executive_touch(r: Any) -> ExecutiveTouch:
-    return ExecutiveTouch(r.event_id, r.at_us, json.loads(r.executive), r.type, r.summary,
+    return ExecutiveTouch(r.event_id, r.at_us, _json(r.executive), r.type, r.summary,
                           json.loads(r.details))  # fmt: skip
 
 
@@ -283,7 +283,12 @@ class Group:
     executive_last: ExecutiveTouch | None = None
 
 
-def load_group(conn: Connection, group: Sequence[str], as_of: AsOf) -> Group:
+def load_group(
+    conn: Connection, group: Sequence[str], as_of: AsOf,
+    last_touches: dict[str, tuple[int | None, str | None]],
+) -> Group:  # fmt: skip
+    """``last_touches``: each account's last touch as the directory holds it (the caller has
+    read the directory rows already)."""
     params = _params(group, as_of)
     several = len(group) > 1
 
@@ -292,8 +297,7 @@ def load_group(conn: Connection, group: Sequence[str], as_of: AsOf) -> Group:
         return conn.execute(_statement(name, True, flag), params)
 
     facts = Facts()
-    per = {r.account_id: Facts(r.last_touch_us, r.last_touch_event_id)
-           for r in rows("last_touches")}  # fmt: skip
+    per = {a: Facts(us, event_id) for a, (us, event_id) in last_touches.items()}
     _until_now(conn, per, as_of)
     lasts = [(f.last_touch_us, f.last_touch_event_id or "") for f in per.values()
              if f.last_touch_us is not None]  # fmt: skip
@@ -305,9 +309,12 @@ def load_group(conn: Connection, group: Sequence[str], as_of: AsOf) -> Group:
         counts[(t.actor_id, t.department)] = counts.get((t.actor_id, t.department), 0) + 1
     facts.actors_90d = [ActorTouches(a, d, n) for (a, d), n in sorted(counts.items())]
     _add_facts(rows, lambda _: facts)
-    last = rows("executive_last").first()
-    return Group(facts, touches, rows("contacts").all(),
-                 None if last is None else _executive_touch(last))  # fmt: skip
+    # The latest executive touch up to now: the window's latest, or else an older one.
+    recent = max(facts.executive_touches, key=lambda t: (t.at_us, t.event_id), default=None)
+    if recent is None:
+        last = rows("executive_last").first()
+        recent = None if last is None else _executive_touch(last)
+    return Group(facts, touches, rows("contacts").all(), recent)
 
 
 def pressure(touches: Sequence[Any], as_of: AsOf) -> dict[str, dict[str, int]]:
@@ -338,25 +345,29 @@ def relationships(contact_rows: Sequence[Any]) -> tuple[list[dict[str, Any]], in
     ``CONTACTS_SHOWN`` most recently touched contacts, most recent first — and how many there
     are in all."""
     pairs: dict[str, list[Any]] = {}
+    latest: dict[str, Any] = {}
     for r in contact_rows:
         pairs.setdefault(r.contact_key, []).append(r)
-
-    def latest(rows: list[Any]) -> Any:
-        return max(rows, key=lambda r: (r.at_us, r.partition, r.offset))
-
-    recent = sorted(pairs.items(), key=lambda kv: (
-        tuple(-x for x in _key(latest(kv[1]))), kv[0]))[:CONTACTS_SHOWN]  # fmt: skip
+        seen = latest.get(r.contact_key)
+        if seen is None or (seen.at_us, seen.partition, seen.offset) < (
+            r.at_us, r.partition, r.offset):  # fmt: skip
+            latest[r.contact_key] = r
+    recent = sorted(pairs, key=lambda k: (
+        -latest[k].at_us, -latest[k].partition, -latest[k].offset, k))[:CONTACTS_SHOWN]  # fmt: skip
     found = []
-    for key, rows in recent:
+    for key in recent:
         people = [{
-            "employee": json.loads(r.actor), "touches": int(r.n), "touches_90d": int(r.n90),
+            "employee": _json(r.actor), "touches": int(r.n), "touches_90d": int(r.n90),
             "last_at": iso(r.at_us), "last_event_id": r.event_id,
-        } for r in rows]  # fmt: skip
+        } for r in pairs[key]]  # fmt: skip
         people.sort(key=lambda p: (-p["touches"], p["employee"]["id"]))
-        found.append({"contact_key": key, "contact": json.loads(latest(rows).contact_pii),
+        found.append({"contact_key": key, "contact": json.loads(latest[key].contact_pii),
                       "people": people})  # fmt: skip
     return found, len(pairs)
 
 
-def _key(r: Any) -> tuple[int, int, int]:
-    return (int(r.at_us), int(r.partition), int(r.offset))
+@lru_cache(maxsize=4096)
+def _json(text: str) -> Any:
+    """Parsed actor JSON: the same few employees recur on every row. Callers must not mutate
+    the result (it is shared)."""
+    return json.loads(text)
