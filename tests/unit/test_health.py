@@ -16,12 +16,10 @@ from services.core.health import health
 from services.core.view_rules import (
     ActorTouches,
     AsOf,
-    Commitment,
-    ExecutiveTouch,
     Facts,
     Message,
-    Ticket,
 )
+from tests.viewfacts import commitment, exec_touch, message, ticket
 
 SEOUL = ZoneInfo("Asia/Seoul")
 DAY_US = 86_400_000_000
@@ -57,68 +55,10 @@ def factor(name: str, effect: int, count: int, evidence: list[str]) -> dict[str,
 # -- builders ----------------------------------------------------------------------------------
 
 
-def commitment(
-    cid: str, *, made_us: int, due_us: int | None = None, closed_us: int | None = None
-) -> Commitment:
-    return Commitment(
-        commitment_id=cid,
-        made_event_id=f"ev-{cid}",
-        made_us=made_us,
-        text=f"promise {cid}",
-        made_by={"id": "emp-1"},
-        department="sales",
-        due_us=due_us,
-        closed_state=None if closed_us is None else "fulfilled",
-        closed_event_id=None if closed_us is None else f"ev-{cid}-closed",
-        closed_us=closed_us,
-    )
-
-
-def ticket(
-    tid: str,
-    *,
-    opened_us: int,
-    complaint: bool = True,
-    severity: str = "normal",
-    category: str = "Billing",
-    resolved_us: int | None = None,
-) -> Ticket:
-    return Ticket(
-        ticket_id=tid,
-        opened_event_id=f"ev-{tid}",
-        opened_us=opened_us,
-        subject=None,
-        category=category,
-        category_key=category.lower(),
-        severity=severity,
-        complaint=complaint,
-        resolved_us=resolved_us,
-    )
-
-
 def offer(event_id: str, *, at_us: int, department: str, discount_pct: float | None) -> Message:
-    return Message(
-        event_id=event_id,
-        kind="proposal",
-        ref_id=f"P-{event_id}",
-        name=None,
-        channel=None,
-        product="OneVoice Cloud",
-        product_key="onevoice cloud",
-        discount_pct=discount_pct,
-        terms=None,
-        amount=None,
-        currency=None,
-        valid_until_us=None,
-        department=department,
-        actor={"id": f"emp-{department}"},
-        summary=None,
-        sort_key=(at_us, 0, 0),
-    )
-
-
-def exec_touch(event_id: str, at_us: int, **details: Any) -> ExecutiveTouch:
-    return ExecutiveTouch(event_id, at_us, {"id": "ceo"}, "meeting.held", None, details)
+    """A proposal of its own (no two share a proposal id, so none replaces another)."""
+    return message(event_id, at_us=at_us, department=department, discount_pct=discount_pct,
+                   ref_id=f"P-{event_id}")  # fmt: skip
 
 
 def several_factors() -> Facts:
