@@ -109,8 +109,7 @@ class AccountDirectory(Projection):
         self._upsert_touches(conn, [
             {"account_id": acc, "department": dep, "at_us": k[0], "partition": k[1],
              "offset": k[2], "event_id": s.event_id, "type": s.type,
-             "actor": json.dumps(s.event.actor.model_dump(mode="json", exclude_none=True),
-                                 ensure_ascii=False),
+             "actor": s.event.actor.model_dump_json(exclude_none=True),
              "summary": s.event.summary}
             for (acc, dep), (k, s) in by_department.items()
         ])  # fmt: skip

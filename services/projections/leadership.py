@@ -34,9 +34,7 @@ class LeadershipLog(Projection):
             {
                 "event_id": s.event_id,
                 "executive_id": s.event.actor.id,
-                "executive": json.dumps(
-                    s.event.actor.model_dump(mode="json", exclude_none=True), ensure_ascii=False
-                ),
+                "executive": s.event.actor.model_dump_json(exclude_none=True),
                 "account_id": s.event.account_id,
                 "at_us": to_micros(s.event.occurred_at),
                 "partition": s.partition,

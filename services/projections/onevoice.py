@@ -6,7 +6,6 @@ per side, the event with the greatest sort key; everything else is inserted once
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,9 +43,7 @@ def _side(side: str, stored: StoredEvent) -> Row:
 
 
 def _actor(stored: StoredEvent) -> str:
-    return json.dumps(
-        stored.event.actor.model_dump(mode="json", exclude_none=True), ensure_ascii=False
-    )
+    return stored.event.actor.model_dump_json(exclude_none=True)
 
 
 def contact_key(contact: Contact) -> str | None:
@@ -192,7 +189,7 @@ def _contacts(stored: StoredEvent) -> list[Row]:
         key = contact_key(contact)
         if key is None:
             continue
-        pii = json.dumps(contact.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+        pii = contact.model_dump_json(exclude_none=True)
         for account_id in dict.fromkeys((event.account_id, *event.related_account_ids)):
             rows.append({
                 "account_id": account_id, "contact_key": key, "event_id": stored.event_id,
