@@ -52,7 +52,8 @@ def read_accounts(
             candidates = [c for c in candidates if c > tuple(query.after)]
     page = candidates[: query.limit]
     more = len(candidates) > query.limit
-    items = accounts.page_items(conn, [a for _, a in page])
+    found = accounts.account_items(conn, [a for _, a in page])
+    items = [found[a] for _, a in page if a in found]
     cursor = accounts.encode_cursor(query.sort, page[-1]) if more else None
     return _with_health(items, score, below), cursor
 

@@ -182,12 +182,16 @@ def _touches(
 
 
 def account_items(
-    conn: Connection, account_ids: Sequence[str], tables: DirectoryTables = TABLES
+    conn: Connection,
+    account_ids: Sequence[str],
+    tables: DirectoryTables = TABLES,
+    *,
+    with_us: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """The list's item for each known id, with ``at_us`` added to every touch."""
+    """The list's item for each known id (``with_us``: ``at_us`` added to every touch)."""
     a = tables.accounts
     rows = conn.execute(select(a).where(a.c.account_id.in_(list(account_ids)))).all()
-    touches = _touches(conn, [r.account_id for r in rows], tables, with_us=True)
+    touches = _touches(conn, [r.account_id for r in rows], tables, with_us=with_us)
     return {r.account_id: _row_json(r, touches[r.account_id]) for r in rows}
 
 
@@ -255,17 +259,6 @@ def matching_ids(
     stmt = _statement(query, tables)
     stmt = stmt.with_only_columns(stmt.selected_columns.sort_key, tables.accounts.c.account_id)
     return [(r.sort_key, r.account_id) for r in conn.execute(stmt)]
-
-
-def page_items(
-    conn: Connection, account_ids: Sequence[str], tables: DirectoryTables = TABLES
-) -> list[dict[str, Any]]:
-    """The list's items for ``account_ids``, in that order."""
-    a = tables.accounts
-    found = conn.execute(select(a).where(a.c.account_id.in_(list(account_ids))))
-    rows = {r.account_id: r for r in found}
-    touches = _touches(conn, list(rows), tables)
-    return [_row_json(rows[i], touches[i]) for i in account_ids if i in rows]
 
 
 def descendants(

@@ -40,7 +40,7 @@ def read_view(
     """The view, or None when the account is unknown (no event named it). ``children`` (the
     accounts registered below it) are rolled in and listed as ``included_accounts``."""
     group = [account_id, *(children or ())]
-    items = accounts.account_items(conn, group)
+    items = accounts.account_items(conn, group, with_us=True)
     if account_id not in items:
         return None
     lasts = {a: (i["last_touch"]["at_us"], i["last_touch"]["event_id"]) if i["last_touch"]
