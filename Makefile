@@ -4,12 +4,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format demo migrate topics bench clean help
+.PHONY: run test test-fast tools lint format demo migrate topics bench clean help
 
 help:
 	@echo "make run       start OneVoice on http://127.0.0.1:8000 (embedded log + SQLite in ./data)"
 	@echo "make demo      load a multi-department story through the API of a running service"
-	@echo "make test      run the whole test suite"
+	@echo "make test      run the whole test suite (installs PostgreSQL, kcat, Java, Maven when missing)"
+	@echo "make test-fast unit tests and the embedded backend only (no Kafka, no PostgreSQL), for the edit-test loop"
 	@echo "make lint      ruff (lint + format check) and mypy --strict"
 	@echo "make migrate   apply database migrations"
 	@echo "make topics    create the interactions topic (infinite retention) if missing"
@@ -33,8 +34,16 @@ topics: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m services demo
 
-test: $(STAMP)
+# The real-backend tests need PostgreSQL, kcat, Java and Maven: installed through apt when
+# missing and running as root (CI machines); elsewhere the script says what to install.
+tools:
+	bash deploy/local/ensure-tools.sh
+
+test: $(STAMP) tools
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	ONEVOICE_TEST_FAST=1 $(PY) -m pytest -q -x
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -121,3 +122,23 @@ def wait_projected(services: Services, *answers: dict[str, Any], timeout_s: floa
                 p, o = pos["partition"], pos["offset"]
                 positions[p] = max(positions.get(p, -1), o)
     assert services.runner.wait_for(positions, timeout_s), f"not projected: {positions}"
+
+
+def _needs_real_servers(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "kafka":
+        return True
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return bool(fixtures & {"kafka_bootstrap", "pg_server", "pg_url"}) or item.get_closest_marker(
+        "slow"
+    ) is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test-fast`` (ONEVOICE_TEST_FAST=1): leave out every test that needs Kafka,
+    PostgreSQL or a subprocess, so the edit-test loop takes seconds. CI runs everything."""
+    if os.environ.get("ONEVOICE_TEST_FAST") != "1":
+        return
+    kept = [item for item in items if not _needs_real_servers(item)]
+    config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+    items[:] = kept
