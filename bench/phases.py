@@ -218,7 +218,7 @@ class Bench(BenchBase):
         rate = report.events / report.seconds
         self.record("replay", m, rate=rate, events=report.events, seconds=report.seconds,
                     clear_s=round(m.wall_s - report.seconds, 2), rows=report.rows,
-                    rejected=report.rejected)  # fmt: skip
+                    parked=report.parked)  # fmt: skip
         million = 1_000_000 / rate
         cpu_us = self.cpu_us(m, "bench", report.events)  # µs/event = s per 1,000,000 events
         label = "replay 1,000,000 events" + ("" if report.events >= 1_000_000 else

@@ -5,7 +5,14 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from services.core.readmodels import accounts, leadership, timeline  # noqa: F401 - tables
+from services.core.deadletters import store  # noqa: F401 - tables
+from services.core.readmodels import (  # noqa: F401 - tables
+    accounts,
+    copies,
+    leadership,
+    onevoice,
+    timeline,
+)
 from services.core.readmodels.schema import METADATA
 from services.core.settings import Settings
 

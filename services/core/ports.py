@@ -29,13 +29,14 @@ class OutgoingRecord:
 
 @dataclass(frozen=True, slots=True)
 class LogRecord:
-    """A record read back from the log."""
+    """A record read back from the log (``value`` is None for a tombstone a foreign producer
+    wrote)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
-    value: bytes
+    value: bytes | None
     timestamp_ms: int
     headers: Headers = field(default=())
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table, delete, func, select
 
 from services.core.codec import StoredEvent
 
@@ -14,20 +17,56 @@ class Projection(ABC):
     """Applies batches of events inside the runner's transaction.
 
     Contract: ``apply`` is deterministic and idempotent — applying an event whose id the view
-    already holds changes nothing — and writes only through ``conn`` (the runner commits the
-    view together with the checkpoint). ``name`` is the checkpoint key.
+    already holds changes nothing — and order-independent: every write is insert-once by event
+    id or "newest by (occurred_at, partition, offset) wins", so applying an event late (a
+    re-driven dead letter) gives the same rows as applying it in log order. It writes only
+    through ``conn`` (the runner commits the view together with the checkpoint). ``name`` is
+    the checkpoint key; ``tables`` are every table the view owns, by a short name.
     """
 
     name: str
+
+    @property
+    @abstractmethod
+    def tables(self) -> Mapping[str, Table]:
+        """Every table of the view, parents before children (``clear`` deletes in reverse)."""
 
     @abstractmethod
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Fold ``events`` (in log order per partition) into the view."""
 
-    @abstractmethod
     def clear(self, conn: Connection) -> None:
         """Empty the view (replay rebuilds it from offset 0)."""
+        for table in reversed(list(self.tables.values())):
+            conn.execute(delete(table))
 
-    @abstractmethod
     def count(self, conn: Connection) -> dict[str, int]:
         """Row counts of the view's tables, for reports and verification."""
+        return {
+            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for name, table in self.tables.items()
+        }
+
+    def digest(self, conn: Connection) -> dict[str, str]:
+        """Per table, a SHA-256 of its rows that does not depend on row order: two views with
+        equal digests hold the same rows."""
+        return {name: table_digest(conn, table) for name, table in self.tables.items()}
+
+
+def table_digest(conn: Connection, table: Table) -> str:
+    rows = sorted(
+        hashlib.sha256(_canonical(row).encode()).hexdigest()
+        for row in conn.execute(select(table)).mappings()
+    )
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def _canonical(row: Mapping[Any, Any]) -> str:
+    def plain(value: Any) -> Any:
+        if isinstance(value, bytes | memoryview):
+            return bytes(value).hex()
+        if isinstance(value, bool):
+            return int(value)  # SQLite hands booleans back as 0/1
+        return value
+
+    return json.dumps({k: plain(v) for k, v in row.items()}, sort_keys=True, ensure_ascii=False)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Table, delete
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
@@ -125,13 +125,7 @@ class AccountDirectory(Projection):
                      update=["at_us", "partition", "offset", "event_id", "type", "actor",
                              "summary"])  # fmt: skip
 
-    def count(self, conn: Connection) -> dict[str, int]:
-        return {
-            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for name, table in (("accounts", self.t.accounts), ("touches", self.t.touches),
-                                ("owners", self.t.owners), ("employees", self.t.employees))
-        }  # fmt: skip
-
-    def clear(self, conn: Connection) -> None:
-        for table in (self.t.employees, self.t.touches, self.t.owners, self.t.accounts):
-            conn.execute(delete(table))
+    @property
+    def tables(self) -> dict[str, Table]:
+        return {"accounts": self.t.accounts, "touches": self.t.touches,
+                "owners": self.t.owners, "employees": self.t.employees}  # fmt: skip

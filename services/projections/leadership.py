@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Table
 
 from services.core.adapters.sql import insert_ignore
 from services.core.codec import StoredEvent
@@ -48,9 +48,6 @@ class LeadershipLog(Projection):
         ]
         insert_ignore(conn, self.t.contacts, rows)
 
-    def count(self, conn: Connection) -> dict[str, int]:
-        total = conn.execute(select(func.count()).select_from(self.t.contacts)).scalar_one()
-        return {"contacts": int(total)}
-
-    def clear(self, conn: Connection) -> None:
-        conn.execute(delete(self.t.contacts))
+    @property
+    def tables(self) -> dict[str, Table]:
+        return {"contacts": self.t.contacts}

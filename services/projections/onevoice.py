@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
@@ -90,18 +90,11 @@ class OneVoiceView(Projection):
                 update=[c for c in rows[0] if c not in ("account_id", id_column)],
             )  # fmt: skip
 
-    def count(self, conn: Connection) -> dict[str, int]:
-        return {
-            name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for name, table in (("commitments", self.t.commitments), ("tickets", self.t.tickets),
-                                ("messages", self.t.messages), ("contacts", self.t.contacts),
-                                ("csat", self.t.csat))
-        }  # fmt: skip
-
-    def clear(self, conn: Connection) -> None:
-        for table in (self.t.commitments, self.t.tickets, self.t.messages, self.t.contacts,
-                      self.t.csat):  # fmt: skip
-            conn.execute(delete(table))
+    @property
+    def tables(self) -> dict[str, Table]:
+        t = self.t
+        return {"commitments": t.commitments, "tickets": t.tickets, "messages": t.messages,
+                "contacts": t.contacts, "csat": t.csat}  # fmt: skip
 
 
 class _Batch:

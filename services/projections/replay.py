@@ -1,7 +1,10 @@
 """Rebuild every read model from offset 0 (views are offline while it runs).
 
-Clears the views and their checkpoints in one transaction, re-consumes the whole topic with a
-progress bar (events/s and ETA), and reports what the rebuilt views hold.
+In one transaction: fences the projections (a live projector that resumed before cannot commit
+afterwards: it rejoins from the reset checkpoints), empties the views, sets their checkpoints to
+0 and forgets their dead letters and the registered first copies (every record is read again,
+and parked again if it still cannot be applied). Then re-consumes the whole topic with a
+progress bar (events/s and ETA) and reports what the rebuilt views hold.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from services.core.adapters.sql import Database
-from services.core.readmodels import checkpoints
+from services.core.deadletters import store as dead_letters
+from services.core.readmodels import checkpoints, copies
 from services.projections.runner import ProjectionRunner
 
 
@@ -19,7 +23,7 @@ from services.projections.runner import ProjectionRunner
 class ReplayReport:
     events: int
     seconds: float
-    rejected: int
+    parked: int
     rows: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -30,7 +34,7 @@ class ReplayReport:
         )
         return (
             f"replayed {self.events} events in {self.seconds:.1f}s ({rate:,.0f} events/s),"
-            f" {self.rejected} rejected; {views}"
+            f" {self.parked} parked; {views}"
         )
 
 
@@ -72,9 +76,12 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
     """Clear and rebuild the runner's projections; ``runner`` must not be running elsewhere."""
     names = [p.name for p in runner.projections]
     with db.transaction() as conn:
+        checkpoints.bump(conn, names, runner.generation)
         for projection in runner.projections:
             projection.clear(conn)
-        checkpoints.reset(conn, names)
+        checkpoints.reset(conn, names, runner.generation)
+        dead_letters.clear(conn, names, runner.generation)
+        copies.forget(conn, runner.topic)
     runner.rewind()
     bar = ProgressBar(out)
     started = time.monotonic()
@@ -90,4 +97,4 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
     db.analyze()  # the planner's statistics still describe the emptied tables
     with db.reading() as conn:
         rows = {p.name: p.count(conn) for p in runner.projections}
-    return ReplayReport(events, seconds, runner.rejected, rows)
+    return ReplayReport(events, seconds, runner.parked, rows)

@@ -1,13 +1,24 @@
 """The projection runner: log -> projections, one transaction per batch.
 
 Guarantees:
-- Each batch's view changes and the projections' checkpoints commit in ONE transaction.
-- A record below a projection's stored checkpoint is skipped (a replayed or re-delivered batch
-  changes nothing); projections are also idempotent by event id.
-- On (re)assignment the consumer resumes from the checkpoints in the database, not the log's.
-- A record that cannot be decoded is logged with its position and skipped (one place:
-  ``_decode``); it still advances the checkpoint so the projector does not stall.
-- If a batch fails to commit, the consumer is dropped and rebuilt from the stored checkpoints.
+- A batch's view changes, its dead letters and the projections' checkpoints commit in ONE
+  transaction; records below a projection's checkpoint are skipped (re-deliveries change
+  nothing).
+- No single record stalls the runner: a record that cannot be decoded, or whose application
+  raises a non-transient error, is parked for that projection (``services.core.deadletters``)
+  and the batch goes on — a failing batch is bisected inside savepoints until the failing
+  records are found. Transient errors (database or log unreachable) are retried with backoff
+  and never park anything.
+- No record is skipped: a batch whose first record of a partition lies past that partition's
+  checkpoint is not applied; the consumer re-seeks to the checkpoints. A gap that is still
+  there after re-seeking is a hole in the log itself (transaction markers, aborted
+  transactions) and is accepted with a warning. A checkpoint past the log's end (the topic or
+  embedded log was recreated while the database was kept) stops the runner (``CheckpointAhead``).
+- Fenced: a replay that reset the projections after this runner resumed makes its commit fail
+  (``checkpoints.Fenced``); the runner forgets its progress and resumes from the checkpoints.
+- Every projection sees only the first copy of each event id (``readmodels.copies``).
+- A commit holds at most ``batch_size`` events, about ``batch_bytes`` bytes of record values and
+  ``batch_rows`` estimated view rows, so one huge event cannot make a batch exhaust memory.
 """
 
 from __future__ import annotations
@@ -15,15 +26,50 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from services.core import codec
 from services.core.adapters.sql import Database
+from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogConsumer, LogRecord
-from services.core.readmodels import checkpoints
+from services.core.readmodels import checkpoints, copies
 from services.projections.base import Projection
+from services.projections.isolation import apply_isolated
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointAhead(RuntimeError):
+    """A stored checkpoint lies past the log's end: the log is not the one the views were
+    built from. Fatal: the runner stops rather than skip or re-apply anything."""
+
+
+class CheckpointGap(RuntimeError):
+    """A batch starts past the stored checkpoint of a partition; the consumer must re-seek."""
+
+    def __init__(self, partition: int, expected: int, found: int) -> None:
+        super().__init__(f"partition {partition}: checkpoint {expected}, batch starts at {found}")
+        self.key = (partition, expected, found)
+
+
+@dataclass
+class _Chunk:
+    records: list[LogRecord] = field(default_factory=list)
+    events: list[codec.StoredEvent] = field(default_factory=list)
+    rejected: list[tuple[LogRecord, codec.RecordRejected]] = field(default_factory=list)
+    size: int = 0
+    rows: int = 0
+
+
+def _rows(stored: codec.StoredEvent) -> int:
+    """Rough count of the view rows one event writes (timeline entries, contacts per account)."""
+    accounts = 1 + len(stored.event.related_account_ids)
+    return 4 + accounts * (2 + len(stored.event.contacts))
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
 
 
 class ProjectionRunner:
@@ -38,6 +84,8 @@ class ProjectionRunner:
         *,
         group: str = "onevoice-projector",
         batch_size: int = 1000,
+        batch_bytes: int = 16 * 1024 * 1024,
+        batch_rows: int = 50_000,
         idle_s: float = 0.2,
         generation: int = checkpoints.LIVE_GENERATION,
     ) -> None:
@@ -47,24 +95,42 @@ class ProjectionRunner:
         self.projections = tuple(projections)
         self._group = group
         self._batch_size = batch_size
+        self._batch_bytes = batch_bytes
+        self._batch_rows = batch_rows
         self._idle_s = idle_s
         self.generation = generation
         self._consumer: LogConsumer | None = None
         self._applied: dict[int, int] = {}
         self._progress = threading.Condition()
-        self.rejected = 0
+        self._epochs: dict[str, int] = {}
+        self._suspect_gaps: set[tuple[int, int, int]] = set()
+        self._accepted_gaps: set[tuple[int, int, int]] = set()
+        self.parked = 0
+        self.failure: str | None = None
 
     # -- assignment ------------------------------------------------------------------------
 
     def _resume_points(self, partitions: Sequence[int]) -> dict[int, int]:
+        names = [p.name for p in self.projections]
+        end = self._log.end_offsets(self.topic)
         with self._db.transaction() as conn:
-            stored = []
-            for projection in self.projections:
-                checkpoints.ensure_rows(
-                    conn, projection.name, self.generation, self.topic, partitions
-                )
-                stored.append(checkpoints.load(conn, projection.name, self.generation, self.topic))
-        start = {part: min(s.get(part, 0) for s in stored) for part in partitions}
+            stored = {}
+            for name in names:
+                checkpoints.ensure_rows(conn, name, self.generation, self.topic, partitions)
+                stored[name] = checkpoints.load(conn, name, self.generation, self.topic)
+            epochs = checkpoints.epochs(conn, names, self.generation)
+        for name, done in stored.items():
+            for part in partitions:
+                if done.get(part, 0) > end.get(part, 0):
+                    raise CheckpointAhead(
+                        f"{name} has applied topic {self.topic!r} partition {part} up to offset"
+                        f" {done[part]}, but the log ends at {end.get(part, 0)}: the topic (or"
+                        " the embedded log) was recreated while the database was kept. Point"
+                        " OneVoice at the original log, or rebuild the views from this one"
+                        " with `onevoice replay`."
+                    )
+        start = {part: min(s.get(part, 0) for s in stored.values()) for part in partitions}
+        self._epochs = epochs
         with self._progress:
             self._applied.update(start)
         return start
@@ -76,56 +142,141 @@ class ProjectionRunner:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def _decode(self, records: Sequence[LogRecord]) -> list[codec.StoredEvent]:
-        events = []
+    def _chunks(self, records: Sequence[LogRecord]) -> Iterator[_Chunk]:
+        """Decode ``records`` and split them into commits within the batch bounds."""
+        chunk = _Chunk()
         for record in records:
+            size = len(record.value or b"")
             try:
-                events.append(codec.decode(record))
-            except ValueError as exc:
-                self.rejected += 1
-                log.error(
-                    "skipping record %s/%d@%d: %s", record.topic, record.partition,
-                    record.offset, exc,
-                )  # fmt: skip
-        return events
+                stored: codec.StoredEvent | None = codec.decode(record)
+            except codec.RecordRejected as exc:
+                stored, rejected = None, exc
+            rows = 1 if stored is None else _rows(stored)
+            if chunk.records and (
+                len(chunk.records) >= self._batch_size
+                or chunk.size + size > self._batch_bytes
+                or chunk.rows + rows > self._batch_rows
+            ):
+                yield chunk
+                chunk = _Chunk()
+            chunk.records.append(record)
+            chunk.size += size
+            chunk.rows += rows
+            if stored is None:
+                chunk.rejected.append((record, rejected))
+            else:
+                chunk.events.append(stored)
+        if chunk.records:
+            yield chunk
 
-    def _commit(self, records: Sequence[LogRecord]) -> dict[int, int]:
-        events = self._decode(records)
+    def _check_continuity(self, first: Mapping[int, int], stored: Mapping[int, int]) -> None:
+        for partition, found in first.items():
+            expected = stored.get(partition, 0)
+            if found <= expected:
+                continue
+            key = (partition, expected, found)
+            if key in self._accepted_gaps:
+                continue
+            if key in self._suspect_gaps:
+                # Re-seeking to the checkpoint led to the same first record: the offsets in
+                # between do not exist for a reader (transaction markers, aborted records).
+                self._accepted_gaps.add(key)
+                log.warning("topic %s partition %d has no readable records at offsets %d..%d;"
+                            " continuing at %d", self.topic, partition, expected, found - 1,
+                            found)  # fmt: skip
+                continue
+            self._suspect_gaps.add(key)
+            raise CheckpointGap(partition, expected, found)
+
+    def _commit(self, chunk: _Chunk) -> dict[int, int]:
         next_offsets: dict[int, int] = {}
-        for record in records:
-            next_offsets[record.partition] = max(
-                next_offsets.get(record.partition, 0), record.offset + 1
-            )
+        first: dict[int, int] = {}
+        for record in chunk.records:
+            p = record.partition
+            next_offsets[p] = max(next_offsets.get(p, 0), record.offset + 1)
+            first[p] = min(first.get(p, record.offset), record.offset)
+        by_position = {(r.partition, r.offset): r for r in chunk.records}
         with self._db.transaction() as conn:
+            checkpoints.fence(conn, self._epochs, self.generation)
+            stored = {}
             for projection in self.projections:
-                stored = checkpoints.load(
-                    conn, projection.name, self.generation, self.topic, lock=True
-                )
-                fresh = [e for e in events if e.offset >= stored.get(e.partition, 0)]
-                projection.apply(conn, fresh)
-                forward = {p: o for p, o in next_offsets.items() if o > stored.get(p, 0)}
+                stored[projection.name] = done = checkpoints.load(
+                    conn, projection.name, self.generation, self.topic, lock=True,
+                    partitions=next_offsets,
+                )  # fmt: skip
+                self._check_continuity(first, done)
+            lowest = {p: min(s.get(p, 0) for s in stored.values()) for p in next_offsets}
+            winners = copies.first_copies(conn, self.topic, [
+                (e.event_id, e.partition, e.offset) for e in chunk.events
+                if e.offset >= lowest[e.partition]
+            ])  # fmt: skip
+            now_us = _now_us()
+            for projection in self.projections:
+                done = stored[projection.name]
+                parked: list[dead_letters.Parked] = []
+
+                def poison(event: codec.StoredEvent, exc: Exception, name: str = projection.name,
+                           out: list[dead_letters.Parked] = parked) -> None:  # fmt: skip
+                    record = by_position[(event.partition, event.offset)]
+                    out.append(dead_letters.Parked(name, record, "failed", exc, event.event_id,
+                                                   event.type))  # fmt: skip
+
+                fresh = [e for e in chunk.events if e.offset >= done.get(e.partition, 0)
+                         and (e.partition, e.offset) in winners]  # fmt: skip
+                apply_isolated(conn, projection, fresh, poison)
+                parked += [
+                    dead_letters.Parked(projection.name, record, exc.reason,  # type: ignore[arg-type]
+                                        exc, exc.event_id, exc.event_type)
+                    for record, exc in chunk.rejected
+                    if record.offset >= done.get(record.partition, 0)
+                ]  # fmt: skip
+                dead_letters.park(conn, self.generation, parked, now_us)
+                self._report(parked)
+                forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
                 checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
         return next_offsets
 
+    def _report(self, parked: Sequence[dead_letters.Parked]) -> None:
+        for p in parked:
+            self.parked += 1
+            log.error("parked %s/%d@%d for %s (%s): %s: %s", p.record.topic, p.record.partition,
+                      p.record.offset, p.projection, p.reason, type(p.error).__name__,
+                      dead_letters.clean(str(p.error), 300))  # fmt: skip
+
     def run_once(self) -> int:
-        """Poll one batch and apply it; returns the number of records consumed."""
+        """Poll one batch and apply it; returns the number of records consumed.
+
+        A gap or a fence drops the consumer (it resumes from the stored checkpoints) and
+        returns 0; ``CheckpointAhead`` and other errors propagate."""
         consumer = self._consumer_or_new()
         records = consumer.poll(self._batch_size, self._idle_s)
         if not records:
             return 0
         try:
-            next_offsets = self._commit(records)
+            for chunk in self._chunks(records):
+                next_offsets = self._commit(chunk)
+                consumer.commit(next_offsets)
+                self._advanced(next_offsets)
+        except CheckpointGap as gap:
+            log.info("re-seeking to the checkpoints: %s", gap)
+            self._drop_consumer()
+            return 0
+        except checkpoints.Fenced as fenced:
+            log.warning("fenced: %s; resuming from the stored checkpoints", fenced)
+            self.rewind()
+            return 0
         except Exception:
             # The consumer has moved past records that were not applied: start over from the
             # checkpoints the database holds.
             self._drop_consumer()
             raise
-        consumer.commit(next_offsets)
+        return len(records)
+
+    def _advanced(self, next_offsets: Mapping[int, int]) -> None:
         with self._progress:
             for partition, offset in next_offsets.items():
                 self._applied[partition] = max(self._applied.get(partition, 0), offset)
             self._progress.notify_all()
-        return len(records)
 
     def catch_up(self, timeout_s: float, progress: Callable[[int, int], None] | None = None) -> int:
         """Apply batches until every partition reaches the log's end as of the call.
@@ -151,12 +302,17 @@ class ProjectionRunner:
             return all(self._applied.get(p, 0) >= o for p, o in target.items())
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Apply batches until ``stop`` is set; errors are logged and retried with backoff."""
+        """Apply batches until ``stop`` is set; errors are logged and retried with backoff,
+        except ``CheckpointAhead``, which stops the runner with ``failure`` set."""
         backoff = 0.1
         while not stop.is_set():
             try:
                 self.run_once()
                 backoff = 0.1
+            except CheckpointAhead as exc:
+                self.failure = str(exc)
+                log.critical("projector stopped: %s", exc)
+                break
             except Exception:
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table
 
 from services.core.adapters.sql import insert_ignore, insert_new
 from services.core.codec import StoredEvent
@@ -35,7 +35,7 @@ class AccountTimeline(Projection):
     name = timeline.NAME
 
     def __init__(self, tables: timeline.TimelineTables = timeline.TABLES) -> None:
-        self.tables = tables
+        self.t = tables
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         fresh: dict[str, StoredEvent] = {}
@@ -63,15 +63,9 @@ class AccountTimeline(Projection):
                 entry_rows.append({**common, "account_id": account_id})
         # Entries only for events this batch really added: an id the view already holds keeps
         # its first copy (and that copy's accounts).
-        added = insert_new(conn, self.tables.events, event_rows, "event_id")
-        insert_ignore(conn, self.tables.entries, [r for r in entry_rows if r["event_id"] in added])
+        added = insert_new(conn, self.t.events, event_rows, "event_id")
+        insert_ignore(conn, self.t.entries, [r for r in entry_rows if r["event_id"] in added])
 
-    def count(self, conn: Connection) -> dict[str, int]:
-        def rows(table: Table) -> int:
-            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-        return {"events": rows(self.tables.events), "entries": rows(self.tables.entries)}
-
-    def clear(self, conn: Connection) -> None:
-        conn.execute(delete(self.tables.entries))
-        conn.execute(delete(self.tables.events))
+    @property
+    def tables(self) -> dict[str, Table]:
+        return {"events": self.t.events, "entries": self.t.entries}

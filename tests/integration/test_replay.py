@@ -39,7 +39,7 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     report = replay(loaded.runner, loaded.container.db, 60, out)
     assert view(loaded.container.db) == before
     assert report.events == 60
-    assert report.rejected == 0
+    assert report.parked == 0
     assert report.rows == {
         "AccountTimeline": {"events": 60, "entries": 120},
         # 7 accounts + 2 groups, each touched by one department (sales), nobody registered

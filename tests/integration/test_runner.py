@@ -12,9 +12,16 @@ from services.bootstrap import build_log
 from services.core import codec
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
+from services.core.deadletters.store import parked_counts
 from services.core.events import parse_event
-from services.core.ports import AssignListener, EventLog, LogConsumer, OutgoingRecord
-from services.core.readmodels import checkpoints, timeline
+from services.core.ports import (
+    AssignListener,
+    EventLog,
+    LogConsumer,
+    OutgoingRecord,
+    StoreUnavailable,
+)
+from services.core.readmodels import checkpoints, copies, timeline
 from services.core.settings import Settings
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
@@ -23,18 +30,20 @@ from tests.samples import make_event
 
 
 class Recording(AccountTimeline):
-    """The real timeline projection, remembering which event ids it was handed."""
+    """The real timeline projection, remembering which event ids it was handed; it fails its
+    first ``fail_times`` applications (after writing) with ``failure``."""
 
-    def __init__(self, fail_times: int = 0) -> None:
+    def __init__(self, fail_times: int = 0, failure: Exception | None = None) -> None:
         super().__init__()
         self.seen: list[str] = []
         self.fail_times = fail_times
+        self.failure = failure or RuntimeError("projection failed mid-batch")
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         super().apply(conn, events)
         if self.fail_times:
             self.fail_times -= 1
-            raise RuntimeError("projection failed mid-batch")
+            raise self.failure
         self.seen.extend(e.event_id for e in events)
 
 
@@ -156,19 +165,35 @@ def test_duplicate_copies_in_the_log_appear_once(log: EventLog, db: Database, to
     assert [(a, e) for a, e, _, _ in view(db)] == [("acme", eid), ("acme-hq", eid)]
 
 
-def test_a_failed_batch_rolls_back_and_is_retried(log: EventLog, db: Database, topic: str) -> None:
+def test_a_batch_that_fails_transiently_rolls_back_and_is_retried(
+    log: EventLog, db: Database, topic: str
+) -> None:
     ids = post(log, topic, 9)
-    projection = Recording(fail_times=1)
+    projection = Recording(fail_times=1, failure=StoreUnavailable("database went away"))
     run = runner(log, db, topic, projection)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(StoreUnavailable):
         consume(run, 9)
     assert view(db) == []
     run.catch_up(30)
     assert sorted(projection.seen) == sorted(ids)
     assert len(view(db)) == 9
+    with db.reading() as conn:
+        assert parked_counts(conn, [projection.name])[projection.name]["total"] == 0
 
 
-def test_undecodable_records_are_skipped_and_counted(
+def test_a_batch_that_fails_once_for_no_transient_reason_is_split_and_loses_nothing(
+    log: EventLog, db: Database, topic: str
+) -> None:
+    ids = post(log, topic, 9)
+    projection = Recording(fail_times=1)  # the whole batch fails once; its halves succeed
+    runner(log, db, topic, projection).catch_up(30)
+    assert sorted(projection.seen) == sorted(ids)
+    assert len(view(db)) == 9
+    with db.reading() as conn:
+        assert parked_counts(conn, [projection.name])[projection.name]["total"] == 0
+
+
+def test_undecodable_records_are_parked_and_counted(
     log: EventLog, db: Database, topic: str
 ) -> None:
     junk = [OutgoingRecord(b"acme", b"not json"), OutgoingRecord(b"acme", b'{"type": "x"}')]
@@ -176,7 +201,10 @@ def test_undecodable_records_are_skipped_and_counted(
     good = post(log, topic, 1, account_id="acme")
     run = runner(log, db, topic, Recording())
     run.catch_up(30)
-    assert run.rejected == 2
+    assert run.parked == 2
+    with db.reading() as conn:
+        counts = parked_counts(conn, ["AccountTimeline"])["AccountTimeline"]
+    assert counts == {"total": 2, "undecodable": 1, "invalid": 1}
     assert [e for _, e, _, _ in view(db)] == good
     with db.reading() as conn:
         assert sum(checkpoints.load(conn, "AccountTimeline", 0, topic).values()) == 3
@@ -189,7 +217,8 @@ def test_view_is_a_pure_fold_whatever_the_batching(log: EventLog, db: Database, 
     for batch in (1, 7, 1000):
         with db.transaction() as conn:
             AccountTimeline().clear(conn)
-            checkpoints.reset(conn, ["AccountTimeline"])
+            checkpoints.reset(conn, ["AccountTimeline"], 0)
+            copies.forget(conn, topic)
         runner(log, db, topic, Recording(), batch=batch).catch_up(60)
         views.append(view(db))
     assert views[0] == views[1] == views[2]

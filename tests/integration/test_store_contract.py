@@ -23,6 +23,7 @@ from services.core.ports import Receipt, ReceiptStore
 from services.core.readmodels import (  # noqa: F401 - all tables
     accounts,
     checkpoints,
+    copies,
     leadership,
     timeline,
 )
@@ -125,10 +126,39 @@ class StoreContract(ReceiptStoreContract):
             assert checkpoints.load(conn, "B", 0, "t", lock=False) == {0: 9}
             assert checkpoints.load(conn, "A", 0, "other") == {}
         with db.transaction() as conn:
-            checkpoints.reset(conn, ["A"])
+            assert checkpoints.load(conn, "A", 0, "t", lock=True, partitions=[1]) == {1: 8}
+            checkpoints.reset(conn, ["A"], 0)
         with db.reading() as conn:
-            assert checkpoints.load(conn, "A", 0, "t") == {}
+            assert checkpoints.load(conn, "A", 0, "t") == {0: 0, 1: 0}
+            assert checkpoints.load(conn, "A", 1, "t") == {0: 2}
             assert checkpoints.load(conn, "B", 0, "t") == {0: 9}
+
+    def test_a_bumped_fence_refuses_runners_that_resumed_before(self, db: Database) -> None:
+        with db.transaction() as conn:
+            resumed = checkpoints.epochs(conn, ["A", "B"], 0)
+            assert resumed == {"A": 0, "B": 0}
+            checkpoints.fence(conn, resumed, 0)  # nothing moved: no error
+            checkpoints.bump(conn, ["A"], 0)
+            checkpoints.bump(conn, ["A"], 0)
+            checkpoints.bump(conn, ["B"], 1)
+        with db.transaction() as conn:
+            assert checkpoints.epochs(conn, ["A", "B"], 0) == {"A": 2, "B": 0}
+            with pytest.raises(checkpoints.Fenced, match="A reset by a replay"):
+                checkpoints.fence(conn, resumed, 0)
+            checkpoints.fence(conn, {"A": 2, "B": 0}, 0)
+
+    def test_the_first_copy_of_an_event_id_is_registered_once(self, db: Database) -> None:
+        with db.transaction() as conn:
+            # In one call: the first position given for an id wins.
+            assert copies.first_copies(conn, "t", [("e1", 0, 3), ("e2", 1, 4), ("e1", 0, 9)]) \
+                == {(0, 3), (1, 4)}  # fmt: skip
+        with db.transaction() as conn:
+            # Later calls: re-deliveries of the first copy still win, other copies never do.
+            assert copies.first_copies(conn, "t", [("e1", 0, 3), ("e1", 2, 1), ("e3", 0, 10)]) \
+                == {(0, 3), (0, 10)}  # fmt: skip
+            assert copies.first_copies(conn, "other", [("e1", 2, 1)]) == {(2, 1)}
+            copies.forget(conn, "t")
+            assert copies.first_copies(conn, "t", [("e1", 2, 1)]) == {(2, 1)}
 
     def test_insert_ignore_skips_existing_keys(self, db: Database) -> None:
         row = {"projection": "P", "generation": 0, "topic": "t", "partition": 0, "next_offset": 1}

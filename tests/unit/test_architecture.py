@@ -71,7 +71,7 @@ def test_import_rules(path: Path) -> None:
     if "sqlalchemy" in tops:
         ok = (
             name.startswith(("services/core/adapters/sql", "services/core/readmodels/",
-                             "services/projections/"))
+                             "services/core/deadletters/", "services/projections/"))
             or name == "services/api/deps.py"
         )  # fmt: skip
         assert ok, f"{name}: sqlalchemy only in the SQL adapter, read models and projections"

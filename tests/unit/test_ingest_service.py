@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -382,18 +383,38 @@ def test_decode_of_non_json_raises_value_error(value: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "reason", "message"),
     [
-        [make_event()],
-        "event",
-        {"type": "sales.meeting_held"},
-        make_event(type="sales.lunch_eaten"),
-        make_event(position={"partition": 0, "offset": 0}),
+        ([make_event()], "invalid", "JSON but not an object"),
+        ("event", "invalid", "JSON but not an object"),
+        ({"type": "sales.meeting_held"}, "invalid", "not a valid event"),
+        (make_event(type="lunch"), "invalid", "unknown event type"),
+        (make_event(type="sales.lunch_eaten"), "unsupported", "not in this version's catalog"),
+        (make_event(position={"partition": 0, "offset": 0}), "unsupported", "fields this version"),
+        (make_event(schema_version=2), "unsupported", "schema_version 2 is newer"),
+        (make_event(schema_version=0), "invalid", "greater than or equal to 1"),
+        (make_event(schema_version=2, payload={}), "unsupported", "schema_version 2 is newer"),
     ],
 )
-def test_decode_of_an_invalid_event_raises_value_error(data: Any) -> None:
-    with pytest.raises(ValueError, match="not a valid event"):
+def test_decode_says_why_and_of_which_kind_an_event_is_refused(
+    data: Any, reason: str, message: str
+) -> None:
+    with pytest.raises(codec.RecordRejected, match=message) as refused:
         codec.decode(as_log_record(json.dumps(data).encode()))
+    assert refused.value.reason == reason
+    assert isinstance(refused.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [(None, r"no value \(a tombstone\)"), (b"\xff\xfe", "not UTF-8"), (b"{", "not JSON"),
+     (b"[" * 5000 + b"]" * 5000, "nested too deeply")],
+)  # fmt: skip
+def test_records_that_are_not_json_are_undecodable(raw: bytes | None, problem: str) -> None:
+    record = dataclasses.replace(as_log_record(b"{}"), value=raw)
+    with pytest.raises(codec.RecordRejected, match=problem) as refused:
+        codec.decode(record)
+    assert refused.value.reason == "undecodable"
 
 
 def test_decode_of_an_event_without_event_id_raises_value_error() -> None:

@@ -28,9 +28,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from services.core.ports import StoreUnavailable
+from services.core.ports import LogUnavailable, StoreUnavailable
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` says the database or the log cannot be reached right now (lost
+    connection, server down, pool exhausted, lock or serialization timeouts): such work is
+    retried, never blamed on a record. Anything else (data, integrity and programming errors,
+    Python errors while folding a record) is a property of the records being applied."""
+    if isinstance(exc, StoreUnavailable | LogUnavailable | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

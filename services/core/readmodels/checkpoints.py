@@ -9,21 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, and_, bindparam, delete, select
+from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.core.adapters.sql import insert_ignore
-from services.core.readmodels.schema import CHECKPOINTS
+from services.core.readmodels.schema import CHECKPOINTS, FENCES
 
 LIVE_GENERATION = 0
 """The generation the live views are built in (a rebuild into shadow tables will use another)."""
 
 
 def load(
-    conn: Connection, projection: str, generation: int, topic: str, *, lock: bool = False
+    conn: Connection,
+    projection: str,
+    generation: int,
+    topic: str,
+    *,
+    lock: bool = False,
+    partitions: Iterable[int] | None = None,
 ) -> dict[int, int]:
-    """``partition -> next offset`` stored for the projection (missing = start at 0)."""
+    """``partition -> next offset`` stored for the projection (missing = start at 0).
+
+    ``lock`` takes the rows' write locks (PostgreSQL) — of ``partitions`` only when given, so
+    projector processes that own different partitions commit in parallel."""  # fmt: skip
     query = select(CHECKPOINTS.c.partition, CHECKPOINTS.c.next_offset).where(
         and_(
             CHECKPOINTS.c.projection == projection,
@@ -31,6 +40,8 @@ def load(
             CHECKPOINTS.c.topic == topic,
         )
     )
+    if partitions is not None:
+        query = query.where(CHECKPOINTS.c.partition.in_(sorted(partitions)))
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
     return {int(p): int(o) for p, o in conn.execute(query)}
@@ -102,6 +113,52 @@ def advance(
     ])  # fmt: skip
 
 
-def reset(conn: Connection, projections: Iterable[str]) -> None:
-    """Forget every checkpoint of these projections (used by replay)."""
-    conn.execute(delete(CHECKPOINTS).where(CHECKPOINTS.c.projection.in_(list(projections))))
+def reset(conn: Connection, projections: Iterable[str], generation: int) -> None:
+    """Set every checkpoint of these projections back to offset 0 (used by replay).
+
+    The rows stay, so a runner's commit still finds rows to lock; the caller bumps the fence
+    in the same transaction so runners that resumed before the reset cannot commit."""
+    conn.execute(
+        update(CHECKPOINTS)
+        .where(and_(CHECKPOINTS.c.projection.in_(list(projections)),
+                    CHECKPOINTS.c.generation == generation))
+        .values(next_offset=0)
+    )  # fmt: skip
+
+
+class Fenced(RuntimeError):
+    """A replay or rebuild reset these projections since this runner resumed: start over."""
+
+
+def epochs(conn: Connection, projections: Sequence[str], generation: int, *,
+           lock: bool = False) -> dict[str, int]:  # fmt: skip
+    """``projection -> fence epoch`` (0 when never bumped); ``lock`` takes share locks
+    (PostgreSQL) so a concurrent ``bump`` waits for the caller's commit."""
+    query = select(FENCES.c.projection, FENCES.c.epoch).where(
+        and_(FENCES.c.projection.in_(list(projections)), FENCES.c.generation == generation)
+    )
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    found = {str(p): int(e) for p, e in conn.execute(query)}
+    return {name: found.get(name, 0) for name in projections}
+
+
+def fence(conn: Connection, resumed_at: Mapping[str, int], generation: int) -> None:
+    """Raise ``Fenced`` unless every projection is still at the epoch the runner resumed at.
+    Called in the commit transaction, before the view or its checkpoint is written."""
+    now = epochs(conn, list(resumed_at), generation, lock=True)
+    moved = sorted(name for name, epoch in resumed_at.items() if now[name] != epoch)
+    if moved:
+        raise Fenced(f"{', '.join(moved)} reset by a replay or rebuild since this runner resumed")
+
+
+def bump(conn: Connection, projections: Iterable[str], generation: int) -> None:
+    """Move these projections to a new epoch (in the transaction that resets them)."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(FENCES)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[FENCES.c.projection, FENCES.c.generation],
+        set_={"epoch": FENCES.c.epoch + 1},
+    )
+    conn.execute(stmt, [{"projection": p, "generation": generation, "epoch": 1}
+                        for p in projections])  # fmt: skip

@@ -78,7 +78,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         *_side("opened"),
         Column("subject", Text, nullable=True),
         Column("category", String(256), nullable=True),
-        Column("category_key", String(256), nullable=True),
+        Column("category_key", Text, nullable=True),  # case-folded: may outgrow category
         Column("severity", String(16), nullable=True),
         Column("complaint", Boolean, nullable=True),
         *_side("resolved"),
@@ -93,7 +93,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("name", Text, nullable=True),
         Column("channel", String(256), nullable=True),
         Column("product", String(256), nullable=True),
-        Column("product_key", String(256), nullable=True),
+        Column("product_key", Text, nullable=True),  # case-folded: may outgrow product
         Column("discount_pct", Float, nullable=True),
         Column("terms", Text, nullable=True),
         Column("amount", Float, nullable=True),
@@ -111,7 +111,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         f"{prefix}_contacts",
         metadata,
         Column("account_id", String(128), primary_key=True),
-        Column("contact_key", String(400), primary_key=True),
+        Column("contact_key", Text, primary_key=True),  # case-folded: unbounded growth
         Column("event_id", String(36), primary_key=True),
         Column("contact_pii", Text, nullable=False),  # PII: the contact as sent (ROADMAP 6)
         Column("actor_id", String(256), nullable=False),

@@ -24,3 +24,13 @@ RECEIPTS = Table(
     Column("partition", Integer, nullable=True),
     Column("offset", BigInteger, nullable=True),
 )
+
+FENCES = Table(
+    "projection_fences",
+    METADATA,
+    Column("projection", String(64), primary_key=True),
+    Column("generation", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),
+)
+"""Bumped by replay (and any rebuild) that resets a projection's checkpoints; a runner that
+resumed at an older epoch may not commit (see ``checkpoints.fence``)."""
