@@ -23,6 +23,7 @@ from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
 from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.container import Container
+from services.core.deadletters.store import Filters
 from services.core.ports import Clock, EventLog
 from services.core.settings import Settings
 from services.ingest.routes import build_router
@@ -31,6 +32,7 @@ from services.projections.base import Projection
 from services.projections.directory import AccountDirectory
 from services.projections.leadership import LeadershipLog
 from services.projections.onevoice import OneVoiceView
+from services.projections.redrive import Redriver
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 
@@ -73,15 +75,29 @@ class Services:
     container: Container
     ingest: IngestService
     runner: ProjectionRunner
+    redriver: Redriver
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start_projector(self) -> None:
+        self.redrive_unsupported()
         self._stop.clear()
         self._thread = threading.Thread(
             target=self.runner.run_forever, args=(self._stop,), name="projector", daemon=True
         )
         self._thread.start()
+
+    def redrive_unsupported(self) -> None:
+        """Re-drive records parked as ``unsupported``: this version may understand them now
+        (a rolling upgrade parks a newer producer's events until every projector is new)."""
+        try:
+            report = self.redriver.redrive(None, Filters(reason="unsupported"))
+        except Exception:
+            log.exception("re-driving unsupported dead letters failed; next start tries again")
+            return
+        if report.redriven or report.failed:
+            log.info("re-drove unsupported dead letters: %d applied, %d still parked",
+                     len(report.redriven), len(report.failed))  # fmt: skip
 
     def stop_projector(self) -> None:
         self._stop.set()
@@ -109,15 +125,24 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
     event_log = build_log(settings)
     runner = ProjectionRunner(
         event_log, db, settings.topic, projections(),
-        group=settings.projector_group,
-        batch_size=settings.projector_batch, idle_s=settings.projector_idle_s,
+        group=settings.projector_group, batch_size=settings.projector_batch,
+        batch_bytes=settings.projector_batch_bytes, idle_s=settings.projector_idle_s,
     )  # fmt: skip
-    container = Container(settings, event_log, db, clock, tuple(p.name for p in runner.projections))
+    redriver = Redriver(db, runner.projections)
+    container = Container(
+        settings, event_log, db, clock, tuple(p.name for p in runner.projections),
+        redrive=redriver.redrive, projector_failure=lambda: runner.failure,
+    )  # fmt: skip
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
         timedelta(seconds=settings.max_future_s),
     )  # fmt: skip
-    return Services(container, ingest, runner)
+    return Services(container, ingest, runner, redriver)
+
+
+def build_redriver(settings: Settings) -> Redriver:
+    """A re-driver on the settings' database, for the CLI (no log connection needed)."""
+    return Redriver(Database(settings.resolved_database_url()), projections())
 
 
 Role = Literal["all", "ingest", "api"]

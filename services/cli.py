@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (ingest + queries + projector in one process: the embedded default),
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
-``topics``, ``replay`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
+``topics``, ``replay``, ``dead-letters`` (list | show ID | redrive IDS | redrive --all) and
+``demo``. Every setting comes from ``ONEVOICE_*`` variables.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import threading
 from types import FrameType
 
+from services.core.deadletters import REASONS
 from services.core.settings import Settings
 
 
@@ -43,9 +45,13 @@ def _projector(settings: Settings) -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(f"OneVoice projector in group {settings.projector_group}", flush=True)
     try:
+        services.redrive_unsupported()
         services.runner.run_forever(stop)
     finally:
         services.close()
+    if services.runner.failure is not None:
+        print(f"projector stopped: {services.runner.failure}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -85,6 +91,47 @@ def _replay(settings: Settings, timeout_s: float) -> int:
     return 0
 
 
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from services.bootstrap import build_redriver
+    from services.core.deadletters import store
+
+    redriver = build_redriver(settings)
+    try:
+        if args.action == "list":
+            state = None if args.state == "all" else args.state
+            with redriver.db.reading() as conn:
+                items, _ = store.list_page(
+                    conn, store.Filters(args.projection, args.reason, state), None, args.limit
+                )
+                counts = store.parked_counts(conn, [])
+            for item in items:
+                print(f"{item['id']:>8}  {item['projection']:<16} {item['partition']:>3}@"
+                      f"{item['offset']:<10} {item['reason']:<11} x{item['attempts']:<3}"
+                      f" {item['last_seen']}  {item['error']['class']}: "
+                      f"{item['error']['message'][:80]}")  # fmt: skip
+            print(f"parked: {json.dumps(counts)}")
+            return 0
+        if args.action == "show":
+            with redriver.db.reading() as conn:
+                row = store.get(conn, args.id)
+            if row is None:
+                print(f"no dead letter {args.id}", file=sys.stderr)
+                return 1
+            print(json.dumps(store.detail(row), ensure_ascii=False, indent=2))
+            return 0
+        if not args.ids and not args.all:
+            print("redrive: give dead-letter ids or --all", file=sys.stderr)
+            return 2
+        filters = store.Filters(args.projection, args.reason) if args.all else None
+        report = redriver.redrive(args.ids or None, filters)
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+        return 0 if not report.failed else 1
+    finally:
+        redriver.db.dispose()
+
+
 def _demo(settings: Settings, url: str | None) -> int:
     from services.demo import load_demo
 
@@ -102,6 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("topics", help="create the topic (infinite retention) if missing")
     replay = sub.add_parser("replay", help="rebuild every read model from offset 0")
     replay.add_argument("--timeout", type=float, default=3600, help="give up after N seconds")
+    dead = sub.add_parser("dead-letters", help="list, show and re-drive parked records")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    listing = dead_sub.add_parser("list", help="parked records, oldest first")
+    show = dead_sub.add_parser("show", help="one dead letter with its raw value")
+    show.add_argument("id", type=int)
+    redrive = dead_sub.add_parser("redrive", help="apply parked records again")
+    redrive.add_argument("ids", type=int, nargs="*", help="dead-letter ids")
+    redrive.add_argument("--all", action="store_true", help="every parked record (filtered)")
+    for cmd in (listing, redrive):
+        cmd.add_argument("--projection", help="only this read model's (e.g. OneVoiceView)")
+        cmd.add_argument("--reason", choices=REASONS, help="only records parked for this reason")
+    listing.add_argument("--state", choices=("parked", "redriven", "all"), default="parked")
+    listing.add_argument("--limit", type=int, default=100)
     demo = sub.add_parser("demo", help="post a realistic multi-department story via the API")
     demo.add_argument("--url", help="base URL (default http://ONEVOICE_HOST:ONEVOICE_PORT)")
     args = parser.parse_args(argv)
@@ -122,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         return _topics(settings)
     if command == "replay":
         return _replay(settings, args.timeout)
+    if command == "dead-letters":
+        return _dead_letters(settings, args)
     return _demo(settings, args.url)
 
 

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.routes import accounts, health, reports, schemas, timeline
+from services.api.routes import accounts, admin, health, reports, schemas, timeline
+from services.core.consistency import LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
 from services.core.ports import StoreUnavailable
@@ -156,7 +157,10 @@ def create_app(
 
     app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
-    queries = (timeline.router, accounts.router, reports.router) if serve_queries else ()
+    app.state.log_ends = LogEnds(lambda: container.log.end_offsets(container.settings.topic))
+    queries = (
+        (timeline.router, accounts.router, reports.router, admin.router) if serve_queries else ()
+    )
     for router in (*extra_routers, *queries, schemas.router, health.router):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -6,7 +6,8 @@ A token names, per partition, the highest log offset written: ``v1.<partition>-<
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 
 _PREFIX = "v1."
 TOKEN_HEADER = "X-Consistency-Token"
@@ -38,3 +39,41 @@ def parse_token(token: str) -> dict[int, int]:
 def reached(applied: Mapping[int, int], wanted: Mapping[int, int]) -> bool:
     """True when every wanted offset is below the applied next-offset of its partition."""
     return all(applied.get(p, 0) > o for p, o in wanted.items())
+
+
+class LogEnds:
+    """The log's end offsets as last read, to refuse tokens no write of this log could have
+    issued. Read again only when a token names something past them (ends only grow), so a
+    valid token costs no log round trip once the cache has caught up."""
+
+    def __init__(self, read: Callable[[], dict[int, int]]) -> None:
+        self._read = read
+        self._ends: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def _beyond(self, wanted: Mapping[int, int]) -> list[tuple[int, int]]:
+        with self._lock:
+            return [(p, o) for p, o in wanted.items() if o >= self._ends.get(p, 0)]
+
+    def refresh(self) -> None:
+        """Read the ends again (blocking: the log's round trip)."""
+        ends = self._read()
+        with self._lock:
+            self._ends = ends
+
+    def needs_refresh(self, wanted: Mapping[int, int]) -> bool:
+        return bool(self._beyond(wanted))
+
+    def problem(self, wanted: Mapping[int, int]) -> str | None:
+        """Why ``wanted`` cannot be a token of this log (after ``refresh``), or None."""
+        with self._lock:
+            ends = dict(self._ends)
+        for partition, offset in sorted(wanted.items()):
+            if partition not in ends:
+                return f"partition {partition} does not exist in this log"
+            if offset >= ends[partition]:
+                return (
+                    f"offset {offset} of partition {partition} is at or past the log's end"
+                    f" ({ends[partition]}): not a token of this log"
+                )
+        return None

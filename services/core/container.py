@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from services.core.adapters.sql import Database
+from services.core.deadletters import RedriveReport
+from services.core.deadletters.store import Filters
 from services.core.ports import Clock, EventLog
 from services.core.settings import Settings
+
+Redrive = Callable[[Sequence[int] | None, Filters | None], RedriveReport]
+"""Re-drive the dead letters with these ids, or else every parked one the filters match."""
+
+
+def _no_failure() -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -16,3 +26,7 @@ class Container:
     db: Database
     clock: Clock
     projections: tuple[str, ...]
+    redrive: Redrive | None = None
+    projector_failure: Callable[[], str | None] = _no_failure
+    """Why this process's projector stopped for good (None while it runs or when there is
+    none), for /readyz."""

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     projector_batch: int = Field(
         default=1000, ge=1, le=100_000, description="Most events a projector applies per commit."
     )
+    projector_batch_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="Most bytes of record values a projector applies per commit (one event "
+        "bigger than this is applied alone).",
+    )
     projector_idle_s: float = Field(
         default=0.2, gt=0, le=10, description="How long an idle projector waits between polls."
     )

@@ -23,7 +23,7 @@ class Redriver:
     """Re-drives dead letters of the live generation, one record per transaction."""
 
     def __init__(self, db: Database, projections: Sequence[Projection]) -> None:
-        self._db = db
+        self.db = db
         self._projections = {p.name: p for p in projections}
         self.generation = checkpoints.LIVE_GENERATION
 
@@ -33,7 +33,7 @@ class Redriver:
         """Re-drive the parked dead letters named by ``ids``, or else every one ``filters``
         match (default: all parked)."""
         if ids is None:
-            with self._db.reading() as conn:
+            with self.db.reading() as conn:
                 ids = dead_letters.ids_matching(conn, filters or dead_letters.Filters())
         report = RedriveReport()
         for dead_letter_id in ids:
@@ -42,7 +42,7 @@ class Redriver:
 
     def _one(self, dead_letter_id: int, report: RedriveReport) -> None:
         now_us = time.time_ns() // 1000
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             row = dead_letters.get(conn, dead_letter_id, lock=True)
             if row is None or row["state"] != "parked":
                 report.failed[dead_letter_id] = "no parked dead letter with this id"

@@ -598,10 +598,8 @@ def test_healthz_and_readyz(client: httpx.Client, services: Services) -> None:
         "database": "ok",
         "log": "ok",
         "projections": {
-            "AccountTimeline": {"lag": 0},
-            "AccountDirectory": {"lag": 0},
-            "LeadershipLog": {"lag": 0},
-            "OneVoiceView": {"lag": 0},
+            name: {"lag": 0, "dead_letters": {"total": 0}}
+            for name in ("AccountTimeline", "AccountDirectory", "LeadershipLog", "OneVoiceView")
         },
         "status": "ready",
     }
