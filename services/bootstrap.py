@@ -155,7 +155,7 @@ def build_app(services: Services, role: Role = "all") -> FastAPI:
     single-process default. ``ingest``: only the write endpoints. ``api``: only the reads.
     """
     settings = services.container.settings
-    starts: list[Callable[[], None]] = []
+    starts: list[Callable[[], None]] = [services.ingest.check_receipts] if role != "api" else []
     if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
     routers = [build_router(services.ingest, settings.max_batch)] if role != "api" else []

@@ -2,8 +2,8 @@
 
 Subcommands: ``run`` (ingest + queries + projector in one process: the embedded default),
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
-``topics``, ``replay``, ``dead-letters`` (list | show ID | redrive IDS | redrive --all) and
-``demo``. Every setting comes from ``ONEVOICE_*`` variables.
+``topics``, ``replay``, ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
+``receipts reset`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
 """
 
 from __future__ import annotations
@@ -132,6 +132,19 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         redriver.db.dispose()
 
 
+def _receipts_reset(settings: Settings) -> int:
+    from services.core.adapters.sql import Database
+    from services.core.adapters.sql_receipts import SqlReceiptStore
+
+    db = Database(settings.resolved_database_url())
+    try:
+        forgotten = SqlReceiptStore(db).reset()
+    finally:
+        db.dispose()
+    print(f"forgot {forgotten} ingest receipts")
+    return 0
+
+
 def _demo(settings: Settings, url: str | None) -> int:
     from services.demo import load_demo
 
@@ -162,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd.add_argument("--reason", choices=REASONS, help="only records parked for this reason")
     listing.add_argument("--state", choices=("parked", "redriven", "all"), default="parked")
     listing.add_argument("--limit", type=int, default=100)
+    receipts = sub.add_parser("receipts", help="ingest's idempotency receipts")
+    receipts.add_subparsers(dest="action", required=True).add_parser(
+        "reset", help="forget every receipt (only after the log was replaced on purpose)"
+    )
     demo = sub.add_parser("demo", help="post a realistic multi-department story via the API")
     demo.add_argument("--url", help="base URL (default http://ONEVOICE_HOST:ONEVOICE_PORT)")
     args = parser.parse_args(argv)
@@ -184,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return _replay(settings, args.timeout)
     if command == "dead-letters":
         return _dead_letters(settings, args)
+    if command == "receipts":
+        return _receipts_reset(settings)
     return _demo(settings, args.url)
 
 

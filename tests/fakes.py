@@ -97,3 +97,11 @@ class InMemoryReceipts(ReceiptStore):
     def release(self, event_ids: Sequence[str]) -> None:
         for k in event_ids:
             self.rows.pop(k, None)
+
+    def highest_positions(self) -> dict[int, int]:
+        highest: dict[int, int] = {}
+        for receipt in self.rows.values():
+            if receipt.position is not None:
+                p, o = receipt.position
+                highest[p] = max(highest.get(p, -1), o)
+        return highest

@@ -148,6 +148,8 @@ def decode(record: LogRecord) -> StoredEvent:
         newer = _newer_contract(data, {e["kind"] for e in errors})
         reason = "unsupported" if newer else "invalid"
         raise RecordRejected(reason, f"not a valid event: {newer or errors}", *claimed) from exc
+    except Exception as exc:  # e.g. RecursionError: a record must be refused, never crash a reader
+        raise RecordRejected("invalid", f"{type(exc).__name__}: {exc}", *claimed) from exc
     if event.event_id is None:
         raise RecordRejected("invalid", "event_id is missing", None, claimed[1])
     recorded_at = event.recorded_at or datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)

@@ -138,6 +138,10 @@ class ReceiptStore(ABC):
     def release(self, event_ids: Sequence[str]) -> None:
         """Forget claims whose append failed, so a retry starts afresh."""
 
+    @abstractmethod
+    def highest_positions(self) -> dict[int, int]:
+        """``partition -> highest offset`` named by any receipt."""
+
 
 Clock = Callable[[], datetime]
 """Now, as an aware datetime; tests substitute a fixed clock."""

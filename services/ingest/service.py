@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from services.core import codec
 from services.core.events import EnvelopeBase, dump_event, field_errors, parse_event
-from services.core.ports import Clock, EventLog, LogUnavailable, ReceiptStore
+from services.core.ports import Clock, EventLog, LogMisconfigured, LogUnavailable, ReceiptStore
 
 Status = Literal["accepted", "duplicate", "rejected", "conflict"]
 
@@ -89,6 +89,22 @@ class IngestService:
         return event.model_copy(
             update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
         )
+
+    def check_receipts(self) -> None:
+        """Refuse to start when receipts name positions past the log's end: the topic (or the
+        embedded log) was recreated while the database was kept, and a retried event id would
+        be answered "duplicate" with a position that no longer holds it — the event lost."""
+        ends = self._log.end_offsets(self._topic)
+        for partition, offset in sorted(self._receipts.highest_positions().items()):
+            if offset >= ends.get(partition, 0):
+                raise LogMisconfigured(
+                    f"ingest receipts name topic {self._topic!r} partition {partition} offset"
+                    f" {offset}, but the log ends at {ends.get(partition, 0)}: the log was"
+                    " recreated while the database was kept. Point OneVoice at the original log;"
+                    " or, if starting over on this log is intended, forget the receipts with"
+                    " `onevoice receipts reset` (clients retrying old event ids will append them"
+                    " again) and rebuild the views with `onevoice replay`."
+                )
 
     def submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
         """Validate, deduplicate and append; one result per item, in order."""

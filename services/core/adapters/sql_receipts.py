@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -59,3 +59,15 @@ class SqlReceiptStore(ReceiptStore):
             return
         with self._db.transaction() as conn:
             conn.execute(delete(RECEIPTS).where(RECEIPTS.c.event_id.in_(list(event_ids))))
+
+    def highest_positions(self) -> dict[int, int]:
+        """``partition -> highest offset`` any receipt names (one scan of the table)."""
+        c = RECEIPTS.c
+        query = select(c.partition, func.max(c.offset)).where(c.partition.is_not(None))
+        with self._db.reading() as conn:
+            return {int(p): int(o) for p, o in conn.execute(query.group_by(c.partition))}
+
+    def reset(self) -> int:
+        """Forget every receipt (the log was replaced on purpose); returns how many."""
+        with self._db.transaction() as conn:
+            return int(conn.execute(delete(RECEIPTS)).rowcount)
