@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -83,3 +84,37 @@ def test_a_bad_token_is_a_422_naming_the_header(paused: tuple[Services, httpx.Cl
         answer = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: bad})
         assert answer.status_code == 422, bad
         assert answer.json()["error"]["fields"][0]["path"] == "header.X-Consistency-Token"
+
+
+@pytest.fixture
+def patient(settings: Settings) -> Iterator[tuple[Services, httpx.Client]]:
+    """Like ``paused``, with a 20 s consistency wait: a read that waits is unmistakable."""
+    services = build(settings.model_copy(update={"run_projector": False,
+                                                 "consistency_wait_s": 20}))  # fmt: skip
+    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=60) as http:
+        yield services, http
+
+
+def test_a_token_this_log_could_not_have_issued_is_a_422_at_once(
+    patient: tuple[Services, httpx.Client], settings: Settings
+) -> None:
+    services, http = patient
+    answer = http.post("/v1/events", json=make_event(account_id="ryw")).json()
+    partition, offset = answer["position"]["partition"], answer["position"]["offset"]
+    cases = {
+        f"v1.{settings.partitions}-0": f"partition {settings.partitions} does not exist",
+        f"v1.{partition}-{offset + 1}": f"offset {offset + 1} of partition {partition} is at or"
+        f" past the log's end ({offset + 1})",
+        f"v1.{partition}-99999999999": "not a token of this log",
+    }
+    for token, problem in cases.items():
+        started = time.monotonic()
+        refused = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: token})
+        assert refused.status_code == 422, token
+        assert problem in refused.json()["error"]["fields"][0]["problem"], refused.text
+        assert time.monotonic() - started < 10, f"{token} waited instead of answering at once"
+    # the token the write returned is fine: the read waits until the projector applied it
+    services.start_projector()
+    fresh = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: answer["consistency_token"]})
+    assert fresh.status_code == 200 and "X-OneVoice-Stale" not in fresh.headers
+    assert [i["event_id"] for i in fresh.json()["items"]] == [answer["event_id"]]

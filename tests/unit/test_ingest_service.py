@@ -13,7 +13,7 @@ import pytest
 
 from services.core import codec
 from services.core.events import dump_event, parse_event
-from services.core.ports import LogRecord, LogUnavailable, Receipt
+from services.core.ports import LogMisconfigured, LogRecord, LogUnavailable, Receipt
 from services.ingest.service import IngestService, digest_of
 from tests.fakes import InMemoryLog, InMemoryReceipts
 from tests.samples import make_event
@@ -427,3 +427,11 @@ def test_decode_of_an_event_without_event_id_raises_value_error() -> None:
 def test_decode_of_deeply_nested_json_raises_value_error() -> None:
     with pytest.raises(ValueError):
         codec.decode(as_log_record(b"[" * 100_000))
+
+
+def test_receipts_past_the_log_end_refuse_to_start(ingest: Ingest) -> None:
+    ingest.submit(make_event(account_id="a"), make_event(account_id="a"))
+    ingest.service.check_receipts()  # receipts and log agree
+    ingest.log.topics[TOPIC] = [[] for _ in range(4)]  # the log was recreated
+    with pytest.raises(LogMisconfigured, match=r"partition \d offset 1, but the log ends at 0"):
+        ingest.service.check_receipts()
