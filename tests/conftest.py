@@ -129,9 +129,10 @@ def _needs_real_servers(item: pytest.Item) -> bool:
     if callspec is not None and callspec.params.get("backend") == "kafka":
         return True
     fixtures = set(getattr(item, "fixturenames", ()))
-    return bool(fixtures & {"kafka_bootstrap", "pg_server", "pg_url"}) or item.get_closest_marker(
-        "slow"
-    ) is not None
+    return (
+        bool(fixtures & {"kafka_bootstrap", "pg_server", "pg_url"})
+        or item.get_closest_marker("slow") is not None
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
