@@ -246,6 +246,50 @@ def test_occurred_at_far_in_the_past_is_accepted(ingest: Ingest) -> None:
     assert result["status"] == "accepted"
 
 
+@pytest.mark.parametrize(
+    ("kind", "field"), [("commitment.made", "due_at"), ("sales.proposal_sent", "valid_until")]
+)
+def test_payload_datetime_past_year_9999_in_utc_is_rejected_and_not_appended(
+    ingest: Ingest, kind: str, field: str
+) -> None:
+    body = make_event(kind, account_id="한빛전자")
+    body["payload"][field] = "9999-12-31T23:59:59-14:00"
+    fine = make_event(kind, account_id="한빛전자")
+    rejected, accepted = ingest.submit(body, fine)
+    assert (rejected["status"], accepted["status"]) == ("rejected", "accepted")
+    assert [(e["path"], e["kind"]) for e in rejected["errors"]] == [
+        (f"payload.{field}", "datetime_out_of_range")
+    ]
+    assert [codec.decode(r).event_id for r in ingest.records()] == [fine["event_id"]]
+    assert body["event_id"] not in ingest.receipts.rows
+
+
+def test_payload_datetimes_are_appended_in_utc(ingest: Ingest) -> None:
+    ingest.submit(make_event("commitment.made"), make_event("sales.proposal_sent"))
+    made, proposal = (json.loads(r.value)["payload"] for r in ingest.records())
+    assert made["due_at"] == "2026-11-30T09:00:00Z"  # sent as 18:00+09:00
+    assert proposal["valid_until"] == "2026-12-31T14:59:59Z"  # sent as 23:59:59+09:00
+
+
+def nested(levels: int) -> Any:
+    value: Any = "메모"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_deeply_nested_item_is_rejected_and_the_others_accepted(ingest: Ingest) -> None:
+    deep = make_event(payload={"subject": "분기 리뷰", "notes": nested(700)})
+    fine = make_event()
+    rejected, accepted = ingest.submit(deep, fine)
+    assert (rejected["status"], accepted["status"]) == ("rejected", "accepted")
+    [error] = rejected["errors"]
+    assert error["kind"] == "nested_too_deeply"
+    assert error["path"] == ".".join(["payload", "notes"] + ["0"] * 30)
+    assert "32" in error["problem"]
+    assert [codec.decode(r).event_id for r in ingest.records()] == [fine["event_id"]]
+
+
 def test_empty_batch_gives_no_results(ingest: Ingest) -> None:
     assert ingest.submit() == []
     assert ingest.records() == []
@@ -406,3 +450,23 @@ def test_decode_of_an_event_without_event_id_raises_value_error() -> None:
 def test_decode_of_deeply_nested_json_raises_value_error() -> None:
     with pytest.raises(ValueError):
         codec.decode(as_log_record(b"[" * 100_000))
+
+
+def test_decode_of_a_record_nested_too_deeply_raises_value_error() -> None:
+    body = make_event(payload={"subject": "분기 리뷰", "notes": nested(700)})
+    raw = json.dumps(body).encode()
+    assert codec.loads_strict(raw)["payload"]["notes"][0][0] == nested(698)  # JSON can hold it
+    with pytest.raises(ValueError, match="nested_too_deeply"):
+        codec.decode(as_log_record(raw))
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"), [("commitment.made", "due_at"), ("sales.proposal_sent", "valid_until")]
+)
+def test_decode_of_a_record_with_a_datetime_past_year_9999_raises_value_error(
+    kind: str, field: str
+) -> None:
+    body = make_event(kind)
+    body["payload"][field] = "9999-12-31T23:59:59-14:00"
+    with pytest.raises(ValueError, match=f"payload.{field}.*datetime_out_of_range"):
+        codec.decode(as_log_record(json.dumps(body).encode()))
