@@ -115,7 +115,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
     container = Container(settings, event_log, db, clock, tuple(p.name for p in runner.projections))
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
-        timedelta(seconds=settings.max_future_s),
+        timedelta(seconds=settings.max_future_s), settings.max_fanout,
     )  # fmt: skip
     return Services(container, ingest, runner)
 

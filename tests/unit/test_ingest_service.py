@@ -290,6 +290,65 @@ def test_deeply_nested_item_is_rejected_and_the_others_accepted(ingest: Ingest) 
     assert [codec.decode(r).event_id for r in ingest.records()] == [fine["event_id"]]
 
 
+def with_fanout(contacts: int, related: int, **overrides: Any) -> dict[str, Any]:
+    return make_event(
+        account_id="hanbit",
+        contacts=[{"id": f"c-{i}", "name": f"담당자 {i}"} for i in range(contacts)],
+        related_account_ids=[f"hanbit-{i}" for i in range(related)],
+        **overrides,
+    )
+
+
+def test_fanout_over_the_limit_is_rejected_at_contacts_with_the_numbers(ingest: Ingest) -> None:
+    body = with_fanout(100, 100)
+    [result] = ingest.submit(body)
+    assert (result["status"], result["event_id"]) == ("rejected", body["event_id"])
+    assert result["errors"] == [
+        {
+            "path": "contacts",
+            "kind": "fanout_too_large",
+            "problem": "100 contacts on 101 accounts (account_id and related_account_ids) "
+            "may make 10100 view rows (one per contact and account); at most 1000 are allowed",
+        }
+    ]
+    assert ingest.records() == []
+    assert ingest.receipts.rows == {}
+
+
+@pytest.mark.parametrize(("contacts", "related", "status"), [
+    (10, 99, "accepted"),  # 10 x 100 = 1000, the limit
+    (100, 9, "accepted"),  # 100 x 10 = 1000
+    (11, 90, "rejected"),  # 11 x 91 = 1001
+    (100, 0, "accepted"),
+    (0, 100, "accepted"),
+])  # fmt: skip
+def test_fanout_limit_is_inclusive(
+    ingest: Ingest, contacts: int, related: int, status: str
+) -> None:
+    [result] = ingest.submit(with_fanout(contacts, related))
+    assert result["status"] == status
+    assert len(ingest.records()) == (status == "accepted")
+
+
+def test_fanout_limit_is_configurable() -> None:
+    log, receipts = InMemoryLog(), InMemoryReceipts()
+    log.ensure_topic(TOPIC, 4)
+    service = IngestService(log, receipts, TOPIC, clock=lambda: NOW, max_fanout=5)
+    results = service.submit([with_fanout(5, 0), with_fanout(3, 1)])
+    assert [r.status for r in results] == ["accepted", "rejected"]
+    assert "may make 6 view rows" in results[1].errors[0]["problem"]
+    assert "at most 5 are allowed" in results[1].errors[0]["problem"]
+
+
+def test_fanout_and_future_problems_are_reported_together(ingest: Ingest) -> None:
+    ahead = (NOW + timedelta(hours=25)).isoformat()
+    [result] = ingest.submit(with_fanout(50, 50, occurred_at=ahead))
+    assert [(e["path"], e["kind"]) for e in result["errors"]] == [
+        ("occurred_at", "too_far_ahead"),
+        ("contacts", "fanout_too_large"),
+    ]
+
+
 def test_empty_batch_gives_no_results(ingest: Ingest) -> None:
     assert ingest.submit() == []
     assert ingest.records() == []
@@ -470,3 +529,10 @@ def test_decode_of_a_record_with_a_datetime_past_year_9999_raises_value_error(
     body["payload"][field] = "9999-12-31T23:59:59-14:00"
     with pytest.raises(ValueError, match=f"payload.{field}.*datetime_out_of_range"):
         codec.decode(as_log_record(json.dumps(body).encode()))
+
+
+def test_a_record_over_the_fanout_limit_still_decodes() -> None:
+    """The fan-out limit is an ingest rule: what is already on the log stays readable."""
+    body = with_fanout(100, 100)
+    stored = codec.decode(as_log_record(json.dumps(body).encode()))
+    assert (len(stored.event.contacts), len(stored.event.related_account_ids)) == (100, 100)
