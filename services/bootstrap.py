@@ -135,7 +135,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
     )  # fmt: skip
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
-        timedelta(seconds=settings.max_future_s),
+        timedelta(seconds=settings.max_future_s), settings.max_fanout,
     )  # fmt: skip
     return Services(container, ingest, runner, redriver)
 

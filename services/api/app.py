@@ -1,4 +1,4 @@
-"""The FastAPI application factory: routes, error shape, body limit, OpenAPI."""
+"""The FastAPI application factory: routes, error shape, body limit, NUL refusal, OpenAPI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +82,45 @@ class BodyLimit:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+NUL_PROBLEM = "must not contain the NUL character U+0000 (%00)"
+
+
+def nul_fields(scope: Scope) -> list[dict[str, str]]:
+    """``[{"path": "path" | "query.<name>", "problem"}]`` for each part of the request line
+    that holds U+0000: the percent-decoded path, then each query parameter (name or value)."""
+    fields = [{"path": "path", "problem": NUL_PROBLEM}] if "\x00" in scope["path"] else []
+    # Decoded exactly as the routes will see them (Starlette's own query parsing).
+    names = dict.fromkeys(
+        name for name, value in QueryParams(scope["query_string"]).multi_items()
+        if "\x00" in name or "\x00" in value
+    )  # fmt: skip
+    return fields + [{"path": f"query.{name}", "problem": NUL_PROBLEM} for name in names]
+
+
+class RefuseNul:
+    """Answer 422 for a request whose path or query parameters contain U+0000, on every route.
+
+    No identifier or filter of this API can legitimately hold NUL, and PostgreSQL refuses it in
+    a text parameter (a 500 there, while SQLite quietly compares it), so it is refused before
+    routing, the same on every backend. Bodies are the event contract's business
+    (``core.events.parse_event`` refuses NUL in them).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fields = nul_fields(scope) if scope["type"] == "http" else []
+        if not fields:
+            await self.app(scope, receive, send)
+            return
+        message = "the request must not contain the NUL character U+0000: " + ", ".join(
+            f["path"] for f in fields
+        )
+        response = JSONResponse(error_body("invalid_request", message, fields), 422)
+        await response(scope, receive, send)
 
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -168,5 +208,6 @@ def create_app(
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(RefuseNul)  # added last: the outermost, it runs before anything else
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

@@ -3,7 +3,11 @@
 Contract:
 - Every event is an envelope whose ``type`` selects exactly one payload model.
 - Unknown fields are rejected everywhere (envelope, actor, contacts, payloads).
-- ``occurred_at`` must carry a timezone; it is normalised to UTC.
+- Every date-time (``occurred_at``, ``recorded_at``, ``payload.due_at``,
+  ``payload.valid_until``) is a ``UtcDatetime``: it must carry a timezone, is normalised to UTC,
+  and must stay within years 0001-9999 once in UTC.
+- No text or key may contain U+0000, and no value may nest more than ``MAX_DEPTH`` objects and
+  lists deep (``parse_event`` checks both before pydantic sees the data).
 - For department-prefixed types (``sales.*`` ...) ``actor.department`` must equal the prefix.
 - The server adds ``recorded_at`` and ``position``; clients may not send ``position``.
 
@@ -18,6 +22,7 @@ from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -26,16 +31,42 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     create_model,
-    field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 SCHEMA_VERSION = 1
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 AccountId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+# The contract's deepest legitimate value is three containers down (the envelope, the payload,
+# then an offer or a list of text). 32 leaves room for the contract to grow while keeping every
+# later walk of a stored event (pydantic's, json's, the projections') far from Python's
+# recursion limit, which a body nested a few hundred levels deep would otherwise reach.
+MAX_DEPTH = 32
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # e.g. 9999-12-31T23:59:59-14:00 is year 10000 in UTC: Python cannot hold it, so the
+        # views could not render or shift it; refuse it here rather than fail every read later.
+        raise PydanticCustomError(
+            "datetime_out_of_range", "must lie within years 0001-9999 once converted to UTC"
+        ) from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+"""An RFC 3339 date-time with a timezone, normalised to UTC.
+
+Refused (``datetime_out_of_range``) when the UTC instant falls outside years 0001-9999, so every
+accepted value can be stored, compared, shifted into UTC and rendered by every reader. The one
+date-time type of the contract, and of the query parameters the read API echoes back (the
+reports' ``from``/``to``, the feed's ``since``).
+"""
 
 
 class Department(StrEnum):
@@ -114,7 +145,7 @@ class SalesProposalSent(Strict):
     amount: float = Field(ge=0)
     currency: Currency
     discount_pct: Percent | None = None
-    valid_until: AwareDatetime | None = None
+    valid_until: UtcDatetime | None = None
 
 
 class SalesDealStageChanged(Strict):
@@ -189,7 +220,7 @@ class LeadershipMeetingHeld(Strict):
 class CommitmentMade(Strict):
     commitment_id: ShortText
     text: Text = Field(min_length=1)
-    due_at: AwareDatetime | None = None
+    due_at: UtcDatetime | None = None
 
 
 class CommitmentClosed(Strict):
@@ -236,25 +267,15 @@ class EnvelopeBase(Strict):
     )
     account_id: AccountId
     related_account_ids: list[AccountId] = Field(default_factory=list, max_length=100)
-    occurred_at: AwareDatetime = Field(description="Business time, RFC 3339 with a timezone.")
+    occurred_at: UtcDatetime = Field(description="Business time, RFC 3339 with a timezone.")
     source: ShortText
     actor: Actor
     contacts: list[Contact] = Field(default_factory=list, max_length=100)
     summary: Annotated[str, StringConstraints(max_length=1000)] | None = None
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
-    recorded_at: AwareDatetime | None = Field(
+    recorded_at: UtcDatetime | None = Field(
         default=None, description="Set by the server when the event is accepted."
     )
-
-    @field_validator("occurred_at", "recorded_at")
-    @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("is outside the representable range once converted to UTC") from None
 
     @model_validator(mode="after")
     def _department_matches_type(self) -> EnvelopeBase:
@@ -289,31 +310,63 @@ Event: Any = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="ty
 EVENT_ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Event)
 
 
-def _nul_locations(value: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    if isinstance(value, str):
-        return [loc] if "\x00" in value else []
-    if isinstance(value, dict):
-        found = [(*loc, k) for k in value if isinstance(k, str) and "\x00" in k]
-        for key, item in value.items():
-            found += _nul_locations(item, (*loc, key))
-        return found
-    if isinstance(value, list):
-        return [hit for i, item in enumerate(value) for hit in _nul_locations(item, (*loc, i))]
-    return []
+Loc = tuple[str | int, ...]
+
+
+def _locate_unstorable(value: Any) -> tuple[list[Loc], Loc | None]:
+    """Where ``value`` holds U+0000 (in a string or an object key; in document order, an
+    object's keys before its values), and the first object or list nested more than
+    ``MAX_DEPTH`` deep (the walk stops there).
+
+    One iterative walk: a hostile body may nest as deep as the JSON parser allows.
+    """
+    found: list[Loc] = []
+    stack: list[tuple[Any, Loc]] = [(value, ())]
+    while stack:
+        item, loc = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                found.append(loc)
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if len(loc) >= MAX_DEPTH:  # the top-level value is at depth 1, this one at len(loc) + 1
+            return found, loc
+        if isinstance(item, dict):
+            found += [(*loc, k) for k in item if isinstance(k, str) and "\x00" in k]
+            stack += [(v, (*loc, k)) for k, v in reversed(item.items())]
+        else:
+            stack += [(item[i], (*loc, i)) for i in range(len(item) - 1, -1, -1)]
+    return found, None
+
+
+def _unstorable(data: Any) -> list[InitErrorDetails]:
+    nul, deep = _locate_unstorable(data)
+    if deep is not None:
+        # A body this deep is refused for its shape; one error naming where it goes too deep
+        # says all a client needs (and a wide, deep body could otherwise yield thousands).
+        problem = PydanticCustomError(
+            "nested_too_deeply",
+            "must not nest objects and lists more than {max_depth} levels deep",
+            {"max_depth": MAX_DEPTH},
+        )
+        return [{"type": problem, "loc": deep, "input": None}]
+    error = PydanticCustomError("nul_character", "must not contain the NUL character U+0000")
+    return [{"type": error, "loc": loc, "input": None} for loc in nul]
 
 
 def parse_event(data: Any) -> EnvelopeBase:
     """Validate a decoded JSON value as an event; raises ``pydantic.ValidationError``.
 
-    Text must not contain U+0000: PostgreSQL cannot store it, so such an event could never be
-    projected there; it is refused on every backend alike.
+    Checked first, so that nothing downstream has to cope with them: no value may nest more
+    than ``MAX_DEPTH`` objects and lists deep (``nested_too_deeply``, at the first such
+    container), and no text or key may contain U+0000 (``nul_character``: PostgreSQL cannot
+    store it, so such an event could never be projected there; it is refused on every backend
+    alike). The check does not recurse, whatever the depth of ``data``.
     """
-    nul = _nul_locations(data)
-    if nul:
-        problem = PydanticCustomError("nul_character", "must not contain the NUL character U+0000")
-        raise ValidationError.from_exception_data(
-            "Event", [{"type": problem, "loc": loc, "input": None} for loc in nul]
-        )
+    problems = _unstorable(data)
+    if problems:
+        raise ValidationError.from_exception_data("Event", problems)
     return EVENT_ADAPTER.validate_python(data)
 
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     max_future_s: int = Field(
         default=24 * 3600, ge=0, description="How far in the future occurred_at may be."
     )
+    max_fanout: int = Field(
+        default=1000,
+        ge=1,
+        description="Most view rows one event may make: contacts x (1 + related accounts).",
+    )
     projector_batch: int = Field(
         default=1000, ge=1, le=100_000, description="Most events a projector applies per commit."
     )

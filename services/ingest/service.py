@@ -6,6 +6,10 @@ Contract:
   different body it is a ``conflict``. "Same body" is judged on the validated, canonical event
   (key order and whitespace do not matter; ``recorded_at`` is the server's and is ignored).
 - Invalid items are ``rejected`` with one error per bad field; the others still go through.
+  Beyond the event contract (``parse_event``), ingest refuses what the log would accept but
+  should not take from a client: ``occurred_at`` more than ``max_future`` ahead, and more than
+  ``max_fanout`` view rows from one event (``contacts`` x (1 + ``related_account_ids``)).
+  These are ingest rules, not contract rules, so events already in the log stay decodable.
 - If the log cannot append, ``LogUnavailable`` propagates and no claim is kept, so the client
   can retry with the same ids.
 """
@@ -17,7 +21,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -66,12 +70,14 @@ class IngestService:
         topic: str,
         clock: Clock,
         max_future: timedelta = timedelta(hours=24),
+        max_fanout: int = 1000,
     ) -> None:
         self._log = event_log
         self._receipts = receipts
         self._topic = topic
         self._clock = clock
         self._max_future = max_future
+        self._max_fanout = max_fanout
 
     def _validate(self, index: int, raw: Any) -> EnvelopeBase | ItemResult:
         try:
@@ -79,13 +85,10 @@ class IngestService:
         except ValidationError as exc:
             return ItemResult(index, "rejected", errors=field_errors(exc))
         now = self._clock()
-        if event.occurred_at > now + self._max_future:
-            hours = self._max_future.total_seconds() / 3600
-            problem = f"must not be more than {hours:g} h in the future (server time {now:%Y-%m-%dT%H:%M:%SZ})"  # noqa: E501
-            return ItemResult(
-                index, "rejected", str(event.event_id) if event.event_id else None,
-                errors=[{"path": "occurred_at", "problem": problem, "kind": "too_far_ahead"}],
-            )  # fmt: skip
+        errors = [*self._too_far_ahead(event, now), *self._too_wide(event)]
+        if errors:
+            event_id = str(event.event_id) if event.event_id else None
+            return ItemResult(index, "rejected", event_id, errors=errors)
         return event.model_copy(
             update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
         )
@@ -105,6 +108,26 @@ class IngestService:
                     " `onevoice receipts reset` (clients retrying old event ids will append them"
                     " again) and rebuild the views with `onevoice replay`."
                 )
+
+    def _too_far_ahead(self, event: EnvelopeBase, now: datetime) -> list[dict[str, str]]:
+        if event.occurred_at <= now + self._max_future:
+            return []
+        hours = self._max_future.total_seconds() / 3600
+        problem = f"must not be more than {hours:g} h in the future (server time {now:%Y-%m-%dT%H:%M:%SZ})"  # noqa: E501
+        return [{"path": "occurred_at", "problem": problem, "kind": "too_far_ahead"}]
+
+    def _too_wide(self, event: EnvelopeBase) -> list[dict[str, str]]:
+        # The view keeps one row per contact on the account and on every related account; the
+        # contract alone allows 100 x 101 of them from one event, which one fold would write.
+        contacts, accounts = len(event.contacts), 1 + len(event.related_account_ids)
+        if contacts * accounts <= self._max_fanout:
+            return []
+        problem = (
+            f"{contacts} contacts on {accounts} accounts (account_id and related_account_ids) "
+            f"may make {contacts * accounts} view rows (one per contact and account); "
+            f"at most {self._max_fanout} are allowed"
+        )
+        return [{"path": "contacts", "problem": problem, "kind": "fanout_too_large"}]
 
     def submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
         """Validate, deduplicate and append; one result per item, in order."""

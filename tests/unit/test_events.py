@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from services.core.events import (
     DEPARTMENTS,
     EVENT_TYPES,
+    MAX_DEPTH,
     PAYLOADS,
+    UtcDatetime,
     dump_event,
     event_json_schemas,
     event_payload,
@@ -235,3 +237,153 @@ def test_json_schema_forbids_additional_properties(schemas: dict[str, Any], kind
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert "position" not in schema["properties"]
+
+
+# --- storable input: date-time range, nesting depth, NUL ------------------------------------
+
+DATETIME_FIELDS = [
+    ("sales.meeting_held", "occurred_at"),
+    ("sales.meeting_held", "recorded_at"),
+    ("commitment.made", "payload.due_at"),
+    ("sales.proposal_sent", "payload.valid_until"),
+]
+
+
+def with_datetime(kind: str, path: str, value: str) -> dict[str, Any]:
+    body = make_event(kind)
+    if path.startswith("payload."):
+        body["payload"][path.removeprefix("payload.")] = value
+    else:
+        body[path] = value
+    return body
+
+
+def datetime_at(event: Any, path: str) -> datetime:
+    holder = event.payload if path.startswith("payload.") else event
+    value: datetime = getattr(holder, path.removeprefix("payload."))
+    return value
+
+
+@pytest.mark.parametrize(("kind", "path"), DATETIME_FIELDS)
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "9999-12-31T23:59:59-14:00",  # year 10000 in UTC
+        "9999-12-31T23:30:00-01:00",
+        "0001-01-01T00:00:00+01:00",  # year 0 in UTC
+        "0001-01-01T13:59:59.999999+14:00",
+    ],
+)
+def test_every_datetime_outside_years_1_to_9999_in_utc_is_rejected(
+    kind: str, path: str, moment: str
+) -> None:
+    errors = errors_of(with_datetime(kind, path, moment))
+    assert [(e["path"], e["kind"]) for e in errors] == [(path, "datetime_out_of_range")]
+    assert errors[0]["problem"] == "must lie within years 0001-9999 once converted to UTC"
+
+
+@pytest.mark.parametrize(("kind", "path"), DATETIME_FIELDS)
+@pytest.mark.parametrize(
+    ("moment", "utc"),
+    [
+        ("9999-12-31T09:59:59.999999-14:00", datetime(9999, 12, 31, 23, 59, 59, 999999, UTC)),
+        ("0001-01-01T14:00:00+14:00", datetime(1, 1, 1, tzinfo=UTC)),
+        ("2026-11-30T18:00:00+09:00", datetime(2026, 11, 30, 9, tzinfo=UTC)),
+    ],
+)
+def test_every_datetime_is_normalised_to_utc_up_to_the_edges(
+    kind: str, path: str, moment: str, utc: datetime
+) -> None:
+    event = parse_event(with_datetime(kind, path, moment))
+    value = datetime_at(event, path)
+    assert (value, value.utcoffset()) == (utc, timedelta(0))
+    dumped = dump_event(event)
+    text = dumped["payload"][path[8:]] if path.startswith("payload.") else dumped[path]
+    assert text == utc.isoformat().replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize(("kind", "path"), DATETIME_FIELDS)
+def test_every_datetime_must_carry_a_timezone(kind: str, path: str) -> None:
+    errors = errors_of(with_datetime(kind, path, "2026-11-30T18:00:00"))
+    assert [(e["path"], e["kind"]) for e in errors] == [(path, "timezone_aware")]
+
+
+def test_utc_datetime_type_on_its_own() -> None:
+    adapter: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
+    kst = adapter.validate_python("2026-11-20T10:00:00+09:00")
+    assert (kst, kst.tzinfo) == (datetime(2026, 11, 20, 1, tzinfo=UTC), UTC)
+    with pytest.raises(ValidationError) as info:
+        adapter.validate_python("9999-12-31T23:59:59-14:00")
+    assert [e["type"] for e in info.value.errors()] == ["datetime_out_of_range"]
+    assert adapter.json_schema() == {"format": "date-time", "type": "string"}
+
+
+def nested(levels: int, leaf: Any = "x") -> Any:
+    """``leaf`` inside ``levels`` lists (built without recursion)."""
+    value = leaf
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def with_notes(notes: Any) -> dict[str, Any]:
+    return make_event(payload={"subject": "분기 리뷰", "notes": notes})
+
+
+def test_nesting_up_to_max_depth_reaches_the_usual_validation() -> None:
+    # envelope (1) > payload (2) > 30 lists: the deepest list sits at MAX_DEPTH exactly
+    assert MAX_DEPTH == 32
+    errors = errors_of(with_notes(nested(MAX_DEPTH - 2)))
+    assert [(e["path"], e["kind"]) for e in errors] == [("payload.notes", "string_type")]
+
+
+# 10,000 is ten times Python's default recursion limit: the walk must not recurse.
+@pytest.mark.parametrize("levels", [MAX_DEPTH - 1, 700, 10_000])
+def test_nesting_deeper_than_max_depth_is_one_error_at_the_first_container_too_deep(
+    levels: int,
+) -> None:
+    errors = errors_of(with_notes(nested(levels)))
+    too_deep = ".".join(["payload", "notes"] + ["0"] * (MAX_DEPTH - 2))
+    assert errors == [
+        {
+            "path": too_deep,
+            "problem": "must not nest objects and lists more than 32 levels deep",
+            "kind": "nested_too_deeply",
+        }
+    ]
+
+
+def test_deep_objects_count_like_deep_lists_and_the_first_in_document_order_is_named() -> None:
+    deep_object: Any = "x"
+    for _ in range(MAX_DEPTH):
+        deep_object = {"k": deep_object}
+    body = make_event("leadership.meeting_held")
+    body["payload"]["heard"] = ["fine", nested(3), deep_object, nested(MAX_DEPTH)]
+    errors = errors_of(body)
+    expected = ".".join(["payload", "heard", "2"] + ["k"] * (MAX_DEPTH - 3))
+    assert [(e["path"], e["kind"]) for e in errors] == [(expected, "nested_too_deeply")]
+
+
+def test_nul_is_reported_in_values_and_keys_in_document_order() -> None:
+    """Document order, an object's keys before what its values hold."""
+    body = make_event("leadership.meeting_held", summary="요약\x00")
+    body["payload"]["heard"] = ["ok", "확장\x00계획"]
+    body["payload"]["nul\x00key"] = "x"
+    body["contacts"][0]["name"] = "\x00"
+    errors = errors_of(body)
+    assert [(e["path"], e["kind"]) for e in errors] == [
+        ("contacts.0.name", "nul_character"),
+        ("summary", "nul_character"),
+        ("payload.nul\x00key", "nul_character"),
+        ("payload.heard.1", "nul_character"),
+    ]
+
+
+def test_nul_deep_inside_a_wide_value_is_found_without_recursion() -> None:
+    body = make_event("leadership.meeting_held")
+    body["payload"]["heard"] = [f"항목 {i}" for i in range(50_000)] + [
+        nested(MAX_DEPTH - 4, "\x00")
+    ]
+    errors = errors_of(body)
+    expected = ".".join(["payload", "heard", "50000"] + ["0"] * (MAX_DEPTH - 4))
+    assert [(e["path"], e["kind"]) for e in errors] == [(expected, "nul_character")]

@@ -247,6 +247,109 @@ def test_occurred_at_far_in_the_past_is_accepted(ingest: Ingest) -> None:
     assert result["status"] == "accepted"
 
 
+@pytest.mark.parametrize(
+    ("kind", "field"), [("commitment.made", "due_at"), ("sales.proposal_sent", "valid_until")]
+)
+def test_payload_datetime_past_year_9999_in_utc_is_rejected_and_not_appended(
+    ingest: Ingest, kind: str, field: str
+) -> None:
+    body = make_event(kind, account_id="한빛전자")
+    body["payload"][field] = "9999-12-31T23:59:59-14:00"
+    fine = make_event(kind, account_id="한빛전자")
+    rejected, accepted = ingest.submit(body, fine)
+    assert (rejected["status"], accepted["status"]) == ("rejected", "accepted")
+    assert [(e["path"], e["kind"]) for e in rejected["errors"]] == [
+        (f"payload.{field}", "datetime_out_of_range")
+    ]
+    assert [codec.decode(r).event_id for r in ingest.records()] == [fine["event_id"]]
+    assert body["event_id"] not in ingest.receipts.rows
+
+
+def test_payload_datetimes_are_appended_in_utc(ingest: Ingest) -> None:
+    ingest.submit(make_event("commitment.made"), make_event("sales.proposal_sent"))
+    made, proposal = (json.loads(r.value)["payload"] for r in ingest.records())
+    assert made["due_at"] == "2026-11-30T09:00:00Z"  # sent as 18:00+09:00
+    assert proposal["valid_until"] == "2026-12-31T14:59:59Z"  # sent as 23:59:59+09:00
+
+
+def nested(levels: int) -> Any:
+    value: Any = "메모"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_deeply_nested_item_is_rejected_and_the_others_accepted(ingest: Ingest) -> None:
+    deep = make_event(payload={"subject": "분기 리뷰", "notes": nested(700)})
+    fine = make_event()
+    rejected, accepted = ingest.submit(deep, fine)
+    assert (rejected["status"], accepted["status"]) == ("rejected", "accepted")
+    [error] = rejected["errors"]
+    assert error["kind"] == "nested_too_deeply"
+    assert error["path"] == ".".join(["payload", "notes"] + ["0"] * 30)
+    assert "32" in error["problem"]
+    assert [codec.decode(r).event_id for r in ingest.records()] == [fine["event_id"]]
+
+
+def with_fanout(contacts: int, related: int, **overrides: Any) -> dict[str, Any]:
+    return make_event(
+        account_id="hanbit",
+        contacts=[{"id": f"c-{i}", "name": f"담당자 {i}"} for i in range(contacts)],
+        related_account_ids=[f"hanbit-{i}" for i in range(related)],
+        **overrides,
+    )
+
+
+def test_fanout_over_the_limit_is_rejected_at_contacts_with_the_numbers(ingest: Ingest) -> None:
+    body = with_fanout(100, 100)
+    [result] = ingest.submit(body)
+    assert (result["status"], result["event_id"]) == ("rejected", body["event_id"])
+    assert result["errors"] == [
+        {
+            "path": "contacts",
+            "kind": "fanout_too_large",
+            "problem": "100 contacts on 101 accounts (account_id and related_account_ids) "
+            "may make 10100 view rows (one per contact and account); at most 1000 are allowed",
+        }
+    ]
+    assert ingest.records() == []
+    assert ingest.receipts.rows == {}
+
+
+@pytest.mark.parametrize(("contacts", "related", "status"), [
+    (10, 99, "accepted"),  # 10 x 100 = 1000, the limit
+    (100, 9, "accepted"),  # 100 x 10 = 1000
+    (11, 90, "rejected"),  # 11 x 91 = 1001
+    (100, 0, "accepted"),
+    (0, 100, "accepted"),
+])  # fmt: skip
+def test_fanout_limit_is_inclusive(
+    ingest: Ingest, contacts: int, related: int, status: str
+) -> None:
+    [result] = ingest.submit(with_fanout(contacts, related))
+    assert result["status"] == status
+    assert len(ingest.records()) == (status == "accepted")
+
+
+def test_fanout_limit_is_configurable() -> None:
+    log, receipts = InMemoryLog(), InMemoryReceipts()
+    log.ensure_topic(TOPIC, 4)
+    service = IngestService(log, receipts, TOPIC, clock=lambda: NOW, max_fanout=5)
+    results = service.submit([with_fanout(5, 0), with_fanout(3, 1)])
+    assert [r.status for r in results] == ["accepted", "rejected"]
+    assert "may make 6 view rows" in results[1].errors[0]["problem"]
+    assert "at most 5 are allowed" in results[1].errors[0]["problem"]
+
+
+def test_fanout_and_future_problems_are_reported_together(ingest: Ingest) -> None:
+    ahead = (NOW + timedelta(hours=25)).isoformat()
+    [result] = ingest.submit(with_fanout(50, 50, occurred_at=ahead))
+    assert [(e["path"], e["kind"]) for e in result["errors"]] == [
+        ("occurred_at", "too_far_ahead"),
+        ("contacts", "fanout_too_large"),
+    ]
+
+
 def test_empty_batch_gives_no_results(ingest: Ingest) -> None:
     assert ingest.submit() == []
     assert ingest.records() == []
@@ -435,3 +538,30 @@ def test_receipts_past_the_log_end_refuse_to_start(ingest: Ingest) -> None:
     ingest.log.topics[TOPIC] = [[] for _ in range(4)]  # the log was recreated
     with pytest.raises(LogMisconfigured, match=r"partition \d offset 1, but the log ends at 0"):
         ingest.service.check_receipts()
+
+
+def test_decode_of_a_record_nested_too_deeply_raises_value_error() -> None:
+    body = make_event(payload={"subject": "분기 리뷰", "notes": nested(700)})
+    raw = json.dumps(body).encode()
+    assert codec.loads_strict(raw)["payload"]["notes"][0][0] == nested(698)  # JSON can hold it
+    with pytest.raises(ValueError, match="nested_too_deeply"):
+        codec.decode(as_log_record(raw))
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"), [("commitment.made", "due_at"), ("sales.proposal_sent", "valid_until")]
+)
+def test_decode_of_a_record_with_a_datetime_past_year_9999_raises_value_error(
+    kind: str, field: str
+) -> None:
+    body = make_event(kind)
+    body["payload"][field] = "9999-12-31T23:59:59-14:00"
+    with pytest.raises(ValueError, match=f"payload.{field}.*datetime_out_of_range"):
+        codec.decode(as_log_record(json.dumps(body).encode()))
+
+
+def test_a_record_over_the_fanout_limit_still_decodes() -> None:
+    """The fan-out limit is an ingest rule: what is already on the log stays readable."""
+    body = with_fanout(100, 100)
+    stored = codec.decode(as_log_record(json.dumps(body).encode()))
+    assert (len(stored.event.contacts), len(stored.event.related_account_ids)) == (100, 100)

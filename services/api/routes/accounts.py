@@ -40,7 +40,6 @@ def list_accounts(
         Query(
             min_length=1,
             max_length=200,
-            pattern="^[^\x00]*$",
             description="Case-insensitive substring of the name (Korean too) or the id.",
         ),
     ] = None,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
+from services.core.events import UtcDatetime
 from services.core.readmodels import coverage, feed, leadership, timeline
 from services.core.readmodels.timeline import from_micros, to_micros
 
@@ -18,21 +18,31 @@ router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
 _LONGEST = timedelta(days=366)
 
 
+def _days_before(moment: datetime, days: int, param: str) -> datetime:
+    """``moment`` minus ``days`` days; a 422 naming ``param`` (the value ``moment`` came from)
+    when that falls before year 1, which Python cannot represent."""
+    try:
+        return moment - timedelta(days=days)
+    except OverflowError:
+        problem = f"must be at least {days} days after 0001-01-01T00:00:00Z (the default window)"
+        raise invalid_query(param, problem) from None
+
+
 @router.get("/v1/reports/leadership")
 def leadership_report(
     conn: ReadConnDep,
     container: ContainerDep,
     from_: Annotated[
-        AwareDatetime | None,
+        UtcDatetime | None,
         Query(alias="from", description="Start (inclusive); default: 7 days before `to`."),
     ] = None,
-    to: Annotated[AwareDatetime | None, Query(description="End (exclusive); default: now.")] = None,
+    to: Annotated[UtcDatetime | None, Query(description="End (exclusive); default: now.")] = None,
 ) -> dict[str, Any]:
     """The weekly leadership question in one call: which customers did each executive meet,
     what did they hear, what worries the customer, what did they complain about, and what did
     the executive promise. Every item names the event it came from."""
     end = to or container.clock()
-    start = from_ or end - timedelta(days=7)
+    start = from_ or _days_before(end, 7, "to")
     if start >= end:
         raise invalid_query("from", "must be before 'to'")
     if end - start > _LONGEST:
@@ -64,7 +74,7 @@ def employee_feed(
     container: ContainerDep,
     employee: Annotated[str, Query(min_length=1, max_length=256, description="Employee id.")],
     since: Annotated[
-        AwareDatetime | None, Query(description="occurred_at >= since; default: 7 days ago.")
+        UtcDatetime | None, Query(description="occurred_at >= since; default: 7 days ago.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,

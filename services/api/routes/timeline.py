@@ -49,7 +49,6 @@ def get_timeline(
         Query(
             min_length=1,
             max_length=200,
-            pattern="^[^\x00]*$",
             description="Case-insensitive substring of the summary or payload text.",
         ),
     ] = None,
