@@ -3,7 +3,9 @@
 Started once per test session from ``deploy/local`` (jars from Maven Central, PostgreSQL from
 Debian), on free loopback ports, and stopped at the end. With ``CI=true`` a backend that cannot
 start is a failure; elsewhere the tests that need it are skipped with what to install.
-Set ``ONEVOICE_TEST_KAFKA_BOOTSTRAP`` / ``ONEVOICE_TEST_PG_URL`` to use servers you run yourself.
+Set ``ONEVOICE_TEST_KAFKA_BOOTSTRAP`` (and ``ONEVOICE_TEST_KAFKA_SASL_BOOTSTRAP`` for a
+SASL_PLAINTEXT/PLAIN listener with the credentials below) / ``ONEVOICE_TEST_PG_URL`` to use servers
+you run yourself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "deploy" / "local"
+# The one user of the local broker's SASL_PLAINTEXT listener (deploy/local/server.properties.tmpl).
+SASL_USERNAME = "onevoice"
+SASL_PASSWORD = "onevoice-test"
 
 
 def in_ci() -> bool:
@@ -51,10 +56,20 @@ def _run(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:
 
 @contextmanager
 def kafka_server(workdir: Path) -> Iterator[str]:
-    """Yield the bootstrap address of a broker (ours or ONEVOICE_TEST_KAFKA_BOOTSTRAP)."""
+    """Yield the plaintext bootstrap address of a broker (ours or ONEVOICE_TEST_KAFKA_BOOTSTRAP)."""
+    with kafka_listeners(workdir) as listeners:
+        yield listeners["BOOTSTRAP"]
+
+
+@contextmanager
+def kafka_listeners(workdir: Path) -> Iterator[dict[str, str]]:
+    """Yield a broker's addresses: ``BOOTSTRAP`` (plaintext), ``SASL_BOOTSTRAP`` ('' if unknown)."""
     given = os.environ.get("ONEVOICE_TEST_KAFKA_BOOTSTRAP")
     if given:
-        yield given
+        yield {
+            "BOOTSTRAP": given,
+            "SASL_BOOTSTRAP": os.environ.get("ONEVOICE_TEST_KAFKA_SASL_BOOTSTRAP", ""),
+        }
         return
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
     if missing:
@@ -63,7 +78,8 @@ def kafka_server(workdir: Path) -> Iterator[str]:
     try:
         if started.returncode != 0:
             unavailable(f"kafka-up.sh failed:\n{started.stdout[-3000:]}")
-        yield _read_env(workdir / "kafka.env")["BOOTSTRAP"]
+        env = _read_env(workdir / "kafka.env")
+        yield {"BOOTSTRAP": env["BOOTSTRAP"], "SASL_BOOTSTRAP": env.get("SASL_BOOTSTRAP", "")}
     finally:
         _run("kafka-down.sh", workdir)
 
