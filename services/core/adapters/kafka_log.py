@@ -1,5 +1,7 @@
 """The Apache Kafka adapter (kafka-python 3.x). The only module that imports ``kafka``.
 
+- Every client (admin, producer, metadata consumer, group consumers) is built from
+  ``kafka_config.client_config``: the same brokers, authentication and TLS for all of them.
 - Producer: ``acks='all'`` and ``enable_idempotence=True`` set explicitly; ``append`` returns only
   after every send's future resolved, within a bounded time, else ``LogUnavailable``.
 - Topics are created with ``retention.ms=-1`` (the log is the source of truth); an existing topic
@@ -17,6 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.core.adapters.kafka_config import PLAINTEXT, KafkaSecurity, client_config
 from services.core.ports import (
     AssignListener,
     EventLog,
@@ -50,12 +53,14 @@ class KafkaLog(EventLog):
         replication_factor: int = 1,
         allow_finite_retention: bool = False,
         client_id: str = "onevoice",
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap
         self._send_timeout_s = send_timeout_s
         self._replication = replication_factor
         self._allow_finite = allow_finite_retention
         self._client_id = client_id
+        self._security = security
         self._producer: Any = None
         self._admin: Any = None
         self._meta: Any = None
@@ -64,15 +69,19 @@ class KafkaLog(EventLog):
 
     # -- clients, created on first use so nothing connects at construction ----------------
 
+    def _config(self, role: str) -> dict[str, Any]:
+        return client_config(
+            self._bootstrap, f"{self._client_id}-{role}", self._security, self._send_timeout_s
+        )
+
     def _admin_client(self) -> Any:
         with self._lock:
             if self._admin is None:
                 try:
                     self._admin = KafkaAdminClient(
-                        bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin",
+                        **self._config("admin"),
                         request_timeout_ms=int(self._send_timeout_s * 1000),
-                        bootstrap_timeout_ms=int(self._send_timeout_s * 1000),
-                    )  # fmt: skip
+                    )
                 except KafkaError as exc:
                     raise LogUnavailable(f"kafka admin: {exc}") from exc
             return self._admin
@@ -83,13 +92,11 @@ class KafkaLog(EventLog):
                 try:
                     timeout_ms = int(self._send_timeout_s * 1000)
                     self._producer = KafkaProducer(
-                        bootstrap_servers=self._bootstrap,
-                        client_id=f"{self._client_id}-producer",
+                        **self._config("producer"),
                         acks="all",
                         enable_idempotence=True,
                         linger_ms=5,
                         max_block_ms=timeout_ms,
-                        bootstrap_timeout_ms=timeout_ms,
                         request_timeout_ms=min(timeout_ms, 30_000),
                         delivery_timeout_ms=max(timeout_ms, min(timeout_ms, 30_000) + 5),
                     )
@@ -102,11 +109,10 @@ class KafkaLog(EventLog):
             if self._meta is None:
                 try:
                     self._meta = KafkaConsumer(
-                        bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-meta",
+                        **self._config("meta"),
                         enable_auto_commit=False,
                         request_timeout_ms=max(int(self._send_timeout_s * 1000), 10_000),
-                        bootstrap_timeout_ms=int(self._send_timeout_s * 1000),
-                    )  # fmt: skip
+                    )
                 except KafkaError as exc:
                     raise LogUnavailable(f"kafka: {exc}") from exc
             return self._meta
@@ -197,7 +203,7 @@ class KafkaLog(EventLog):
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:
-        return KafkaGroupConsumer(self._bootstrap, topic, group, on_assign, self._client_id)
+        return KafkaGroupConsumer(self._config(group), topic, group, on_assign)
 
     def close(self) -> None:
         with self._lock:
@@ -225,13 +231,13 @@ class KafkaGroupConsumer(LogConsumer):
     """A consumer-group member; positions come from the caller's listener on every assignment."""
 
     def __init__(
-        self, bootstrap: str, topic: str, group: str, on_assign: AssignListener, client_id: str
+        self, config: dict[str, Any], topic: str, group: str, on_assign: AssignListener
     ) -> None:
         self._topic = topic
         self._on_assign = on_assign
         try:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap, group_id=group, client_id=f"{client_id}-{group}",
+                **config, group_id=group,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
