@@ -84,6 +84,21 @@ def kafka_listeners(workdir: Path) -> Iterator[dict[str, str]]:
         _run("kafka-down.sh", workdir)
 
 
+def kafka_configs(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``kafka-configs.sh ARGS`` (the same class, from deploy/local's cached jars)."""
+    cache = os.environ.get("ONEVOICE_CACHE") or f"{os.environ.get('HOME', '/tmp')}/.cache/onevoice"
+    libs = Path(cache) / "kafka-libs"  # where kafka-up.sh keeps them
+    if shutil.which("java") is None or not list(libs.glob("*.jar")):
+        unavailable(f"kafka-configs.sh needs java and the jars in {libs} (run kafka-up.sh once)")
+    command = ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{libs}/*",
+               f"-Dlog4j2.configurationFile={LOCAL / 'log4j2.properties'}",
+               "-Donevoice.kafka.log.level=WARN", "kafka.admin.ConfigCommand", *args]  # fmt: skip
+    return subprocess.run(
+        command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
 def _have_postgres() -> bool:
     return bool(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or os.geteuid() == 0
 

@@ -1,4 +1,4 @@
-"""What the Kafka adapter hands its clients (no broker: fake clients)."""
+"""What the Kafka adapter hands its clients and demands of its topic (no broker: fake clients)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.core.adapters import kafka_log
-from services.core.adapters.kafka_config import KafkaSecurity
+from services.core.adapters.kafka_config import KafkaSecurity, topic_problems, topic_refusal
 from services.core.adapters.kafka_log import KafkaLog
 from services.core.ports import OutgoingRecord
 
@@ -95,3 +95,47 @@ def test_plaintext_clients_get_no_credentials(built: list[tuple[str, dict[str, A
     assert [config[k] for k in ("sasl_mechanism", "sasl_plain_password", "ssl_cafile")] == [
         None, None, None
     ]  # fmt: skip
+
+
+def test_a_topic_that_keeps_everything_has_no_problems() -> None:
+    found = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
+    assert topic_problems(found) == {}
+
+
+def test_compaction_and_finite_or_unknown_retention_are_problems() -> None:
+    found = {"cleanup.policy": "compact,delete", "retention.ms": "3600000", "retention.bytes": None}
+    assert topic_problems(found) == {
+        "cleanup.policy": "compact,delete", "retention.ms": "3600000", "retention.bytes": "None"
+    }  # fmt: skip
+
+
+def test_refusal_names_each_setting_its_value_and_the_fix() -> None:
+    problems = {"cleanup.policy": "compact", "retention.bytes": "1048576"}
+    message = topic_refusal("ev", problems, allow_finite_retention=False, bootstrap="k:9092")
+    assert message is not None
+    assert "topic 'ev'" in message
+    assert "cleanup.policy=compact (compaction deletes older events" in message
+    assert "retention.bytes=1048576 (" in message
+    assert (
+        "kafka-configs.sh --alter --entity-type topics --entity-name ev"
+        " --add-config cleanup.policy=delete,retention.bytes=-1 --bootstrap-server k:9092"
+    ) in message
+    assert "does not allow compaction" in message
+
+
+def test_allowing_finite_retention_never_allows_compaction() -> None:
+    finite = topic_problems(
+        {"cleanup.policy": "delete", "retention.ms": "60000", "retention.bytes": "-1"}
+    )
+    assert topic_refusal("ev", finite, allow_finite_retention=True, bootstrap="k") is None
+    refused = topic_refusal("ev", finite, allow_finite_retention=False, bootstrap="k")
+    assert refused is not None
+    assert "retention.ms=60000 (events older than that are deleted)" in refused
+    assert refused.endswith("set ONEVOICE_KAFKA_ALLOW_FINITE_RETENTION=true to run anyway (unsafe)")
+    compacted = topic_problems(
+        {"cleanup.policy": "compact", "retention.ms": "60000", "retention.bytes": "-1"}
+    )
+    message = topic_refusal("ev", compacted, allow_finite_retention=True, bootstrap="k")
+    assert message is not None
+    assert "--add-config cleanup.policy=delete --bootstrap-server k" in message
+    assert "retention.ms" not in message

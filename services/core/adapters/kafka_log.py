@@ -4,8 +4,10 @@
   ``kafka_config.client_config``: the same brokers, authentication and TLS for all of them.
 - Producer: ``acks='all'`` and ``enable_idempotence=True`` set explicitly; ``append`` returns only
   after every send's future resolved, within a bounded time, else ``LogUnavailable``.
-- Topics are created with ``retention.ms=-1`` (the log is the source of truth); an existing topic
-  with finite retention is refused (``LogMisconfigured``) unless explicitly allowed.
+- Topics are created with ``cleanup.policy=delete``, ``retention.ms=-1`` and
+  ``retention.bytes=-1`` (the log is the source of truth). An existing topic is checked for all
+  three on start: compaction is refused (``LogMisconfigured``), finite retention too unless
+  explicitly allowed.
 - Consumers join a group with auto-commit off; on assignment they seek to the positions the
   caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory.
 """
@@ -19,7 +21,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.core.adapters.kafka_config import PLAINTEXT, KafkaSecurity, client_config
+from services.core.adapters.kafka_config import (
+    PLAINTEXT,
+    REQUIRED_TOPIC_CONFIG,
+    KafkaSecurity,
+    client_config,
+    topic_problems,
+    topic_refusal,
+)
 from services.core.ports import (
     AssignListener,
     EventLog,
@@ -120,33 +129,43 @@ class KafkaLog(EventLog):
     # -- EventLog --------------------------------------------------------------------------
 
     def ensure_topic(self, topic: str, partitions: int) -> int:
+        """Create the topic so it keeps every event, or check that the existing one does.
+
+        Raises ``LogMisconfigured`` for an existing topic that compacts, or (unless finite
+        retention is allowed) deletes events by age or size; the message names each setting,
+        its value and the ``kafka-configs.sh`` command that fixes it.
+        """
         admin = self._admin_client()
         try:
             admin.create_topics(
                 [NewTopic(topic, partitions, self._replication,
-                          topic_configs={"retention.ms": "-1"})],
+                          topic_configs=dict(REQUIRED_TOPIC_CONFIG))],
                 wait_for_metadata=True,
             )  # fmt: skip
             log.info("created topic %s with %d partitions, infinite retention", topic, partitions)
         except TopicAlreadyExistsError:
-            self._check_retention(admin, topic)
+            self._check_topic_config(admin, topic)
         except KafkaError as exc:
             raise LogUnavailable(f"creating topic {topic}: {exc}") from exc
         return self.partitions(topic)
 
-    def _check_retention(self, admin: Any, topic: str) -> None:
+    def _check_topic_config(self, admin: Any, topic: str) -> None:
         try:
             found = admin.describe_configs([ConfigResource("TOPIC", topic)], config_filter="all")
         except KafkaError as exc:
             raise LogUnavailable(f"describing topic {topic}: {exc}") from exc
         configs = found.get("topic", {}).get(topic, {})
-        retention = int(configs.get("retention.ms", {}).get("value", "-1"))
-        if retention >= 0 and not self._allow_finite:
-            raise LogMisconfigured(
-                f"topic {topic!r} keeps events for only {retention} ms; it is the source of truth"
-                " and needs retention.ms=-1 (kafka-configs --alter --add-config retention.ms=-1),"
-                " or set ONEVOICE_KAFKA_ALLOW_FINITE_RETENTION=true to run anyway"
-            )
+        problems = topic_problems(
+            {key: configs.get(key, {}).get("value") for key in REQUIRED_TOPIC_CONFIG}
+        )
+        refusal = topic_refusal(
+            topic, problems, allow_finite_retention=self._allow_finite, bootstrap=self._bootstrap
+        )
+        if refusal is not None:
+            raise LogMisconfigured(refusal)
+        if problems:
+            log.warning("topic %s has finite retention (%s); running anyway as configured",
+                        topic, problems)  # fmt: skip
 
     def partitions(self, topic: str) -> int:
         """The topic's partition count; ``LogUnavailable`` when it does not exist."""
