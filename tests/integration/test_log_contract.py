@@ -287,6 +287,36 @@ class TestKafkaLog(EventLogContract):
         assert fixed.returncode == 0, fixed.stdout
         assert log.ensure_topic(self.topic, 2) == 2
 
+    def test_consumers_read_only_committed_records(self, log: EventLog) -> None:
+        from kafka import KafkaProducer
+
+        log.ensure_topic(self.topic, 4)
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap, transactional_id=backends.unique("tx")
+        )
+        try:
+            producer.init_transactions()
+            producer.begin_transaction()
+            for value in (b"aborted-1", b"aborted-2"):
+                producer.send(self.topic, key=b"acct", value=value)
+            producer.flush()  # on the broker, in an open transaction
+            partition = partition_for(b"acct", 4)
+            # The end is the last stable offset: an open transaction's records are not yet in.
+            assert log.end_offsets(self.topic)[partition] == 0
+            producer.abort_transaction()
+            producer.begin_transaction()
+            producer.send(self.topic, key=b"acct", value=b"committed")
+            producer.commit_transaction()
+        finally:
+            producer.close()
+        assert log.append(self.topic, [rec("acct", "plain")]) == [(partition, 5)]
+        # 0-1 aborted, 2 the abort marker, 3 committed, 4 the commit marker: offsets have gaps.
+        assert self.values(self.read(log, 2)) == [
+            (partition, 3, "committed"),
+            (partition, 5, "plain"),
+        ]
+        assert log.end_offsets(self.topic)[partition] == 6
+
     def test_unreachable_broker_is_unavailable_within_the_timeout(self) -> None:
         dead = KafkaLog("127.0.0.1:1", send_timeout_s=1)
         started = time.monotonic()

@@ -83,6 +83,8 @@ def test_every_client_gets_the_security_settings(
     assert [config["client_id"] for _, config in built] == [
         "onevoice-admin", "onevoice-producer", "onevoice-meta", "onevoice-projector"
     ]  # fmt: skip
+    consumers = [config for kind, config in built if kind == "KafkaConsumer"]
+    assert [c["isolation_level"] for c in consumers] == ["read_committed", "read_committed"]
     assert "s3cret" not in repr(security)
 
 

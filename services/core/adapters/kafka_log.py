@@ -8,6 +8,11 @@
   ``retention.bytes=-1`` (the log is the source of truth). An existing topic is checked for all
   three on start: compaction is refused (``LogMisconfigured``), finite retention too unless
   explicitly allowed.
+- Consumers read with ``isolation_level='read_committed'``: records of aborted (or still open)
+  transactions of other producers are never returned, and ``end_offsets`` is the last stable
+  offset. Offsets are therefore not dense when transactional producers write to the topic: an
+  aborted transaction leaves a gap and every commit or abort marker takes an offset, so the next
+  position after a record may be more than its offset + 1.
 - Consumers join a group with auto-commit off; on assignment they seek to the positions the
   caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory.
 """
@@ -49,6 +54,9 @@ with warnings.catch_warnings():
     from kafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
+
+# Records of aborted and still-open transactions are not events of the log.
+READ_COMMITTED = "read_committed"
 
 
 class KafkaLog(EventLog):
@@ -120,6 +128,7 @@ class KafkaLog(EventLog):
                     self._meta = KafkaConsumer(
                         **self._config("meta"),
                         enable_auto_commit=False,
+                        isolation_level=READ_COMMITTED,  # end_offsets = the last stable offset
                         request_timeout_ms=max(int(self._send_timeout_s * 1000), 10_000),
                     )
                 except KafkaError as exc:
@@ -256,7 +265,7 @@ class KafkaGroupConsumer(LogConsumer):
         self._on_assign = on_assign
         try:
             self._consumer = KafkaConsumer(
-                **config, group_id=group,
+                **config, group_id=group, isolation_level=READ_COMMITTED,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
