@@ -14,7 +14,9 @@
   aborted transaction leaves a gap and every commit or abort marker takes an offset, so the next
   position after a record may be more than its offset + 1.
 - Consumers join a group with auto-commit off; on assignment they seek to the positions the
-  caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory.
+  caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory. An
+  exception from that listener is raised from ``poll`` (kafka-python would only log it), and no
+  record is returned until the listener has answered for every assigned partition.
 """
 
 from __future__ import annotations
@@ -252,17 +254,30 @@ class _SeekToCheckpoints(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self._owner.seek_assigned(list(assigned))
+        # kafka-python calls this on its own IO thread and would at most log the exception (or
+        # wrap it in a generic KafkaError): keep it for the caller's next poll instead.
+        try:
+            self._owner.seek_assigned(list(assigned))
+        except Exception as exc:
+            self._owner.assign_failed(exc)
 
 
 class KafkaGroupConsumer(LogConsumer):
-    """A consumer-group member; positions come from the caller's listener on every assignment."""
+    """A consumer-group member; positions come from the caller's listener on every assignment.
+
+    If the listener (or seeking) raises, the next ``poll`` raises that same exception and returns
+    no records; every later ``poll`` first asks the listener again for all assigned partitions
+    (raising again if it still fails), so nothing is read from a position it did not give.
+    ``close`` works in any state.
+    """
 
     def __init__(
         self, config: dict[str, Any], topic: str, group: str, on_assign: AssignListener
     ) -> None:
         self._topic = topic
         self._on_assign = on_assign
+        self._assign_error: Exception | None = None
+        self._reseek = False
         try:
             self._consumer = KafkaConsumer(
                 **config, group_id=group, isolation_level=READ_COMMITTED,
@@ -279,20 +294,36 @@ class KafkaGroupConsumer(LogConsumer):
             raise LogUnavailable(f"joining group {group}: {exc}") from exc
 
     def seek_assigned(self, assigned: list[Any]) -> None:
+        """Seek ``assigned`` to where the caller's listener says; raises what it raises."""
         start = self._on_assign([tp.partition for tp in assigned])
         for tp in assigned:
             self._consumer.seek(tp, int(start.get(tp.partition, 0)))
         log.info("assigned partitions %s, resuming at %s",
                  sorted(tp.partition for tp in assigned), start)  # fmt: skip
 
+    def assign_failed(self, exc: Exception) -> None:
+        """Record a failed assignment: raise ``exc`` from the next poll, then seek again."""
+        if self._assign_error is None:  # two rebalances in one poll: the first failure is news
+            self._assign_error = exc
+        self._reseek = True
+
     def assignment(self) -> frozenset[int]:
         return frozenset(tp.partition for tp in self._consumer.assignment())
 
     def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
+        if self._reseek:
+            # Positions were never set after the failure (kafka-python fell back to
+            # auto_offset_reset) and records may have been dropped since: ask again for all.
+            assigned = sorted(self._consumer.assignment())
+            if assigned:
+                self.seek_assigned(assigned)
+            self._reseek = False
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except KafkaError as exc:
+            self._raise_assign_error()
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
+        self._raise_assign_error()
         out = []
         for tp, messages in batches.items():
             for m in messages:
@@ -302,6 +333,11 @@ class KafkaGroupConsumer(LogConsumer):
                               headers)
                 )  # fmt: skip
         return out
+
+    def _raise_assign_error(self) -> None:
+        error, self._assign_error = self._assign_error, None
+        if error is not None:
+            raise error
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
         offsets = {
