@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from services.api.app import create_app
 from services.core.adapters.embedded_log import EmbeddedLog
+from services.core.adapters.kafka_config import KafkaSecurity
 from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
 from services.core.adapters.sql_receipts import SqlReceiptStore
@@ -52,6 +53,17 @@ def migrate(db: Database) -> None:
         command.upgrade(config, "head")
 
 
+def kafka_security(settings: Settings) -> KafkaSecurity:
+    """The Kafka clients' authentication and TLS settings (already validated by Settings)."""
+    return KafkaSecurity(
+        protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username or None,
+        sasl_password=settings.kafka_sasl_password.get_secret_value() or None,
+        ssl_cafile=settings.kafka_ssl_cafile,
+    )
+
+
 def build_log(settings: Settings) -> EventLog:
     """The event log the settings name, with its topic provisioned."""
     event_log: EventLog
@@ -61,6 +73,7 @@ def build_log(settings: Settings) -> EventLog:
             send_timeout_s=settings.kafka_send_timeout_s,
             replication_factor=settings.kafka_replication_factor,
             allow_finite_retention=settings.kafka_allow_finite_retention,
+            security=kafka_security(settings),
         )
     else:
         event_log = EmbeddedLog(settings.embedded_log_path())

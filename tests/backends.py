@@ -3,7 +3,9 @@
 Started once per test session from ``deploy/local`` (jars from Maven Central, PostgreSQL from
 Debian), on free loopback ports, and stopped at the end. With ``CI=true`` a backend that cannot
 start is a failure; elsewhere the tests that need it are skipped with what to install.
-Set ``ONEVOICE_TEST_KAFKA_BOOTSTRAP`` / ``ONEVOICE_TEST_PG_URL`` to use servers you run yourself.
+Set ``ONEVOICE_TEST_KAFKA_BOOTSTRAP`` (and ``ONEVOICE_TEST_KAFKA_SASL_BOOTSTRAP`` for a
+SASL_PLAINTEXT/PLAIN listener with the credentials below) / ``ONEVOICE_TEST_PG_URL`` to use servers
+you run yourself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "deploy" / "local"
+# The one user of the local broker's SASL_PLAINTEXT listener (deploy/local/server.properties.tmpl).
+SASL_USERNAME = "onevoice"
+SASL_PASSWORD = "onevoice-test"
 
 
 def in_ci() -> bool:
@@ -51,10 +56,20 @@ def _run(script: str, workdir: Path) -> subprocess.CompletedProcess[str]:
 
 @contextmanager
 def kafka_server(workdir: Path) -> Iterator[str]:
-    """Yield the bootstrap address of a broker (ours or ONEVOICE_TEST_KAFKA_BOOTSTRAP)."""
+    """Yield the plaintext bootstrap address of a broker (ours or ONEVOICE_TEST_KAFKA_BOOTSTRAP)."""
+    with kafka_listeners(workdir) as listeners:
+        yield listeners["BOOTSTRAP"]
+
+
+@contextmanager
+def kafka_listeners(workdir: Path) -> Iterator[dict[str, str]]:
+    """Yield a broker's addresses: ``BOOTSTRAP`` (plaintext), ``SASL_BOOTSTRAP`` ('' if unknown)."""
     given = os.environ.get("ONEVOICE_TEST_KAFKA_BOOTSTRAP")
     if given:
-        yield given
+        yield {
+            "BOOTSTRAP": given,
+            "SASL_BOOTSTRAP": os.environ.get("ONEVOICE_TEST_KAFKA_SASL_BOOTSTRAP", ""),
+        }
         return
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
     if missing:
@@ -63,9 +78,25 @@ def kafka_server(workdir: Path) -> Iterator[str]:
     try:
         if started.returncode != 0:
             unavailable(f"kafka-up.sh failed:\n{started.stdout[-3000:]}")
-        yield _read_env(workdir / "kafka.env")["BOOTSTRAP"]
+        env = _read_env(workdir / "kafka.env")
+        yield {"BOOTSTRAP": env["BOOTSTRAP"], "SASL_BOOTSTRAP": env.get("SASL_BOOTSTRAP", "")}
     finally:
         _run("kafka-down.sh", workdir)
+
+
+def kafka_configs(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``kafka-configs.sh ARGS`` (the same class, from deploy/local's cached jars)."""
+    cache = os.environ.get("ONEVOICE_CACHE") or f"{os.environ.get('HOME', '/tmp')}/.cache/onevoice"
+    libs = Path(cache) / "kafka-libs"  # where kafka-up.sh keeps them
+    if shutil.which("java") is None or not list(libs.glob("*.jar")):
+        unavailable(f"kafka-configs.sh needs java and the jars in {libs} (run kafka-up.sh once)")
+    command = ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{libs}/*",
+               f"-Dlog4j2.configurationFile={LOCAL / 'log4j2.properties'}",
+               "-Donevoice.kafka.log.level=WARN", "kafka.admin.ConfigCommand", *args]  # fmt: skip
+    return subprocess.run(
+        command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+        check=False,
+    )  # fmt: skip
 
 
 def _have_postgres() -> bool:

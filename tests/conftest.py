@@ -28,9 +28,27 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    with backends.workdir("kafka") as workdir, backends.kafka_server(workdir) as bootstrap:
-        yield bootstrap
+def kafka_listeners() -> Iterator[dict[str, str]]:
+    """One broker for the session; see ``backends.kafka_listeners``."""
+    with backends.workdir("kafka") as workdir, backends.kafka_listeners(workdir) as listeners:
+        yield listeners
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_listeners: dict[str, str]) -> str:
+    """The broker's plaintext listener."""
+    return kafka_listeners["BOOTSTRAP"]
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap(kafka_listeners: dict[str, str]) -> str:
+    """The same broker's SASL_PLAINTEXT listener: mechanism PLAIN, ``backends.SASL_USERNAME``."""
+    if not kafka_listeners["SASL_BOOTSTRAP"]:
+        backends.unavailable(
+            "no SASL listener: ONEVOICE_TEST_KAFKA_BOOTSTRAP is set without"
+            " ONEVOICE_TEST_KAFKA_SASL_BOOTSTRAP"
+        )
+    return kafka_listeners["SASL_BOOTSTRAP"]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,9 @@
 # running it only re-checks readiness. Restarting on the same <workdir> (e.g. after kill -9) keeps
 # the data and, when still free, the same ports.
 #
-# env: BROKER_PORT, CONTROLLER_PORT   ports (default: the ones in <workdir>/kafka.env if free,
+# env: BROKER_PORT, SASL_PORT,        ports of the PLAINTEXT listener, the SASL_PLAINTEXT listener
+#      CONTROLLER_PORT                (mechanism PLAIN, user onevoice / onevoice-test) and the
+#                                     controller (default: the ones in <workdir>/kafka.env if free,
 #                                     else free loopback ports picked automatically)
 #      ONEVOICE_CACHE                 cache root (default $HOME/.cache/onevoice); jars go to
 #                                     $ONEVOICE_CACHE/kafka-libs and are reused across runs
@@ -16,8 +18,9 @@
 #      KAFKA_READY_TIMEOUT            seconds to wait for readiness (default 120)
 #      KAFKA_HEAP                     broker -Xmx (default 512m)
 #      KAFKA_CLUSTER_ID               cluster id used when formatting (default fixed)
-# out: <workdir>/kafka.pid, <workdir>/kafka.env (BOOTSTRAP=127.0.0.1:PORT, BROKER_PORT,
-#      CONTROLLER_PORT; also printed on stdout), <workdir>/logs/broker.out, <workdir>/data
+# out: <workdir>/kafka.pid, <workdir>/kafka.env (BOOTSTRAP=127.0.0.1:PORT (plaintext),
+#      SASL_BOOTSTRAP=127.0.0.1:PORT (SASL_PLAINTEXT), BROKER_PORT, SASL_PORT, CONTROLLER_PORT;
+#      also printed on stdout), <workdir>/logs/broker.out, <workdir>/data
 # exit: 0 ready; 1 failure (broker log tail on stderr, broker stopped); 2 usage
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -95,7 +98,11 @@ wait_ready() {
     while :; do
         pid_alive "$PID" || fail "broker process $PID exited"
         if port_listening "$BROKER_PORT"; then
-            probe_once && return 0
+            if probe_once; then
+                # every listener is open before the broker answers metadata requests
+                port_listening "$SASL_PORT" || fail "SASL_PLAINTEXT listener $SASL_PORT is not open"
+                return 0
+            fi
             misses=$((misses + 1))
             if [ "$PROBE" = python ] && [ "$misses" -ge 10 ]; then
                 log "python probe keeps failing on an open port; switching to the java probe:"
@@ -109,8 +116,8 @@ wait_ready() {
 }
 
 write_env() {
-    printf 'BOOTSTRAP=127.0.0.1:%s\nBROKER_PORT=%s\nCONTROLLER_PORT=%s\n' \
-        "$BROKER_PORT" "$BROKER_PORT" "$CONTROLLER_PORT" >"$KDIR/kafka.env.tmp"
+    printf 'BOOTSTRAP=127.0.0.1:%s\nSASL_BOOTSTRAP=127.0.0.1:%s\nBROKER_PORT=%s\nSASL_PORT=%s\nCONTROLLER_PORT=%s\n' \
+        "$BROKER_PORT" "$SASL_PORT" "$BROKER_PORT" "$SASL_PORT" "$CONTROLLER_PORT" >"$KDIR/kafka.env.tmp"
     mv -f "$KDIR/kafka.env.tmp" "$KDIR/kafka.env"
     cat "$KDIR/kafka.env"
 }
@@ -120,7 +127,9 @@ PID=$(cat "$KDIR/kafka.pid" 2>/dev/null || true)
 if [ -n "$PID" ] && is_kafka_broker "$PID" "$KDIR" && [ -f "$KDIR/kafka.env" ]; then
     want_b=${BROKER_PORT:-}
     BROKER_PORT=$(env_get "$KDIR/kafka.env" BROKER_PORT)
+    SASL_PORT=$(env_get "$KDIR/kafka.env" SASL_PORT)
     CONTROLLER_PORT=$(env_get "$KDIR/kafka.env" CONTROLLER_PORT)
+    [ -n "$SASL_PORT" ] || die "running broker (pid $PID) has no SASL listener: kafka-down.sh, then up again"
     if [ -n "$want_b" ] && [ "$want_b" != "$BROKER_PORT" ]; then
         log "warning: BROKER_PORT=$want_b ignored: already running on $BROKER_PORT (kafka-down.sh first)"
     fi
@@ -158,25 +167,34 @@ log "jars: ${JARS_HOW:-cached} ($(find "$LIBS" -name '*.jar' | wc -l) in $LIBS) 
 
 # 2) ports: env > previous kafka.env (if free) > pick
 prev_b=$(env_get "$KDIR/kafka.env" BROKER_PORT)
+prev_s=$(env_get "$KDIR/kafka.env" SASL_PORT)
 prev_c=$(env_get "$KDIR/kafka.env" CONTROLLER_PORT)
 if [ -z "${BROKER_PORT:-}" ]; then
     if [ -n "$prev_b" ] && port_free "$prev_b"; then BROKER_PORT=$prev_b
     else BROKER_PORT=$(pick_free_port) || die "no free port found"; fi
 fi
-if [ -z "${CONTROLLER_PORT:-}" ]; then
-    if [ -n "$prev_c" ] && [ "$prev_c" != "$BROKER_PORT" ] && port_free "$prev_c"; then
-        CONTROLLER_PORT=$prev_c
-    else CONTROLLER_PORT=$(pick_free_port "$BROKER_PORT") || die "no free port found"; fi
+if [ -z "${SASL_PORT:-}" ]; then
+    if [ -n "$prev_s" ] && [ "$prev_s" != "$BROKER_PORT" ] && port_free "$prev_s"; then
+        SASL_PORT=$prev_s
+    else SASL_PORT=$(pick_free_port "$BROKER_PORT") || die "no free port found"; fi
 fi
-[ "$BROKER_PORT" != "$CONTROLLER_PORT" ] || die "BROKER_PORT and CONTROLLER_PORT must differ"
-for p in "$BROKER_PORT" "$CONTROLLER_PORT"; do
+if [ -z "${CONTROLLER_PORT:-}" ]; then
+    if [ -n "$prev_c" ] && [ "$prev_c" != "$BROKER_PORT" ] && [ "$prev_c" != "$SASL_PORT" ] &&
+            port_free "$prev_c"; then
+        CONTROLLER_PORT=$prev_c
+    else CONTROLLER_PORT=$(pick_free_port "$BROKER_PORT" "$SASL_PORT") || die "no free port found"; fi
+fi
+[ "$(printf '%s\n' "$BROKER_PORT" "$SASL_PORT" "$CONTROLLER_PORT" | sort -u | wc -l)" = 3 ] ||
+    die "BROKER_PORT, SASL_PORT and CONTROLLER_PORT must differ"
+for p in "$BROKER_PORT" "$SASL_PORT" "$CONTROLLER_PORT"; do
     port_listening "$p" && die "port $p on 127.0.0.1 is already in use"
 done
 BOOT=127.0.0.1:$BROKER_PORT
-log "ports: broker $BROKER_PORT, controller $CONTROLLER_PORT"
+log "ports: broker $BROKER_PORT, sasl $SASL_PORT, controller $CONTROLLER_PORT"
 
 esc() { printf '%s' "$1" | sed 's/[\\&|]/\\&/g'; }
-sed -e "s|\${BROKER_PORT}|$BROKER_PORT|g" -e "s|\${CONTROLLER_PORT}|$CONTROLLER_PORT|g" \
+sed -e "s|\${BROKER_PORT}|$BROKER_PORT|g" -e "s|\${SASL_PORT}|$SASL_PORT|g" \
+    -e "s|\${CONTROLLER_PORT}|$CONTROLLER_PORT|g" \
     -e "s|\${KDIR}|$(esc "$KDIR")|g" "$HERE/server.properties.tmpl" >"$KDIR/server.properties"
 
 # 3) format storage once (fixed cluster id; --ignore-formatted keeps it idempotent)

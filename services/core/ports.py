@@ -68,7 +68,10 @@ class LogConsumer(ABC):
         """Up to ``max_records`` records, in offset order within each partition.
 
         Waits at most ``timeout_s`` when nothing is available; may return an empty list.
-        Assignment changes (and so calls to the listener) happen only inside ``poll``.
+        Assignment changes (and so calls to the listener) happen only inside ``poll``. An
+        exception the listener raises is raised from ``poll`` (which then returns nothing), and
+        the listener is asked again by a later ``poll`` before any record of its partitions is
+        returned.
         """
 
     @abstractmethod

@@ -6,14 +6,19 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.core.adapters.kafka_config import SaslMechanism, SecurityProtocol
 
 
 class Settings(BaseSettings):
     """One settings object for every service; every field is an ``ONEVOICE_<NAME>`` variable."""
 
-    model_config = SettingsConfigDict(env_prefix="ONEVOICE_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a cross-field error would otherwise print every input, secrets too.
+    model_config = SettingsConfigDict(
+        env_prefix="ONEVOICE_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path("data"), description="Folder for the embedded log and SQLite database."
@@ -32,6 +37,23 @@ class Settings(BaseSettings):
     )
     kafka_allow_finite_retention: bool = Field(
         default=False, description="Start even if the topic has finite retention (unsafe)."
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How clients reach Kafka: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None,
+        description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512); needed by SASL_*.",
+    )
+    kafka_sasl_username: str = Field(default="", description="SASL user; needed by SASL_*.")
+    kafka_sasl_password: SecretStr = Field(
+        default=SecretStr(""), description="SASL password; needed by SASL_*; never logged."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL); "
+        "unset = the system's trusted CAs.",
     )
     database_url: str = Field(
         default="",
@@ -100,6 +122,45 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r}; use an IANA name like Asia/Seoul"
             ) from exc
         return value
+
+    @field_validator("kafka_ssl_cafile")
+    @classmethod
+    def _cafile_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"ONEVOICE_KAFKA_SSL_CAFILE={value}: no such file")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        """SASL_* needs a mechanism and credentials; nothing is set that would go unused.
+
+        Unused security settings are refused rather than ignored: they mean someone expected
+        authentication or TLS that the chosen protocol would not give.
+        """
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "ONEVOICE_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism is not None,
+            "ONEVOICE_KAFKA_SASL_USERNAME": bool(self.kafka_sasl_username),
+            "ONEVOICE_KAFKA_SASL_PASSWORD": bool(self.kafka_sasl_password.get_secret_value()),
+        }
+        if protocol.startswith("SASL_"):
+            missing = [name for name, given in sasl.items() if not given]
+            if missing:
+                raise ValueError(
+                    f"ONEVOICE_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}"
+                )
+        elif any(sasl.values()):
+            given = [name for name, is_set in sasl.items() if is_set]
+            raise ValueError(
+                f"{', '.join(given)} set, but ONEVOICE_KAFKA_SECURITY_PROTOCOL={protocol} does not"
+                " use SASL: choose SASL_PLAINTEXT or SASL_SSL, or unset them"
+            )
+        if self.kafka_ssl_cafile is not None and protocol not in ("SSL", "SASL_SSL"):
+            raise ValueError(
+                f"ONEVOICE_KAFKA_SSL_CAFILE set, but ONEVOICE_KAFKA_SECURITY_PROTOCOL={protocol}"
+                " does not use TLS: choose SSL or SASL_SSL, or unset it"
+            )
+        return self
 
     @property
     def zone(self) -> ZoneInfo:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +135,42 @@ class EventLogContract:
         finally:
             consumer.close()
 
+    def test_a_failing_listener_is_raised_from_poll_and_asked_again(self, log: EventLog) -> None:
+        log.ensure_topic(self.topic, 4)
+        positions = log.append(self.topic, [rec("same-key", f"v{i}") for i in range(3)])
+        partition = positions[0][0]
+        calls: list[list[int]] = []
+
+        class CheckpointBeyondEnd(Exception):
+            pass
+
+        def on_assign(parts: Sequence[int]) -> dict[int, int]:
+            calls.append(sorted(parts))
+            if len(calls) <= 2:
+                raise CheckpointBeyondEnd(f"call {len(calls)}")
+            return {partition: 2}
+
+        consumer = log.consumer(self.topic, backends.unique("failing"), on_assign)
+        raised: list[str] = []
+        got: list[LogRecord] = []
+        try:
+            for _ in range(100):  # a group join may take a few polls (and Kafka may rebalance)
+                try:
+                    got.extend(consumer.poll(100, 0.2))
+                except CheckpointBeyondEnd as exc:
+                    assert not got, "records were returned before the listener answered"
+                    raised.append(str(exc))
+                if got:
+                    break
+            got.extend(consumer.poll(100, 0.2))
+        finally:
+            consumer.close()
+        assert raised and set(raised) <= {"call 1", "call 2"}
+        assert len(calls) >= 3 and {tuple(c) for c in calls} == {(0, 1, 2, 3)}
+        # Only from where the listener said: not v0 and v1 from a default position. (A rebalance
+        # after the answer may deliver v2 again, from the same answer.)
+        assert set(self.values(got)) == {(partition, 2, "v2")}
+
     def test_max_records_is_respected(self, log: EventLog) -> None:
         log.ensure_topic(self.topic, 4)
         log.append(self.topic, [rec(f"k{i}", str(i)) for i in range(30)])
@@ -202,38 +240,118 @@ class TestKafkaLog(EventLogContract):
         log.close()
         return KafkaLog(self.bootstrap, send_timeout_s=10)
 
-    def test_topic_is_created_with_infinite_retention(self, log: EventLog) -> None:
+    @contextmanager
+    def admin(self) -> Iterator[Any]:
         from kafka import KafkaAdminClient
+
+        client = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def create_topic_with(self, configs: Mapping[str, str]) -> None:
+        """Create the test topic behind OneVoice's back, with the given topic configs."""
+        from kafka.admin import NewTopic
+
+        with self.admin() as admin:
+            admin.create_topics([NewTopic(self.topic, 2, 1, topic_configs=dict(configs))])
+
+    def test_topic_is_created_to_keep_every_event(self, log: EventLog) -> None:
         from kafka.admin import ConfigResource
 
         log.ensure_topic(self.topic, 4)
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        try:
+        with self.admin() as admin:
             found = admin.describe_configs(
                 [ConfigResource("TOPIC", self.topic)], config_filter="all"
-            )
-        finally:
-            admin.close()
-        assert found["topic"][self.topic]["retention.ms"]["value"] == "-1"
+            )["topic"][self.topic]
+        # Set on the topic itself, so a broker or cluster default can never shorten it.
+        keys = ("cleanup.policy", "retention.ms", "retention.bytes")
+        assert {key: (found[key]["value"], found[key]["config_source"]) for key in keys} == {
+            "cleanup.policy": ("delete", "DYNAMIC_TOPIC_CONFIG"),
+            "retention.ms": ("-1", "DYNAMIC_TOPIC_CONFIG"),
+            "retention.bytes": ("-1", "DYNAMIC_TOPIC_CONFIG"),
+        }
 
     def test_finite_retention_is_refused_unless_allowed(self, log: EventLog) -> None:
-        from kafka import KafkaAdminClient
-        from kafka.admin import NewTopic
-
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        try:
-            admin.create_topics(
-                [NewTopic(self.topic, 2, 1, topic_configs={"retention.ms": "3600000"})]
-            )
-        finally:
-            admin.close()
-        with pytest.raises(LogMisconfigured, match=r"retention\.ms=-1"):
+        self.create_topic_with({"retention.ms": "3600000", "retention.bytes": "1048576"})
+        with pytest.raises(LogMisconfigured) as refused:
             log.ensure_topic(self.topic, 2)
+        message = str(refused.value)
+        assert f"topic {self.topic!r}" in message
+        assert "retention.ms=3600000 (events older than that are deleted)" in message
+        assert "retention.bytes=1048576 (" in message
+        assert (
+            f"kafka-configs.sh --alter --entity-type topics --entity-name {self.topic}"
+            f" --add-config retention.ms=-1,retention.bytes=-1 --bootstrap-server {self.bootstrap}"
+        ) in message
+        assert "cleanup.policy" not in message
         lenient = KafkaLog(self.bootstrap, allow_finite_retention=True)
         try:
             assert lenient.ensure_topic(self.topic, 2) == 2
         finally:
             lenient.close()
+
+    def test_compaction_is_refused_even_when_finite_retention_is_allowed(
+        self, log: EventLog
+    ) -> None:
+        # retention.ms is not set, so the broker's default (7 days) applies and is refused too.
+        self.create_topic_with({"cleanup.policy": "compact,delete", "retention.bytes": "-1"})
+        with pytest.raises(LogMisconfigured) as strict:
+            log.ensure_topic(self.topic, 2)
+        assert "cleanup.policy=compact,delete (compaction deletes older events" in str(strict.value)
+        assert "retention.ms=604800000 (" in str(strict.value)
+        assert "retention.bytes" not in str(strict.value)
+        lenient = KafkaLog(self.bootstrap, allow_finite_retention=True)
+        try:
+            with pytest.raises(LogMisconfigured) as refused:
+                lenient.ensure_topic(self.topic, 2)
+        finally:
+            lenient.close()
+        message = str(refused.value)
+        assert "cleanup.policy=compact,delete (" in message
+        assert "retention.ms" not in message
+        assert "ONEVOICE_KAFKA_ALLOW_FINITE_RETENTION does not allow compaction" in message
+
+    def test_the_printed_fix_makes_the_topic_acceptable(self, log: EventLog) -> None:
+        self.create_topic_with({"cleanup.policy": "compact", "retention.ms": "1000"})
+        with pytest.raises(LogMisconfigured) as refused:
+            log.ensure_topic(self.topic, 2)
+        command = str(refused.value).split("Fix it with: ", 1)[1].split(" (", 1)[0].split()
+        assert command[0] == "kafka-configs.sh"
+        fixed = backends.kafka_configs(command[1:])
+        assert fixed.returncode == 0, fixed.stdout
+        assert log.ensure_topic(self.topic, 2) == 2
+
+    def test_consumers_read_only_committed_records(self, log: EventLog) -> None:
+        from kafka import KafkaProducer
+
+        log.ensure_topic(self.topic, 4)
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap, transactional_id=backends.unique("tx")
+        )
+        try:
+            producer.init_transactions()
+            producer.begin_transaction()
+            for value in (b"aborted-1", b"aborted-2"):
+                producer.send(self.topic, key=b"acct", value=value)
+            producer.flush()  # on the broker, in an open transaction
+            partition = partition_for(b"acct", 4)
+            # The end is the last stable offset: an open transaction's records are not yet in.
+            assert log.end_offsets(self.topic)[partition] == 0
+            producer.abort_transaction()
+            producer.begin_transaction()
+            producer.send(self.topic, key=b"acct", value=b"committed")
+            producer.commit_transaction()
+        finally:
+            producer.close()
+        assert log.append(self.topic, [rec("acct", "plain")]) == [(partition, 5)]
+        # 0-1 aborted, 2 the abort marker, 3 committed, 4 the commit marker: offsets have gaps.
+        assert self.values(self.read(log, 2)) == [
+            (partition, 3, "committed"),
+            (partition, 5, "plain"),
+        ]
+        assert log.end_offsets(self.topic)[partition] == 6
 
     def test_unreachable_broker_is_unavailable_within_the_timeout(self) -> None:
         dead = KafkaLog("127.0.0.1:1", send_timeout_s=1)

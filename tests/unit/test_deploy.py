@@ -285,6 +285,10 @@ def test_compose_services_get_valid_production_settings(clean_env: pytest.Monkey
         assert host in doc["services"], name
         assert f"PLAINTEXT://{host}:{port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
         assert f"PLAINTEXT://:{port}" in kafka_env["KAFKA_LISTENERS"]
+        protocols = dict(
+            pair.split(":") for pair in kafka_env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+        )
+        assert settings.kafka_security_protocol == protocols["PLAINTEXT"], name
         url = make_url(settings.database_url)
         assert url.drivername == "postgresql+psycopg", name
         assert url.host in doc["services"] and doc["services"][url.host]["image"].startswith(

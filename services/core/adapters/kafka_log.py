@@ -1,11 +1,22 @@
 """The Apache Kafka adapter (kafka-python 3.x). The only module that imports ``kafka``.
 
+- Every client (admin, producer, metadata consumer, group consumers) is built from
+  ``kafka_config.client_config``: the same brokers, authentication and TLS for all of them.
 - Producer: ``acks='all'`` and ``enable_idempotence=True`` set explicitly; ``append`` returns only
   after every send's future resolved, within a bounded time, else ``LogUnavailable``.
-- Topics are created with ``retention.ms=-1`` (the log is the source of truth); an existing topic
-  with finite retention is refused (``LogMisconfigured``) unless explicitly allowed.
+- Topics are created with ``cleanup.policy=delete``, ``retention.ms=-1`` and
+  ``retention.bytes=-1`` (the log is the source of truth). An existing topic is checked for all
+  three on start: compaction is refused (``LogMisconfigured``), finite retention too unless
+  explicitly allowed.
+- Consumers read with ``isolation_level='read_committed'``: records of aborted (or still open)
+  transactions of other producers are never returned, and ``end_offsets`` is the last stable
+  offset. Offsets are therefore not dense when transactional producers write to the topic: an
+  aborted transaction leaves a gap and every commit or abort marker takes an offset, so the next
+  position after a record may be more than its offset + 1.
 - Consumers join a group with auto-commit off; on assignment they seek to the positions the
-  caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory.
+  caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory. An
+  exception from that listener is raised from ``poll`` (kafka-python would only log it), and no
+  record is returned until the listener has answered for every assigned partition.
 """
 
 from __future__ import annotations
@@ -17,6 +28,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from services.core.adapters.kafka_config import (
+    PLAINTEXT,
+    REQUIRED_TOPIC_CONFIG,
+    KafkaSecurity,
+    client_config,
+    topic_problems,
+    topic_refusal,
+)
 from services.core.ports import (
     AssignListener,
     EventLog,
@@ -38,6 +57,9 @@ with warnings.catch_warnings():
 
 log = logging.getLogger(__name__)
 
+# Records of aborted and still-open transactions are not events of the log.
+READ_COMMITTED = "read_committed"
+
 
 class KafkaLog(EventLog):
     """An EventLog on a Kafka cluster."""
@@ -50,12 +72,14 @@ class KafkaLog(EventLog):
         replication_factor: int = 1,
         allow_finite_retention: bool = False,
         client_id: str = "onevoice",
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap = bootstrap
         self._send_timeout_s = send_timeout_s
         self._replication = replication_factor
         self._allow_finite = allow_finite_retention
         self._client_id = client_id
+        self._security = security
         self._producer: Any = None
         self._admin: Any = None
         self._meta: Any = None
@@ -64,15 +88,19 @@ class KafkaLog(EventLog):
 
     # -- clients, created on first use so nothing connects at construction ----------------
 
+    def _config(self, role: str) -> dict[str, Any]:
+        return client_config(
+            self._bootstrap, f"{self._client_id}-{role}", self._security, self._send_timeout_s
+        )
+
     def _admin_client(self) -> Any:
         with self._lock:
             if self._admin is None:
                 try:
                     self._admin = KafkaAdminClient(
-                        bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin",
+                        **self._config("admin"),
                         request_timeout_ms=int(self._send_timeout_s * 1000),
-                        bootstrap_timeout_ms=int(self._send_timeout_s * 1000),
-                    )  # fmt: skip
+                    )
                 except KafkaError as exc:
                     raise LogUnavailable(f"kafka admin: {exc}") from exc
             return self._admin
@@ -83,13 +111,11 @@ class KafkaLog(EventLog):
                 try:
                     timeout_ms = int(self._send_timeout_s * 1000)
                     self._producer = KafkaProducer(
-                        bootstrap_servers=self._bootstrap,
-                        client_id=f"{self._client_id}-producer",
+                        **self._config("producer"),
                         acks="all",
                         enable_idempotence=True,
                         linger_ms=5,
                         max_block_ms=timeout_ms,
-                        bootstrap_timeout_ms=timeout_ms,
                         request_timeout_ms=min(timeout_ms, 30_000),
                         delivery_timeout_ms=max(timeout_ms, min(timeout_ms, 30_000) + 5),
                     )
@@ -102,11 +128,11 @@ class KafkaLog(EventLog):
             if self._meta is None:
                 try:
                     self._meta = KafkaConsumer(
-                        bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-meta",
+                        **self._config("meta"),
                         enable_auto_commit=False,
+                        isolation_level=READ_COMMITTED,  # end_offsets = the last stable offset
                         request_timeout_ms=max(int(self._send_timeout_s * 1000), 10_000),
-                        bootstrap_timeout_ms=int(self._send_timeout_s * 1000),
-                    )  # fmt: skip
+                    )
                 except KafkaError as exc:
                     raise LogUnavailable(f"kafka: {exc}") from exc
             return self._meta
@@ -114,33 +140,43 @@ class KafkaLog(EventLog):
     # -- EventLog --------------------------------------------------------------------------
 
     def ensure_topic(self, topic: str, partitions: int) -> int:
+        """Create the topic so it keeps every event, or check that the existing one does.
+
+        Raises ``LogMisconfigured`` for an existing topic that compacts, or (unless finite
+        retention is allowed) deletes events by age or size; the message names each setting,
+        its value and the ``kafka-configs.sh`` command that fixes it.
+        """
         admin = self._admin_client()
         try:
             admin.create_topics(
                 [NewTopic(topic, partitions, self._replication,
-                          topic_configs={"retention.ms": "-1"})],
+                          topic_configs=dict(REQUIRED_TOPIC_CONFIG))],
                 wait_for_metadata=True,
             )  # fmt: skip
             log.info("created topic %s with %d partitions, infinite retention", topic, partitions)
         except TopicAlreadyExistsError:
-            self._check_retention(admin, topic)
+            self._check_topic_config(admin, topic)
         except KafkaError as exc:
             raise LogUnavailable(f"creating topic {topic}: {exc}") from exc
         return self.partitions(topic)
 
-    def _check_retention(self, admin: Any, topic: str) -> None:
+    def _check_topic_config(self, admin: Any, topic: str) -> None:
         try:
             found = admin.describe_configs([ConfigResource("TOPIC", topic)], config_filter="all")
         except KafkaError as exc:
             raise LogUnavailable(f"describing topic {topic}: {exc}") from exc
         configs = found.get("topic", {}).get(topic, {})
-        retention = int(configs.get("retention.ms", {}).get("value", "-1"))
-        if retention >= 0 and not self._allow_finite:
-            raise LogMisconfigured(
-                f"topic {topic!r} keeps events for only {retention} ms; it is the source of truth"
-                " and needs retention.ms=-1 (kafka-configs --alter --add-config retention.ms=-1),"
-                " or set ONEVOICE_KAFKA_ALLOW_FINITE_RETENTION=true to run anyway"
-            )
+        problems = topic_problems(
+            {key: configs.get(key, {}).get("value") for key in REQUIRED_TOPIC_CONFIG}
+        )
+        refusal = topic_refusal(
+            topic, problems, allow_finite_retention=self._allow_finite, bootstrap=self._bootstrap
+        )
+        if refusal is not None:
+            raise LogMisconfigured(refusal)
+        if problems:
+            log.warning("topic %s has finite retention (%s); running anyway as configured",
+                        topic, problems)  # fmt: skip
 
     def partitions(self, topic: str) -> int:
         """The topic's partition count; ``LogUnavailable`` when it does not exist."""
@@ -197,7 +233,7 @@ class KafkaLog(EventLog):
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:
-        return KafkaGroupConsumer(self._bootstrap, topic, group, on_assign, self._client_id)
+        return KafkaGroupConsumer(self._config(group), topic, group, on_assign)
 
     def close(self) -> None:
         with self._lock:
@@ -218,20 +254,33 @@ class _SeekToCheckpoints(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self._owner.seek_assigned(list(assigned))
+        # kafka-python calls this on its own IO thread and would at most log the exception (or
+        # wrap it in a generic KafkaError): keep it for the caller's next poll instead.
+        try:
+            self._owner.seek_assigned(list(assigned))
+        except Exception as exc:
+            self._owner.assign_failed(exc)
 
 
 class KafkaGroupConsumer(LogConsumer):
-    """A consumer-group member; positions come from the caller's listener on every assignment."""
+    """A consumer-group member; positions come from the caller's listener on every assignment.
+
+    If the listener (or seeking) raises, the next ``poll`` raises that same exception and returns
+    no records; every later ``poll`` first asks the listener again for all assigned partitions
+    (raising again if it still fails), so nothing is read from a position it did not give.
+    ``close`` works in any state.
+    """
 
     def __init__(
-        self, bootstrap: str, topic: str, group: str, on_assign: AssignListener, client_id: str
+        self, config: dict[str, Any], topic: str, group: str, on_assign: AssignListener
     ) -> None:
         self._topic = topic
         self._on_assign = on_assign
+        self._assign_error: Exception | None = None
+        self._reseek = False
         try:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=bootstrap, group_id=group, client_id=f"{client_id}-{group}",
+                **config, group_id=group, isolation_level=READ_COMMITTED,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
@@ -245,20 +294,36 @@ class KafkaGroupConsumer(LogConsumer):
             raise LogUnavailable(f"joining group {group}: {exc}") from exc
 
     def seek_assigned(self, assigned: list[Any]) -> None:
+        """Seek ``assigned`` to where the caller's listener says; raises what it raises."""
         start = self._on_assign([tp.partition for tp in assigned])
         for tp in assigned:
             self._consumer.seek(tp, int(start.get(tp.partition, 0)))
         log.info("assigned partitions %s, resuming at %s",
                  sorted(tp.partition for tp in assigned), start)  # fmt: skip
 
+    def assign_failed(self, exc: Exception) -> None:
+        """Record a failed assignment: raise ``exc`` from the next poll, then seek again."""
+        if self._assign_error is None:  # two rebalances in one poll: the first failure is news
+            self._assign_error = exc
+        self._reseek = True
+
     def assignment(self) -> frozenset[int]:
         return frozenset(tp.partition for tp in self._consumer.assignment())
 
     def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
+        if self._reseek:
+            # Positions were never set after the failure (kafka-python fell back to
+            # auto_offset_reset) and records may have been dropped since: ask again for all.
+            assigned = sorted(self._consumer.assignment())
+            if assigned:
+                self.seek_assigned(assigned)
+            self._reseek = False
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except KafkaError as exc:
+            self._raise_assign_error()
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
+        self._raise_assign_error()
         out = []
         for tp, messages in batches.items():
             for m in messages:
@@ -268,6 +333,11 @@ class KafkaGroupConsumer(LogConsumer):
                               headers)
                 )  # fmt: skip
         return out
+
+    def _raise_assign_error(self) -> None:
+        error, self._assign_error = self._assign_error, None
+        if error is not None:
+            raise error
 
     def commit(self, next_offsets: Mapping[int, int]) -> None:
         offsets = {
