@@ -78,8 +78,9 @@ class Parked:
 
 
 def clean(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """Text PostgreSQL can store (no NUL), bounded in length."""
-    text = text.replace("\x00", "\ufffd")
+    """Text PostgreSQL can store (no NUL, no lone surrogates), bounded in length: parking a
+    record must never fail because of what the record says."""
+    text = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -97,7 +98,8 @@ def park(conn: Connection, generation: int, parked: Sequence[Parked], now_us: in
          "partition": p.record.partition, "offset": p.record.offset,
          "record_key": p.record.key, "record_value": p.record.value,
          "headers": _headers(p.record), "timestamp_ms": p.record.timestamp_ms,
-         "event_id": p.event_id, "event_type": None if p.event_type is None
+         "event_id": None if p.event_id is None else clean(p.event_id, 36),
+         "event_type": None if p.event_type is None
          else clean(p.event_type, 200),
          "reason": p.reason, "error_class": type(p.error).__name__,
          "error_message": clean(str(p.error)), "first_seen_us": now_us, "last_seen_us": now_us,
