@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -90,3 +91,38 @@ def test_kcat_reads_what_onevoice_produced(
     assert value["event_id"] == body["event_id"]
     assert value["summary"] == "CEO 만찬"
     assert value["payload"] == body["payload"]
+
+
+def test_a_tombstone_and_garbage_kcat_wrote_are_parked_and_the_next_event_flows(
+    kcat: str, kafka_settings: Settings, running: tuple[Services, httpx.Client]
+) -> None:
+    services, http = running
+    account = "kcat-묘비"
+    # -Z: an empty value is sent as NULL (a tombstone); then bytes that are not UTF-8.
+    lines = f"{account}|\n{account}|".encode() + b"\xff\xfe " + "쓰레기\n".encode()
+    subprocess.run(
+        [kcat, "-P", "-Z", "-b", kafka_settings.kafka_bootstrap, "-t", kafka_settings.topic,
+         "-K", "|"],
+        input=lines, check=True, timeout=60,
+    )  # fmt: skip
+    body = make_event("sales.call_logged", account_id=account, summary="묘비 다음의 통화")
+    answer = http.post("/v1/events", json=body)
+    assert answer.status_code == 202, answer.text
+    wait_projected(services, answer.json())
+    page = http.get(f"/v1/accounts/{account}/timeline").json()
+    assert [i["event_id"] for i in page["items"]] == [body["event_id"]]
+
+    listed = http.get("/v1/admin/dead-letters", params={"projection": "AccountTimeline"}).json()
+    assert [(i["reason"], i["offset"]) for i in listed["items"]] == [
+        ("undecodable", 0),
+        ("undecodable", 1),
+    ]
+    assert listed["items"][0]["error"]["message"] == "the record has no value (a tombstone)"
+    tombstone = http.get(f"/v1/admin/dead-letters/{listed['items'][0]['id']}").json()
+    assert (tombstone["value"], tombstone["key"]) == (None, {"text": account})
+    garbage = http.get(f"/v1/admin/dead-letters/{listed['items'][1]['id']}").json()
+    assert base64.b64decode(garbage["value"]["base64"]).startswith(b"\xff\xfe ")
+    assert http.get("/readyz").json()["projections"]["OneVoiceView"]["dead_letters"] == {
+        "total": 2,
+        "undecodable": 2,
+    }
