@@ -96,7 +96,11 @@ class Services:
         self.redrive_unsupported()
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self.runner.run_forever, args=(self._stop,), name="projector", daemon=True
+            target=self.runner.run_forever,
+            args=(self._stop,),
+            kwargs={"recheck_s": 5.0},
+            name="projector",
+            daemon=True,
         )
         self._thread.start()
 

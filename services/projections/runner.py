@@ -13,7 +13,8 @@ Guarantees:
   checkpoint is not applied; the consumer re-seeks to the checkpoints. A gap that is still
   there after re-seeking is a hole in the log itself (transaction markers, aborted
   transactions) and is accepted with a warning. A checkpoint past the log's end (the topic or
-  embedded log was recreated while the database was kept) stops the runner (``CheckpointAhead``).
+  embedded log was recreated while the database was kept) stops the runner (``CheckpointAhead``,
+  ``failure``) until the checkpoints fit the log again.
 - Fenced: a replay that reset the projections after this runner resumed makes its commit fail
   (``checkpoints.Fenced``); the runner forgets its progress and resumes from the checkpoints.
 - Every projection sees only the first copy of each event id (``readmodels.copies``).
@@ -301,18 +302,27 @@ class ProjectionRunner:
         with self._progress:
             return all(self._applied.get(p, 0) >= o for p, o in target.items())
 
-    def run_forever(self, stop: threading.Event) -> None:
-        """Apply batches until ``stop`` is set; errors are logged and retried with backoff,
-        except ``CheckpointAhead``, which stops the runner with ``failure`` set."""
+    def run_forever(self, stop: threading.Event, *, recheck_s: float | None = None) -> None:
+        """Apply batches until ``stop`` is set; errors are logged and retried with backoff.
+
+        ``CheckpointAhead`` sets ``failure`` and applies nothing more: with ``recheck_s`` the
+        runner looks again that often and carries on once an operator fixed it (``onevoice
+        replay``); without, it returns."""
         backoff = 0.1
         while not stop.is_set():
             try:
                 self.run_once()
+                if self.failure is not None:
+                    log.warning("projector resumed: the checkpoints fit the log again")
+                    self.failure = None
                 backoff = 0.1
             except CheckpointAhead as exc:
+                if self.failure is None:
+                    log.critical("projector stopped: %s", exc)
                 self.failure = str(exc)
-                log.critical("projector stopped: %s", exc)
-                break
+                if recheck_s is None:
+                    break
+                stop.wait(recheck_s)
             except Exception:
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)

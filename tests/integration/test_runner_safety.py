@@ -4,6 +4,7 @@ fence it, and commits stay within their bounds (both backends)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -244,3 +245,33 @@ def test_records_an_older_version_parked_as_unsupported_are_applied_when_a_proje
         assert (item["state"], item["attempts"]) == ("redriven", 2)
     finally:
         services.close()
+
+
+def test_a_runner_told_to_recheck_resumes_once_a_replay_fixed_the_checkpoints(
+    log: EventLog, db: Database, topic: str
+) -> None:
+    ids = post(log, topic, 6)
+    ends = log.end_offsets(topic)
+    partition = next(p for p, o in ends.items() if o > 0)
+    with db.transaction() as conn:
+        checkpoints.advance(conn, "AccountTimeline", 0, topic, {partition: ends[partition] + 5})
+    projection = Recording()
+    run = runner(log, db, topic, projection)
+    stop = threading.Event()
+    worker = threading.Thread(target=run.run_forever, args=(stop,), kwargs={"recheck_s": 0.05})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while run.failure is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert run.failure is not None and worker.is_alive()
+        with db.transaction() as conn:  # what `onevoice replay` does first
+            checkpoints.bump(conn, ["AccountTimeline"], 0)
+            Recording().clear(conn)
+            checkpoints.reset(conn, ["AccountTimeline"], 0)
+        assert run.wait_for({p: o - 1 for p, o in ends.items() if o > 0}, 30)
+        assert run.failure is None
+        assert sorted(projection.seen) == sorted(ids)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
