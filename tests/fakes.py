@@ -64,6 +64,13 @@ class InMemoryConsumer(LogConsumer):
     def assignment(self) -> frozenset[int]:
         return frozenset(self._positions or ())
 
+    def positions(self) -> dict[int, int]:
+        return dict(self._positions or {})
+
+    def seek(self, partition: int, offset: int) -> None:
+        if self._positions is not None and partition in self._positions:
+            self._positions[partition] = offset
+
     def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
         parts = self._log.topics[self._topic]
         if self._positions is None:

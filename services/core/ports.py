@@ -78,6 +78,17 @@ class LogConsumer(ABC):
     def assignment(self) -> frozenset[int]:
         """The partitions this member owns now."""
 
+    @abstractmethod
+    def positions(self) -> dict[int, int]:
+        """Per partition owned, the offset the next ``poll`` reads from. After a poll it may
+        lie past the last record returned: offsets that hold nothing a reader can see
+        (transaction markers, aborted records) are passed over."""
+
+    @abstractmethod
+    def seek(self, partition: int, offset: int) -> None:
+        """Read ``partition`` from ``offset`` on (an owned partition), without leaving the
+        group."""
+
     def commit(self, next_offsets: Mapping[int, int]) -> None:  # noqa: B027 - optional hook
         """Report progress to the log for lag tooling. The database stays the truth."""
 
@@ -103,7 +114,8 @@ class EventLog(ABC):
 
     @abstractmethod
     def end_offsets(self, topic: str) -> dict[int, int]:
-        """The next offset to be written, per partition."""
+        """The next offset to be written, per partition (Kafka: the high watermark, which
+        includes records of transactions still open)."""
 
     @abstractmethod
     def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:

@@ -51,7 +51,7 @@ class CheckpointGap(RuntimeError):
 
     def __init__(self, partition: int, expected: int, found: int) -> None:
         super().__init__(f"partition {partition}: checkpoint {expected}, batch starts at {found}")
-        self.key = (partition, expected, found)
+        self.partition, self.expected = partition, expected
 
 
 @dataclass
@@ -104,8 +104,7 @@ class ProjectionRunner:
         self._applied: dict[int, int] = {}
         self._progress = threading.Condition()
         self._epochs: dict[str, int] = {}
-        self._suspect_gaps: set[tuple[int, int, int]] = set()
-        self._accepted_gaps: set[tuple[int, int, int]] = set()
+        self._suspect_gaps: dict[int, tuple[int, int]] = {}
         self.parked = 0
         self.failure: str | None = None
 
@@ -170,26 +169,26 @@ class ProjectionRunner:
         if chunk.records:
             yield chunk
 
-    def _check_continuity(self, first: Mapping[int, int], stored: Mapping[int, int]) -> None:
+    def _check_continuity(
+        self, first: Mapping[int, int], stored: Mapping[int, int], read_from: Mapping[int, int]
+    ) -> None:
+        """Refuse a chunk that starts past a partition's checkpoint, unless the consumer read on
+        from at or below the checkpoint (``read_from``: its position before the poll), in which
+        case the offsets in between hold nothing a reader can see (transaction markers, aborted
+        records). Otherwise re-seeking decides: the same first record again is a hole too."""
         for partition, found in first.items():
             expected = stored.get(partition, 0)
-            if found <= expected:
+            if found <= expected or read_from.get(partition, found) <= expected:
                 continue
-            key = (partition, expected, found)
-            if key in self._accepted_gaps:
-                continue
-            if key in self._suspect_gaps:
-                # Re-seeking to the checkpoint led to the same first record: the offsets in
-                # between do not exist for a reader (transaction markers, aborted records).
-                self._accepted_gaps.add(key)
+            if self._suspect_gaps.get(partition) == (expected, found):
                 log.warning("topic %s partition %d has no readable records at offsets %d..%d;"
                             " continuing at %d", self.topic, partition, expected, found - 1,
                             found)  # fmt: skip
                 continue
-            self._suspect_gaps.add(key)
+            self._suspect_gaps[partition] = (expected, found)
             raise CheckpointGap(partition, expected, found)
 
-    def _commit(self, chunk: _Chunk) -> dict[int, int]:
+    def _commit(self, chunk: _Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
         next_offsets: dict[int, int] = {}
         first: dict[int, int] = {}
         for record in chunk.records:
@@ -205,7 +204,7 @@ class ProjectionRunner:
                     conn, projection.name, self.generation, self.topic, lock=True,
                     partitions=next_offsets,
                 )  # fmt: skip
-                self._check_continuity(first, done)
+                self._check_continuity(first, done, read_from)
             lowest = {p: min(s.get(p, 0) for s in stored.values()) for p in next_offsets}
             winners = copies.first_copies(conn, self.topic, [
                 (e.event_id, e.partition, e.offset) for e in chunk.events
@@ -247,20 +246,25 @@ class ProjectionRunner:
     def run_once(self) -> int:
         """Poll one batch and apply it; returns the number of records consumed.
 
-        A gap or a fence drops the consumer (it resumes from the stored checkpoints) and
-        returns 0; ``CheckpointAhead`` and other errors propagate."""
+        A gap re-seeks the consumer to the checkpoints and a fence drops it (it resumes from the
+        stored checkpoints); both return 0. ``CheckpointAhead`` and other errors propagate."""
         consumer = self._consumer_or_new()
+        read_from = consumer.positions()  # partitions assigned inside poll start at checkpoints
         records = consumer.poll(self._batch_size, self._idle_s)
-        if not records:
-            return 0
         try:
             for chunk in self._chunks(records):
-                next_offsets = self._commit(chunk)
+                next_offsets = self._commit(chunk, read_from)
+                read_from.update(next_offsets)  # the next chunk continues this one's reading
                 consumer.commit(next_offsets)
                 self._advanced(next_offsets)
+            self._pass_over(consumer, read_from)
         except CheckpointGap as gap:
             log.info("re-seeking to the checkpoints: %s", gap)
-            self._drop_consumer()
+            with self._progress:
+                applied = dict(self._applied)
+            for partition in consumer.positions():
+                consumer.seek(partition, applied.get(partition, 0))
+            consumer.seek(gap.partition, min(gap.expected, applied.get(gap.partition, 0)))
             return 0
         except checkpoints.Fenced as fenced:
             log.warning("fenced: %s; resuming from the stored checkpoints", fenced)
@@ -272,6 +276,36 @@ class ProjectionRunner:
             self._drop_consumer()
             raise
         return len(records)
+
+    def _pass_over(self, consumer: LogConsumer, read_from: Mapping[int, int]) -> None:
+        """Move checkpoints over offsets the consumer passed without a record to return
+        (transaction markers, aborted records), so they reach the log's end; one small commit,
+        only when a position is past what this runner applied. A position the consumer did not
+        reach by reading on from the applied offset (``read_from``) is out of step: re-seek."""
+        with self._progress:
+            applied = dict(self._applied)
+        behind: dict[int, tuple[int, int]] = {}
+        for partition, position in consumer.positions().items():
+            done = applied.get(partition, 0)
+            if position <= done:
+                continue
+            if read_from.get(partition, position) <= done:
+                behind[partition] = (done, position)
+            else:
+                log.info("re-seeking to the checkpoints: partition %d is at %d, applied %d",
+                         partition, position, done)  # fmt: skip
+                consumer.seek(partition, done)
+        if not behind:
+            return
+        with self._db.transaction() as conn:
+            checkpoints.fence(conn, self._epochs, self.generation)
+            for projection in self.projections:
+                stored = checkpoints.load(conn, projection.name, self.generation, self.topic,
+                                          lock=True, partitions=behind)  # fmt: skip
+                forward = {p: to for p, (start, to) in behind.items()
+                           if start <= stored.get(p, 0) < to}  # fmt: skip
+                checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
+        self._advanced({p: to for p, (_, to) in behind.items()})
 
     def _advanced(self, next_offsets: Mapping[int, int]) -> None:
         with self._progress:
@@ -339,6 +373,7 @@ class ProjectionRunner:
         Used after the checkpoints were changed under the runner (replay resets them to 0).
         """
         self._drop_consumer()
+        self._suspect_gaps.clear()
         with self._progress:
             self._applied.clear()
 

@@ -3,15 +3,18 @@ fence it, and commits stay within their bounds (both backends)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
 from sqlalchemy import text
 
 from services.bootstrap import build, build_log, migrate, projections
 from services.core import codec
+from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
 from services.core.deadletters import store
 from services.core.events import parse_event
@@ -37,11 +40,13 @@ def topic(settings: Settings) -> str:
 
 
 class Skipping(EventLog):
-    """A log whose consumers lose the records at ``drop`` positions: the first ``times``
-    consumers only (a stale position after a rebalance), or every one (a hole in the log)."""
+    """A log whose consumers skip the records at ``drop`` positions. ``stale``: on its first
+    assignment the consumer starts one past them (a position out of step with the checkpoints),
+    and reads faithfully once re-seeked. Otherwise every read passes over them, as readers pass
+    over transaction markers: a hole in the log."""
 
-    def __init__(self, inner: EventLog, drop: set[tuple[int, int]], times: int) -> None:
-        self.inner, self.drop, self.times = inner, drop, times
+    def __init__(self, inner: EventLog, drop: set[tuple[int, int]], *, stale: bool) -> None:
+        self.inner, self.drop, self.stale = inner, drop, stale
 
     def ensure_topic(self, topic: str, partitions: int) -> int:
         return self.inner.ensure_topic(topic, partitions)
@@ -53,23 +58,36 @@ class Skipping(EventLog):
         return self.inner.end_offsets(topic)
 
     def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:
-        inner = self.inner.consumer(topic, group, on_assign)
-        lossy = self.times > 0
-        self.times -= 1
-        drop = self.drop if lossy else set()
+        drop, stale = self.drop, self.stale
 
-        class Lossy(LogConsumer):
+        def out_of_step(partitions: Sequence[int]) -> Mapping[int, int]:
+            start = dict(on_assign(partitions))
+            if stale:
+                start.update({p: o + 1 for p, o in start.items() if (p, o) in drop})
+            return start
+
+        inner = self.inner.consumer(topic, group, out_of_step)
+
+        class Skipper(LogConsumer):
             def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
-                return [r for r in inner.poll(max_records, timeout_s)
-                        if (r.partition, r.offset) not in drop]  # fmt: skip
+                records = inner.poll(max_records, timeout_s)
+                if stale:
+                    return records
+                return [r for r in records if (r.partition, r.offset) not in drop]
 
             def assignment(self) -> frozenset[int]:
                 return inner.assignment()
 
+            def positions(self) -> dict[int, int]:
+                return inner.positions()
+
+            def seek(self, partition: int, offset: int) -> None:
+                inner.seek(partition, offset)
+
             def close(self) -> None:
                 inner.close()
 
-        return Lossy()
+        return Skipper()
 
     def close(self) -> None:
         self.inner.close()
@@ -81,12 +99,14 @@ def first_offsets(log: EventLog, topic: str) -> set[tuple[int, int]]:
 
 
 def test_a_consumer_that_skips_records_is_re_seeked_and_nothing_is_lost(
-    log: EventLog, db: Database, topic: str
+    log: EventLog, db: Database, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     ids = post(log, topic, 20)
-    lossy = Skipping(log, first_offsets(log, topic), times=1)
+    lossy = Skipping(log, first_offsets(log, topic), stale=True)
     projection = Recording()
-    runner(lossy, db, topic, projection).catch_up(30)
+    with caplog.at_level(logging.INFO, logger="services.projections.runner"):
+        runner(lossy, db, topic, projection).catch_up(30)
+    assert "re-seeking to the checkpoints" in caplog.text
     assert sorted(projection.seen) == sorted(ids)
     with db.reading() as conn:
         assert checkpoints.load(conn, projection.name, 0, topic) == log.end_offsets(topic)
@@ -98,7 +118,7 @@ def test_a_hole_that_stays_after_re_seeking_is_accepted(
     ids = post(log, topic, 20)
     holes = first_offsets(log, topic)
     projection = Recording()
-    runner(Skipping(log, holes, times=100), db, topic, projection).catch_up(30)
+    runner(Skipping(log, holes, stale=False), db, topic, projection).catch_up(30)
     # Only the records no reader can see are missing; the checkpoints reach the end.
     assert len(projection.seen) == len(ids) - len(holes)
     with db.reading() as conn:
@@ -153,9 +173,9 @@ class Chunks(ProjectionRunner):
 
     commits: list[tuple[int, int]]
 
-    def _commit(self, chunk: _Chunk) -> dict[int, int]:
+    def _commit(self, chunk: _Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
         self.commits.append((len(chunk.records), chunk.size))
-        return super()._commit(chunk)
+        return super()._commit(chunk, read_from)
 
 
 def test_a_commit_holds_at_most_the_batch_bytes(log: EventLog, db: Database, topic: str) -> None:
@@ -275,3 +295,60 @@ def test_a_runner_told_to_recheck_resumes_once_a_replay_fixed_the_checkpoints(
     finally:
         stop.set()
         worker.join(timeout=30)
+
+
+def test_transactions_of_a_foreign_producer_neither_stall_nor_re_seek_the_runner(
+    kafka_bootstrap: str, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Kafka only: commit and abort markers and aborted records take offsets no reader sees."""
+    from kafka import KafkaProducer
+
+    topic = backends.unique("tx-runner")
+    log = KafkaLog(kafka_bootstrap)
+    log.ensure_topic(topic, 1)
+    db = Database(pg_url)
+    migrate(db)
+    committed = [make_event("sales.call_logged", account_id="tx-고객") for _ in range(3)]
+    aborted = make_event("sales.call_logged", account_id="tx-고객", summary="취소된 거래")
+    plain = make_event("sales.call_logged", account_id="tx-고객", summary="평범한 통화")
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap,
+                             transactional_id=backends.unique("tx"))  # fmt: skip
+    try:
+        producer.init_transactions()
+        for batch, commit in ((committed[:2], True), ([aborted], False), (committed[2:], True)):
+            producer.begin_transaction()
+            for body in batch:
+                producer.send(topic, key=b"tx", value=json.dumps(body).encode())
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close()
+    log.append(topic, [codec.encode(parse_event(plain))])
+    # The log ends with a commit marker after the last transaction.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap,
+                             transactional_id=backends.unique("tx"))  # fmt: skip
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        last = make_event("sales.call_logged", account_id="tx-고객", summary="마지막 거래")
+        producer.send(topic, key=b"tx", value=json.dumps(last).encode())
+        producer.commit_transaction()
+    finally:
+        producer.close()
+    projection = Recording()
+    run = ProjectionRunner(log, db, topic, [projection], group=backends.unique("tx"),
+                           batch_size=2, idle_s=0.05)  # fmt: skip
+    try:
+        with caplog.at_level(logging.INFO, logger="services.projections.runner"):
+            run.catch_up(60)  # the log's end lies after the last commit marker
+        assert "re-seeking" not in caplog.text
+        expected = [b["event_id"] for b in (*committed, plain, last)]
+        assert sorted(projection.seen) == sorted(expected)
+        with db.reading() as conn:
+            assert checkpoints.load(conn, projection.name, 0, topic) == log.end_offsets(topic)
+    finally:
+        run.close()
+        log.close()
+        db.dispose()

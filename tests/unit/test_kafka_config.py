@@ -84,7 +84,8 @@ def test_every_client_gets_the_security_settings(
         "onevoice-admin", "onevoice-producer", "onevoice-meta", "onevoice-projector"
     ]  # fmt: skip
     consumers = [config for kind, config in built if kind == "KafkaConsumer"]
-    assert [c["isolation_level"] for c in consumers] == ["read_committed", "read_committed"]
+    # The metadata client reads the high watermark (end_offsets); group members read committed.
+    assert [c["isolation_level"] for c in consumers] == ["read_uncommitted", "read_committed"]
     assert "s3cret" not in repr(security)
 
 

@@ -179,6 +179,13 @@ class EmbeddedConsumer(LogConsumer):
     def assignment(self) -> frozenset[int]:
         return frozenset(self._positions or ())
 
+    def positions(self) -> dict[int, int]:
+        return dict(self._positions or {})
+
+    def seek(self, partition: int, offset: int) -> None:
+        if self._positions is not None and partition in self._positions:
+            self._positions[partition] = offset
+
     def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
         if self._positions is None:
             all_partitions = list(range(self._count))

@@ -130,7 +130,11 @@ class KafkaLog(EventLog):
                     self._meta = KafkaConsumer(
                         **self._config("meta"),
                         enable_auto_commit=False,
-                        isolation_level=READ_COMMITTED,  # end_offsets = the last stable offset
+                        # end_offsets = the high watermark, the port's "next offset to be
+                        # written": a token naming our own record behind a foreign transaction
+                        # still open is valid, and the projector's positions reach it by
+                        # passing over markers and aborted records.
+                        isolation_level="read_uncommitted",
                         request_timeout_ms=max(int(self._send_timeout_s * 1000), 10_000),
                     )
                 except KafkaError as exc:
@@ -309,6 +313,16 @@ class KafkaGroupConsumer(LogConsumer):
 
     def assignment(self) -> frozenset[int]:
         return frozenset(tp.partition for tp in self._consumer.assignment())
+
+    def positions(self) -> dict[int, int]:
+        try:
+            return {tp.partition: int(self._consumer.position(tp))
+                    for tp in self._consumer.assignment()}  # fmt: skip
+        except KafkaError as exc:
+            raise LogUnavailable(f"positions on {self._topic}: {exc}") from exc
+
+    def seek(self, partition: int, offset: int) -> None:
+        self._consumer.seek(TopicPartition(self._topic, partition), offset)
 
     def poll(self, max_records: int, timeout_s: float) -> list[LogRecord]:
         if self._reseek:
