@@ -69,13 +69,18 @@ def upgrade() -> None:
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
     )
-    # Views built before this revision hold every copy; the first copy of an id already
-    # applied is the one the timeline kept.
+    # The timeline kept the first copy of every id it applied: register those, so a copy
+    # re-delivered after the upgrade is not applied again. Only when the timeline was built from
+    # ONE topic (it does not record which); otherwise registration starts empty (run
+    # `onevoice replay` if the log holds copies). Read models other than the timeline, built
+    # before this revision, may hold the last copy of an id that has several: a replay makes
+    # them a pure fold again.
     op.execute(
         'INSERT INTO event_first_copies (topic, event_id, partition, "offset")'
         ' SELECT c.topic, e.event_id, e.partition, e."offset" FROM account_timeline_events e'
-        " CROSS JOIN (SELECT DISTINCT topic FROM projection_checkpoints"
-        "  WHERE projection = 'AccountTimeline' AND generation = 0) c"
+        " CROSS JOIN (SELECT MIN(topic) AS topic FROM projection_checkpoints"
+        "  WHERE projection = 'AccountTimeline' AND generation = 0"
+        "  HAVING COUNT(DISTINCT topic) = 1) c"
     )
 
 
