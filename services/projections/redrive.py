@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from services.core import codec
-from services.core.adapters.sql import Database, is_transient
+from services.core.adapters.sql import Database, is_systemic, is_transient
 from services.core.deadletters import RedriveReport
 from services.core.deadletters import store as dead_letters
 from services.core.readmodels import checkpoints, copies
@@ -36,7 +36,7 @@ class Redriver:
             with self.db.reading() as conn:
                 ids = dead_letters.ids_matching(conn, filters or dead_letters.Filters())
         report = RedriveReport()
-        for dead_letter_id in ids:
+        for dead_letter_id in dict.fromkeys(ids):
             self._one(dead_letter_id, report)
         return report
 
@@ -44,7 +44,7 @@ class Redriver:
         now_us = time.time_ns() // 1000
         with self.db.transaction() as conn:
             row = dead_letters.get(conn, dead_letter_id, lock=True)
-            if row is None or row["state"] != "parked":
+            if row is None or row["state"] != "parked" or row["generation"] != self.generation:
                 report.failed[dead_letter_id] = "no parked dead letter with this id"
                 return
             projection = self._projections.get(row["projection"])
@@ -64,7 +64,7 @@ class Redriver:
                     with conn.begin_nested():
                         projection.apply(conn, [stored])
                 except Exception as exc:
-                    if is_transient(exc):
+                    if is_transient(exc) or is_systemic(exc):
                         raise
                     dead_letters.mark_failed(conn, dead_letter_id, "failed", exc, now_us)
                     report.failed[dead_letter_id] = f"failed: {type(exc).__name__}: " + \

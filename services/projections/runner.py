@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from services.core import codec
-from services.core.adapters.sql import Database
+from services.core.adapters.sql import Database, is_systemic
 from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogConsumer, LogRecord
 from services.core.readmodels import checkpoints, copies
@@ -67,6 +68,20 @@ def _rows(stored: codec.StoredEvent) -> int:
     """Rough count of the view rows one event writes (timeline entries, contacts per account)."""
     accounts = 1 + len(stored.event.related_account_ids)
     return 4 + accounts * (2 + len(stored.event.contacts))
+
+
+def _identified(chunk: _Chunk) -> list[tuple[int, int, str]]:
+    """``(partition, offset, event_id)`` of the chunk's events, and of its records parked as
+    ``unsupported`` that name a valid id: a newer version's event is that id's first copy too,
+    so a later, older-format copy must not take its place before the upgrade re-drives it."""
+    found = [(e.partition, e.offset, e.event_id) for e in chunk.events]
+    for record, rejected in chunk.rejected:
+        if rejected.reason == "unsupported" and rejected.event_id is not None:
+            try:
+                found.append((record.partition, record.offset, str(uuid.UUID(rejected.event_id))))
+            except ValueError:
+                continue
+    return found
 
 
 def _now_us() -> int:
@@ -207,8 +222,8 @@ class ProjectionRunner:
                 self._check_continuity(first, done, read_from)
             lowest = {p: min(s.get(p, 0) for s in stored.values()) for p in next_offsets}
             winners = copies.first_copies(conn, self.topic, [
-                (e.event_id, e.partition, e.offset) for e in chunk.events
-                if e.offset >= lowest[e.partition]
+                (event_id, p, o) for p, o, event_id in sorted(_identified(chunk))
+                if o >= lowest[p]
             ])  # fmt: skip
             now_us = _now_us()
             for projection in self.projections:
@@ -347,7 +362,7 @@ class ProjectionRunner:
             try:
                 self.run_once()
                 if self.failure is not None:
-                    log.warning("projector resumed: the checkpoints fit the log again")
+                    log.warning("projector resumed after: %s", self.failure)
                     self.failure = None
                 backoff = 0.1
             except CheckpointAhead as exc:
@@ -357,7 +372,10 @@ class ProjectionRunner:
                 if recheck_s is None:
                     break
                 stop.wait(recheck_s)
-            except Exception:
+            except Exception as exc:
+                if is_systemic(exc):
+                    # No record is to blame: say so where /readyz shows it, until it works.
+                    self.failure = f"the database does not fit this version: {exc}"
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

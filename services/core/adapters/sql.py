@@ -39,17 +39,47 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.core.ports import LogUnavailable, StoreUnavailable
 
+# PostgreSQL error classes that say "not now", whatever the data: connection (08), transaction
+# rollback (40: serialization, deadlock), insufficient resources (53), lock not available
+# (55P03, 55006), operator intervention (57: shutdown, statement timeout), system error (58).
+_TRANSIENT_SQLSTATE = ("08", "40", "53", "55P03", "55006", "57", "58")
+# SQLite primary result codes of the same kind: BUSY, LOCKED, NOMEM, IOERR, FULL, CANTOPEN,
+# PROTOCOL.
+_TRANSIENT_SQLITE = {5, 6, 7, 10, 13, 14, 15}
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    state = getattr(orig, "sqlstate", None)
+    return state if isinstance(state, str) else None
+
 
 def is_transient(exc: BaseException) -> bool:
-    """True when ``exc`` says the database or the log cannot be reached right now (lost
-    connection, server down, pool exhausted, lock or serialization timeouts): such work is
-    retried, never blamed on a record. Anything else (data, integrity and programming errors,
-    Python errors while folding a record) is a property of the records being applied."""
+    """True when ``exc`` says the database or the log cannot do the work right now (lost
+    connection, server down or out of resources, lock or serialization conflicts, timeouts):
+    such work is retried, never blamed on a record. Judged by PostgreSQL's SQLSTATE and SQLite's
+    result code where the driver gives one, else by the error's class."""
     if isinstance(exc, StoreUnavailable | LogUnavailable | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    state = _sqlstate(exc)
+    if state is not None:
+        return state.startswith(_TRANSIENT_SQLSTATE)
+    code = getattr(getattr(exc, "orig", None), "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _TRANSIENT_SQLITE
     return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
+
+
+def is_systemic(exc: BaseException) -> bool:
+    """True when ``exc`` says the database does not fit the code (a missing table or column, a
+    missing privilege): no record is to blame, so none may be parked for it."""
+    state = _sqlstate(exc)
+    if state is not None:
+        return state.startswith(("42", "0A"))
+    message = str(getattr(exc, "orig", "") or "")
+    return isinstance(exc, DBAPIError) and message.startswith(("no such table", "no such column"))
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -104,12 +134,15 @@ class Database:
     def transaction(self) -> Iterator[Connection]:
         """A connection in one transaction: committed on success, rolled back on error.
 
-        Connection-level failures surface as ``StoreUnavailable``.
+        Connection-level failures surface as ``StoreUnavailable`` (``is_transient``); other
+        database errors propagate as they are.
         """
         try:
             with self.engine.connect().execution_options(write=True) as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
+            if not is_transient(exc):
+                raise
             raise StoreUnavailable(f"database: {exc.orig or exc}") from exc
 
     @contextmanager
@@ -127,6 +160,8 @@ class Database:
             with conn_cm as conn:
                 yield conn
         except OperationalError as exc:
+            if not is_transient(exc):
+                raise
             raise StoreUnavailable(f"database: {exc.orig or exc}") from exc
 
     def ping(self) -> bool:

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.core.deadletters import Reason
 from services.core.ports import LogRecord
+from services.core.readmodels.checkpoints import LIVE_GENERATION
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import from_micros
 
@@ -89,8 +90,9 @@ def _headers(record: LogRecord) -> str:
 
 
 def park(conn: Connection, generation: int, parked: Sequence[Parked], now_us: int) -> None:
-    """Insert each record's dead letter, or, when it is already parked at that position (a
-    re-delivered batch), count one more attempt with the newest error."""
+    """Insert each record's dead letter. A position is parked once per projection and
+    generation (the checkpoint moves past it in the same transaction); should it be parked
+    again all the same, the row counts one more attempt and keeps the newest error."""
     if not parked:
         return
     rows = [
@@ -127,7 +129,7 @@ class Filters:
 
 def _where(filters: Filters) -> Any:
     c = DEAD_LETTERS.c
-    terms = [c.generation == 0]
+    terms = [c.generation == LIVE_GENERATION]
     if filters.projection is not None:
         terms.append(c.projection == filters.projection)
     if filters.reason is not None:
@@ -234,7 +236,7 @@ def parked_counts(conn: Connection, projections: Iterable[str]) -> dict[str, dic
     out: dict[str, dict[str, int]] = {name: {"total": 0} for name in projections}
     query = (
         select(c.projection, c.reason, func.count())
-        .where(and_(c.state == "parked", c.generation == 0))
+        .where(and_(c.state == "parked", c.generation == LIVE_GENERATION))
         .group_by(c.projection, c.reason)
     )
     for projection, reason, count in conn.execute(query):

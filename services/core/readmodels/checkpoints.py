@@ -1,8 +1,10 @@
 """Projection checkpoints: per projection, generation, topic and partition, the next offset.
 
 Written in the same transaction as the projection's view, so a view and its position can never
-disagree; ``claim`` locks the rows it reads (PostgreSQL) so two projector processes that briefly
-hold the same partition during a rebalance serialise instead of both applying a batch.
+disagree; ``load(lock=True)`` locks the rows of the batch's partitions (PostgreSQL) so two
+projector processes that briefly hold the same partition during a rebalance serialise instead
+of both applying a batch. ``fence``/``bump``: a replay moves the projections to a new epoch, and
+a runner that resumed at an older one cannot commit.
 """
 
 from __future__ import annotations
