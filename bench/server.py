@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from pydantic import SecretStr
 
 from services.core.settings import Settings
 
@@ -34,6 +35,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The ONEVOICE_* variables that reproduce ``settings`` in another process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEVOICE_")}
     for name, value in settings.model_dump().items():
+        if value is None:
+            continue  # unset: the other process's default is None too
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         env[f"ONEVOICE_{name.upper()}"] = (
             str(value).lower() if isinstance(value, bool) else str(value)
         )
