@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # Records of aborted and still-open transactions are not events of the log.
 READ_COMMITTED = "read_committed"
+_JOIN_WAIT_S = 5.0  # longest poll while this member has no partitions (joining the group)
+_STUCK_S = 30.0  # a member with no partitions for this long rejoins
 
 
 class KafkaLog(EventLog):
@@ -209,21 +211,13 @@ class KafkaLog(EventLog):
             deadline = time.monotonic() + self._send_timeout_s
             metadata = [f.get(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
         except KafkaError as exc:
-            # Start the next append on a fresh producer: one that timed out may hold stale
-            # metadata or a stuck batch for a partition that moved or was recreated.
-            self._reset_producer()
+            # The producer is kept: it refreshes its metadata and, for expired batches, resets
+            # its idempotent producer id by itself. Replacing it failed every request in flight
+            # on it, and kafka-python 3.0's close() gives up (raising) before marking a producer
+            # with pending batches closed, which left it running until its finalizer raised.
             self._partitions.pop(topic, None)
             raise LogUnavailable(f"kafka did not acknowledge the write: {exc}") from exc
         return [(m.partition, m.offset) for m in metadata]
-
-    def _reset_producer(self) -> None:
-        with self._lock:
-            producer, self._producer = self._producer, None
-        if producer is not None:
-            try:
-                producer.close(timeout=0)
-            except Exception:
-                log.exception("closing a failed producer")
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         count = self.partitions(topic)
@@ -282,6 +276,7 @@ class KafkaGroupConsumer(LogConsumer):
         self._on_assign = on_assign
         self._assign_error: Exception | None = None
         self._reseek = False
+        self._unassigned_since: float | None = None
         try:
             self._consumer = KafkaConsumer(
                 **config, group_id=group, isolation_level=READ_COMMITTED,
@@ -293,7 +288,8 @@ class KafkaGroupConsumer(LogConsumer):
             # gives this member nothing until the next metadata refresh and rebalance.
             if not self._consumer.partitions_for_topic(topic):
                 raise LogUnavailable(f"topic {topic!r} has no partitions (does it exist?)")
-            self._consumer.subscribe([topic], listener=_SeekToCheckpoints(self))
+            self._listener = _SeekToCheckpoints(self)
+            self._consumer.subscribe([topic], listener=self._listener)
         except KafkaError as exc:
             raise LogUnavailable(f"joining group {group}: {exc}") from exc
 
@@ -332,12 +328,17 @@ class KafkaGroupConsumer(LogConsumer):
             if assigned:
                 self.seek_assigned(assigned)
             self._reseek = False
+        # While joining, give the join time to finish inside this poll: kafka-python 3.0 can
+        # return from a poll mid-join and then never install the assignment it received.
+        joining = not self._consumer.assignment()
+        wait_s = max(timeout_s, _JOIN_WAIT_S) if joining else timeout_s
         try:
-            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+            batches = self._consumer.poll(timeout_ms=int(wait_s * 1000), max_records=max_records)
         except KafkaError as exc:
             self._raise_assign_error()
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
         self._raise_assign_error()
+        self._rejoin_if_stuck()
         out = []
         for tp, messages in batches.items():
             for m in messages:
@@ -347,6 +348,24 @@ class KafkaGroupConsumer(LogConsumer):
                               headers)
                 )  # fmt: skip
         return out
+
+    def _rejoin_if_stuck(self) -> None:
+        """A member that holds no partition for ``_STUCK_S`` rejoins the group: kafka-python 3.0
+        can miss the end of a join and then heartbeat forever with nothing assigned, leaving
+        the partitions the group gave it unread. (With more projectors than partitions an idle
+        member rejoins that often too: run at most as many projectors as partitions.)"""
+        if self._consumer.assignment():
+            self._unassigned_since = None
+            return
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > _STUCK_S:
+            log.warning("no partitions of %s for %.0f s: rejoining the group", self._topic,
+                        now - self._unassigned_since)  # fmt: skip
+            self._consumer.unsubscribe()
+            self._consumer.subscribe([self._topic], listener=self._listener)
+            self._unassigned_since = now
 
     def _raise_assign_error(self) -> None:
         error, self._assign_error = self._assign_error, None
