@@ -211,6 +211,7 @@ class ProjectionRunner:
             next_offsets[p] = max(next_offsets.get(p, 0), record.offset + 1)
             first[p] = min(first.get(p, record.offset), record.offset)
         by_position = {(r.partition, r.offset): r for r in chunk.records}
+        all_parked: list[dead_letters.Parked] = []
         with self._db.transaction() as conn:
             checkpoints.fence(conn, self._epochs, self.generation)
             stored = {}
@@ -246,9 +247,10 @@ class ProjectionRunner:
                     if record.offset >= done.get(record.partition, 0)
                 ]  # fmt: skip
                 dead_letters.park(conn, self.generation, parked, now_us)
-                self._report(parked)
+                all_parked += parked
                 forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
                 checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
+        self._report(all_parked)  # once committed
         return next_offsets
 
     def _report(self, parked: Sequence[dead_letters.Parked]) -> None:
