@@ -211,13 +211,21 @@ class KafkaLog(EventLog):
             deadline = time.monotonic() + self._send_timeout_s
             metadata = [f.get(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
         except KafkaError as exc:
-            # The producer is kept: it refreshes its metadata and, for expired batches, resets
-            # its idempotent producer id by itself. Replacing it failed every request in flight
-            # on it, and kafka-python 3.0's close() gives up (raising) before marking a producer
-            # with pending batches closed, which left it running until its finalizer raised.
+            # Start the next append on a fresh producer: after a broker restart kafka-python's
+            # producer can keep batches that never complete (seen in tests/faults).
+            self._replace_producer(producer)
             self._partitions.pop(topic, None)
             raise LogUnavailable(f"kafka did not acknowledge the write: {exc}") from exc
         return [(m.partition, m.offset) for m in metadata]
+
+    def _replace_producer(self, failed: Any) -> None:
+        """Forget ``failed`` (if still current) and close it off the request path."""
+        with self._lock:
+            if self._producer is not failed:
+                return  # another request replaced it already
+            self._producer = None
+        threading.Thread(target=_retire, args=(failed,), name="retire-producer",
+                         daemon=True).start()  # fmt: skip
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         count = self.partitions(topic)
@@ -242,6 +250,25 @@ class KafkaLog(EventLog):
                     except Exception:
                         log.exception("closing a kafka client failed")
             self._producer = self._meta = self._admin = None
+
+
+def _retire(producer: Any) -> None:
+    """Close a producer that failed a write, whatever its pending batches.
+
+    kafka-python 3.0's ``close()`` flushes first and raises when batches are still pending,
+    before it stops the sender thread or marks the producer closed; the producer then keeps
+    running and its finalizer raises later. So: stop the sender ourselves, then close.
+    """
+    try:
+        producer.close(timeout=0)
+        return
+    except Exception:
+        log.info("a failed producer had pending batches; stopping it")
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()
+        sender.join(5)
+    producer._closed = True  # what close() sets once the sender is stopped
 
 
 class _SeekToCheckpoints(ConsumerRebalanceListener):  # type: ignore[misc]
