@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from services.bootstrap import build_log, migrate
+from services.core.adapters.sql import Database
+from services.core.ports import EventLog
 from services.core.settings import Settings
+from tests import backends
+from tests.conftest import make_settings
 from tests.faults.processes import Projector
 from tests.faults.servers import Broker, Cluster, dedicated_broker, dedicated_postgres
 
@@ -53,3 +58,20 @@ def own_postgres() -> Iterator[Cluster]:
     """A PostgreSQL cluster for this test alone."""
     with dedicated_postgres() as cluster:
         yield cluster
+
+
+def kafka_and_postgres(
+    closing: ExitStack, data_dir: Path, bootstrap: str, database_url: str, name: str
+) -> tuple[Settings, EventLog, Database]:
+    """Settings for a fresh topic (6 partitions) and projector group on these servers, the log
+    and the migrated database, both closed with ``closing``."""
+    settings = make_settings(
+        data_dir, log_backend="kafka", kafka_bootstrap=bootstrap, database_url=database_url,
+        topic=backends.unique(name), partitions=6, projector_group=backends.unique("projector"),
+    )  # fmt: skip
+    log = build_log(settings)
+    closing.callback(log.close)
+    db = Database(database_url)
+    closing.callback(db.dispose)
+    migrate(db)
+    return settings, log, db

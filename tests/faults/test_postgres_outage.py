@@ -11,11 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from services.bootstrap import build_log, migrate
-from services.core.adapters.sql import Database
-from tests import backends
-from tests.conftest import make_settings
-from tests.faults.conftest import Spawn
+from tests.faults.conftest import Spawn, kafka_and_postgres
 from tests.faults.servers import Cluster
 from tests.faults.views import (
     applied,
@@ -39,16 +35,9 @@ def test_postgres_down_for_10_s_the_projector_resumes_by_itself_and_parks_nothin
     kafka_bootstrap: str, own_postgres: Cluster, tmp_path: Path, spawn: Spawn, closing: ExitStack
 ) -> None:
     url = own_postgres.url
-    settings = make_settings(
-        tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
-        database_url=url, topic=backends.unique("faults-pg"), partitions=6,
-        projector_group=backends.unique("projector"),
-    )  # fmt: skip
-    log = build_log(settings)
-    closing.callback(log.close)
-    db = Database(url)
-    closing.callback(db.dispose)
-    migrate(db)
+    settings, log, db = kafka_and_postgres(
+        closing, tmp_path / "data", kafka_bootstrap, url, "faults-pg"
+    )
     appender = Appender(log, settings.topic, seed=11)
     appender.append(300)
     appender.start(chunk=20, pause_s=0.05)

@@ -16,11 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from services.bootstrap import build_log, migrate
 from services.core.adapters.sql import Database
 from tests import backends
-from tests.conftest import make_settings
-from tests.faults.conftest import Spawn
+from tests.faults.conftest import Spawn, kafka_and_postgres
 from tests.faults.views import (
     applied,
     assert_checkpoints_at_log_end,
@@ -51,16 +49,9 @@ def in_transaction(db: Database) -> bool:
 def test_projector_killed_mid_batch_five_times_equals_a_pure_fold(
     kafka_bootstrap: str, pg_url: str, tmp_path: Path, spawn: Spawn, closing: ExitStack
 ) -> None:
-    settings = make_settings(
-        tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
-        database_url=pg_url, topic=backends.unique("faults-kill"), partitions=6,
-        projector_group=backends.unique("projector"),
-    )  # fmt: skip
-    log = build_log(settings)
-    closing.callback(log.close)
-    db = Database(pg_url)
-    closing.callback(db.dispose)
-    migrate(db)
+    settings, log, db = kafka_and_postgres(
+        closing, tmp_path / "data", kafka_bootstrap, pg_url, "faults-kill"
+    )
     rng = random.Random(7)
     appender = Appender(log, settings.topic, seed=7)
     appender.append(200)

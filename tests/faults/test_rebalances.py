@@ -15,11 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from services.bootstrap import build_log, migrate
 from services.core.adapters.sql import Database
-from tests import backends
-from tests.conftest import make_settings
-from tests.faults.conftest import Spawn
+from tests.faults.conftest import Spawn, kafka_and_postgres
 from tests.faults.processes import Projector
 from tests.faults.views import (
     applied,
@@ -54,16 +51,9 @@ def applied_while_owned(member: Projector, db: Database, topic: str) -> bool:
 def test_a_second_projector_joining_and_leaving_repeatedly_neither_loses_nor_doubles(
     kafka_bootstrap: str, pg_url: str, tmp_path: Path, spawn: Spawn, closing: ExitStack
 ) -> None:
-    settings = make_settings(
-        tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
-        database_url=pg_url, topic=backends.unique("faults-group"), partitions=6,
-        projector_group=backends.unique("projectors"),
-    )  # fmt: skip
-    log = build_log(settings)
-    closing.callback(log.close)
-    db = Database(pg_url)
-    closing.callback(db.dispose)
-    migrate(db)
+    settings, log, db = kafka_and_postgres(
+        closing, tmp_path / "data", kafka_bootstrap, pg_url, "faults-group"
+    )
     rng = random.Random(5)
     appender = Appender(log, settings.topic, seed=5)
     appender.append(300)

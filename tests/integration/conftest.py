@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.bootstrap import migrate
+from services.bootstrap import build_log, migrate
 from services.core.adapters.sql import Database
+from services.core.ports import EventLog
 from services.core.settings import Settings
 
 
@@ -18,3 +19,16 @@ def db(settings: Settings) -> Iterator[Database]:
     migrate(database)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def log(settings: Settings) -> Iterator[EventLog]:
+    """The backend's event log with the test's topic."""
+    event_log = build_log(settings)
+    yield event_log
+    event_log.close()
+
+
+@pytest.fixture
+def topic(settings: Settings) -> str:
+    return settings.topic

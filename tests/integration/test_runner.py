@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import Connection, select
 
-from services.bootstrap import build_log
 from services.core import codec
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
@@ -22,7 +21,6 @@ from services.core.ports import (
     StoreUnavailable,
 )
 from services.core.readmodels import checkpoints, copies, timeline
-from services.core.settings import Settings
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 from tests import backends
@@ -67,18 +65,6 @@ class Rewinding(EventLog):
 
     def close(self) -> None:
         self.inner.close()
-
-
-@pytest.fixture
-def log(settings: Settings) -> Iterator[EventLog]:
-    event_log = build_log(settings)
-    yield event_log
-    event_log.close()
-
-
-@pytest.fixture
-def topic(settings: Settings) -> str:
-    return settings.topic
 
 
 def post(log: EventLog, topic: str, count: int, **overrides: object) -> list[str]:

@@ -7,12 +7,12 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 from sqlalchemy import text
 
-from services.bootstrap import build, build_log, migrate, projections
+from services.bootstrap import build, migrate, projections
 from services.core import codec
 from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
@@ -25,18 +25,6 @@ from services.projections.runner import CheckpointAhead, ProjectionRunner, _Chun
 from tests import backends
 from tests.integration.test_runner import Recording, post, runner, view
 from tests.samples import make_event
-
-
-@pytest.fixture
-def log(settings: Settings) -> Iterator[EventLog]:
-    event_log = build_log(settings)
-    yield event_log
-    event_log.close()
-
-
-@pytest.fixture
-def topic(settings: Settings) -> str:
-    return settings.topic
 
 
 class Skipping(EventLog):
