@@ -248,6 +248,9 @@ def upsert_newer(
     the rows inserted or changed, when asked."""
     if not rows:
         return []
+    # In key order, so two projectors upserting overlapping rows lock them in the same order
+    # (in arrival order they deadlocked now and then: retried, but wasted work).
+    rows = sorted(rows, key=lambda row: tuple(row[k] for k in keys))
     stmt, params = bulk_insert(conn, table, rows)
     new = stmt.excluded
     stmt = stmt.on_conflict_do_update(
