@@ -18,6 +18,14 @@ def upgrade(db: Database, revision: str) -> None:
         command.upgrade(config, revision)
 
 
+TIMELINE_EVENT = text(
+    "INSERT INTO account_timeline_events (event_id, account_id, occurred_us, partition,"
+    ' "offset", type, department, body, search_text, actor_id)'
+    " VALUES ('e1', 'acme', 1, 2, 7, 'sales.call_logged', 'sales', '{}', '', 'u')"
+)
+"""Event e1 at partition 2, offset 7, on the timeline as revision 0006 stores it."""
+
+
 def test_0007_registers_the_copies_the_timeline_kept_when_it_had_one_topic(
     settings: Settings,
 ) -> None:
@@ -25,11 +33,7 @@ def test_0007_registers_the_copies_the_timeline_kept_when_it_had_one_topic(
     try:
         upgrade(db, "0006")
         with db.transaction() as conn:
-            conn.execute(text(
-                "INSERT INTO account_timeline_events (event_id, account_id, occurred_us,"
-                " partition, \"offset\", type, department, body, search_text, actor_id)"
-                " VALUES ('e1', 'acme', 1, 2, 7, 'sales.call_logged', 'sales', '{}', '', 'u')"
-            ))  # fmt: skip
+            conn.execute(TIMELINE_EVENT)
             conn.execute(text(
                 "INSERT INTO projection_checkpoints VALUES ('AccountTimeline', 0, 'onevoice', 2, 8)"
             ))  # fmt: skip
@@ -53,11 +57,7 @@ def test_0007_registers_nothing_when_the_timeline_had_several_topics(settings: S
     try:
         upgrade(db, "0006")
         with db.transaction() as conn:
-            conn.execute(text(
-                "INSERT INTO account_timeline_events (event_id, account_id, occurred_us,"
-                " partition, \"offset\", type, department, body, search_text, actor_id)"
-                " VALUES ('e1', 'acme', 1, 2, 7, 'sales.call_logged', 'sales', '{}', '', 'u')"
-            ))  # fmt: skip
+            conn.execute(TIMELINE_EVENT)
             for topic in ("a", "b"):
                 conn.execute(text(
                     "INSERT INTO projection_checkpoints VALUES ('AccountTimeline', 0, :t, 2, 8)"
