@@ -5,21 +5,23 @@ Guarantees:
   transaction; records below a projection's checkpoint are skipped (re-deliveries change
   nothing).
 - No single record stalls the runner: a record that cannot be decoded, or whose application
-  raises a non-transient error, is parked for that projection (``services.core.deadletters``)
+  raises an error of its own, is parked for that projection (``services.core.deadletters``)
   and the batch goes on — a failing batch is bisected inside savepoints until the failing
-  records are found. Transient errors (database or log unreachable) are retried with backoff
-  and never park anything.
+  records are found. Transient errors (database or log unreachable) and systemic ones (the
+  database does not fit the code) are retried with backoff and never park anything.
 - No record is skipped: a batch whose first record of a partition lies past that partition's
-  checkpoint is not applied; the consumer re-seeks to the checkpoints. A gap that is still
-  there after re-seeking is a hole in the log itself (transaction markers, aborted
-  transactions) and is accepted with a warning. A checkpoint past the log's end (the topic or
+  checkpoint is not applied unless the consumer read on from the checkpoint (then the offsets
+  in between hold nothing a reader sees: transaction markers, aborted records); otherwise the
+  consumer re-seeks in place, and a gap still there after re-seeking is accepted with a
+  warning. Offsets the consumer passes without a record move the checkpoints (so they reach the
+  log's end). A checkpoint past the log's end (the topic or
   embedded log was recreated while the database was kept) stops the runner (``CheckpointAhead``,
   ``failure``) until the checkpoints fit the log again.
 - Fenced: a replay that reset the projections after this runner resumed makes its commit fail
   (``checkpoints.Fenced``); the runner forgets its progress and resumes from the checkpoints.
 - Every projection sees only the first copy of each event id (``readmodels.copies``).
 - A commit holds at most ``batch_size`` events, about ``batch_bytes`` bytes of record values and
-  ``batch_rows`` estimated view rows, so one huge event cannot make a batch exhaust memory.
+  ``batch_rows`` estimated view rows (``chunks``).
 """
 
 from __future__ import annotations
@@ -27,16 +29,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 
 from services.core import codec
 from services.core.adapters.sql import Database, is_systemic
 from services.core.deadletters import store as dead_letters
-from services.core.ports import EventLog, LogConsumer, LogRecord
+from services.core.ports import EventLog, LogConsumer
 from services.core.readmodels import checkpoints, copies
 from services.projections.base import Projection
+from services.projections.chunks import Bounds, Chunk, split
 from services.projections.isolation import apply_isolated
 
 log = logging.getLogger(__name__)
@@ -53,35 +54,6 @@ class CheckpointGap(RuntimeError):
     def __init__(self, partition: int, expected: int, found: int) -> None:
         super().__init__(f"partition {partition}: checkpoint {expected}, batch starts at {found}")
         self.partition, self.expected = partition, expected
-
-
-@dataclass
-class _Chunk:
-    records: list[LogRecord] = field(default_factory=list)
-    events: list[codec.StoredEvent] = field(default_factory=list)
-    rejected: list[tuple[LogRecord, codec.RecordRejected]] = field(default_factory=list)
-    size: int = 0
-    rows: int = 0
-
-
-def _rows(stored: codec.StoredEvent) -> int:
-    """Rough count of the view rows one event writes (timeline entries, contacts per account)."""
-    accounts = 1 + len(stored.event.related_account_ids)
-    return 4 + accounts * (2 + len(stored.event.contacts))
-
-
-def _identified(chunk: _Chunk) -> list[tuple[int, int, str]]:
-    """``(partition, offset, event_id)`` of the chunk's events, and of its records parked as
-    ``unsupported`` that name a valid id: a newer version's event is that id's first copy too,
-    so a later, older-format copy must not take its place before the upgrade re-drives it."""
-    found = [(e.partition, e.offset, e.event_id) for e in chunk.events]
-    for record, rejected in chunk.rejected:
-        if rejected.reason == "unsupported" and rejected.event_id is not None:
-            try:
-                found.append((record.partition, record.offset, str(uuid.UUID(rejected.event_id))))
-            except ValueError:
-                continue
-    return found
 
 
 def _now_us() -> int:
@@ -111,8 +83,7 @@ class ProjectionRunner:
         self.projections = tuple(projections)
         self._group = group
         self._batch_size = batch_size
-        self._batch_bytes = batch_bytes
-        self._batch_rows = batch_rows
+        self._bounds = Bounds(batch_size, batch_bytes, batch_rows)
         self._idle_s = idle_s
         self.generation = generation
         self._consumer: LogConsumer | None = None
@@ -157,33 +128,6 @@ class ProjectionRunner:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def _chunks(self, records: Sequence[LogRecord]) -> Iterator[_Chunk]:
-        """Decode ``records`` and split them into commits within the batch bounds."""
-        chunk = _Chunk()
-        for record in records:
-            size = len(record.value or b"")
-            try:
-                stored: codec.StoredEvent | None = codec.decode(record)
-            except codec.RecordRejected as exc:
-                stored, rejected = None, exc
-            rows = 1 if stored is None else _rows(stored)
-            if chunk.records and (
-                len(chunk.records) >= self._batch_size
-                or chunk.size + size > self._batch_bytes
-                or chunk.rows + rows > self._batch_rows
-            ):
-                yield chunk
-                chunk = _Chunk()
-            chunk.records.append(record)
-            chunk.size += size
-            chunk.rows += rows
-            if stored is None:
-                chunk.rejected.append((record, rejected))
-            else:
-                chunk.events.append(stored)
-        if chunk.records:
-            yield chunk
-
     def _check_continuity(
         self, first: Mapping[int, int], stored: Mapping[int, int], read_from: Mapping[int, int]
     ) -> None:
@@ -203,7 +147,7 @@ class ProjectionRunner:
             self._suspect_gaps[partition] = (expected, found)
             raise CheckpointGap(partition, expected, found)
 
-    def _commit(self, chunk: _Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
+    def _commit(self, chunk: Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
         next_offsets: dict[int, int] = {}
         first: dict[int, int] = {}
         for record in chunk.records:
@@ -223,7 +167,7 @@ class ProjectionRunner:
                 self._check_continuity(first, done, read_from)
             lowest = {p: min(s.get(p, 0) for s in stored.values()) for p in next_offsets}
             winners = copies.first_copies(conn, self.topic, [
-                (event_id, p, o) for p, o, event_id in sorted(_identified(chunk))
+                (event_id, p, o) for p, o, event_id in sorted(chunk.identified())
                 if o >= lowest[p]
             ])  # fmt: skip
             now_us = _now_us()
@@ -269,7 +213,7 @@ class ProjectionRunner:
         read_from = consumer.positions()  # partitions assigned inside poll start at checkpoints
         records = consumer.poll(self._batch_size, self._idle_s)
         try:
-            for chunk in self._chunks(records):
+            for chunk in split(records, self._bounds):
                 next_offsets = self._commit(chunk, read_from)
                 read_from.update(next_offsets)  # the next chunk continues this one's reading
                 consumer.commit(next_offsets)

@@ -21,7 +21,8 @@ from services.core.events import parse_event
 from services.core.ports import AssignListener, EventLog, LogConsumer, LogRecord, OutgoingRecord
 from services.core.readmodels import checkpoints
 from services.core.settings import Settings
-from services.projections.runner import CheckpointAhead, ProjectionRunner, _Chunk
+from services.projections.chunks import Chunk
+from services.projections.runner import CheckpointAhead, ProjectionRunner
 from tests import backends
 from tests.integration.test_runner import Recording, post, runner, view
 from tests.samples import make_event
@@ -161,7 +162,7 @@ class Chunks(ProjectionRunner):
 
     commits: list[tuple[int, int]]
 
-    def _commit(self, chunk: _Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
+    def _commit(self, chunk: Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
         self.commits.append((len(chunk.records), chunk.size))
         return super()._commit(chunk, read_from)
 
