@@ -137,7 +137,7 @@ def test_a_checkpoint_past_the_log_end_stops_the_runner(
         runner(log, db, topic, Recording()).run_once()
 
 
-def test_a_replay_fences_a_runner_that_resumed_before_it(
+def test_a_replay_beside_a_live_runner_leaves_nothing_out(
     log: EventLog, db: Database, topic: str
 ) -> None:
     first = post(log, topic, 10)
@@ -149,8 +149,9 @@ def test_a_replay_fences_a_runner_that_resumed_before_it(
         Recording().clear(conn)
         checkpoints.reset(conn, ["AccountTimeline"], 0)
     later = post(log, topic, 5)
-    # The live runner resumed before the replay: its next commit is refused, it rejoins from
-    # the reset checkpoints and rebuilds everything instead of leaving the first ten out.
+    # The live runner resumed before the replay; whether the fence or the continuity check
+    # stops its next commit, it must resume from the reset checkpoints and rebuild everything
+    # instead of leaving the first ten out (the fence alone: the test after this one).
     live.catch_up(30)
     assert sorted(e for _, e, _, _ in view(db)) == sorted(first + later)
     with db.reading() as conn:
