@@ -33,6 +33,8 @@ from services.projections.base import Projection
 from services.projections.directory import AccountDirectory
 from services.projections.leadership import LeadershipLog
 from services.projections.onevoice import OneVoiceView
+from services.projections.rebuild.engine import Rebuilder
+from services.projections.rebuild.worker import RebuildWorker
 from services.projections.redrive import Redriver
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
@@ -64,8 +66,9 @@ def kafka_security(settings: Settings) -> KafkaSecurity:
     )
 
 
-def build_log(settings: Settings) -> EventLog:
-    """The event log the settings name, with its topic provisioned."""
+def build_log(settings: Settings, *, provision: bool = True) -> EventLog:
+    """The event log the settings name, with its topic provisioned (unless ``provision`` is
+    False: then the caller only reads it)."""
     event_log: EventLog
     if settings.log_backend == "kafka":
         event_log = KafkaLog(
@@ -77,7 +80,8 @@ def build_log(settings: Settings) -> EventLog:
         )
     else:
         event_log = EmbeddedLog(settings.embedded_log_path())
-    event_log.ensure_topic(settings.topic, settings.partitions)
+    if provision:
+        event_log.ensure_topic(settings.topic, settings.partitions)
     return event_log
 
 
@@ -89,6 +93,8 @@ class Services:
     ingest: IngestService
     runner: ProjectionRunner
     redriver: Redriver
+    rebuilder: Rebuilder
+    rebuild_worker: RebuildWorker
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -103,6 +109,7 @@ class Services:
             daemon=True,
         )
         self._thread.start()
+        self.rebuild_worker.start()
 
     def redrive_unsupported(self) -> None:
         """Re-drive records parked as ``unsupported``: this version may understand them now
@@ -117,6 +124,7 @@ class Services:
                      len(report.redriven), len(report.failed))  # fmt: skip
 
     def stop_projector(self) -> None:
+        self.rebuild_worker.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -146,6 +154,11 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         batch_bytes=settings.projector_batch_bytes, idle_s=settings.projector_idle_s,
     )  # fmt: skip
     redriver = Redriver(db, runner.projections)
+    rebuilder = Rebuilder(
+        event_log, db, settings.topic, projections(), group=settings.projector_group,
+        batch_size=settings.projector_batch, batch_bytes=settings.projector_batch_bytes,
+        idle_s=settings.projector_idle_s,
+    )  # fmt: skip
     container = Container(
         settings, event_log, db, clock, tuple(p.name for p in runner.projections),
         redrive=redriver.redrive, projector_failure=lambda: runner.failure,
@@ -154,7 +167,7 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         event_log, SqlReceiptStore(db), settings.topic, clock,
         timedelta(seconds=settings.max_future_s), settings.max_fanout,
     )  # fmt: skip
-    return Services(container, ingest, runner, redriver)
+    return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder))
 
 
 def build_redriver(settings: Settings) -> Redriver:

@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (ingest + queries + projector in one process: the embedded default),
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
-``topics``, ``replay``, ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
+``topics``, ``replay`` (offline), ``rebuild`` (online), ``status``,
+``dead-letters`` (list | show ID | redrive IDS | redrive --all),
 ``receipts reset`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
 """
 
@@ -91,6 +92,127 @@ def _replay(settings: Settings, timeout_s: float) -> int:
     return 0
 
 
+def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from services.bootstrap import build
+    from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
+    from services.projections.rebuild.engine import RebuildBusy, UnknownProjection
+    from services.projections.replay import ProgressBar
+
+    services = build(settings)
+    db, rebuilder = services.container.db, services.rebuilder
+    now_us = time.time_ns() // 1000
+    try:
+        if args.cancel or args.accept:
+            with db.transaction() as conn:
+                if args.cancel:
+                    rebuild = operations.cancel(conn, args.cancel, now_us)
+                else:
+                    rebuild = store.accept(conn, args.accept, now_us)
+            if args.cancel:
+                with db.transaction() as conn:
+                    operations.drop_generation(conn, rebuild.projections, rebuild.generation)
+                print(f"rebuild {rebuild.id} cancelled; its shadow tables are dropped")
+                return 0
+            rebuild_id = rebuild.id
+        elif args.rollback:
+            with db.transaction() as conn:
+                live = operations.rollback(conn, rebuilder.names(_chosen(args)), now_us)
+            print("rolled back: " + ", ".join(f"{n} is at generation {g}" for n, g in live.items()))
+            return 0
+        elif args.resume:
+            rebuild_id = args.resume
+        else:
+            try:
+                rebuild_id = rebuilder.start(_chosen(args), accept_diff=args.accept_diff,
+                                             keep_old=args.keep_old).id  # fmt: skip
+            except RebuildConflict as exc:
+                with db.reading() as conn:
+                    other = store.get(conn, exc.rebuild_id)
+                if other is None or other.state == "diff":
+                    raise
+                print(f"resuming rebuild {other.id} of {', '.join(other.projections)}",
+                      file=sys.stderr)  # fmt: skip
+                rebuild_id = other.id
+        bar = ProgressBar(sys.stderr)
+        last: dict[str, int] = {"done": 0, "total": 0}
+
+        def progress(p: dict[str, object]) -> None:
+            last["done"], last["total"] = int(p["events_applied"]), int(p["target"])  # type: ignore[call-overload]
+            bar.update(last["done"], last["total"])
+
+        print(f"rebuild {rebuild_id}", file=sys.stderr)
+        done = rebuilder.run(rebuild_id, progress)
+        bar.finish(last["done"], last["total"])
+    except (RebuildConflict, RebuildStateError, RebuildBusy, UnknownProjection) as exc:
+        print(f"rebuild: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"rebuild: no rebuild {exc}", file=sys.stderr)
+        return 2
+    finally:
+        services.close()
+    summary = (done.report or {}).get("summary", "")
+    outcome = {"id": done.id, "state": done.state, "generation": done.generation,
+               "verification": summary, "error": done.error}  # fmt: skip
+    print(json.dumps(outcome, ensure_ascii=False))
+    if done.state == "diff":
+        print(f"verification differs; accept with `onevoice rebuild --accept {done.id}` or"
+              f" cancel with `onevoice rebuild --cancel {done.id}`", file=sys.stderr)  # fmt: skip
+        return 3
+    return 0 if done.state == "switched" else 1
+
+
+def _chosen(args: argparse.Namespace) -> list[str] | None:
+    return None if args.all or not args.projection else list(args.projection)
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    import json
+    import time
+
+    from services.bootstrap import build_log
+    from services.core.adapters.sql import Database
+    from services.core.ports import LogUnavailable
+    from services.core.readmodels.status import pipeline_status
+
+    db = Database(settings.resolved_database_url())
+    ends: dict[int, int] | None = None
+    log_state = "ok"
+    try:
+        event_log = build_log(settings, provision=False)
+        ends = event_log.end_offsets(settings.topic)
+        event_log.close()
+    except LogUnavailable as exc:
+        log_state = f"unavailable: {exc}"
+    from services.bootstrap import projections
+
+    with db.reading() as conn:
+        items = pipeline_status(conn, [p.name for p in projections()], settings.topic, ends,
+                                time.time_ns() // 1000, settings.stall_after_s)  # fmt: skip
+    db.dispose()
+    if as_json:
+        print(json.dumps({"topic": settings.topic, "log": log_state, "projections": items}))
+        return 0
+    print(f"topic {settings.topic}  log {log_state}")
+    for item in items:
+        lag = "?" if item["lag"] is None else item["lag"]
+        print(f"{item['name']:<17} generation {item['generation']:<3} {item['state']:<10}"
+              f" lag {lag:<8} parked {item['dead_letters']['total']:<5}"
+              f" last applied {item['last_applied_at'] or '-'}"
+              + (f"  rebuild {item['rebuild']}" if item["rebuild"] else ""))  # fmt: skip
+        shown = [p for p in item["partitions"] if p["checkpoint"] or p["end"]]
+        if len(shown) < len(item["partitions"]):
+            print(f"    ({len(item['partitions']) - len(shown)} empty partitions not shown)")
+        for part in shown:
+            end = "?" if part["end"] is None else part["end"]
+            print(f"    partition {part['partition']:>3}: checkpoint {part['checkpoint']:<10}"
+                  f" end {end:<10} lag {'?' if part['lag'] is None else part['lag']}")  # fmt: skip
+    return 0
+
+
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
@@ -160,8 +282,37 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("projector", help="a projector process (joins the consumer group)")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("topics", help="create the topic (infinite retention) if missing")
-    replay = sub.add_parser("replay", help="rebuild every read model from offset 0")
+    replay = sub.add_parser(
+        "replay",
+        help="the OFFLINE path: empty every read model and rebuild it from offset 0 (first"
+        " start, disaster recovery); views are empty while it runs - use `rebuild` on a"
+        " serving system",
+    )
     replay.add_argument("--timeout", type=float, default=3600, help="give up after N seconds")
+    rebuild = sub.add_parser(
+        "rebuild", help="rebuild read models into a new generation while the live ones keep"
+        " serving; verify against them and switch atomically",
+    )  # fmt: skip
+    rebuild.add_argument(
+        "--projection",
+        action="append",
+        metavar="NAME",
+        help="a read model to rebuild (repeatable; default: every one)",
+    )
+    rebuild.add_argument("--all", action="store_true", help="every read model (the default)")
+    rebuild.add_argument(
+        "--accept-diff", action="store_true", help="switch even when verification finds differences"
+    )
+    rebuild.add_argument(
+        "--keep-old", action="store_true", help="keep the replaced generation for --rollback"
+    )
+    rebuild.add_argument("--resume", metavar="ID", help="resume an interrupted rebuild")
+    rebuild.add_argument("--accept", metavar="ID", help="accept a rebuild's diff and switch")
+    rebuild.add_argument("--cancel", metavar="ID", help="cancel a rebuild, drop its shadow")
+    rebuild.add_argument("--rollback", action="store_true",
+                         help="return to the generation a --keep-old rebuild kept")  # fmt: skip
+    status = sub.add_parser("status", help="per read model: generation, state, lag per partition")
+    status.add_argument("--json", action="store_true", help="print JSON")
     dead = sub.add_parser("dead-letters", help="list, show and re-drive parked records")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     listing = dead_sub.add_parser("list", help="parked records, oldest first")
@@ -199,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         return _topics(settings)
     if command == "replay":
         return _replay(settings, args.timeout)
+    if command == "rebuild":
+        return _rebuild(settings, args)
+    if command == "status":
+        return _status(settings, args.json)
     if command == "dead-letters":
         return _dead_letters(settings, args)
     if command == "receipts":

@@ -15,7 +15,7 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.routes import accounts, admin, health, reports, schemas, timeline
+from services.api.routes import accounts, admin, health, rebuilds, reports, schemas, timeline
 from services.core.consistency import LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
@@ -199,7 +199,9 @@ def create_app(
     app.state.container = container
     app.state.log_ends = LogEnds(lambda: container.log.end_offsets(container.settings.topic))
     queries = (
-        (timeline.router, accounts.router, reports.router, admin.router) if serve_queries else ()
+        (timeline.router, accounts.router, reports.router, admin.router, rebuilds.router)
+        if serve_queries
+        else ()
     )
     for router in (*extra_routers, *queries, schemas.router, health.router):
         app.include_router(router)

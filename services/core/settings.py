@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     projector_idle_s: float = Field(
         default=0.2, gt=0, le=10, description="How long an idle projector waits between polls."
     )
+    stall_after_s: float = Field(
+        default=60, gt=0, le=86_400,
+        description="A read model with lag whose checkpoints have not moved for this long is"
+        " reported as stalled (GET /v1/admin/projections, onevoice status).",
+    )  # fmt: skip
     projector_group: str = Field(
         default="onevoice-projector", description="Consumer group of the projector processes."
     )
