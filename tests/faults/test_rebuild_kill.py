@@ -41,9 +41,10 @@ def test_a_killed_rebuild_resumes_and_switches_to_a_pure_fold(
     closing.callback(lambda: first.poll() is None and first.kill())
 
     def shadow_applied() -> int:
+        total = func.coalesce(func.sum(CHECKPOINTS.c.next_offset), 0)
         with db.reading() as conn:
-            return int(conn.execute(select(func.coalesce(func.sum(CHECKPOINTS.c.next_offset), 0))
-                                    .where(CHECKPOINTS.c.generation == 2)).scalar_one())  # fmt: skip
+            query = select(total).where(CHECKPOINTS.c.generation == 2)
+            return int(conn.execute(query).scalar_one())
 
     wait_until(lambda: shadow_applied() >= EVENTS // 4, 180, "the rebuild to get under way",
                first_out.read_text)  # fmt: skip
