@@ -7,8 +7,8 @@ Subcommands: ``run`` (ingest + queries + projector in one process: the embedded 
 ``receipts reset`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
 
 Migrations run in one place: ``migrate`` (and ``run``, so that one command starts a fresh
-machine), under one lock. ``ingest``, ``api``, ``projector`` and ``replay`` only check the
-schema and exit with status 1 and the two revisions when it is not this version's.
+machine), under one lock. ``ingest``, ``api``, ``projector``, ``replay`` and ``rebuild`` only
+check the schema and exit with status 1 and the two revisions when it is not this version's.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from services.projections.rebuild.engine import RebuildBusy, UnknownProjection
     from services.projections.replay import ProgressBar
 
-    services = build(settings)
+    # An operator's job beside the services: it checks the schema and never creates the topic.
+    services = build(settings, run_migrations=False, role="projector")
     db, rebuilder = services.container.db, services.rebuilder
     now_us = time.time_ns() // 1000
     try:
