@@ -5,6 +5,10 @@ Subcommands: ``run`` (ingest + queries + projector in one process: the embedded 
 ``topics``, ``replay`` (offline), ``rebuild`` (online), ``status``,
 ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
 ``receipts reset`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
+
+Migrations run in one place: ``migrate`` (and ``run``, so that one command starts a fresh
+machine), under one lock. ``ingest``, ``api``, ``projector``, ``replay`` and ``rebuild`` only
+check the schema and exit with status 1 and the two revisions when it is not this version's.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import logging
 import signal
 import sys
 import threading
+import time
 from types import FrameType
+from typing import Any
 
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
@@ -25,17 +31,43 @@ def _serve(settings: Settings, role: str) -> int:
 
     from services.bootstrap import build, build_app
 
-    services = build(settings)
+    # Only `run` migrates (the embedded default starts with one command); the split roles
+    # refuse a schema the migrate job has not brought to this version.
+    services = build(settings, run_migrations=role == "all", role=role)  # type: ignore[arg-type]
     app = build_app(services, role)  # type: ignore[arg-type]
     print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
-def _projector(settings: Settings) -> int:
-    from services.bootstrap import build
+def _health_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread, str]:
+    """A uvicorn server for ``app`` in a thread (signals stay with the main thread); its
+    server, thread and base URL once it listens. ``RuntimeError`` when it cannot start."""
+    import uvicorn
 
-    services = build(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="health-http", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the health server could not listen on {host}:{port}")
+        time.sleep(0.01)
+    bound = [s.getsockname() for srv in server.servers for s in srv.sockets]
+    return server, thread, f"http://{bound[0][0]}:{bound[0][1]}"
+
+
+def _projector(settings: Settings) -> int:
+    from services.bootstrap import build, build_app
+
+    services = build(settings, run_migrations=False, role="projector")
+    try:
+        server, http, base = _health_server(
+            build_app(services, "projector"), settings.host, settings.projector_port
+        )
+    except RuntimeError as exc:
+        services.close()
+        print(f"projector: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -44,11 +76,15 @@ def _projector(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"OneVoice projector in group {settings.projector_group}", flush=True)
+    print(f"OneVoice projector in group {settings.projector_group}  (health: {base}/readyz)",
+          flush=True)  # fmt: skip
     try:
         services.redrive_unsupported()
         services.runner.run_forever(stop)
     finally:
+        # The runner has finished its batch; then the health server, then the connections.
+        server.should_exit = True
+        http.join(timeout=10)
         services.close()
     if services.runner.failure is not None:
         print(f"projector stopped: {services.runner.failure}", file=sys.stderr)
@@ -57,10 +93,9 @@ def _projector(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from services.bootstrap import migrate
-    from services.core.adapters.sql import Database
+    from services.bootstrap import migrate, open_database
 
-    db = Database(settings.resolved_database_url())
+    db = open_database(settings)
     migrate(db)
     db.dispose()
     print("database is at the newest schema")
@@ -83,7 +118,10 @@ def _replay(settings: Settings, timeout_s: float) -> int:
 
     # A group of its own: it must own every partition, even while projectors still run.
     group = f"{settings.projector_group}-replay"
-    services = build(settings.model_copy(update={"projector_group": group}))
+    services = build(
+        settings.model_copy(update={"projector_group": group}), run_migrations=False,
+        role="projector",
+    )  # fmt: skip
     try:
         report = replay(services.runner, services.container.db, timeout_s, sys.stderr)
     finally:
@@ -101,7 +139,8 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from services.projections.rebuild.engine import RebuildBusy, UnknownProjection
     from services.projections.replay import ProgressBar
 
-    services = build(settings)
+    # An operator's job beside the services: it checks the schema and never creates the topic.
+    services = build(settings, run_migrations=False, role="projector")
     db, rebuilder = services.container.db, services.rebuilder
     now_us = time.time_ns() // 1000
     try:
@@ -255,10 +294,10 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _receipts_reset(settings: Settings) -> int:
-    from services.core.adapters.sql import Database
+    from services.bootstrap import open_database
     from services.core.adapters.sql_receipts import SqlReceiptStore
 
-    db = Database(settings.resolved_database_url())
+    db = open_database(settings)
     try:
         forgotten = SqlReceiptStore(db).reset()
     finally:
@@ -279,8 +318,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="ingest + query API + projector in one process")
     sub.add_parser("ingest", help="the ingest HTTP service (POST /v1/events...)")
     sub.add_parser("api", help="the query HTTP service (timelines, events)")
-    sub.add_parser("projector", help="a projector process (joins the consumer group)")
-    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser(
+        "projector",
+        help="a projector process (joins the consumer group; /healthz and /readyz on"
+        " ONEVOICE_PROJECTOR_PORT)",
+    )
+    sub.add_parser("migrate", help="apply database migrations (serialised by a lock)")
     sub.add_parser("topics", help="create the topic (infinite retention) if missing")
     replay = sub.add_parser(
         "replay",
@@ -339,6 +382,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    from services.core.adapters.sql_schema import SchemaMismatch
+
+    try:
+        return _dispatch(args, settings)
+    except SchemaMismatch as exc:
+        print(f"onevoice {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command in ("run", "ingest", "api"):
         return _serve(settings, "all" if command == "run" else command)
