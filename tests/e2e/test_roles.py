@@ -18,6 +18,7 @@ import pytest
 from services.bootstrap import Services, build, build_app, migrate, open_database
 from services.core.consistency import STALE_HEADER, TOKEN_HEADER, token_for
 from services.core.ports import LogUnavailable
+from services.core.rebuilds import store
 from services.core.settings import Settings
 from tests.conftest import LiveServer, make_settings
 from tests.e2e.test_process import free_port
@@ -153,6 +154,26 @@ def wait_caught_up(base: str, proc: subprocess.Popen[bytes]) -> dict[str, Any]:
     raise AssertionError("the projector did not catch up")
 
 
+def rebuilt_by_the_process(settings: Settings) -> str:
+    """A rebuild started as the API starts one (a row) is run by the projector process's
+    rebuild worker; its final state."""
+    db = open_database(settings)
+    try:
+        with db.transaction() as conn:
+            rebuild = store.create(conn, ["OneVoiceView"], accept_diff=False, keep_old=False,
+                                   now_us=time.time_ns() // 1000)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:
+            with db.reading() as conn:
+                found = store.get(conn, rebuild.id)
+            assert found is not None
+            if found.state not in ("running", "verifying") or time.monotonic() > deadline:
+                return found.state
+            time.sleep(0.1)
+    finally:
+        db.dispose()
+
+
 @pytest.mark.slow
 def test_the_projector_process_serves_readyz_and_stops_on_sigterm(tmp_path: Path) -> None:
     settings = ingested(tmp_path, 3)
@@ -167,6 +188,7 @@ def test_the_projector_process_serves_readyz_and_stops_on_sigterm(tmp_path: Path
         body = wait_caught_up(f"http://127.0.0.1:{port}", proc)
         assert body["log"] == "ok" and body["database"] == "ok"
         assert set(body["projections"]) == set(READ_MODELS)
+        assert rebuilt_by_the_process(settings) == "switched"
     finally:
         proc.send_signal(signal.SIGTERM)
         output = proc.communicate(timeout=60)[0].decode()
