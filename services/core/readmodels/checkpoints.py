@@ -172,6 +172,13 @@ def fence(conn: Connection, resumed_at: Mapping[str, int], generation: int) -> N
         raise Held(f"{', '.join(held)} held by a rebuild that is verifying its shadow")
 
 
+def ensure_fences(conn: Connection, projections: Sequence[str]) -> None:
+    """Create the live fence rows at epoch 0 where missing: a live commit's ``fence`` locks its
+    row, so a later ``hold`` waits for that commit (with no row there is nothing to wait on)."""
+    insert_ignore(conn, FENCES, [{"projection": p, "generation": LIVE_GENERATION, "epoch": 0,
+                                  "held_until_us": None} for p in projections])  # fmt: skip
+
+
 def hold(conn: Connection, projections: Sequence[str], until_us: int | None) -> None:
     """Pause (``until_us``: a lease, epoch microseconds) or release (None) live commits of
     ``projections``. On PostgreSQL the update waits for commits that already passed ``fence``,

@@ -30,17 +30,19 @@ def cancel(conn: Connection, rebuild_id: str, now_us: int) -> Rebuild:
     checkpoints.bump(conn, names, rebuild.generation)  # waits for the worker's commit in flight
     if rebuild.state == "verifying":
         checkpoints.hold(conn, names, None)
-    forget_generation(conn, names, rebuild.generation)
+    forget_generation(conn, names, rebuild.generation, keep_fence=True)
     store.finish(conn, rebuild_id, "cancelled", now_us)
     found = store.get(conn, rebuild_id)
     assert found is not None
     return found
 
 
-def forget_generation(conn: Connection, projections: Sequence[str], generation: int) -> None:
-    """Delete the checkpoints, fences and dead letters of a generation that is not live."""
+def forget_generation(conn: Connection, projections: Sequence[str], generation: int, *,
+                      keep_fence: bool = False) -> None:  # fmt: skip
+    """Delete the checkpoints, fences (unless ``keep_fence``: a cancel keeps the epoch it bumped,
+    so the worker cannot commit again) and dead letters of a generation that is not live."""
     assert generation != checkpoints.LIVE_GENERATION
-    for table in (CHECKPOINTS, FENCES):
+    for table in (CHECKPOINTS,) if keep_fence else (CHECKPOINTS, FENCES):
         conn.execute(delete(table).where(and_(table.c.projection.in_(list(projections)),
                                               table.c.generation == generation)))  # fmt: skip
     dead_letters.clear(conn, projections, generation)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    text,
     update,
 )
 
@@ -120,6 +121,10 @@ def create(
 
     Raises ``RebuildConflict`` when one of them is being rebuilt (claims are taken in this
     transaction: of two concurrent creates, one fails on the claims' primary key)."""
+    if conn.dialect.name == "postgresql":
+        # Creates run one at a time (SQLite's writers already do): two concurrent ones would
+        # pick the same generation number.
+        conn.execute(text("LOCK TABLE rebuilds IN SHARE ROW EXCLUSIVE MODE"))
     rebuild_id = uuid.uuid4().hex
     claims = [{"projection": name, "rebuild_id": rebuild_id} for name in projections]
     taken = insert_new(conn, REBUILD_CLAIMS, claims, "projection")

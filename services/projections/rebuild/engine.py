@@ -179,6 +179,7 @@ class _Run:
         with self.o.db.transaction() as conn:
             for shadow in self.shadows:
                 shadow.create_tables(conn)
+            checkpoints.ensure_fences(conn, self.names)  # long before the hold: see hold()
             done = checkpoints.load_slowest(conn, self.names, self.rebuild.generation,
                                             self.o.topic)  # fmt: skip
         self.applied_at_start = sum(done.values())  # the rate counts this run's work only
