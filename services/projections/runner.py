@@ -92,6 +92,7 @@ class ProjectionRunner:
         self._epochs: dict[str, int] = {}
         self._suspect_gaps: dict[int, tuple[int, int]] = {}
         self.parked = 0
+        self.fenced = 0
         self.failure: str | None = None
         self._fence_checked = 0.0
         self.until: dict[int, int] | None = None
@@ -240,6 +241,7 @@ class ProjectionRunner:
             time.sleep(self._idle_s)
             return 0
         except checkpoints.Fenced as fenced:
+            self.fenced += 1
             log.warning("fenced: %s; resuming from the stored checkpoints", fenced)
             self.rewind()
             return 0

@@ -147,3 +147,46 @@ def test_keep_old_allows_a_rollback_that_catches_up(loaded: Services) -> None:
         operations.rollback(conn, list(generations.PREFIXES), 2)  # and forward again
     loaded.runner.catch_up(60)
     assert digests(loaded) == rolled
+
+
+def test_a_cancelled_rebuild_fences_its_worker(loaded: Services) -> None:
+    from services.projections.runner import ProjectionRunner
+
+    rebuild = loaded.rebuilder.start(["AccountTimeline"])
+    shadow = AccountTimeline().in_generation(rebuild.generation)
+    with loaded.container.db.transaction() as conn:
+        shadow.create_tables(conn)
+    worker = ProjectionRunner(loaded.container.log, loaded.container.db,
+                              loaded.container.settings.topic, [shadow],
+                              group=loaded.container.settings.projector_group + "-w",
+                              generation=rebuild.generation, batch_size=10)  # fmt: skip
+    worker.until = {}  # resume (load the epochs) without applying anything
+    worker.run_once()
+    with loaded.container.db.transaction() as conn:
+        operations.cancel(conn, rebuild.id, 1)
+    worker.until = None
+    assert worker.run_once() == 0  # fenced: its commit is refused (the engine then stops)
+    assert worker.fenced == 1
+    with loaded.container.db.reading() as conn:
+        from services.core.readmodels.checkpoints import load
+
+        assert load(conn, "AccountTimeline", rebuild.generation,
+                    loaded.container.settings.topic) == {}  # fmt: skip
+    worker.close()
+
+
+def test_concurrent_starts_get_distinct_generations(loaded: Services) -> None:
+    out: list[object] = []
+
+    def start(name: str) -> None:
+        try:
+            out.append(loaded.rebuilder.start([name]).generation)
+        except Exception as exc:  # recorded: the assertion shows it
+            out.append(exc)
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in generations.PREFIXES]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(out) == [2, 3, 4, 5]  # type: ignore[type-var]

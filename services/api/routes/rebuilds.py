@@ -37,7 +37,7 @@ def _names(container: ContainerDep, requested: Literal["all"] | Names, field: st
         problem = (f"unknown read model(s) {', '.join(unknown)}; one of:"
                    f" {', '.join(container.projections)}")  # fmt: skip
     if problem is not None:
-        fields = [{"path": field, "problem": problem}]
+        fields = [{"path": f"body.{field}", "problem": problem}]
         raise HTTPException(422, detail={"code": "invalid_request", "fields": fields,
                                          "message": f"{field}: {problem}"})  # fmt: skip
     return [n for n in container.projections if n in requested]

@@ -282,6 +282,7 @@ class _Run:
         backoff = 0.1
         while True:
             self._check_stop()
+            fenced = self.runner.fenced
             try:
                 self.runner.run_once()
                 backoff = 0.1
@@ -293,7 +294,7 @@ class _Run:
             if all(applied.get(p, 0) >= o for p, o in self.target.items()):
                 self._tick(force=True)
                 return
-            self._tick()
+            self._tick(force=self.runner.fenced != fenced)  # cancelled? stop before resuming
 
     def _check_stop(self) -> None:
         if self.stop.is_set():
