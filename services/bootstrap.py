@@ -132,6 +132,7 @@ class Services:
 
     def start_projector(self) -> None:
         self.redrive_unsupported()
+        self.backfill_new()
         self._stop.clear()
         self._thread = threading.Thread(
             target=self.runner.run_forever,
@@ -142,6 +143,17 @@ class Services:
         )
         self._thread.start()
         self.rebuild_worker.start()
+
+    def backfill_new(self) -> None:
+        """Start building the read models this release added (the rebuild worker runs it)."""
+        try:
+            started = self.rebuilder.backfill_new()
+        except Exception:
+            log.exception("starting the backfill of new read models failed; next start tries")
+            return
+        if started is not None:
+            log.info("backfilling new read models %s (rebuild %s)",
+                     ", ".join(started.projections), started.id)  # fmt: skip
 
     def redrive_unsupported(self) -> None:
         """Re-drive records parked as ``unsupported``: this version may understand them now

@@ -80,7 +80,8 @@ def _projector(settings: Settings) -> int:
           flush=True)  # fmt: skip
     try:
         services.redrive_unsupported()
-        services.rebuild_worker.start()  # runs rebuilds started over HTTP
+        services.backfill_new()
+        services.rebuild_worker.start()  # runs rebuilds started over HTTP and backfills
         services.runner.run_forever(stop)
     finally:
         # The runner has finished its batch; then the health server, then the connections.

@@ -35,7 +35,7 @@ from services.core import codec
 from services.core.adapters.sql import Database, is_systemic
 from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogConsumer, LogRecord
-from services.core.readmodels import checkpoints, copies
+from services.core.readmodels import checkpoints, copies, generations
 from services.projections.base import Projection
 from services.projections.chunks import Bounds, Chunk, split
 from services.projections.isolation import apply_isolated
@@ -93,6 +93,9 @@ class ProjectionRunner:
         self._suspect_gaps: dict[int, tuple[int, int]] = {}
         self.parked = 0
         self.fenced = 0
+        self._active = self.projections
+        """The projections this runner applies: all but live ones still waiting for their
+        backfill (``generations.NOT_BUILT``); set on every resume."""
         self.failure: str | None = None
         self._fence_checked = 0.0
         self.until: dict[int, int] | None = None
@@ -105,8 +108,12 @@ class ProjectionRunner:
         names = [p.name for p in self.projections]
         end = self._log.end_offsets(self.topic)
         with self._db.transaction() as conn:
+            waiting: set[str] = set()
+            if self.generation == checkpoints.LIVE_GENERATION:
+                waiting = generations.not_built(conn, names)
+            self._active = tuple(p for p in self.projections if p.name not in waiting)
             stored = {}
-            for name in names:
+            for name in [p.name for p in self._active]:
                 checkpoints.ensure_rows(conn, name, self.generation, self.topic, partitions)
                 stored[name] = checkpoints.load(conn, name, self.generation, self.topic)
             epochs = checkpoints.epochs(conn, names, self.generation)
@@ -120,8 +127,9 @@ class ProjectionRunner:
                         " OneVoice at the original log, or rebuild the views from this one"
                         " with `onevoice replay`."
                     )
-        start = {part: min(s.get(part, 0) for s in stored.values()) for part in partitions}
-        self._epochs = epochs
+        start = {part: min((s.get(part, 0) for s in stored.values()), default=end.get(part, 0))
+                 for part in partitions}  # fmt: skip
+        self._epochs = epochs  # of every projection: a backfill's switch fences this runner
         with self._progress:
             self._applied.update(start)
         return start
@@ -159,12 +167,14 @@ class ProjectionRunner:
             p = record.partition
             next_offsets[p] = max(next_offsets.get(p, 0), record.offset + 1)
             first[p] = min(first.get(p, record.offset), record.offset)
+        if not self._active:
+            return next_offsets  # every read model waits for its backfill: nothing to apply
         by_position = {(r.partition, r.offset): r for r in chunk.records}
         all_parked: list[dead_letters.Parked] = []
         with self._db.transaction() as conn:
             checkpoints.fence(conn, self._epochs, self.generation)
             stored = {}
-            for projection in self.projections:
+            for projection in self._active:
                 stored[projection.name] = done = checkpoints.load(
                     conn, projection.name, self.generation, self.topic, lock=True,
                     partitions=next_offsets,
@@ -176,7 +186,7 @@ class ProjectionRunner:
                 if o >= lowest[p]
             ])  # fmt: skip
             now_us = _now_us()
-            for projection in self.projections:
+            for projection in self._active:
                 done = stored[projection.name]
                 parked: list[dead_letters.Parked] = []
 
@@ -305,7 +315,7 @@ class ProjectionRunner:
             return
         with self._db.transaction() as conn:
             checkpoints.fence(conn, self._epochs, self.generation)
-            for projection in self.projections:
+            for projection in self._active:
                 stored = checkpoints.load(conn, projection.name, self.generation, self.topic,
                                           lock=True, partitions=behind)  # fmt: skip
                 forward = {p: to for p, (start, to) in behind.items()

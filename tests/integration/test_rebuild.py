@@ -4,6 +4,7 @@ cancellable, resumable, with a kept generation to roll back to (both backends)."
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -190,3 +191,50 @@ def test_concurrent_starts_get_distinct_generations(loaded: Services) -> None:
     for t in threads:
         t.join()
     assert sorted(out) == [2, 3, 4, 5]  # type: ignore[type-var]
+
+
+def test_a_read_model_added_by_a_release_is_backfilled_before_it_is_applied_live(
+    loaded: Services,
+) -> None:
+    from services.core.readmodels.schema import CHECKPOINTS
+
+    db, name = loaded.container.db, "OneVoiceView"
+    view = next(p for p in loaded.runner.projections if p.name == name)
+    with db.transaction() as conn:  # what a release that adds OneVoiceView leaves behind
+        view.clear(conn)
+        conn.execute(CHECKPOINTS.delete().where(CHECKPOINTS.c.projection == name))
+        conn.execute(generations.GENERATIONS.insert().values(projection=name, active=0))
+    loaded.runner.rewind()
+    loaded.ingest.submit(_story(10, 300))
+    loaded.runner.catch_up(60)
+    assert all(n == 0 for n in _counts(loaded, name).values())  # the live runner skips it
+    with db.reading() as conn:
+        states = {p["name"]: p["state"] for p in pipeline(conn, loaded)}
+    assert states[name] == "not_built" and states["AccountTimeline"] == "live"
+    backfill = loaded.rebuilder.backfill_new()
+    assert backfill is not None and backfill.projections == (name,)
+    assert loaded.rebuilder.backfill_new() is None  # one at a time
+    done = loaded.rebuilder.run(backfill.id)
+    assert done.state == "switched", done.error
+    assert done.report is not None and done.report["backfilled"] == [name]
+    loaded.ingest.submit(_story(5, 400))
+    loaded.runner.catch_up(60)  # fenced by the switch: applies OneVoiceView from now on
+    built = digests(loaded)
+    replay(loaded.runner, db, 60, __import__("io").StringIO())
+    assert digests(loaded) == built
+    assert _counts(loaded, name)["contacts"] == 2 * 95
+
+
+def _counts(services: Services, name: str) -> dict[str, int]:
+    view = next(p for p in services.runner.projections if p.name == name)
+    with services.container.db.reading() as conn:
+        return view.count(conn)
+
+
+def pipeline(conn: object, services: Services) -> list[dict[str, object]]:
+    from services.core.readmodels.status import pipeline_status
+
+    settings = services.container.settings
+    ends = services.container.log.end_offsets(settings.topic)
+    return pipeline_status(conn, services.container.projections, settings.topic, ends,  # type: ignore[arg-type]
+                           time.time_ns() // 1000, 60)  # fmt: skip

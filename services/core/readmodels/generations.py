@@ -36,6 +36,11 @@ from services.core.readmodels.checkpoints import LIVE_GENERATION
 from services.core.readmodels.schema import CHECKPOINTS, FENCES, METADATA
 
 FIRST_GENERATION = 1
+NOT_BUILT = 0
+"""The live generation of a read model added by a later release, until a rebuild backfilled it:
+its migration creates its (empty) tables and a ``GENERATIONS`` row with ``active = 0``. Live
+projectors do not apply it; the projector's start creates the rebuild that builds it in a
+shadow and switches it live, after which every live projector applies it too."""
 
 GENERATIONS = Table(
     "projection_generations",
@@ -88,6 +93,11 @@ def active(conn: Connection, projections: Sequence[str]) -> dict[str, tuple[int,
                         .where(GENERATIONS.c.projection.in_(list(projections))))  # fmt: skip
     found = {str(p): (int(a), None if k is None else int(k)) for p, a, k in rows}
     return {name: found.get(name, (FIRST_GENERATION, None)) for name in projections}
+
+
+def not_built(conn: Connection, projections: Sequence[str]) -> set[str]:
+    """The read models among ``projections`` waiting for their backfill (``NOT_BUILT``)."""
+    return {name for name, (live, _) in active(conn, projections).items() if live == NOT_BUILT}
 
 
 def drop(conn: Connection, prefix: str, generation: int) -> list[str]:

@@ -21,7 +21,8 @@ def pipeline_status(
     conn: Connection, projections: Sequence[str], topic: str,
     ends: Mapping[int, int] | None, now_us: int, stall_after_s: float,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """One entry per read model. ``state``: ``rebuilding`` while a rebuild claims it,
+    """One entry per read model. ``state``: ``rebuilding`` while a rebuild claims it (a
+    backfill too), ``not_built`` for a read model a release added that waits for its backfill,
     ``stalled`` when it lags and its checkpoints have not moved for ``stall_after_s``, else
     ``live``. ``ends`` is None when the log cannot be reached (end and lag are then null)."""
     live = generations.active(conn, projections)
@@ -57,6 +58,8 @@ def pipeline_status(
         lag_total = None if ends is None else sum(r["lag"] or 0 for r in rows)
         if name in claimed:
             state = "rebuilding"
+        elif live[name][0] == generations.NOT_BUILT:
+            state = "not_built"
         elif lag_total and (last is None or now_us - last > stall_after_s * 1e6):
             state = "stalled"
         else:

@@ -30,7 +30,7 @@ from services.core.adapters.sql import Database
 from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogUnavailable, StoreUnavailable
 from services.core.readmodels import checkpoints, generations
-from services.core.rebuilds import RebuildStateError, operations, store
+from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 from services.core.rebuilds.store import Rebuild
 from services.projections.base import Projection
 from services.projections.rebuild.verify import compare
@@ -87,6 +87,20 @@ class Rebuilder:
         with self.db.transaction() as conn:
             return store.create(conn, self.names(requested), accept_diff=accept_diff,
                                 keep_old=keep_old, now_us=_now_us())  # fmt: skip
+
+    def backfill_new(self) -> Rebuild | None:
+        """Start the rebuild that builds the read models a release added (``NOT_BUILT``) and
+        nobody builds yet; None when there are none (or another process just started it)."""
+        with self.db.transaction() as conn:
+            waiting = generations.not_built(conn, list(self.projections))
+            waiting -= set(store.claims(conn))
+            if not waiting:
+                return None
+            try:
+                return store.create(conn, self.names(sorted(waiting)), accept_diff=True,
+                                    keep_old=False, now_us=_now_us())  # fmt: skip
+            except RebuildConflict:
+                return None
 
     def run(self, rebuild_id: str, progress: Progress | None = None,
             stop: threading.Event | None = None) -> Rebuild:  # fmt: skip
@@ -172,6 +186,10 @@ class _Run:
         self.target: dict[int, int] = {}
         self.paused_s = 0.0
         self.paused_since: float | None = None
+        self.backfill: set[str] = set()
+        """Read models of this rebuild that were never built (added by a later release): no
+        live generation to compare with or to pause."""
+        self.waiting: set[str] = set()
 
     # -- the state machine -----------------------------------------------------------------
 
@@ -180,6 +198,8 @@ class _Run:
             for shadow in self.shadows:
                 shadow.create_tables(conn)
             checkpoints.ensure_fences(conn, self.names)  # long before the hold: see hold()
+            self.backfill = generations.not_built(conn, self.names)
+            self.waiting = generations.not_built(conn, list(self.o.projections))
             done = checkpoints.load_slowest(conn, self.names, self.rebuild.generation,
                                             self.o.topic)  # fmt: skip
         self.applied_at_start = sum(done.values())  # the rate counts this run's work only
@@ -194,22 +214,21 @@ class _Run:
         self._verify_and_switch()
 
     def _verify_and_switch(self) -> None:
-        self.phase = "verifying (live projector paused)"
-        while True:
-            self._hold()
-            with self.o.db.reading() as conn:
-                each = {n: checkpoints.load(conn, n, checkpoints.LIVE_GENERATION, self.o.topic)
-                        for n in self.names}  # fmt: skip
-            if len({tuple(sorted(_nonzero(d).items())) for d in each.values()}) == 1:
-                break
-            self._release()  # the live read models are not at one position yet: let them run
-            self.stop.wait(1.0)
-            self._check_stop()
-        self.target = _nonzero(next(iter(each.values())))
+        compared = [n for n in self.names if n not in self.backfill]
+        if compared:
+            self.phase = "verifying (live projector paused)"
+            self.target = self._hold_at_one_position(compared)
+        else:
+            self.phase = "switching a backfill"
+            self.target = self._live_positions()
         self._catch_up()
+        pairs = [(live, shadow) for live, shadow in zip(self.live, self.shadows, strict=True)
+                 if live.name in compared]  # fmt: skip
         with self.o.db.reading() as conn:
-            report = compare(conn, list(zip(self.live, self.shadows, strict=True)), self.target,
-                             tick=lambda: self._tick(force=True))  # fmt: skip
+            report = compare(conn, pairs, self.target, tick=lambda: self._tick(force=True))
+        if self.backfill:
+            report["backfilled"] = sorted(self.backfill)
+            report["summary"] += f"; backfilled {', '.join(sorted(self.backfill))} (new)"
         if report["result"] != "equal" and not self.rebuild.accept_diff:
             self._release()
             self.phase = "waiting for the operator: verification differs"
@@ -223,6 +242,19 @@ class _Run:
         log.info("rebuild %s switched to generation %d (%s); live projector paused %.2fs",
                  self.rebuild.id, self.rebuild.generation, report["summary"],
                  self.paused_s)  # fmt: skip
+
+    def _hold_at_one_position(self, names: Sequence[str]) -> dict[int, int]:
+        """Pause the live commits of ``names`` once they stand at one position; that position."""
+        while True:
+            self._hold()
+            with self.o.db.reading() as conn:
+                each = {n: checkpoints.load(conn, n, checkpoints.LIVE_GENERATION, self.o.topic)
+                        for n in names}  # fmt: skip
+            if len({tuple(sorted(_nonzero(d).items())) for d in each.values()}) == 1:
+                return _nonzero(next(iter(each.values())))
+            self._release()  # the live read models are not at one position yet: let them run
+            self.stop.wait(1.0)
+            self._check_stop()
 
     def _switch(self, report: dict[str, Any]) -> None:
         generation, keep = self.rebuild.generation, self.rebuild.keep_old
@@ -257,23 +289,32 @@ class _Run:
         before = generations.active(conn, self.names)
         for name in self.names:
             outgoing, kept = before[name]
-            dead_letters.move(conn, name, live, outgoing if keep else None)
-            generations.swap(conn, name, generation, keep_outgoing=keep, now_us=_now_us())
+            keep_this = keep and name not in self.backfill  # an unbuilt one is empty: drop it
+            dead_letters.move(conn, name, live, outgoing if keep_this else None)
+            generations.swap(conn, name, generation, keep_outgoing=keep_this, now_us=_now_us())
             dead_letters.move(conn, name, generation, live)
-            if not keep:
+            if not keep_this:
                 retired.add(outgoing)
             if kept is not None:
                 operations.forget_generation(conn, [name], kept)
                 retired.add(kept)
+        if self.backfill:
+            # Live projectors skip these until they resume: fence them so they resume now.
+            checkpoints.bump(conn, sorted(self.backfill), live)
         return retired
 
     # -- catching up -----------------------------------------------------------------------
 
     def _live_positions(self) -> dict[int, int]:
+        """Where the shadow is to catch up to: the live positions of this rebuild's built read
+        models; for a backfill alone, of every built read model; with none built, the log's
+        end."""
+        names = [n for n in self.names if n not in self.backfill]
+        names = names or [n for n in self.o.projections if n not in self.waiting]
+        if not names:
+            return _nonzero(self.o._log.end_offsets(self.o.topic))
         with self.o.db.reading() as conn:
-            done = checkpoints.load_slowest(
-                conn, self.names, checkpoints.LIVE_GENERATION, self.o.topic
-            )
+            done = checkpoints.load_slowest(conn, names, checkpoints.LIVE_GENERATION, self.o.topic)
         return _nonzero(done)
 
     def _catch_up(self) -> None:

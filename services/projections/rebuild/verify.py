@@ -47,6 +47,8 @@ def compare(
         out[live.name] = tables
     result = "different" if differences else "equal"
     summary = "equal: every table has the same rows" if not differences else "; ".join(differences)
+    if not pairs:
+        summary = "no live generation to compare with"
     return {
         "result": result,
         "positions": {str(p): o for p, o in sorted(positions.items())},
