@@ -40,6 +40,7 @@ def projector(settings: Settings, output: Path) -> subprocess.Popen[bytes]:
         "ONEVOICE_PARTITIONS": str(settings.partitions),
         "ONEVOICE_PROJECTOR_GROUP": settings.projector_group,
         "ONEVOICE_PROJECTOR_BATCH": "50",
+        "ONEVOICE_PROJECTOR_PORT": "0",  # two projectors on one host: any free port each
     }
     with output.open("wb") as sink:
         return subprocess.Popen(
