@@ -130,6 +130,10 @@ class ProjectionRunner:
         start = {part: min((s.get(part, 0) for s in stored.values()), default=end.get(part, 0))
                  for part in partitions}  # fmt: skip
         self._epochs = epochs  # of every projection: a backfill's switch fences this runner
+        for part in partitions:
+            # A hole is accepted only when it is seen twice by one assignment: after a new one
+            # (a rebalance), the consumer is suspected of starting past the checkpoint again.
+            self._suspect_gaps.pop(part, None)
         with self._progress:
             self._applied.update(start)
         return start
