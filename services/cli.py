@@ -15,6 +15,7 @@ import sys
 import threading
 from types import FrameType
 
+from services.core import logs
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
 
@@ -27,7 +28,8 @@ def _serve(settings: Settings, role: str) -> int:
     services = build(settings)
     app = build_app(services, role)  # type: ignore[arg-type]
     print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 
 
@@ -183,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--url", help="base URL (default http://ONEVOICE_HOST:ONEVOICE_PORT)")
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     command = args.command
     if command in ("run", "ingest", "api"):
         return _serve(settings, "all" if command == "run" else command)

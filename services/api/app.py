@@ -15,6 +15,7 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.middleware import REQUEST_ID_HEADER, RequestIds
 from services.api.routes import accounts, admin, health, reports, schemas, timeline
 from services.core.consistency import LogEnds
 from services.core.container import Container
@@ -146,9 +147,12 @@ def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
-def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(error_body("internal_error", "unexpected server error"), 500)
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette answers this outside every middleware, after RequestIds let go of the id.
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return JSONResponse(error_body("internal_error", "unexpected server error"), 500, headers)
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -183,6 +187,7 @@ def create_app(
 
     ``extra_routers`` (the ingest router) are mounted first; ``serve_queries=False`` leaves out
     the timeline and event routes (an ingest-only process still has health and schemas).
+    Every response carries ``X-Request-Id``.
     """
 
     @asynccontextmanager
@@ -208,6 +213,7 @@ def create_app(
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
-    app.add_middleware(RefuseNul)  # added last: the outermost, it runs before anything else
+    app.add_middleware(RefuseNul)  # before any parsing or routing
+    app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
