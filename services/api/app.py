@@ -11,15 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from prometheus_client.registry import Collector
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.middleware import REQUEST_ID_HEADER, RequestIds
-from services.api.routes import accounts, admin, health, reports, schemas, timeline
+from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
+from services.api.routes import accounts, admin, health, metrics, reports, schemas, timeline
 from services.core.consistency import LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
+from services.core.metrics.collectors import PipelineCollector
 from services.core.ports import StoreUnavailable
 from services.core.problems import error_body
 
@@ -182,11 +184,14 @@ def create_app(
     on_shutdown: Sequence[Lifecycle] = (),
     *,
     serve_queries: bool = True,
+    metric_collectors: Sequence[Collector] = (),
 ) -> FastAPI:
     """Build the HTTP app; nothing connects until the lifespan starts.
 
     ``extra_routers`` (the ingest router) are mounted first; ``serve_queries=False`` leaves out
-    the timeline and event routes (an ingest-only process still has health and schemas).
+    the timeline and event routes (an ingest-only process still has health, schemas and
+    metrics). ``/metrics`` is served by every app; ``metric_collectors`` are read at each scrape
+    beside the pipeline's own (``PipelineCollector``): the place for more scrape-time gauges.
     Every response carries ``X-Request-Id``.
     """
 
@@ -203,10 +208,11 @@ def create_app(
     app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
     app.state.log_ends = LogEnds(lambda: container.log.end_offsets(container.settings.topic))
+    app.state.metric_collectors = [PipelineCollector(container), *metric_collectors]
     queries = (
         (timeline.router, accounts.router, reports.router, admin.router) if serve_queries else ()
     )
-    for router in (*extra_routers, *queries, schemas.router, health.router):
+    for router in (*extra_routers, *queries, schemas.router, health.router, metrics.router):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -214,6 +220,7 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(RefuseNul)  # before any parsing or routing
+    app.add_middleware(RequestTimer)  # times every answer, refusals included
     app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

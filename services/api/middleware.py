@@ -1,13 +1,19 @@
-"""Middleware every route goes through: the request id."""
+"""Middleware every route goes through: the request id and the request latency metric."""
 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.core.logs import REQUEST_ID
+from services.core.metrics.definitions import (
+    HTTP_REQUEST_DURATION,
+    method_label,
+    status_class,
+)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _HEADER_KEY = REQUEST_ID_HEADER.lower().encode()
@@ -50,3 +56,39 @@ class RequestIds:
             await self.app(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
+
+
+def route_label(scope: Scope) -> str:
+    """The matched route's template (``/v1/accounts/{account_id}/timeline``), or
+    ``"unmatched"`` — never the raw path, whose ids would make a series per account."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) else "unmatched"
+
+
+class RequestTimer:
+    """Observe ``onevoice_http_request_duration_seconds{route,method,status}`` for every HTTP
+    request, from its start to the end of its response (a request that raised counts as 5xx)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            HTTP_REQUEST_DURATION.labels(
+                route_label(scope), method_label(scope["method"]), status_class(status)
+            ).observe(time.perf_counter() - started)

@@ -1,4 +1,4 @@
-"""Request ids (services/api/middleware.py), on the real app."""
+"""Request ids and the latency metric's labels (services/api/middleware.py), on the real app."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from services.api.app import create_app
+from services.api.middleware import route_label
 from services.core.adapters.sql import Database
 from services.core.container import Container
 from services.core.logs import REQUEST_ID, JsonFormatter
@@ -100,3 +102,9 @@ def test_an_unexpected_error_answers_500_with_the_id_and_logs_it(
     assert answer.headers["x-request-id"] == "trace-500"
     [record] = [r for r in caplog.records if r.getMessage() == "unhandled error"]
     assert record.__dict__["request_id"] == "trace-500"
+
+
+def test_route_label_is_the_template_never_the_path() -> None:
+    route = APIRoute("/v1/accounts/{account_id:path}/timeline", where)
+    assert route_label({"route": route}) == "/v1/accounts/{account_id}/timeline"
+    assert route_label({}) == "unmatched"
