@@ -22,9 +22,10 @@ LogFormat = Literal["json", "text"]
 REQUEST_ID: ContextVar[str | None] = ContextVar("onevoice_request_id", default=None)
 """The id of the HTTP request being handled in this context (set by the API's middleware)."""
 
-# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+# Attributes every LogRecord has; anything else on a record came from ``extra=`` (except
+# uvicorn's ``color_message``: the message again, with terminal colour codes).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
-    "message", "asctime", "taskName",
+    "message", "asctime", "taskName", "color_message",
 }  # fmt: skip
 _QUIET = {"httpx": logging.WARNING, "kafka": logging.WARNING}
 

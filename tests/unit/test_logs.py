@@ -117,7 +117,8 @@ def test_configure_sends_every_logger_uvicorns_too_through_one_format(root_loggi
     logging.getLogger("uvicorn.access").info('%s - "%s %s"', "127.0.0.1:5", "GET", "/healthz")
     logging.getLogger("services.test").debug("below the level")
     logging.getLogger("kafka.conn").info("quieted")
-    [line] = stream.getvalue().splitlines()
-    record = json.loads(line)
-    assert (record["logger"], record["level"]) == ("uvicorn.access", "INFO")
-    assert record["message"] == '127.0.0.1:5 - "GET /healthz"'
+    logging.getLogger("uvicorn.error").info("Started %d", 7, extra={"color_message": "\x1b[36m"})
+    access, started = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (access["logger"], access["level"]) == ("uvicorn.access", "INFO")
+    assert access["message"] == '127.0.0.1:5 - "GET /healthz"'
+    assert set(started) == {"time", "level", "logger", "message"}  # no colour codes
