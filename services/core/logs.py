@@ -89,5 +89,6 @@ def configure(level: str, chosen: LogFormat | None, stream: TextIO | None = None
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_log = logging.getLogger(name)
         uvicorn_log.handlers.clear()
+        uvicorn_log.setLevel(logging.NOTSET)  # the root's level, like every other logger
         uvicorn_log.propagate = True
     return used

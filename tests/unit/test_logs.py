@@ -103,12 +103,17 @@ def test_the_setting_takes_json_or_text_only(monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture
 def root_logging() -> Iterator[None]:
-    """Put the root logger (and uvicorn's) back as they were: ``configure`` replaces them."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    """Put the root logger and uvicorn's back as they were: ``configure`` replaces them."""
+    names = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "kafka")
+    touched = [logging.getLogger(name) for name in names]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in touched]
+    # As an earlier uvicorn.Config(log_level="warning") in this process leaves them:
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     yield
-    root.handlers[:], _ = saved
-    root.setLevel(saved[1])
+    for lg, (handlers, level, propagate) in zip(touched, saved, strict=True):
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 def test_configure_sends_every_logger_uvicorns_too_through_one_format(root_logging: None) -> None:
