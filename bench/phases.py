@@ -1,4 +1,4 @@
-"""The eight phases, in order, on one broker and one database; each adds rows and JSON.
+"""The ten phases, in order, on one broker and one database; each adds rows and JSON.
 
 Topics: the raw loops use their own topic; ingest, projection, lag and replay share the service
 topic (same partition count, ``retention.ms=-1``). Each projection phase joins a fresh consumer
@@ -17,6 +17,7 @@ import httpx
 from bench import events as gen
 from bench import load, query, raw, views
 from bench.base import BenchBase, close, say
+from bench.rebuild import rebuild_while_serving
 from bench.report import Row
 from bench.server import AppProcess
 from bench.stats import percentile
@@ -28,7 +29,7 @@ from services.projections.replay import replay
 
 class Bench(BenchBase):
     """The phases in order: prepare, raw_limits, ingest, timeline_only, projection, lag,
-    replay, query, view."""
+    replay, query, view, rebuild_serving."""
 
     timeline_only_rate: float = 0.0
 
@@ -311,3 +312,7 @@ class Bench(BenchBase):
         for path, took in per_list.items():
             self.rows.append(Row(f"  {path.split('/v1/')[1]} p50 (10 req)",
                                  percentile(took, 0.5), "ms"))  # fmt: skip
+
+    def rebuild_serving(self) -> None:
+        """An online rebuild of every read model while reads are served (bench/rebuild.py)."""
+        rebuild_while_serving(self)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -9,12 +12,25 @@ from services.core.deadletters import store  # noqa: F401 - tables
 from services.core.readmodels import (  # noqa: F401 - tables
     accounts,
     copies,
+    generations,
     leadership,
     onevoice,
     timeline,
 )
 from services.core.readmodels.schema import METADATA
+from services.core.rebuilds import store as rebuilds  # noqa: F401 - tables
 from services.core.settings import Settings
+
+_GENERATION = re.compile(r".*__g\d+_.*")
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Shadow and kept generations of a read model (``<prefix>__g<n>_...``) are made by
+    rebuilds, not by migrations: autogenerate leaves them alone."""
+    return not (name and _GENERATION.fullmatch(name))
+
 
 config = context.config
 url = config.attributes.get("url") or Settings().resolved_database_url()
@@ -29,13 +45,15 @@ def run_offline() -> None:
 def run_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=METADATA)
+        context.configure(
+            connection=connection, target_metadata=METADATA, include_object=include_object
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = create_engine(url)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=METADATA)
+        context.configure(connection=conn, target_metadata=METADATA, include_object=include_object)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

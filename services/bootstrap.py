@@ -8,19 +8,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from alembic import command
-from alembic.config import Config
 from fastapi import FastAPI
 
 from services.api.app import create_app
+from services.core.adapters import sql_schema
 from services.core.adapters.embedded_log import EmbeddedLog
 from services.core.adapters.kafka_config import KafkaSecurity
 from services.core.adapters.kafka_log import KafkaLog
+from services.core.adapters.lazy_log import LazyLog
 from services.core.adapters.sql import Database
 from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.container import Container
@@ -33,6 +33,8 @@ from services.projections.base import Projection
 from services.projections.directory import AccountDirectory
 from services.projections.leadership import LeadershipLog
 from services.projections.onevoice import OneVoiceView
+from services.projections.rebuild.engine import Rebuilder
+from services.projections.rebuild.worker import RebuildWorker
 from services.projections.redrive import Redriver
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
@@ -45,12 +47,30 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+Role = Literal["all", "ingest", "api", "projector"]
+# Creating a topic needs topic-admin rights: only these roles (and `onevoice topics`) ask for it.
+TOPIC_CREATORS: frozenset[Role] = frozenset({"all", "ingest"})
+
+
 def migrate(db: Database) -> None:
-    """Bring the read-model database to the newest schema (alembic upgrade head)."""
-    config = Config(str(ROOT / "alembic.ini"))
-    with db.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+    """Bring the read-model database to the newest schema (alembic upgrade head), serialised
+    with every other migrating process by one lock (``sql_schema.migrate``)."""
+    sql_schema.migrate(db, ROOT / "alembic.ini")
+
+
+def check_schema(db: Database) -> None:
+    """Raise ``sql_schema.SchemaMismatch`` unless the database is at this version's newest
+    revision (the message names both revisions and says to run ``onevoice migrate``)."""
+    sql_schema.check(db, ROOT / "alembic.ini")
+
+
+def open_database(settings: Settings) -> Database:
+    """The read-model database, its PostgreSQL pool sized by the settings."""
+    return Database(
+        settings.resolved_database_url(),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
 
 
 def kafka_security(settings: Settings) -> KafkaSecurity:
@@ -64,21 +84,37 @@ def kafka_security(settings: Settings) -> KafkaSecurity:
     )
 
 
-def build_log(settings: Settings) -> EventLog:
-    """The event log the settings name, with its topic provisioned."""
-    event_log: EventLog
+def open_log(settings: Settings) -> EventLog:
+    """The event log the settings name, topic untouched (the Kafka adapter connects on use)."""
     if settings.log_backend == "kafka":
-        event_log = KafkaLog(
+        return KafkaLog(
             settings.kafka_bootstrap,
             send_timeout_s=settings.kafka_send_timeout_s,
             replication_factor=settings.kafka_replication_factor,
             allow_finite_retention=settings.kafka_allow_finite_retention,
             security=kafka_security(settings),
         )
-    else:
-        event_log = EmbeddedLog(settings.embedded_log_path())
-    event_log.ensure_topic(settings.topic, settings.partitions)
+    return EmbeddedLog(settings.embedded_log_path())
+
+
+def build_log(settings: Settings, *, provision: bool = True) -> EventLog:
+    """The event log the settings name, with its topic created or checked (``ensure_topic``:
+    topic-admin rights on Kafka), unless ``provision`` is False: then the caller only reads it
+    (the same as ``open_log``)."""
+    event_log = open_log(settings)
+    if provision:
+        event_log.ensure_topic(settings.topic, settings.partitions)
     return event_log
+
+
+def _log_for(settings: Settings, role: Role) -> EventLog:
+    if role in TOPIC_CREATORS:
+        return build_log(settings)
+    if role == "api":
+        # The query API reads the database only; the log serves consistency-token checks,
+        # which degrade to the bounded wait while it is down: start without it.
+        return LazyLog(lambda: open_log(settings))
+    return open_log(settings)  # a projector consumes; a missing topic is LogUnavailable there
 
 
 @dataclass
@@ -89,6 +125,8 @@ class Services:
     ingest: IngestService
     runner: ProjectionRunner
     redriver: Redriver
+    rebuilder: Rebuilder
+    rebuild_worker: RebuildWorker
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -103,6 +141,7 @@ class Services:
             daemon=True,
         )
         self._thread.start()
+        self.rebuild_worker.start()
 
     def redrive_unsupported(self) -> None:
         """Re-drive records parked as ``unsupported``: this version may understand them now
@@ -117,6 +156,7 @@ class Services:
                      len(report.redriven), len(report.failed))  # fmt: skip
 
     def stop_projector(self) -> None:
+        self.rebuild_worker.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -134,18 +174,39 @@ def projections() -> list[Projection]:
     return [AccountTimeline(), AccountDirectory(), LeadershipLog(), OneVoiceView()]
 
 
-def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = True) -> Services:
-    """Wire adapters and services from settings (migrating the database first by default)."""
-    db = Database(settings.resolved_database_url())
-    if run_migrations:
-        migrate(db)
-    event_log = build_log(settings)
+def build(
+    settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = True, role: Role = "all"
+) -> Services:
+    """Wire adapters and services from settings for one role.
+
+    ``run_migrations=True`` (the default, and ``onevoice run``) migrates the database first;
+    ``False`` only checks that it is at this version's schema and raises
+    ``sql_schema.SchemaMismatch`` otherwise (the ingest, api and projector roles: migrations
+    run in one place). ``role`` decides what touches the log at start: ``all`` and ``ingest``
+    create or check the topic, ``projector`` opens the log without creating anything, and
+    ``api`` does not open it until a consistency token needs it.
+    """
+    db = open_database(settings)
+    try:
+        if run_migrations:
+            migrate(db)
+        else:
+            check_schema(db)
+        event_log = _log_for(settings, role)
+    except BaseException:
+        db.dispose()
+        raise
     runner = ProjectionRunner(
         event_log, db, settings.topic, projections(),
         group=settings.projector_group, batch_size=settings.projector_batch,
         batch_bytes=settings.projector_batch_bytes, idle_s=settings.projector_idle_s,
     )  # fmt: skip
     redriver = Redriver(db, runner.projections)
+    rebuilder = Rebuilder(
+        event_log, db, settings.topic, projections(), group=settings.projector_group,
+        batch_size=settings.projector_batch, batch_bytes=settings.projector_batch_bytes,
+        idle_s=settings.projector_idle_s,
+    )  # fmt: skip
     container = Container(
         settings, event_log, db, clock, tuple(p.name for p in runner.projections),
         redrive=redriver.redrive, projector_failure=lambda: runner.failure,
@@ -154,32 +215,35 @@ def build(settings: Settings, clock: Clock = utc_now, *, run_migrations: bool = 
         event_log, SqlReceiptStore(db), settings.topic, clock,
         timedelta(seconds=settings.max_future_s), settings.max_fanout,
     )  # fmt: skip
-    return Services(container, ingest, runner, redriver)
+    return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder))
 
 
 def build_redriver(settings: Settings) -> Redriver:
     """A re-driver on the settings' database, for the CLI (no log connection needed)."""
-    return Redriver(Database(settings.resolved_database_url()), projections())
-
-
-Role = Literal["all", "ingest", "api"]
+    return Redriver(open_database(settings), projections())
 
 
 def build_app(services: Services, role: Role = "all") -> FastAPI:
-    """An HTTP app for one role.
+    """An HTTP app for one role; its ``/readyz`` needs what that role needs.
 
     ``all``: ingest + queries (+ the projector thread when ``run_projector``), the embedded
-    single-process default. ``ingest``: only the write endpoints. ``api``: only the reads.
+    single-process default; needs the database and the log. ``ingest``: only the write
+    endpoints; database and log. ``api``: only the reads; the database only. ``projector``:
+    only what every app serves (health, schemas); database and log, and 503 once the runner
+    stopped for good. The projector's app neither starts the runner nor closes ``services``:
+    its caller runs the runner beside the server and closes them in order.
     """
     settings = services.container.settings
-    starts: list[Callable[[], None]] = [services.ingest.check_receipts] if role != "api" else []
+    container = replace(services.container, log_required=role != "api")
+    takes_writes = role in ("all", "ingest")
+    starts: list[Callable[[], None]] = [services.ingest.check_receipts] if takes_writes else []
     if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
-    routers = [build_router(services.ingest, settings.max_batch)] if role != "api" else []
+    routers = [build_router(services.ingest, settings.max_batch)] if takes_writes else []
     return create_app(
-        services.container,
+        container,
         extra_routers=routers,
         on_startup=starts,
-        on_shutdown=[services.close],
-        serve_queries=role != "ingest",
+        on_shutdown=[services.close] if role != "projector" else [],
+        serve_queries=role in ("all", "api"),
     )

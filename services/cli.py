@@ -2,8 +2,13 @@
 
 Subcommands: ``run`` (ingest + queries + projector in one process: the embedded default),
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
-``topics``, ``replay``, ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
+``topics``, ``replay`` (offline), ``rebuild`` (online), ``status``,
+``dead-letters`` (list | show ID | redrive IDS | redrive --all),
 ``receipts reset`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
+
+Migrations run in one place: ``migrate`` (and ``run``, so that one command starts a fresh
+machine), under one lock. ``ingest``, ``api``, ``projector``, ``replay`` and ``rebuild`` only
+check the schema and exit with status 1 and the two revisions when it is not this version's.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import logging
 import signal
 import sys
 import threading
+import time
 from types import FrameType
+from typing import Any
 
 from services.core import logs
 from services.core.deadletters import REASONS
@@ -25,7 +32,9 @@ def _serve(settings: Settings, role: str) -> int:
 
     from services.bootstrap import build, build_app
 
-    services = build(settings)
+    # Only `run` migrates (the embedded default starts with one command); the split roles
+    # refuse a schema the migrate job has not brought to this version.
+    services = build(settings, run_migrations=role == "all", role=role)  # type: ignore[arg-type]
     app = build_app(services, role)  # type: ignore[arg-type]
     print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
     # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
@@ -33,10 +42,37 @@ def _serve(settings: Settings, role: str) -> int:
     return 0
 
 
-def _projector(settings: Settings) -> int:
-    from services.bootstrap import build
+def _health_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread, str]:
+    """A uvicorn server for ``app`` in a thread (signals stay with the main thread); its
+    server, thread and base URL once it listens. ``RuntimeError`` when it cannot start."""
+    import uvicorn
 
-    services = build(settings)
+    # log_config=None: the root handler's format (``logs.configure``); warnings only, so the
+    # probes' access lines stay out.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="health-http", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the health server could not listen on {host}:{port}")
+        time.sleep(0.01)
+    bound = [s.getsockname() for srv in server.servers for s in srv.sockets]
+    return server, thread, f"http://{bound[0][0]}:{bound[0][1]}"
+
+
+def _projector(settings: Settings) -> int:
+    from services.bootstrap import build, build_app
+
+    services = build(settings, run_migrations=False, role="projector")
+    try:
+        server, http, base = _health_server(
+            build_app(services, "projector"), settings.host, settings.projector_port
+        )
+    except RuntimeError as exc:
+        services.close()
+        print(f"projector: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -45,11 +81,16 @@ def _projector(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"OneVoice projector in group {settings.projector_group}", flush=True)
+    print(f"OneVoice projector in group {settings.projector_group}  (health: {base}/readyz)",
+          flush=True)  # fmt: skip
     try:
         services.redrive_unsupported()
+        services.rebuild_worker.start()  # runs rebuilds started over HTTP
         services.runner.run_forever(stop)
     finally:
+        # The runner has finished its batch; then the health server, then the connections.
+        server.should_exit = True
+        http.join(timeout=10)
         services.close()
     if services.runner.failure is not None:
         print(f"projector stopped: {services.runner.failure}", file=sys.stderr)
@@ -58,10 +99,9 @@ def _projector(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from services.bootstrap import migrate
-    from services.core.adapters.sql import Database
+    from services.bootstrap import migrate, open_database
 
-    db = Database(settings.resolved_database_url())
+    db = open_database(settings)
     migrate(db)
     db.dispose()
     print("database is at the newest schema")
@@ -84,12 +124,137 @@ def _replay(settings: Settings, timeout_s: float) -> int:
 
     # A group of its own: it must own every partition, even while projectors still run.
     group = f"{settings.projector_group}-replay"
-    services = build(settings.model_copy(update={"projector_group": group}))
+    services = build(
+        settings.model_copy(update={"projector_group": group}), run_migrations=False,
+        role="projector",
+    )  # fmt: skip
     try:
         report = replay(services.runner, services.container.db, timeout_s, sys.stderr)
     finally:
         services.close()
     print(report.summary())
+    return 0
+
+
+def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from services.bootstrap import build
+    from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
+    from services.projections.rebuild.engine import RebuildBusy, UnknownProjection
+    from services.projections.replay import ProgressBar
+
+    # An operator's job beside the services: it checks the schema and never creates the topic.
+    services = build(settings, run_migrations=False, role="projector")
+    db, rebuilder = services.container.db, services.rebuilder
+    now_us = time.time_ns() // 1000
+    try:
+        if args.cancel or args.accept:
+            with db.transaction() as conn:
+                if args.cancel:
+                    rebuild = operations.cancel(conn, args.cancel, now_us)
+                else:
+                    rebuild = store.accept(conn, args.accept, now_us)
+            if args.cancel:
+                with db.transaction() as conn:
+                    operations.drop_generation(conn, rebuild.projections, rebuild.generation)
+                print(f"rebuild {rebuild.id} cancelled; its shadow tables are dropped")
+                return 0
+            rebuild_id = rebuild.id
+        elif args.rollback:
+            with db.transaction() as conn:
+                live = operations.rollback(conn, rebuilder.names(_chosen(args)), now_us)
+            print("rolled back: " + ", ".join(f"{n} is at generation {g}" for n, g in live.items()))
+            return 0
+        elif args.resume:
+            rebuild_id = args.resume
+        else:
+            try:
+                rebuild_id = rebuilder.start(_chosen(args), accept_diff=args.accept_diff,
+                                             keep_old=args.keep_old).id  # fmt: skip
+            except RebuildConflict as exc:
+                with db.reading() as conn:
+                    other = store.get(conn, exc.rebuild_id)
+                if other is None or other.state == "diff":
+                    raise
+                print(f"resuming rebuild {other.id} of {', '.join(other.projections)}",
+                      file=sys.stderr)  # fmt: skip
+                rebuild_id = other.id
+        bar = ProgressBar(sys.stderr)
+        last: dict[str, int] = {"done": 0, "total": 0}
+
+        def progress(p: dict[str, object]) -> None:
+            last["done"], last["total"] = int(p["events_applied"]), int(p["target"])  # type: ignore[call-overload]
+            bar.update(last["done"], last["total"])
+
+        print(f"rebuild {rebuild_id}", file=sys.stderr)
+        done = rebuilder.run(rebuild_id, progress)
+        bar.finish(last["done"], last["total"])
+    except (RebuildConflict, RebuildStateError, RebuildBusy, UnknownProjection) as exc:
+        print(f"rebuild: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        print(f"rebuild: no rebuild {exc}", file=sys.stderr)
+        return 2
+    finally:
+        services.close()
+    summary = (done.report or {}).get("summary", "")
+    outcome = {"id": done.id, "state": done.state, "generation": done.generation,
+               "verification": summary, "error": done.error}  # fmt: skip
+    print(json.dumps(outcome, ensure_ascii=False))
+    if done.state == "diff":
+        print(f"verification differs; accept with `onevoice rebuild --accept {done.id}` or"
+              f" cancel with `onevoice rebuild --cancel {done.id}`", file=sys.stderr)  # fmt: skip
+        return 3
+    return 0 if done.state == "switched" else 1
+
+
+def _chosen(args: argparse.Namespace) -> list[str] | None:
+    return None if args.all or not args.projection else list(args.projection)
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    import json
+    import time
+
+    from services.bootstrap import build_log
+    from services.core.adapters.sql import Database
+    from services.core.ports import LogUnavailable
+    from services.core.readmodels.status import pipeline_status
+
+    db = Database(settings.resolved_database_url())
+    ends: dict[int, int] | None = None
+    log_state = "ok"
+    try:
+        event_log = build_log(settings, provision=False)
+        ends = event_log.end_offsets(settings.topic)
+        event_log.close()
+    except LogUnavailable as exc:
+        log_state = f"unavailable: {exc}"
+    from services.bootstrap import projections
+
+    with db.reading() as conn:
+        items = pipeline_status(conn, [p.name for p in projections()], settings.topic, ends,
+                                time.time_ns() // 1000, settings.stall_after_s)  # fmt: skip
+    db.dispose()
+    if as_json:
+        print(json.dumps({"topic": settings.topic, "log": log_state, "projections": items}))
+        return 0
+    print(f"topic {settings.topic}  log {log_state}")
+    for item in items:
+        lag = "?" if item["lag"] is None else item["lag"]
+        print(f"{item['name']:<17} generation {item['generation']:<3} {item['state']:<10}"
+              f" lag {lag:<8} parked {item['dead_letters']['total']:<5}"
+              f" last applied {item['last_applied_at'] or '-'}"
+              + (f"  rebuild {item['rebuild']}" if item["rebuild"] else ""))  # fmt: skip
+        shown = [p for p in item["partitions"] if p["checkpoint"] or p["end"]]
+        if len(shown) < len(item["partitions"]):
+            print(f"    ({len(item['partitions']) - len(shown)} empty partitions not shown)")
+        for part in shown:
+            end = "?" if part["end"] is None else part["end"]
+            print(f"    partition {part['partition']:>3}: checkpoint {part['checkpoint']:<10}"
+                  f" end {end:<10} lag {'?' if part['lag'] is None else part['lag']}")  # fmt: skip
     return 0
 
 
@@ -135,10 +300,10 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _receipts_reset(settings: Settings) -> int:
-    from services.core.adapters.sql import Database
+    from services.bootstrap import open_database
     from services.core.adapters.sql_receipts import SqlReceiptStore
 
-    db = Database(settings.resolved_database_url())
+    db = open_database(settings)
     try:
         forgotten = SqlReceiptStore(db).reset()
     finally:
@@ -159,11 +324,44 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="ingest + query API + projector in one process")
     sub.add_parser("ingest", help="the ingest HTTP service (POST /v1/events...)")
     sub.add_parser("api", help="the query HTTP service (timelines, events)")
-    sub.add_parser("projector", help="a projector process (joins the consumer group)")
-    sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser(
+        "projector",
+        help="a projector process (joins the consumer group; /healthz and /readyz on"
+        " ONEVOICE_PROJECTOR_PORT)",
+    )
+    sub.add_parser("migrate", help="apply database migrations (serialised by a lock)")
     sub.add_parser("topics", help="create the topic (infinite retention) if missing")
-    replay = sub.add_parser("replay", help="rebuild every read model from offset 0")
+    replay = sub.add_parser(
+        "replay",
+        help="the OFFLINE path: empty every read model and rebuild it from offset 0 (first"
+        " start, disaster recovery); views are empty while it runs - use `rebuild` on a"
+        " serving system",
+    )
     replay.add_argument("--timeout", type=float, default=3600, help="give up after N seconds")
+    rebuild = sub.add_parser(
+        "rebuild", help="rebuild read models into a new generation while the live ones keep"
+        " serving; verify against them and switch atomically",
+    )  # fmt: skip
+    rebuild.add_argument(
+        "--projection",
+        action="append",
+        metavar="NAME",
+        help="a read model to rebuild (repeatable; default: every one)",
+    )
+    rebuild.add_argument("--all", action="store_true", help="every read model (the default)")
+    rebuild.add_argument(
+        "--accept-diff", action="store_true", help="switch even when verification finds differences"
+    )
+    rebuild.add_argument(
+        "--keep-old", action="store_true", help="keep the replaced generation for --rollback"
+    )
+    rebuild.add_argument("--resume", metavar="ID", help="resume an interrupted rebuild")
+    rebuild.add_argument("--accept", metavar="ID", help="accept a rebuild's diff and switch")
+    rebuild.add_argument("--cancel", metavar="ID", help="cancel a rebuild, drop its shadow")
+    rebuild.add_argument("--rollback", action="store_true",
+                         help="return to the generation a --keep-old rebuild kept")  # fmt: skip
+    status = sub.add_parser("status", help="per read model: generation, state, lag per partition")
+    status.add_argument("--json", action="store_true", help="print JSON")
     dead = sub.add_parser("dead-letters", help="list, show and re-drive parked records")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     listing = dead_sub.add_parser("list", help="parked records, oldest first")
@@ -186,6 +384,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
+    from services.core.adapters.sql_schema import SchemaMismatch
+
+    try:
+        return _dispatch(args, settings)
+    except SchemaMismatch as exc:
+        print(f"onevoice {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
     if command in ("run", "ingest", "api"):
         return _serve(settings, "all" if command == "run" else command)
@@ -197,6 +405,10 @@ def main(argv: list[str] | None = None) -> int:
         return _topics(settings)
     if command == "replay":
         return _replay(settings, args.timeout)
+    if command == "rebuild":
+        return _rebuild(settings, args)
+    if command == "status":
+        return _status(settings, args.json)
     if command == "dead-letters":
         return _dead_letters(settings, args)
     if command == "receipts":

@@ -17,7 +17,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
-from services.api.routes import accounts, admin, health, metrics, reports, schemas, timeline
+from services.api.routes import (
+    accounts,
+    admin,
+    health,
+    metrics,
+    rebuilds,
+    reports,
+    schemas,
+    timeline,
+)
 from services.core.consistency import LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
@@ -210,7 +219,9 @@ def create_app(
     app.state.log_ends = LogEnds(lambda: container.log.end_offsets(container.settings.topic))
     app.state.metric_collectors = [PipelineCollector(container), *metric_collectors]
     queries = (
-        (timeline.router, accounts.router, reports.router, admin.router) if serve_queries else ()
+        (timeline.router, accounts.router, reports.router, admin.router, rebuilds.router)
+        if serve_queries
+        else ()
     )
     for router in (*extra_routers, *queries, schemas.router, health.router, metrics.router):
         app.include_router(router)

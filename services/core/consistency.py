@@ -7,7 +7,10 @@ A token names, per partition, the highest log offset written: ``v1.<partition>-<
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
+
+from services.core.ports import LogUnavailable
 
 _PREFIX = "v1."
 TOKEN_HEADER = "X-Consistency-Token"
@@ -44,22 +47,44 @@ def reached(applied: Mapping[int, int], wanted: Mapping[int, int]) -> bool:
 class LogEnds:
     """The log's end offsets as last read, to refuse tokens no write of this log could have
     issued. Read again only when a token names something past them (ends only grow), so a
-    valid token costs no log round trip once the cache has caught up."""
+    valid token costs no log round trip once the cache has caught up.
 
-    def __init__(self, read: Callable[[], dict[int, int]]) -> None:
+    After a read failed with ``LogUnavailable``, ``refresh`` raises it again at once for
+    ``retry_after_s`` without asking the log: while the log is down (the query API runs without
+    it), a read carrying a token does not wait on the log's timeout every time."""
+
+    def __init__(
+        self,
+        read: Callable[[], dict[int, int]],
+        *,
+        retry_after_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._read = read
         self._ends: dict[int, int] = {}
         self._lock = threading.Lock()
+        self._retry_after_s = retry_after_s
+        self._clock = clock
+        self._failed_at: float | None = None
 
     def _beyond(self, wanted: Mapping[int, int]) -> list[tuple[int, int]]:
         with self._lock:
             return [(p, o) for p, o in wanted.items() if o >= self._ends.get(p, 0)]
 
     def refresh(self) -> None:
-        """Read the ends again (blocking: the log's round trip)."""
-        ends = self._read()
+        """Read the ends again (blocking: the log's round trip); ``LogUnavailable`` when the
+        log cannot answer, or did not a moment ago."""
+        failed_at = self._failed_at
+        if failed_at is not None and self._clock() - failed_at < self._retry_after_s:
+            raise LogUnavailable("the log did not answer a moment ago")
+        try:
+            ends = self._read()
+        except LogUnavailable:
+            self._failed_at = self._clock()
+            raise
         with self._lock:
             self._ends = ends
+            self._failed_at = None
 
     def needs_refresh(self, wanted: Mapping[int, int]) -> bool:
         return bool(self._beyond(wanted))

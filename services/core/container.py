@@ -30,3 +30,6 @@ class Container:
     projector_failure: Callable[[], str | None] = _no_failure
     """Why this process's projector stopped for good (None while it runs or when there is
     none), for /readyz."""
+    log_required: bool = True
+    """Whether this process's role needs the log to serve (/readyz: 503 without it). The query
+    API does not: it reads the database only."""

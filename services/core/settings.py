@@ -60,12 +60,27 @@ class Settings(BaseSettings):
         default="",
         description="SQLAlchemy URL of the read-model database; empty = SQLite in data_dir.",
     )
+    db_pool_size: int = Field(
+        default=20, ge=1, le=200, description="PostgreSQL connections a process keeps open."
+    )
+    db_max_overflow: int = Field(
+        default=20,
+        ge=0,
+        le=200,
+        description="PostgreSQL connections a process may open beyond db_pool_size at a peak.",
+    )
     topic: str = Field(default="onevoice.interactions", description="Topic of interaction events.")
     partitions: int = Field(
         default=12, ge=1, le=1000, description="Partition count used when creating the topic."
     )
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server binds.")
+    projector_port: int = Field(
+        default=8001,
+        ge=0,
+        le=65535,
+        description="Port of the projector's /healthz and /readyz (0 = any free port).",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
@@ -91,6 +106,11 @@ class Settings(BaseSettings):
     projector_idle_s: float = Field(
         default=0.2, gt=0, le=10, description="How long an idle projector waits between polls."
     )
+    stall_after_s: float = Field(
+        default=60, gt=0, le=86_400,
+        description="A read model with lag whose checkpoints have not moved for this long is"
+        " reported as stalled (GET /v1/admin/projections, onevoice status).",
+    )  # fmt: skip
     projector_group: str = Field(
         default="onevoice-projector", description="Consumer group of the projector processes."
     )

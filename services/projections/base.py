@@ -32,6 +32,17 @@ class Projection(ABC):
         """Every table of the view, parents before children (``clear`` deletes in reverse)."""
 
     @abstractmethod
+    def in_generation(self, generation: int) -> Projection:
+        """The same read model writing to the shadow tables of ``generation`` (a rebuild
+        builds it beside the live tables; ``readmodels.generations`` switches them)."""
+
+    def create_tables(self, conn: Connection) -> None:
+        """Create the view's tables where missing (a rebuild's shadow; migrations make the
+        live ones)."""
+        for table in self.tables.values():
+            table.create(conn, checkfirst=True)
+
+    @abstractmethod
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """Fold ``events`` (in log order per partition) into the view."""
 
@@ -54,11 +65,21 @@ class Projection(ABC):
 
 
 def table_digest(conn: Connection, table: Table) -> str:
-    rows = sorted(
-        hashlib.sha256(_canonical(row).encode()).hexdigest()
+    return digest_of(fingerprint(conn, table))
+
+
+def fingerprint(conn: Connection, table: Table) -> dict[tuple[Any, ...], str]:
+    """``primary key -> SHA-256 of the row's content``: what verification compares."""
+    keys = [c.name for c in table.primary_key.columns]
+    return {
+        tuple(row[k] for k in keys): hashlib.sha256(_canonical(row).encode()).hexdigest()
         for row in conn.execute(select(table)).mappings()
-    )
-    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    }
+
+
+def digest_of(rows: Mapping[tuple[Any, ...], str]) -> str:
+    """An order-independent digest of a fingerprint: equal digests, equal rows."""
+    return hashlib.sha256("\n".join(sorted(rows.values())).encode()).hexdigest()
 
 
 def _canonical(row: Mapping[Any, Any]) -> str:

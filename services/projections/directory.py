@@ -10,12 +10,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete
+from sqlalchemy import Connection, MetaData, Table, delete
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
 from services.core.events import AccountRegistered, event_payload
 from services.core.readmodels import accounts
+from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
 from services.projections.base import Projection
 
@@ -31,6 +32,11 @@ class AccountDirectory(Projection):
 
     def __init__(self, tables: accounts.DirectoryTables = accounts.TABLES) -> None:
         self.t = tables
+
+    def in_generation(self, generation: int) -> AccountDirectory:
+        return type(self)(
+            accounts.directory_tables(MetaData(), shadow_prefix(accounts.PREFIX, generation))
+        )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         if not events:

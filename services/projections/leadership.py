@@ -6,12 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, MetaData, Table
 
 from services.core.adapters.sql import insert_ignore
 from services.core.codec import StoredEvent
 from services.core.events import Department, event_payload
 from services.core.readmodels import leadership
+from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
 from services.projections.base import Projection
 
@@ -28,6 +29,11 @@ class LeadershipLog(Projection):
 
     def __init__(self, tables: leadership.LeadershipTables = leadership.TABLES) -> None:
         self.t = tables
+
+    def in_generation(self, generation: int) -> LeadershipLog:
+        return type(self)(
+            leadership.leadership_tables(MetaData(), shadow_prefix(leadership.PREFIX, generation))
+        )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         rows = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, MetaData, Table
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
@@ -25,6 +25,7 @@ from services.core.events import (
     event_payload,
 )
 from services.core.readmodels import onevoice
+from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
 from services.projections.base import Projection
 
@@ -62,6 +63,11 @@ class OneVoiceView(Projection):
 
     def __init__(self, tables: onevoice.OneVoiceTables = onevoice.TABLES) -> None:
         self.t = tables
+
+    def in_generation(self, generation: int) -> OneVoiceView:
+        return type(self)(
+            onevoice.onevoice_tables(MetaData(), shadow_prefix(onevoice.PREFIX, generation))
+        )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         batch = _Batch()

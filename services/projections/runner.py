@@ -39,7 +39,7 @@ from services.core.metrics.definitions import (
     PROJECTION_EVENTS,
     PROJECTION_RECORDS_PARKED,
 )
-from services.core.ports import EventLog, LogConsumer
+from services.core.ports import EventLog, LogConsumer, LogRecord
 from services.core.readmodels import checkpoints, copies
 from services.projections.base import Projection
 from services.projections.chunks import Bounds, Chunk, split
@@ -98,6 +98,10 @@ class ProjectionRunner:
         self._suspect_gaps: dict[int, tuple[int, int]] = {}
         self.parked = 0
         self.failure: str | None = None
+        self._fence_checked = 0.0
+        self.until: dict[int, int] | None = None
+        """When set, apply nothing at or past these offsets (a rebuild stops its shadow exactly
+        at the live generation's positions); partitions not named are not applied at all."""
 
     # -- assignment ------------------------------------------------------------------------
 
@@ -202,16 +206,22 @@ class ProjectionRunner:
                 all_parked += parked
                 forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
                 checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
-        PROJECTION_BATCH_DURATION.observe(time.perf_counter() - started)
-        self._report(applied, all_parked)  # once committed
+        self._report(time.perf_counter() - started, applied, all_parked)  # once committed
         return next_offsets
 
-    def _report(self, applied: Mapping[str, int], parked: Sequence[dead_letters.Parked]) -> None:
-        for name, count in applied.items():
-            PROJECTION_EVENTS.labels(name).inc(count)
+    def _report(self, seconds: float, applied: Mapping[str, int],
+                parked: Sequence[dead_letters.Parked]) -> None:  # fmt: skip
+        # The metrics describe the live views; a rebuild's runner (another generation) reports
+        # its progress through the rebuild.
+        live = self.generation == checkpoints.LIVE_GENERATION
+        if live:
+            PROJECTION_BATCH_DURATION.observe(seconds)
+            for name, count in applied.items():
+                PROJECTION_EVENTS.labels(name).inc(count)
         for p in parked:
             self.parked += 1
-            PROJECTION_RECORDS_PARKED.labels(p.projection, p.reason).inc()
+            if live:
+                PROJECTION_RECORDS_PARKED.labels(p.projection, p.reason).inc()
             log.error("parked %s/%d@%d for %s (%s): %s: %s", p.record.topic, p.record.partition,
                       p.record.offset, p.projection, p.reason, type(p.error).__name__,
                       dead_letters.clean(str(p.error), 300), extra={
@@ -228,6 +238,10 @@ class ProjectionRunner:
         consumer = self._consumer_or_new()
         read_from = consumer.positions()  # partitions assigned inside poll start at checkpoints
         records = consumer.poll(self._batch_size, self._idle_s)
+        if self.until is not None:
+            records = self._within(consumer, records, self.until)
+        if not records and time.monotonic() - self._fence_checked > 1.0:
+            self.check_fence()  # an idle runner notices a rollback or replay, too
         try:
             for chunk in split(records, self._bounds):
                 next_offsets = self._commit(chunk, read_from)
@@ -237,11 +251,15 @@ class ProjectionRunner:
             self._pass_over(consumer, read_from)
         except CheckpointGap as gap:
             log.info("re-seeking to the checkpoints: %s", gap)
+            self._reseek(consumer)
             with self._progress:
                 applied = dict(self._applied)
-            for partition in consumer.positions():
-                consumer.seek(partition, applied.get(partition, 0))
             consumer.seek(gap.partition, min(gap.expected, applied.get(gap.partition, 0)))
+            return 0
+        except checkpoints.Held as held:
+            log.info("%s; retrying", held)
+            self._reseek(consumer)
+            time.sleep(self._idle_s)
             return 0
         except checkpoints.Fenced as fenced:
             log.warning("fenced: %s; resuming from the stored checkpoints", fenced)
@@ -253,6 +271,37 @@ class ProjectionRunner:
             self._drop_consumer()
             raise
         return len(records)
+
+    def check_fence(self) -> bool:
+        """Rewind (and return True) when a replay or rollback moved the projections to a new
+        epoch since this runner resumed; commits find out by themselves, idle runners here."""
+        self._fence_checked = time.monotonic()
+        if not self._epochs:
+            return False
+        names = [p.name for p in self.projections]
+        with self._db.reading() as conn:
+            now = checkpoints.epochs(conn, names, self.generation)
+        if now == self._epochs:
+            return False
+        log.warning("fenced while idle: resuming from the stored checkpoints")
+        self.rewind()
+        return True
+
+    def _within(
+        self, consumer: LogConsumer, records: Sequence[LogRecord], until: Mapping[int, int]
+    ) -> list[LogRecord]:
+        """The records before ``until``; the consumer is moved back to ``until`` where it read
+        past it (every record before it was returned, so nothing is passed over)."""
+        for partition, position in consumer.positions().items():
+            if position > until.get(partition, 0):
+                consumer.seek(partition, until.get(partition, 0))
+        return [r for r in records if r.offset < until.get(r.partition, 0)]
+
+    def _reseek(self, consumer: LogConsumer) -> None:
+        with self._progress:
+            applied = dict(self._applied)
+        for partition in consumer.positions():
+            consumer.seek(partition, applied.get(partition, 0))
 
     def _pass_over(self, consumer: LogConsumer, read_from: Mapping[int, int]) -> None:
         """Move checkpoints over offsets the consumer passed without a record to return
@@ -298,6 +347,7 @@ class ProjectionRunner:
         """
         target = {p: o for p, o in self._log.end_offsets(self.topic).items() if o > 0}
         total = sum(target.values())
+        self.check_fence()
         deadline = time.monotonic() + timeout_s
         consumed = 0
         while not self._reached(target):
@@ -353,6 +403,7 @@ class ProjectionRunner:
         Used after the checkpoints were changed under the runner (replay resets them to 0).
         """
         self._drop_consumer()
+        self._epochs = {}
         self._suspect_gaps.clear()
         with self._progress:
             self._applied.clear()

@@ -6,11 +6,12 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, MetaData, Table
 
 from services.core.adapters.sql import insert_ignore, insert_new
 from services.core.codec import StoredEvent
 from services.core.readmodels import timeline
+from services.core.readmodels.generations import shadow_prefix
 from services.projections.base import Projection
 
 
@@ -36,6 +37,11 @@ class AccountTimeline(Projection):
 
     def __init__(self, tables: timeline.TimelineTables = timeline.TABLES) -> None:
         self.t = tables
+
+    def in_generation(self, generation: int) -> AccountTimeline:
+        return type(self)(
+            timeline.timeline_tables(MetaData(), shadow_prefix(timeline.PREFIX, generation))
+        )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         fresh: dict[str, StoredEvent] = {}

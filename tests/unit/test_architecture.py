@@ -71,7 +71,8 @@ def test_import_rules(path: Path) -> None:
     if "sqlalchemy" in tops:
         ok = (
             name.startswith(("services/core/adapters/sql", "services/core/readmodels/",
-                             "services/core/deadletters/", "services/projections/"))
+                             "services/core/deadletters/", "services/core/rebuilds/",
+                             "services/projections/"))
             or name == "services/api/deps.py"
         )  # fmt: skip
         assert ok, f"{name}: sqlalchemy only in the SQL adapter, read models and projections"

@@ -36,7 +36,10 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "Dockerfile"
 SERVICE_ROLES = {"ingest", "api", "projector"}
-HTTP_ROLES = {"ingest", "api"}
+HTTP_ROLES = {"ingest", "api"}  # behind a Service, on ONEVOICE_PORT
+# The roles whose database connections count against PostgreSQL's default max_connections
+# (100) minus superuser_reserved_connections (3).
+PG_CONNECTION_BUDGET = 97
 ONE_SHOTS = {"migrate", "topics"}
 SETTING_NAMES = {f"ONEVOICE_{name.upper()}" for name in Settings.model_fields}
 
@@ -313,22 +316,32 @@ def test_compose_start_order() -> None:
     assert services_["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     for name in SERVICE_ROLES:
         depends = services_[name]["depends_on"]
-        for one_shot in ONE_SHOTS:
-            assert depends[one_shot] == {"condition": "service_completed_successfully"}, name
+        # The services never migrate (they check the schema): the migrate job goes first.
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+        assert depends["postgres"] == {"condition": "service_healthy"}, name
+    # The query API needs the database only: it starts while Kafka is down or the topic missing.
+    assert set(services_["api"]["depends_on"]) == {"migrate", "postgres"}
+    for name in SERVICE_ROLES - {"api"}:
+        assert services_[name]["depends_on"]["topics"] == {
+            "condition": "service_completed_successfully"
+        }, name
 
 
 def test_compose_http_ports_and_healthchecks(clean_env: pytest.MonkeyPatch) -> None:
     ours = onevoice_services(compose())
     published = []
-    for name in HTTP_ROLES:
-        port = settings_from(compose_env(ours[name]), clean_env).port
-        [mapping] = ours[name]["ports"]
-        host_port, container = mapping.split(":")
-        assert int(container) == port, name
-        published.append(int(host_port))
+    for name in SERVICE_ROLES:
+        settings = settings_from(compose_env(ours[name]), clean_env)
+        port = settings.projector_port if name == "projector" else settings.port
+        if name in HTTP_ROLES:
+            [mapping] = ours[name]["ports"]
+            host_port, container = mapping.split(":")
+            assert int(container) == port, name
+            published.append(int(host_port))
+        # Compose's health is what the role needs to serve: its /readyz (503 fails urlopen).
         test = ours[name]["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"]  # python:3.11-slim has no curl
-        assert f"urlopen('http://127.0.0.1:{port}/healthz'" in test[3]
+        assert f"urlopen('http://127.0.0.1:{port}/readyz'" in test[3], name
     assert sorted(published) == [8001, 8002]
 
 
@@ -394,22 +407,77 @@ def test_k8s_workloads_run_the_roles_with_valid_settings(clean_env: pytest.Monke
         assert make_url(settings.database_url).drivername == "postgresql+psycopg", name
         if role_of(container) in HTTP_ROLES:
             assert container_port(container, "http") == settings.port, name
+        elif role_of(container) == "projector":
+            assert [p["name"] for p in container["ports"]] == ["health"], name
+            assert container_port(container, "health") == settings.projector_port, name
         else:
             assert "ports" not in container, name
 
 
-def test_k8s_probes_use_the_health_endpoints() -> None:
+def test_k8s_probes_use_the_health_endpoints_of_every_service_role() -> None:
+    probed = set()
     for doc, container in workloads():
         name = doc["metadata"]["name"]
         probes = {key: container.get(key) for key in ("livenessProbe", "readinessProbe")}
-        if role_of(container) not in HTTP_ROLES:
+        if role_of(container) not in SERVICE_ROLES:
             assert probes == {"livenessProbe": None, "readinessProbe": None}, name
             continue
+        probed.add(role_of(container))
         assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz", name
         assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        port = "http" if role_of(container) in HTTP_ROLES else "health"
         for probe in (*probes.values(), container.get("startupProbe")):
             if probe is not None:
+                assert probe["httpGet"]["port"] == port, name
                 container_port(container, probe["httpGet"]["port"])
+        # A readiness answer must come within the probe's timeout: no role's /readyz waits
+        # on a log it does not need, and ingest's/projector's waits at most the send timeout.
+        assert probes["readinessProbe"]["timeoutSeconds"] >= 5, name
+    assert probed == SERVICE_ROLES
+
+
+def test_k8s_migrate_job_runs_before_the_services_which_do_not_migrate() -> None:
+    job = k8s_named("Job", "onevoice-migrate")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate"]
+    assert job["spec"]["backoffLimit"] >= 1
+    files = {doc["metadata"]["name"]: path.name for path, doc in k8s_docs()}
+    deployments = [doc["metadata"]["name"] for doc in k8s_objects("Deployment")]
+    # `kubectl apply -f deploy/k8s/` applies files in name order: the Job before every service.
+    assert all(files["onevoice-migrate"] < files[name] for name in deployments)
+    assert "migrate" not in {role_of(c) for d, c in workloads() if d["kind"] == "Deployment"}
+
+
+def max_connections(settings: Settings) -> int:
+    return settings.db_pool_size + settings.db_max_overflow
+
+
+def test_k8s_database_pools_fit_postgres_max_connections_during_a_rollout(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    total = 0
+    for doc, container in workloads():
+        settings = settings_from(k8s_env(container), clean_env)
+        replicas = doc["spec"].get("replicas", 1) if doc["kind"] == "Deployment" else 1
+        surge = -(-replicas // 4)  # a RollingUpdate's default maxSurge: 25 %, rounded up
+        if doc["kind"] == "Deployment":
+            assert "strategy" not in doc["spec"], doc["metadata"]["name"]
+            replicas += surge
+        if role_of(container) != "topics":  # the topics job never opens the database
+            total += replicas * max_connections(settings)
+    assert total <= PG_CONNECTION_BUDGET
+
+
+def test_compose_database_pools_fit_postgres_max_connections(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    total = 0
+    for name, service in onevoice_services(compose()).items():
+        if name != "topics":
+            settings = settings_from(compose_env(service), clean_env)
+            replicas = service.get("deploy", {}).get("replicas", 1)
+            total += replicas * max_connections(settings)
+    assert total <= PG_CONNECTION_BUDGET
 
 
 def test_k8s_services_select_the_http_deployments() -> None:
@@ -450,7 +518,7 @@ async def get_all(app: Any, paths: list[str]) -> dict[str, int]:
         return {path: (await client.get(path)).status_code for path in paths}
 
 
-def test_the_probe_paths_are_served_by_each_http_role(
+def test_the_probe_paths_are_served_by_each_service_role(
     clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     probed = {
@@ -466,7 +534,7 @@ def test_the_probe_paths_are_served_by_each_http_role(
     assert probed <= {getattr(route, "path", "") for route in health.router.routes}
     built = bootstrap.build(Settings(data_dir=tmp_path, partitions=2))
     try:
-        for role in sorted(HTTP_ROLES):
+        for role in sorted(SERVICE_ROLES):
             answers = asyncio.run(get_all(bootstrap.build_app(built, role), sorted(probed)))
             assert answers == {path: 200 for path in probed}, role
     finally:

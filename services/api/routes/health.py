@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.api.deps import ContainerDep
+from services.core.container import Container
 from services.core.deadletters.store import parked_counts
 from services.core.ports import LogUnavailable
 from services.core.readmodels import checkpoints
@@ -24,31 +25,49 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(container: ContainerDep) -> JSONResponse:
-    """503 unless the database and the log answer and this process's projector (if any) runs.
+    """Readiness of this process's role: 503 unless everything the role needs answers.
 
-    Per read model: `lag` (records not applied yet) and `dead_letters` (records parked: total
-    and per reason; see `GET /v1/admin/dead-letters`). Parked records do not make the service
-    unready — everything else is applied — but they need an operator."""
+    Every role needs the database. Ingest, the projector and the single-process `run` also need
+    the log, and a projector that stopped for good (`projector`) makes them unready. The query
+    API needs only the database: it does not ask the log here (`log` says so) and stays ready
+    while the log is down.
+
+    Per read model: `lag` (records not applied yet; not in the query API's answer) and
+    `dead_letters` (records parked: total and per reason; see `GET /v1/admin/dead-letters`).
+    Parked records do not make the service unready (everything else is applied), but they need
+    an operator."""
     body: dict[str, Any] = {"database": "ok", "log": "ok", "projections": {}}
     end: dict[int, int] | None = None
-    try:
-        end = container.log.end_offsets(container.settings.topic)
-    except LogUnavailable as exc:
-        body["log"] = f"unavailable: {exc}"
+    if not container.log_required:
+        body["log"] = "not needed by this role"
+    else:
+        try:
+            end = container.log.end_offsets(container.settings.topic)
+        except LogUnavailable as exc:
+            body["log"] = f"unavailable: {exc}"
     if not container.db.ping():
         body["database"] = "unavailable"
     failure = container.projector_failure()
     if failure is not None:
         body["projector"] = f"stopped: {failure}"
-    if end is not None and body["database"] == "ok":
-        with container.db.reading() as conn:
-            parked = parked_counts(conn, container.projections)
-            for name in container.projections:
+    if body["database"] == "ok" and (end is not None or not container.log_required):
+        body["projections"] = _projections(container, end)
+    log_ok = body["log"] == "ok" or not container.log_required
+    ready = body["database"] == "ok" and log_ok and failure is None
+    body["status"] = "ready" if ready else "unavailable"
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _projections(container: Container, end: dict[int, int] | None) -> dict[str, Any]:
+    """Per read model its parked records and, when the log's ends are known, its lag."""
+    found: dict[str, Any] = {}
+    with container.db.reading() as conn:
+        parked = parked_counts(conn, container.projections)
+        for name in container.projections:
+            found[name] = {"dead_letters": parked[name]}
+            if end is not None:
                 done = checkpoints.load(
                     conn, name, checkpoints.LIVE_GENERATION, container.settings.topic
                 )
-                lag = sum(max(0, e - done.get(p, 0)) for p, e in end.items())
-                body["projections"][name] = {"lag": lag, "dead_letters": parked[name]}
-    ready = body["database"] == "ok" and body["log"] == "ok" and failure is None
-    body["status"] = "ready" if ready else "unavailable"
-    return JSONResponse(body, status_code=200 if ready else 503)
+                found[name]["lag"] = sum(max(0, e - done.get(p, 0)) for p, e in end.items())
+    return found

@@ -100,19 +100,22 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 class Database:
-    """Owns the engine; hands out transactions."""
+    """Owns the engine; hands out transactions.
 
-    def __init__(self, url: str) -> None:
+    On PostgreSQL the process holds at most ``pool_size + max_overflow`` connections (SQLite
+    has no server to share, and keeps SQLAlchemy's defaults)."""
+
+    def __init__(self, url: str, *, pool_size: int = 20, max_overflow: int = 20) -> None:
         self.url = url
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
-            # As many connections as the HTTP worker threads that may want one at once; and a
-            # custom plan per query, since psycopg's auto-prepared statements otherwise switch
-            # to a generic plan that scans a large account's whole timeline.
+            # Sized per role (every replica's pool counts against the server's max_connections);
+            # and a custom plan per query, since psycopg's auto-prepared statements otherwise
+            # switch to a generic plan that scans a large account's whole timeline.
             options.update(
-                pool_size=20, max_overflow=20,
+                pool_size=pool_size, max_overflow=max_overflow,
                 connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
             )  # fmt: skip
         self.engine: Engine = create_engine(url, **options)

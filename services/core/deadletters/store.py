@@ -254,3 +254,16 @@ def clear(conn: Connection, projections: Iterable[str], generation: int) -> None
                  DEAD_LETTERS.c.generation == generation)
         )
     )  # fmt: skip
+
+
+def move(conn: Connection, projection: str, source: int, target: int | None) -> None:
+    """Give ``source``'s dead letters to generation ``target`` (None: forget them), replacing
+    the target's: a rebuild's switch makes the shadow's dead letters the live ones."""
+    c = DEAD_LETTERS.c
+    if target is not None:
+        clear(conn, [projection], target)
+        conn.execute(update(DEAD_LETTERS)
+                     .where(and_(c.projection == projection, c.generation == source))
+                     .values(generation=target))  # fmt: skip
+    else:
+        clear(conn, [projection], source)

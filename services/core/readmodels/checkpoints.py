@@ -9,6 +9,7 @@ a runner that resumed at an older one cannot commit.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, select, update
@@ -106,11 +107,12 @@ def advance(
     stmt = stmt.on_conflict_do_update(
         index_elements=[CHECKPOINTS.c.projection, CHECKPOINTS.c.generation,
                         CHECKPOINTS.c.topic, CHECKPOINTS.c.partition],
-        set_={"next_offset": stmt.excluded.next_offset},
+        set_={"next_offset": stmt.excluded.next_offset, "updated_us": stmt.excluded.updated_us},
     )  # fmt: skip
+    now_us = time.time_ns() // 1000
     conn.execute(stmt, [
         {"projection": projection, "generation": generation, "topic": topic,
-         "partition": p, "next_offset": o}
+         "partition": p, "next_offset": o, "updated_us": now_us}
         for p, o in next_offsets.items()
     ])  # fmt: skip
 
@@ -132,26 +134,56 @@ class Fenced(RuntimeError):
     """A replay or rebuild reset these projections since this runner resumed: start over."""
 
 
+class Held(RuntimeError):
+    """A rebuild is comparing its shadow with these projections: do not commit now, retry."""
+
+
 def epochs(conn: Connection, projections: Sequence[str], generation: int, *,
            lock: bool = False) -> dict[str, int]:  # fmt: skip
     """``projection -> fence epoch`` (0 when never bumped); ``lock`` takes share locks
     (PostgreSQL) so a concurrent ``bump`` waits for the caller's commit."""
-    query = select(FENCES.c.projection, FENCES.c.epoch).where(
+    return {
+        name: epoch for name, (epoch, _) in _fences(conn, projections, generation, lock).items()
+    }
+
+
+def _fences(conn: Connection, projections: Sequence[str], generation: int,
+            lock: bool) -> dict[str, tuple[int, int | None]]:  # fmt: skip
+    query = select(FENCES.c.projection, FENCES.c.epoch, FENCES.c.held_until_us).where(
         and_(FENCES.c.projection.in_(list(projections)), FENCES.c.generation == generation)
     )
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update(read=True)
-    found = {str(p): int(e) for p, e in conn.execute(query)}
-    return {name: found.get(name, 0) for name in projections}
+    found = {str(p): (int(e), h) for p, e, h in conn.execute(query)}
+    return {name: found.get(name, (0, None)) for name in projections}
 
 
 def fence(conn: Connection, resumed_at: Mapping[str, int], generation: int) -> None:
-    """Raise ``Fenced`` unless every projection is still at the epoch the runner resumed at.
-    Called in the commit transaction, before the view or its checkpoint is written."""
-    now = epochs(conn, list(resumed_at), generation, lock=True)
-    moved = sorted(name for name, epoch in resumed_at.items() if now[name] != epoch)
+    """Raise ``Fenced`` unless every projection is still at the epoch the runner resumed at,
+    and ``Held`` while a rebuild holds one of them. Called in the commit transaction, before
+    the view or its checkpoint is written."""
+    now = _fences(conn, list(resumed_at), generation, lock=True)
+    moved = sorted(name for name, epoch in resumed_at.items() if now[name][0] != epoch)
     if moved:
         raise Fenced(f"{', '.join(moved)} reset by a replay or rebuild since this runner resumed")
+    now_us = time.time_ns() // 1000
+    held = sorted(name for name, (_, until) in now.items() if until is not None and until > now_us)
+    if held:
+        raise Held(f"{', '.join(held)} held by a rebuild that is verifying its shadow")
+
+
+def hold(conn: Connection, projections: Sequence[str], until_us: int | None) -> None:
+    """Pause (``until_us``: a lease, epoch microseconds) or release (None) live commits of
+    ``projections``. On PostgreSQL the update waits for commits that already passed ``fence``,
+    so once it commits no live commit of these projections is in flight."""
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(FENCES)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[FENCES.c.projection, FENCES.c.generation],
+        set_={"held_until_us": stmt.excluded.held_until_us},
+    )
+    conn.execute(stmt, [{"projection": p, "generation": LIVE_GENERATION, "epoch": 0,
+                         "held_until_us": until_us} for p in projections])  # fmt: skip
 
 
 def bump(conn: Connection, projections: Iterable[str], generation: int) -> None:

@@ -14,6 +14,7 @@ CHECKPOINTS = Table(
     Column("topic", String(255), primary_key=True),
     Column("partition", Integer, primary_key=True),
     Column("next_offset", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=True),  # when a batch last moved it (status)
 )
 
 RECEIPTS = Table(
@@ -31,6 +32,9 @@ FENCES = Table(
     Column("projection", String(64), primary_key=True),
     Column("generation", Integer, primary_key=True),
     Column("epoch", BigInteger, nullable=False),
+    Column("held_until_us", BigInteger, nullable=True),
 )
 """Bumped by replay (and any rebuild) that resets a projection's checkpoints; a runner that
-resumed at an older epoch may not commit (see ``checkpoints.fence``)."""
+resumed at an older epoch may not commit (see ``checkpoints.fence``). ``held_until_us``: a
+rebuild verifying against the live generation pauses its commits until then (a lease, so a
+rebuild that dies cannot stall the live projector for longer)."""

@@ -1,0 +1,91 @@
+"""What an operator does to rebuilds besides starting one: cancel, accept a diff, roll back.
+
+Each runs in one transaction of the caller; shadow tables are dropped after it commits
+(``drop_generation``), so a reader or a worker never meets a half-dropped generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, and_, delete, select
+
+from services.core.deadletters import store as dead_letters
+from services.core.readmodels import checkpoints, generations
+from services.core.readmodels.schema import CHECKPOINTS, FENCES
+from services.core.rebuilds import OPEN_STATES, RebuildStateError, store
+from services.core.rebuilds.store import Rebuild
+
+
+def cancel(conn: Connection, rebuild_id: str, now_us: int) -> Rebuild:
+    """Cancel an open rebuild: its worker is fenced off (its next commit fails), the live
+    projector is released if the rebuild held it, and its claims are freed. The caller drops
+    the shadow with ``drop_generation`` once this committed."""
+    rebuild = store.get(conn, rebuild_id, lock=True)
+    if rebuild is None:
+        raise KeyError(rebuild_id)
+    if rebuild.state not in OPEN_STATES:
+        raise RebuildStateError(f"rebuild {rebuild_id} is {rebuild.state} already")
+    names = list(rebuild.projections)
+    checkpoints.bump(conn, names, rebuild.generation)  # waits for the worker's commit in flight
+    if rebuild.state == "verifying":
+        checkpoints.hold(conn, names, None)
+    forget_generation(conn, names, rebuild.generation)
+    store.finish(conn, rebuild_id, "cancelled", now_us)
+    found = store.get(conn, rebuild_id)
+    assert found is not None
+    return found
+
+
+def forget_generation(conn: Connection, projections: Sequence[str], generation: int) -> None:
+    """Delete the checkpoints, fences and dead letters of a generation that is not live."""
+    assert generation != checkpoints.LIVE_GENERATION
+    for table in (CHECKPOINTS, FENCES):
+        conn.execute(delete(table).where(and_(table.c.projection.in_(list(projections)),
+                                              table.c.generation == generation)))  # fmt: skip
+    dead_letters.clear(conn, projections, generation)
+
+
+def drop_generation(conn: Connection, projections: Sequence[str], generation: int) -> list[str]:
+    """Drop the tables of a shadow or kept generation (after the change that let it go)."""
+    dropped: list[str] = []
+    for name in projections:
+        dropped += generations.drop(conn, generations.PREFIXES[name], generation)
+    return dropped
+
+
+def rollback(conn: Connection, projections: Sequence[str], now_us: int) -> dict[str, int]:
+    """Make the generation kept by a ``keep_old`` rebuild live again (the current one becomes
+    the kept one, so a second rollback goes forward again). Returns ``read model -> the
+    generation now live``. Live projectors are fenced: they resume from the kept generation's
+    checkpoints and apply what happened since it was switched out."""
+    claimed = store.claims(conn)
+    busy = sorted(set(projections) & set(claimed))
+    if busy:
+        raise RebuildStateError(f"{', '.join(busy)} being rebuilt (rebuild {claimed[busy[0]]})")
+    kept = generations.active(conn, projections)
+    missing = sorted(name for name, (_, k) in kept.items() if k is None)
+    if missing:
+        raise RebuildStateError(f"no generation kept for {', '.join(missing)}: roll back is "
+                                "possible after a rebuild with keep_old only")  # fmt: skip
+    live = checkpoints.LIVE_GENERATION
+    out: dict[str, int] = {}
+    for name in projections:
+        back = kept[name][1]
+        assert back is not None
+        previous = generations.active(conn, [name])[name][0]
+        dead_letters.move(conn, name, live, previous)
+        generations.swap(conn, name, back, keep_outgoing=True, now_us=now_us)
+        dead_letters.move(conn, name, back, live)
+        out[name] = back
+    checkpoints.bump(conn, list(projections), live)
+    return out
+
+
+def generations_in_use(conn: Connection) -> set[int]:
+    """Every generation number a table may still belong to: live, kept, or an open rebuild's."""
+    used = {int(g) for g in conn.execute(select(generations.GENERATIONS.c.active)).scalars()}
+    used |= {int(g) for g in conn.execute(select(generations.GENERATIONS.c.kept)).scalars()
+             if g is not None}  # fmt: skip
+    used |= {r.generation for r in store.open_rebuilds(conn)}
+    return used | {generations.FIRST_GENERATION}
