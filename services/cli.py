@@ -22,6 +22,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from services.core import logs
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
 
@@ -36,7 +37,8 @@ def _serve(settings: Settings, role: str) -> int:
     services = build(settings, run_migrations=role == "all", role=role)  # type: ignore[arg-type]
     app = build_app(services, role)  # type: ignore[arg-type]
     print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     return 0
 
 
@@ -45,7 +47,10 @@ def _health_server(app: Any, host: str, port: int) -> tuple[Any, threading.Threa
     server, thread and base URL once it listens. ``RuntimeError`` when it cannot start."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    # log_config=None: the root handler's format (``logs.configure``); warnings only, so the
+    # probes' access lines stay out.
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", log_config=None)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="health-http", daemon=True)
     thread.start()
     while not server.started:
@@ -379,11 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--url", help="base URL (default http://ONEVOICE_HOST:ONEVOICE_PORT)")
     args = parser.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     from services.core.adapters.sql_schema import SchemaMismatch
 
     try:

@@ -11,14 +11,26 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from prometheus_client.registry import Collector
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.routes import accounts, admin, health, rebuilds, reports, schemas, timeline
+from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
+from services.api.routes import (
+    accounts,
+    admin,
+    health,
+    metrics,
+    rebuilds,
+    reports,
+    schemas,
+    timeline,
+)
 from services.core.consistency import LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
+from services.core.metrics.collectors import PipelineCollector
 from services.core.ports import StoreUnavailable
 from services.core.problems import error_body
 
@@ -146,9 +158,12 @@ def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
-def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return JSONResponse(error_body("internal_error", "unexpected server error"), 500)
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette answers this outside every middleware, after RequestIds let go of the id.
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled error", exc_info=exc, extra={"request_id": request_id})
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return JSONResponse(error_body("internal_error", "unexpected server error"), 500, headers)
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -178,11 +193,15 @@ def create_app(
     on_shutdown: Sequence[Lifecycle] = (),
     *,
     serve_queries: bool = True,
+    metric_collectors: Sequence[Collector] = (),
 ) -> FastAPI:
     """Build the HTTP app; nothing connects until the lifespan starts.
 
     ``extra_routers`` (the ingest router) are mounted first; ``serve_queries=False`` leaves out
-    the timeline and event routes (an ingest-only process still has health and schemas).
+    the timeline and event routes (an ingest-only process still has health, schemas and
+    metrics). ``/metrics`` is served by every app; ``metric_collectors`` are read at each scrape
+    beside the pipeline's own (``PipelineCollector``): the place for more scrape-time gauges.
+    Every response carries ``X-Request-Id``.
     """
 
     @asynccontextmanager
@@ -198,18 +217,21 @@ def create_app(
     app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
     app.state.log_ends = LogEnds(lambda: container.log.end_offsets(container.settings.topic))
+    app.state.metric_collectors = [PipelineCollector(container), *metric_collectors]
     queries = (
         (timeline.router, accounts.router, reports.router, admin.router, rebuilds.router)
         if serve_queries
         else ()
     )
-    for router in (*extra_routers, *queries, schemas.router, health.router):
+    for router in (*extra_routers, *queries, schemas.router, health.router, metrics.router):
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
-    app.add_middleware(RefuseNul)  # added last: the outermost, it runs before anything else
+    app.add_middleware(RefuseNul)  # before any parsing or routing
+    app.add_middleware(RequestTimer)  # times every answer, refusals included
+    app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

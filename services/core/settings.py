@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.adapters.kafka_config import SaslMechanism, SecurityProtocol
+from services.core.logs import LogFormat
 
 
 class Settings(BaseSettings):
@@ -131,6 +132,11 @@ class Settings(BaseSettings):
         default=60, ge=1, le=100, description="Health score below which an account is at risk."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: LogFormat | None = Field(
+        default=None,
+        description="Log lines as 'json' (one object per line) or 'text'; unset = text when "
+        "the log stream (stderr) is a terminal, else json.",
+    )
 
     @field_validator("business_time_zone")
     @classmethod

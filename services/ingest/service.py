@@ -12,12 +12,15 @@ Contract:
   These are ingest rules, not contract rules, so events already in the log stay decodable.
 - If the log cannot append, ``LogUnavailable`` propagates and no claim is kept, so the client
   can retry with the same ids.
+- Every submitted item counts once in ``onevoice_ingest_events_total{status, type}``: its
+  status, or ``unavailable`` when the log or the database failed the whole submission.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +31,17 @@ from pydantic import ValidationError
 
 from services.core import codec
 from services.core.events import EnvelopeBase, dump_event, field_errors, parse_event
-from services.core.ports import Clock, EventLog, LogMisconfigured, LogUnavailable, ReceiptStore
+from services.core.metrics.definitions import INGEST_EVENTS, event_type_label
+from services.core.ports import (
+    Clock,
+    EventLog,
+    LogMisconfigured,
+    LogUnavailable,
+    ReceiptStore,
+    StoreUnavailable,
+)
+
+log = logging.getLogger(__name__)
 
 Status = Literal["accepted", "duplicate", "rejected", "conflict"]
 
@@ -131,6 +144,23 @@ class IngestService:
 
     def submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
         """Validate, deduplicate and append; one result per item, in order."""
+        try:
+            results = self._submit(raw_items)
+        except (LogUnavailable, StoreUnavailable) as exc:
+            for raw in raw_items:
+                INGEST_EVENTS.labels("unavailable", event_type_label(raw)).inc()
+            log.warning("%d events not taken: %s", len(raw_items), exc)
+            raise
+        for raw, result in zip(raw_items, results, strict=True):
+            INGEST_EVENTS.labels(result.status, event_type_label(raw)).inc()
+            if result.status == "accepted" and result.position is not None:
+                log.debug("accepted %s", result.event_id, extra={
+                    "event_id": result.event_id, "partition": result.position[0],
+                    "offset": result.position[1],
+                })  # fmt: skip
+        return results
+
+    def _submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
         results: list[ItemResult | None] = [None] * len(raw_items)
         first: dict[str, tuple[int, EnvelopeBase, str]] = {}
         repeats: list[tuple[int, str, str]] = []

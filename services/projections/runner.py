@@ -34,6 +34,11 @@ from collections.abc import Callable, Mapping, Sequence
 from services.core import codec
 from services.core.adapters.sql import Database, is_systemic
 from services.core.deadletters import store as dead_letters
+from services.core.metrics.definitions import (
+    PROJECTION_BATCH_DURATION,
+    PROJECTION_EVENTS,
+    PROJECTION_RECORDS_PARKED,
+)
 from services.core.ports import EventLog, LogConsumer, LogRecord
 from services.core.readmodels import checkpoints, copies, generations
 from services.projections.base import Projection
@@ -175,6 +180,8 @@ class ProjectionRunner:
             return next_offsets  # every read model waits for its backfill: nothing to apply
         by_position = {(r.partition, r.offset): r for r in chunk.records}
         all_parked: list[dead_letters.Parked] = []
+        applied: dict[str, int] = {}
+        started = time.perf_counter()
         with self._db.transaction() as conn:
             checkpoints.fence(conn, self._epochs, self.generation)
             stored = {}
@@ -203,6 +210,7 @@ class ProjectionRunner:
                 fresh = [e for e in chunk.events if e.offset >= done.get(e.partition, 0)
                          and (e.partition, e.offset) in winners]  # fmt: skip
                 apply_isolated(conn, projection, fresh, poison)
+                applied[projection.name] = len(fresh) - len(parked)
                 parked += [
                     dead_letters.Parked(projection.name, record, exc.reason,  # type: ignore[arg-type]
                                         exc, exc.event_id, exc.event_type)
@@ -213,15 +221,29 @@ class ProjectionRunner:
                 all_parked += parked
                 forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
                 checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
-        self._report(all_parked)  # once committed
+        self._report(time.perf_counter() - started, applied, all_parked)  # once committed
         return next_offsets
 
-    def _report(self, parked: Sequence[dead_letters.Parked]) -> None:
+    def _report(self, seconds: float, applied: Mapping[str, int],
+                parked: Sequence[dead_letters.Parked]) -> None:  # fmt: skip
+        # The metrics describe the live views; a rebuild's runner (another generation) reports
+        # its progress through the rebuild.
+        live = self.generation == checkpoints.LIVE_GENERATION
+        if live:
+            PROJECTION_BATCH_DURATION.observe(seconds)
+            for name, count in applied.items():
+                PROJECTION_EVENTS.labels(name).inc(count)
         for p in parked:
             self.parked += 1
+            if live:
+                PROJECTION_RECORDS_PARKED.labels(p.projection, p.reason).inc()
             log.error("parked %s/%d@%d for %s (%s): %s: %s", p.record.topic, p.record.partition,
                       p.record.offset, p.projection, p.reason, type(p.error).__name__,
-                      dead_letters.clean(str(p.error), 300))  # fmt: skip
+                      dead_letters.clean(str(p.error), 300), extra={
+                          "event_id": p.event_id, "partition": p.record.partition,
+                          "offset": p.record.offset, "projection": p.projection,
+                          "reason": p.reason,
+                      })  # fmt: skip
 
     def run_once(self) -> int:
         """Poll one batch and apply it; returns the number of records consumed.

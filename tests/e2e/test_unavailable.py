@@ -19,6 +19,9 @@ from tests import backends
 from tests.conftest import LiveServer, make_settings
 from tests.fakes import InMemoryLog
 from tests.samples import make_event
+from tests.scrape import scrape
+
+FAILURES = "onevoice_log_append_failures_total"
 
 
 def test_503_with_retry_after_then_the_same_id_is_accepted(tmp_path: Path) -> None:
@@ -66,12 +69,14 @@ def test_a_real_broker_that_cannot_take_the_write_gives_503_in_bounded_time(
         admin.delete_topics([settings.topic])
         admin.close()
         body = make_event()
+        failures = scrape(http).value(FAILURES, backend="kafka") or 0
         started = time.monotonic()
         answer = http.post("/v1/events", json=body)
         elapsed = time.monotonic() - started
         assert answer.status_code == 503, answer.text
         assert answer.headers["retry-after"] == "1"
         assert elapsed < 15
+        assert scrape(http).value(FAILURES, backend="kafka") == failures + 1
         services.container.log.ensure_topic(settings.topic, settings.partitions)
         for _ in range(20):  # the recreated topic's leaders take a moment to be elected
             retry = http.post("/v1/events", json=body)
@@ -102,3 +107,6 @@ def test_a_database_that_is_gone_gives_503_not_500(pg_url: str, tmp_path: Path) 
         ready = http.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["database"] == "unavailable"
+        seen = scrape(http)  # 200, and says what it could not read
+        assert seen.value("onevoice_database_up") == 0 and seen.value("onevoice_log_up") == 1
+        assert seen.labelled("onevoice_projection_lag_records") == {}

@@ -18,12 +18,28 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_every_endpoint_is_documented() -> None:
-    from services.api.routes import accounts, health, reports, schemas, timeline
+    from services.api.routes import accounts, health, metrics, reports, schemas, timeline
 
-    modules = (accounts, health, reports, schemas, timeline)
+    modules = (accounts, health, metrics, reports, schemas, timeline)
     routes = [r for m in modules for r in m.router.routes]
     paths = {getattr(r, "path", "").replace(":path}", "}") for r in routes}
     paths |= {"/v1/events", "/v1/events/batch"}
     assert len(paths) >= 7
     for path in paths:
         assert f" {path}`" in README, f"{path} missing from the README endpoint table"
+
+
+def test_every_metric_is_documented() -> None:
+    from services.core.metrics.collectors import PipelineCollector
+    from services.core.metrics.definitions import COUNTED
+
+    exposed = {
+        family.name + ("_total" if family.type == "counter" else "")
+        for metric in COUNTED
+        for family in metric.describe()
+    }
+    exposed |= set(PipelineCollector.NAMES)
+    start = README.index("### Metrics")
+    table = README[start : README.index("### Logs", start)]
+    documented = set(re.findall(r"^\| `(onevoice_[a-z_]+)` \|", table, re.MULTILINE))
+    assert documented == exposed

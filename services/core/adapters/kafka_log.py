@@ -36,6 +36,7 @@ from services.core.adapters.kafka_config import (
     topic_problems,
     topic_refusal,
 )
+from services.core.metrics.definitions import LOG_APPEND_FAILURES
 from services.core.ports import (
     AssignListener,
     EventLog,
@@ -199,6 +200,13 @@ class KafkaLog(EventLog):
     def append(self, topic: str, records: Sequence[OutgoingRecord]) -> list[tuple[int, int]]:
         if not records:
             return []
+        try:
+            return self._append(topic, records)
+        except LogUnavailable:
+            LOG_APPEND_FAILURES.labels("kafka").inc()
+            raise
+
+    def _append(self, topic: str, records: Sequence[OutgoingRecord]) -> list[tuple[int, int]]:
         self.partitions(topic)  # refuse unknown topics instead of letting the producer block
         producer = self._producer_client()
         try:

@@ -1,0 +1,100 @@
+"""Samples read from the database and the log when ``/metrics`` is scraped (not counted as
+things happen): projection lag, parked dead letters, and whether each source answered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from services.core.container import Container
+from services.core.deadletters import REASONS
+from services.core.deadletters.store import parked_counts
+from services.core.metrics.definitions import SCRAPE_ERRORS
+from services.core.readmodels import checkpoints
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Stored = tuple[dict[str, dict[int, int]], dict[str, dict[str, int]]]
+"""``projection -> partition -> next offset`` (live generation), and parked counts."""
+
+
+class PipelineCollector:
+    """One process's view of the pipeline, read at scrape time:
+
+    - ``onevoice_log_up`` / ``onevoice_database_up``: 1 when the source answered this scrape;
+    - ``onevoice_projection_lag_records{projection,partition}``: the log's end offset minus the
+      read model's stored checkpoint of the live generation (records not applied yet);
+    - ``onevoice_dead_letters{projection,reason}``: records parked and not re-driven, every
+      reason of every read model present (0 when none).
+
+    Never raises: a source that cannot be read counts once in
+    ``onevoice_scrape_errors_total{source}`` and the samples that need it are left out.
+    """
+
+    NAMES = ("onevoice_log_up", "onevoice_database_up", "onevoice_projection_lag_records",
+             "onevoice_dead_letters")  # fmt: skip
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def collect(self) -> Iterator[Metric]:
+        ends = self._read("log", self._end_offsets)
+        stored = self._read("database", self._stored)
+        yield _up("onevoice_log_up", "The event log answered this scrape (1) or not (0).", ends)
+        yield _up("onevoice_database_up", "The database answered this scrape (1) or not (0).",
+                  stored)  # fmt: skip
+        if stored is None:
+            return
+        done, parked = stored
+        dead = GaugeMetricFamily(
+            "onevoice_dead_letters",
+            "Records parked as dead letters and not re-driven, per read model and reason.",
+            labels=["projection", "reason"],
+        )
+        for name in self._container.projections:
+            for reason in REASONS:
+                dead.add_metric([name, reason], parked.get(name, {}).get(reason, 0))
+        yield dead
+        if ends is not None:
+            yield _lag(done, ends)
+
+    def _read(self, source: str, read: Callable[[], T]) -> T | None:
+        try:
+            return read()
+        except Exception as exc:
+            SCRAPE_ERRORS.labels(source).inc()
+            log.warning("metrics: %s unavailable: %s", source, str(exc).split("\n", 1)[0])
+            return None
+
+    def _end_offsets(self) -> dict[int, int]:
+        return self._container.log.end_offsets(self._container.settings.topic)
+
+    def _stored(self) -> Stored:
+        names, topic = self._container.projections, self._container.settings.topic
+        with self._container.db.reading() as conn:
+            done = {
+                name: checkpoints.load(conn, name, checkpoints.LIVE_GENERATION, topic)
+                for name in names
+            }
+            return done, parked_counts(conn, names)
+
+
+def _up(name: str, documentation: str, value: object | None) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=0 if value is None else 1)
+
+
+def _lag(done: dict[str, dict[int, int]], ends: dict[int, int]) -> GaugeMetricFamily:
+    lag = GaugeMetricFamily(
+        "onevoice_projection_lag_records",
+        "Records on the log not yet applied by the read model (log end offset minus its live "
+        "checkpoint), per partition.",
+        labels=["projection", "partition"],
+    )
+    for name, stored in done.items():
+        for partition, end in sorted(ends.items()):
+            lag.add_metric([name, str(partition)], max(0, end - stored.get(partition, 0)))
+    return lag
