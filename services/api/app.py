@@ -31,6 +31,7 @@ from services.core.consistency import LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
 from services.core.metrics.collectors import PipelineCollector
+from services.core.metrics.rebuilds import RebuildCollector
 from services.core.ports import StoreUnavailable
 from services.core.problems import error_body
 
@@ -217,7 +218,11 @@ def create_app(
     app = FastAPI(title="OneVoice", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
     app.state.log_ends = LogEnds(lambda: container.log.end_offsets(container.settings.topic))
-    app.state.metric_collectors = [PipelineCollector(container), *metric_collectors]
+    app.state.metric_collectors = [
+        PipelineCollector(container),
+        RebuildCollector(container),
+        *metric_collectors,
+    ]
     queries = (
         (timeline.router, accounts.router, reports.router, admin.router, rebuilds.router)
         if serve_queries

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from services.core.metrics.definitions import (
     PROJECTION_RECORDS_PARKED,
 )
 from services.core.ports import OutgoingRecord
+from services.core.rebuilds import store
 from services.core.settings import Settings
 from tests.conftest import LiveServer
 from tests.samples import make_event
@@ -170,3 +172,35 @@ def test_multiprocess_mode_adds_up_every_worker(tmp_path: Path) -> None:
     assert seen.value("onevoice_ingest_events_total", status="accepted",
                       type="sales.meeting_held") == 5  # fmt: skip
     assert len(list(tmp_path.glob("counter_*.db"))) == 2
+
+
+@once
+def test_rebuild_progress_and_live_generations(idle: Services, http: httpx.Client) -> None:
+    answers = [http.post("/v1/events", json=make_event(account_id=f"m-{i}")).json()
+               for i in range(4)]  # fmt: skip
+    assert all(a["status"] == "accepted" for a in answers)
+    idle.runner.catch_up(30)
+    before = scrape(http)
+    assert before.value("onevoice_projection_generation", projection="OneVoiceView") == 1
+    assert before.value("onevoice_rebuilds", state="switched") == 0
+    assert before.labelled("onevoice_rebuild_events_applied") == {}
+    rebuild = idle.rebuilder.start(["OneVoiceView"])
+    stop = threading.Event()
+    stop.set()  # the worker stops at once: the rebuild stays open, with its progress recorded
+    idle.rebuilder.run(rebuild.id, stop=stop)
+    with idle.container.db.transaction() as conn:
+        store.renew(conn, store.get(conn, rebuild.id), store.worker_id(), 1, 1,  # type: ignore[arg-type]
+                    {"events_applied": 3, "target": 4, "events_per_s": 1.5, "eta_s": 0.7,
+                     "live_paused_s": 0})  # fmt: skip
+    during = scrape(http)
+    labels = {"rebuild": rebuild.id, "state": "running"}
+    assert during.value("onevoice_rebuild_events_applied", **labels) == 3
+    assert during.value("onevoice_rebuild_target_events", **labels) == 4
+    assert during.value("onevoice_rebuild_eta_seconds", **labels) == 0.7
+    assert during.value("onevoice_rebuilds", state="running") == 1
+    done = idle.rebuilder.run(rebuild.id)
+    assert done.state == "switched"
+    after = scrape(http)
+    assert after.value("onevoice_projection_generation", projection="OneVoiceView") == 2
+    assert after.value("onevoice_rebuilds", state="switched") == 1
+    assert after.labelled("onevoice_rebuild_events_applied") == {}

@@ -258,3 +258,9 @@ def accept(conn: Connection, rebuild_id: str, now_us: int) -> Rebuild:
     found = get(conn, rebuild_id)
     assert found is not None
     return found
+
+
+def state_counts(conn: Connection) -> dict[str, int]:
+    """``state -> number of rebuilds`` (all time)."""
+    query = select(REBUILDS.c.state, func.count()).group_by(REBUILDS.c.state)
+    return {str(state): int(n) for state, n in conn.execute(query)}
