@@ -18,9 +18,18 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_every_endpoint_is_documented() -> None:
-    from services.api.routes import accounts, health, metrics, reports, schemas, timeline
+    from services.api.routes import (
+        accounts,
+        admin,
+        health,
+        metrics,
+        rebuilds,
+        reports,
+        schemas,
+        timeline,
+    )
 
-    modules = (accounts, health, metrics, reports, schemas, timeline)
+    modules = (accounts, admin, health, metrics, rebuilds, reports, schemas, timeline)
     routes = [r for m in modules for r in m.router.routes]
     paths = {getattr(r, "path", "").replace(":path}", "}") for r in routes}
     paths |= {"/v1/events", "/v1/events/batch"}
@@ -32,13 +41,14 @@ def test_every_endpoint_is_documented() -> None:
 def test_every_metric_is_documented() -> None:
     from services.core.metrics.collectors import PipelineCollector
     from services.core.metrics.definitions import COUNTED
+    from services.core.metrics.rebuilds import RebuildCollector
 
     exposed = {
         family.name + ("_total" if family.type == "counter" else "")
         for metric in COUNTED
         for family in metric.describe()
     }
-    exposed |= set(PipelineCollector.NAMES)
+    exposed |= set(PipelineCollector.NAMES) | set(RebuildCollector.NAMES)
     start = README.index("### Metrics")
     table = README[start : README.index("### Logs", start)]
     documented = set(re.findall(r"^\| `(onevoice_[a-z_]+)` \|", table, re.MULTILINE))
