@@ -131,6 +131,9 @@ def _replay(settings: Settings, timeout_s: float) -> int:
     )  # fmt: skip
     try:
         report = replay(services.runner, services.container.db, timeout_s, sys.stderr)
+    except RuntimeError as exc:
+        print(f"onevoice replay: {exc}", file=sys.stderr)
+        return 1
     finally:
         services.close()
     print(report.summary())
@@ -142,6 +145,7 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
     from services.bootstrap import build
+    from services.core.ports import LogUnavailable, StoreUnavailable
     from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
     from services.projections.rebuild.engine import RebuildBusy, UnknownProjection
     from services.projections.replay import ProgressBar
@@ -164,8 +168,13 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             rebuild_id = rebuild.id
         elif args.rollback:
-            with db.transaction() as conn:
-                live = operations.rollback(conn, rebuilder.names(_chosen(args)), now_us)
+            names = rebuilder.names(_chosen(args))
+
+            def swap() -> dict[str, int]:
+                with db.transaction() as conn:
+                    return operations.rollback(conn, names, now_us)
+
+            live = operations.retried(swap)
             print("rolled back: " + ", ".join(f"{n} is at generation {g}" for n, g in live.items()))
             return 0
         elif args.resume:
@@ -198,6 +207,9 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     except KeyError as exc:
         print(f"rebuild: no rebuild {exc}", file=sys.stderr)
         return 2
+    except (StoreUnavailable, LogUnavailable) as exc:
+        print(f"rebuild: {exc}; nothing was changed by this command, try again", file=sys.stderr)
+        return 1
     finally:
         services.close()
     summary = (done.report or {}).get("summary", "")
@@ -356,10 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument(
         "--keep-old", action="store_true", help="keep the replaced generation for --rollback"
     )
-    rebuild.add_argument("--resume", metavar="ID", help="resume an interrupted rebuild")
-    rebuild.add_argument("--accept", metavar="ID", help="accept a rebuild's diff and switch")
-    rebuild.add_argument("--cancel", metavar="ID", help="cancel a rebuild, drop its shadow")
-    rebuild.add_argument("--rollback", action="store_true",
+    action = rebuild.add_mutually_exclusive_group()
+    action.add_argument("--resume", metavar="ID", help="resume an interrupted rebuild")
+    action.add_argument("--accept", metavar="ID", help="accept a rebuild's diff and switch")
+    action.add_argument("--cancel", metavar="ID", help="cancel a rebuild, drop its shadow")
+    action.add_argument("--rollback", action="store_true",
                          help="return to the generation a --keep-old rebuild kept")  # fmt: skip
     status = sub.add_parser("status", help="per read model: generation, state, lag per partition")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -407,6 +420,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "replay":
         return _replay(settings, args.timeout)
     if command == "rebuild":
+        if args.all and args.projection:
+            print("onevoice rebuild: give --all or --projection, not both", file=sys.stderr)
+            return 2
         return _rebuild(settings, args)
     if command == "status":
         return _status(settings, args.json)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select
@@ -68,13 +68,18 @@ def table_digest(conn: Connection, table: Table) -> str:
     return digest_of(fingerprint(conn, table))
 
 
-def fingerprint(conn: Connection, table: Table) -> dict[tuple[Any, ...], str]:
-    """``primary key -> SHA-256 of the row's content``: what verification compares."""
+def fingerprint(
+    conn: Connection, table: Table, tick: Callable[[], None] | None = None
+) -> dict[tuple[Any, ...], str]:
+    """``primary key -> SHA-256 of the row's content``: what verification compares. ``tick``
+    is called every 10,000 rows (a long comparison renews its leases there)."""
     keys = [c.name for c in table.primary_key.columns]
-    return {
-        tuple(row[k] for k in keys): hashlib.sha256(_canonical(row).encode()).hexdigest()
-        for row in conn.execute(select(table)).mappings()
-    }
+    out: dict[tuple[Any, ...], str] = {}
+    for n, row in enumerate(conn.execute(select(table)).mappings(), 1):
+        out[tuple(row[k] for k in keys)] = hashlib.sha256(_canonical(row).encode()).hexdigest()
+        if tick is not None and n % 10_000 == 0:
+            tick()
+    return out
 
 
 def digest_of(rows: Mapping[tuple[Any, ...], str]) -> str:

@@ -16,6 +16,7 @@ from typing import TextIO
 from services.core.adapters.sql import Database
 from services.core.deadletters import store as dead_letters
 from services.core.readmodels import checkpoints, copies
+from services.core.rebuilds import store as rebuilds
 from services.projections.runner import ProjectionRunner
 
 
@@ -76,6 +77,12 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
     """Clear and rebuild the runner's projections; ``runner`` must not be running elsewhere."""
     names = [p.name for p in runner.projections]
     with db.transaction() as conn:
+        busy = rebuilds.claims(conn)
+        if busy:
+            raise RuntimeError(
+                "rebuilds are open for " + ", ".join(sorted(busy)) + ": cancel them"
+                " (onevoice rebuild --cancel ID) or let them finish before replaying"
+            )
         checkpoints.bump(conn, names, runner.generation)
         for projection in runner.projections:
             projection.clear(conn)

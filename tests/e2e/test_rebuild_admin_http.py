@@ -6,8 +6,9 @@ import time
 
 import httpx
 
-from services.bootstrap import Services
-from tests.conftest import wait_projected
+from services.bootstrap import Services, build, build_app
+from services.core.settings import Settings
+from tests.conftest import LiveServer, wait_projected
 from tests.samples import make_event
 
 
@@ -70,3 +71,26 @@ def test_rebuild_endpoints_answer_and_refuse_clearly(
     if again.status_code == 409:
         back = client.post("/v1/admin/rollback", json={"projections": ["OneVoiceView"]})
         assert back.status_code == 200 and back.json() == {"generations": {"OneVoiceView": 1}}
+
+
+def test_an_open_rebuild_can_be_cancelled_over_http(settings: Settings) -> None:
+    """No projector runs here, so the rebuild stays open until the DELETE."""
+    services = build(settings.model_copy(update={"run_projector": False}))
+    try:
+        with LiveServer(build_app(services)) as base, httpx.Client(base_url=base) as client:
+            started = client.post("/v1/admin/rebuilds", json={"projections": "all"})
+            assert started.status_code == 202
+            rebuild_id = started.json()["id"]
+            status = client.get("/v1/admin/projections").json()["projections"]
+            assert {p["state"] for p in status} == {"rebuilding"}
+            assert {p["rebuild"] for p in status} == {rebuild_id}
+            busy = client.post("/v1/admin/rebuilds", json={"projections": ["OneVoiceView"]})
+            assert busy.status_code == 409 and rebuild_id in busy.json()["error"]["message"]
+            cancelled = client.delete(f"/v1/admin/rebuilds/{rebuild_id}")
+            assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+            status = client.get("/v1/admin/projections").json()["projections"]
+            assert {p["state"] for p in status} == {"live"}
+            again = client.post("/v1/admin/rebuilds", json={"projections": ["OneVoiceView"]})
+            assert again.status_code == 202 and again.json()["generation"] == 3
+    finally:
+        services.close()

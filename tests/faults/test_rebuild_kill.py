@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from services.bootstrap import build
+from services.core.readmodels import checkpoints
 from services.core.readmodels.schema import CHECKPOINTS
 from services.core.rebuilds import store
 from tests.faults.conftest import kafka_and_postgres
@@ -54,6 +55,9 @@ def test_a_killed_rebuild_resumes_and_switches_to_a_pure_fold(
         (rebuild,) = store.open_rebuilds(conn)
     assert rebuild.state == "running" and rebuild.worker is not None
     resumed_from = shadow_applied()
+    with db.reading() as conn:
+        slowest = checkpoints.load_slowest(conn, list(rebuild.projections), rebuild.generation,
+                                           settings.topic)  # fmt: skip
     # Four read models' checkpoints, summed: under way, not done. The second run loads them.
     assert EVENTS // 4 <= resumed_from < EVENTS * 4
     again = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
@@ -65,4 +69,6 @@ def test_a_killed_rebuild_resumes_and_switches_to_a_pure_fold(
     assert done is not None and done.state == "switched", done
     assert done.report is not None and done.report["result"] == "equal"
     assert done.progress["events_applied"] == EVENTS
+    # The second run started where the first was killed, not from offset 0.
+    assert done.progress["resumed_from"] == sum(slowest.values()) > 0
     assert_same_views(db, pure_fold(log, settings.topic, tmp_path))

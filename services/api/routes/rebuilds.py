@@ -194,7 +194,7 @@ async def rollback(body: RollbackRequest, container: ContainerDep) -> dict[str, 
             return operations.rollback(conn, names, _now_us())
 
     try:
-        live = await run_in_threadpool(swap)
+        live = await run_in_threadpool(operations.retried, swap)
     except RebuildStateError as exc:
         raise _conflict(exc) from exc
     return {"generations": live}

@@ -72,6 +72,17 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout)
 
 
+def is_lock_timeout(exc: BaseException) -> bool:
+    """True for PostgreSQL's lock_not_available (55P03), also when wrapped (``StoreUnavailable``
+    raised from it): a statement under ``lock_timeout`` gave up waiting for a lock."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if _sqlstate(cause) == "55P03":
+            return True
+        cause = cause.__cause__
+    return False
+
+
 def is_systemic(exc: BaseException) -> bool:
     """True when ``exc`` says the database does not fit the code (a missing table or column, a
     missing privilege): no record is to blame, so none may be parked for it."""

@@ -13,7 +13,7 @@ generation is live (1 until the first rebuild) and which one was kept for a roll
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import (
     BigInteger,
@@ -108,8 +108,25 @@ def drop(conn: Connection, prefix: str, generation: int) -> list[str]:
     return sorted(tables.values())
 
 
+def lock_tables(conn: Connection, incoming: dict[str, int]) -> None:
+    """Take the exclusive locks of every live and incoming table of these read models in one
+    statement, waiting at most ``lock_timeout`` (200 ms) for readers that already hold one:
+    then the swap either has them all or fails fast (55P03), and readers queue behind it for
+    at most that long per attempt. PostgreSQL only (SQLite's write transaction is the lock)."""
+    if conn.dialect.name != "postgresql":
+        return
+    tables: list[str] = []
+    for projection, generation in incoming.items():
+        prefix = PREFIXES[projection]
+        tables += generation_tables(conn, prefix, None).values()
+        tables += generation_tables(conn, prefix, generation).values()
+    conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+    names = ", ".join(f'"{t}"' for t in sorted(tables))
+    conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+
+
 def swap(conn: Connection, projection: str, incoming: int, *, keep_outgoing: bool,
-         now_us: int) -> int:  # fmt: skip
+         now_us: int, locked: bool = False) -> int:  # fmt: skip
     """Make generation ``incoming`` live; returns the generation it replaced.
 
     In the caller's transaction: renames the live tables to the outgoing generation's shadow
@@ -122,7 +139,8 @@ def swap(conn: Connection, projection: str, incoming: int, *, keep_outgoing: boo
     shadow = generation_tables(conn, prefix, incoming)
     if not shadow:
         raise LookupError(f"{projection} has no tables of generation {incoming}")
-    _lock(conn, [*live.values(), *shadow.values()])
+    if not locked:
+        lock_tables(conn, {projection: incoming})
     for suffix, name in live.items():
         _rename(conn, name, f"{shadow_prefix(prefix, outgoing)}_{suffix}",
                 prefix, shadow_prefix(prefix, outgoing))  # fmt: skip
@@ -138,16 +156,6 @@ def swap(conn: Connection, projection: str, incoming: int, *, keep_outgoing: boo
                                             set_={k: v for k, v in row.items()
                                                   if k != "projection"}).values(**row))  # fmt: skip
     return outgoing
-
-
-def _lock(conn: Connection, tables: Iterable[str]) -> None:
-    """Take every table's exclusive lock up front, giving up after a short wait so a long read
-    never queues the readers behind the swap (the caller retries)."""
-    if conn.dialect.name != "postgresql":
-        return  # SQLite: the write transaction is the lock; readers keep their snapshots
-    conn.execute(text("SET LOCAL lock_timeout = '500ms'"))
-    names = ", ".join(f'"{t}"' for t in sorted(tables))
-    conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
 
 
 def _rename(conn: Connection, table: str, new: str, old_prefix: str, new_prefix: str) -> None:

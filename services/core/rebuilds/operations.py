@@ -6,15 +6,20 @@ Each runs in one transaction of the caller; shadow tables are dropped after it c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from sqlalchemy import Connection, and_, delete, select
 
+from services.core.adapters.sql import is_lock_timeout
 from services.core.deadletters import store as dead_letters
 from services.core.readmodels import checkpoints, generations
 from services.core.readmodels.schema import CHECKPOINTS, FENCES
 from services.core.rebuilds import OPEN_STATES, RebuildStateError, store
 from services.core.rebuilds.store import Rebuild
+
+T = TypeVar("T")
 
 
 def cancel(conn: Connection, rebuild_id: str, now_us: int) -> Rebuild:
@@ -28,8 +33,7 @@ def cancel(conn: Connection, rebuild_id: str, now_us: int) -> Rebuild:
         raise RebuildStateError(f"rebuild {rebuild_id} is {rebuild.state} already")
     names = list(rebuild.projections)
     checkpoints.bump(conn, names, rebuild.generation)  # waits for the worker's commit in flight
-    if rebuild.state == "verifying":
-        checkpoints.hold(conn, names, None)
+    checkpoints.hold(conn, names, None)  # one rebuild per read model: any hold on them is its
     forget_generation(conn, names, rebuild.generation, keep_fence=True)
     store.finish(conn, rebuild_id, "cancelled", now_us)
     found = store.get(conn, rebuild_id)
@@ -72,16 +76,36 @@ def rollback(conn: Connection, projections: Sequence[str], now_us: int) -> dict[
                                 "possible after a rebuild with keep_old only")  # fmt: skip
     live = checkpoints.LIVE_GENERATION
     out: dict[str, int] = {}
+    back_to = {name: k for name, (_, k) in kept.items() if k is not None}
+    try:
+        generations.lock_tables(conn, back_to)
+    except LookupError as exc:
+        raise RebuildStateError(f"the kept generation's tables are missing: {exc}") from exc
     for name in projections:
-        back = kept[name][1]
-        assert back is not None
+        back = back_to[name]
         previous = generations.active(conn, [name])[name][0]
         dead_letters.move(conn, name, live, previous)
-        generations.swap(conn, name, back, keep_outgoing=True, now_us=now_us)
+        try:
+            generations.swap(conn, name, back, keep_outgoing=True, now_us=now_us, locked=True)
+        except LookupError as exc:
+            raise RebuildStateError(f"the kept generation's tables are missing: {exc}") from exc
         dead_letters.move(conn, name, back, live)
         out[name] = back
     checkpoints.bump(conn, list(projections), live)
     return out
+
+
+def retried(work: Callable[[], T], attempts: int = 40) -> T:
+    """Run ``work`` (one transaction) again while it fails only because readers held a table
+    past the swap's lock_timeout (PostgreSQL 55P03), backing off a little more each time."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except Exception as exc:
+            if not is_lock_timeout(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def generations_in_use(conn: Connection) -> set[int]:

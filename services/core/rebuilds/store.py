@@ -121,10 +121,7 @@ def create(
 
     Raises ``RebuildConflict`` when one of them is being rebuilt (claims are taken in this
     transaction: of two concurrent creates, one fails on the claims' primary key)."""
-    if conn.dialect.name == "postgresql":
-        # Creates run one at a time (SQLite's writers already do): two concurrent ones would
-        # pick the same generation number.
-        conn.execute(text("LOCK TABLE rebuilds IN SHARE ROW EXCLUSIVE MODE"))
+    lock_creates(conn)
     rebuild_id = uuid.uuid4().hex
     claims = [{"projection": name, "rebuild_id": rebuild_id} for name in projections]
     taken = insert_new(conn, REBUILD_CLAIMS, claims, "projection")
@@ -151,6 +148,14 @@ def create(
     found = get(conn, rebuild_id)
     assert found is not None
     return found
+
+
+def lock_creates(conn: Connection) -> None:
+    """Serialise rebuild creation with the caller's transaction (PostgreSQL; SQLite's writers
+    already run one at a time): two concurrent creates would pick one generation number, and a
+    cleanup could take a just-created shadow for an orphan."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE rebuilds IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def get(conn: Connection, rebuild_id: str, *, lock: bool = False) -> Rebuild | None:

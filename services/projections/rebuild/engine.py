@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from services.core.adapters.sql import Database
+from services.core.adapters.sql import Database, is_lock_timeout
 from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogUnavailable, StoreUnavailable
 from services.core.readmodels import checkpoints, generations
@@ -105,7 +105,13 @@ class Rebuilder:
     def run(self, rebuild_id: str, progress: Progress | None = None,
             stop: threading.Event | None = None) -> Rebuild:  # fmt: skip
         """Run (or resume) a rebuild to its end: switched, diff, failed, or cancelled by an
-        operator meanwhile. Raises ``RebuildBusy`` when a live worker holds it."""
+        operator meanwhile. Raises ``RebuildBusy`` when a live worker holds it, and
+        ``UnknownProjection`` when it names read models this version does not have (a rolling
+        upgrade: a newer process runs it)."""
+        with self.db.reading() as conn:
+            named = store.get(conn, rebuild_id)
+        if named is not None:
+            self.names(list(named.projections))  # raises UnknownProjection before any lease
         with self.db.transaction() as conn:
             rebuild = store.take(conn, rebuild_id, self.worker, _now_us() + int(LEASE_S * 1e6),
                                  _now_us())  # fmt: skip
@@ -118,9 +124,21 @@ class Rebuilder:
                 raise RebuildBusy(f"rebuild {rebuild_id} is run by {current.worker}")
             return current
         self._drop_orphans()
-        run = _Run(self, rebuild, progress or (lambda _: None), stop or threading.Event())
+        stop = stop or threading.Event()
+        run = _Run(self, rebuild, progress or (lambda _: None), stop)
         try:
-            run.execute()
+            backoff = 0.5
+            while True:
+                try:
+                    run.execute()
+                    break
+                except (StoreUnavailable, LogUnavailable) as exc:
+                    # An outage keeps the shadow: wait, then carry on from its checkpoints.
+                    log.warning("rebuild %s: %s; resuming in %.1fs", rebuild_id, exc, backoff)
+                    run.release_quietly()
+                    if stop.wait(backoff):
+                        raise _Interrupted() from exc
+                    backoff = min(backoff * 2, 30.0)
         except RebuildStateError as exc:
             log.info("rebuild %s stopped: %s", rebuild_id, exc)
             run.cleanup_if_cancelled()
@@ -140,6 +158,7 @@ class Rebuilder:
         """Drop generation tables nothing refers to (a process died between a switch or a
         cancel and the drop that follows it)."""
         with self.db.transaction() as conn:
+            store.lock_creates(conn)  # a rebuild created meanwhile is in use, not an orphan
             used = operations.generations_in_use(conn)
             for name, prefix in generations.PREFIXES.items():
                 for generation in _table_generations(conn, prefix) - used:
@@ -186,6 +205,8 @@ class _Run:
         self.target: dict[int, int] = {}
         self.paused_s = 0.0
         self.paused_since: float | None = None
+        self.resumed_from = 0
+        """Events the shadow had applied when this run began (a resumed rebuild's head start)."""
         self.backfill: set[str] = set()
         """Read models of this rebuild that were never built (added by a later release): no
         live generation to compare with or to pause."""
@@ -203,14 +224,19 @@ class _Run:
             done = checkpoints.load_slowest(conn, self.names, self.rebuild.generation,
                                             self.o.topic)  # fmt: skip
         self.applied_at_start = sum(done.values())  # the rate counts this run's work only
-        if self.rebuild.state == "running":
-            while True:
-                began = time.monotonic()
-                self.target = self._live_positions()
-                self._catch_up()
-                if time.monotonic() - began < CLOSE_S:
-                    break
-            self._tick(force=True, state="verifying")
+        self.resumed_from = self.applied_at_start
+        if self.rebuild.state == "verifying":
+            # Resumed after a worker died verifying: catch up first, with the live one running.
+            self._release()
+            self._tick(force=True, state="running")
+        self.phase = "catching up"
+        while True:
+            began = time.monotonic()
+            self.target = self._live_positions()
+            self._catch_up()
+            if time.monotonic() - began < CLOSE_S:
+                break
+        self._tick(force=True, state="verifying")
         self._verify_and_switch()
 
     def _verify_and_switch(self) -> None:
@@ -268,7 +294,7 @@ class _Run:
                                  progress=self._progress())  # fmt: skip
                 break
             except (DBAPIError, StoreUnavailable) as exc:
-                if not _lock_timeout(exc):
+                if not is_lock_timeout(exc):
                     raise
                 self._tick(force=True)  # readers held the tables: retry, keeping the leases
                 time.sleep(0.05 * (attempt + 1))
@@ -276,28 +302,31 @@ class _Run:
             raise RuntimeError("could not take the tables' locks for the switch in 40 tries")
         self._resumed()  # the switch released the hold
         with self.o.db.transaction() as conn:
-            for old in retired:
-                operations.drop_generation(conn, self.names, old)
+            for name, old in sorted(retired):
+                operations.drop_generation(conn, [name], old)
 
-    def _swap(self, conn: Any, generation: int, keep: bool) -> set[int]:
-        """The switch transaction; returns the generations whose tables may be dropped."""
+    def _swap(self, conn: Any, generation: int, keep: bool) -> set[tuple[str, int]]:
+        """The switch transaction; returns the (read model, generation) pairs whose tables may
+        be dropped."""
         current = store.get(conn, self.rebuild.id, lock=True)
         if current is None or current.state != "verifying" or current.worker != self.o.worker:
             raise RebuildStateError(f"rebuild {self.rebuild.id} is {current and current.state}")
-        retired: set[int] = set()
+        retired: set[tuple[str, int]] = set()
         live = checkpoints.LIVE_GENERATION
         before = generations.active(conn, self.names)
+        generations.lock_tables(conn, {name: generation for name in self.names})
         for name in self.names:
             outgoing, kept = before[name]
             keep_this = keep and name not in self.backfill  # an unbuilt one is empty: drop it
             dead_letters.move(conn, name, live, outgoing if keep_this else None)
-            generations.swap(conn, name, generation, keep_outgoing=keep_this, now_us=_now_us())
+            generations.swap(conn, name, generation, keep_outgoing=keep_this, now_us=_now_us(),
+                             locked=True)  # fmt: skip
             dead_letters.move(conn, name, generation, live)
             if not keep_this:
-                retired.add(outgoing)
+                retired.add((name, outgoing))
             if kept is not None:
                 operations.forget_generation(conn, [name], kept)
-                retired.add(kept)
+                retired.add((name, kept))
         if self.backfill:
             # Live projectors skip these until they resume: fence them so they resume now.
             checkpoints.bump(conn, sorted(self.backfill), live)
@@ -375,13 +404,23 @@ class _Run:
             "events_per_s": round(rate, 1),
             "eta_s": round((total - done) / rate, 1) if rate > 0 else None,
             "live_paused_s": round(paused, 3),
+            "resumed_from": self.resumed_from,
             "partitions": {str(p): {"applied": min(applied.get(p, 0), o), "target": o,
                                     "remaining": max(0, o - applied.get(p, 0))}
                            for p, o in sorted(self.target.items())},
         }  # fmt: skip
 
+    def _ours(self, conn: Any) -> bool:
+        current = store.get(conn, self.rebuild.id, lock=True)
+        return (current is not None and current.state in ("running", "verifying")
+                and current.worker == self.o.worker)  # fmt: skip
+
     def _hold(self) -> None:
+        """Pause the live commits, only while the rebuild is still this worker's (a cancel or
+        a takeover in between must not leave a hold behind)."""
         with self.o.db.transaction() as conn:
+            if not self._ours(conn):
+                raise RebuildStateError(f"rebuild {self.rebuild.id} is no longer this worker's")
             checkpoints.hold(conn, self.names, _now_us() + int(HOLD_S * 1e6))
         self.held = True
         if self.paused_since is None:
@@ -395,21 +434,29 @@ class _Run:
             self.paused_since = None
 
     def _release(self) -> None:
-        if not self.held:
-            return
+        """Release the live commits if this worker's rebuild holds them (a stale hold of a dead
+        worker of this rebuild too; never one of a worker that took the rebuild over)."""
         with self.o.db.transaction() as conn:
-            checkpoints.hold(conn, self.names, None)
+            if self._ours(conn):
+                checkpoints.hold(conn, self.names, None)
         self._resumed()
+
+    def release_quietly(self) -> None:
+        try:
+            self._release()
+        except Exception:
+            log.warning("rebuild %s: the hold could not be released now; it expires by itself",
+                        self.rebuild.id)  # fmt: skip
+            self._resumed()
 
     # -- endings ---------------------------------------------------------------------------
 
     def fail(self, exc: Exception) -> None:
         try:
-            self._release()
+            self.release_quietly()
             with self.o.db.transaction() as conn:
-                current = store.get(conn, self.rebuild.id, lock=True)
-                if current is None or current.state not in ("running", "verifying"):
-                    return
+                if not self._ours(conn):
+                    return  # cancelled, or another worker runs it now: not ours to fail
                 operations.forget_generation(conn, self.names, self.rebuild.generation)
                 error = f"{type(exc).__name__}: {exc}"
                 store.finish(
@@ -435,23 +482,9 @@ class _Run:
 
     def close(self) -> None:
         if self.held:
-            try:
-                self._release()
-            except Exception:
-                log.exception("releasing the live projector failed; its hold expires by itself")
+            self.release_quietly()
         self.runner.close()
 
 
 def _nonzero(offsets: Mapping[int, int]) -> dict[int, int]:
     return {int(p): int(o) for p, o in offsets.items() if o > 0}
-
-
-def _lock_timeout(exc: BaseException) -> bool:
-    """PostgreSQL's lock_not_available (55P03): readers held a table longer than the swap's
-    lock_timeout."""
-    cause: Any = exc
-    while cause is not None:
-        if getattr(cause, "sqlstate", None) == "55P03":
-            return True
-        cause = getattr(cause, "orig", None) or cause.__cause__
-    return False

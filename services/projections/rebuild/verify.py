@@ -33,8 +33,8 @@ def compare(
     for live, shadow in pairs:
         tables: dict[str, Any] = {}
         for key, live_table in live.tables.items():
-            theirs = fingerprint(conn, live_table)
-            ours = fingerprint(conn, shadow.tables[key])
+            theirs = fingerprint(conn, live_table, tick)
+            ours = fingerprint(conn, shadow.tables[key], tick)
             tables[key] = entry = _compare_table(theirs, ours)
             if not entry["equal"]:
                 differences.append(

@@ -12,7 +12,7 @@ import logging
 import threading
 
 from services.core.rebuilds import store
-from services.projections.rebuild.engine import RebuildBusy, Rebuilder
+from services.projections.rebuild.engine import RebuildBusy, Rebuilder, UnknownProjection
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,9 @@ class RebuildWorker:
             self._thread = None
 
     def run_pending(self) -> int:
-        """Run every open rebuild this worker can take, one after another; returns how many."""
+        """Start the backfill of read models a release added (if nobody did), then run every
+        open rebuild this worker can take, one after another; returns how many ran."""
+        self._rebuilder.backfill_new()
         with self._rebuilder.db.reading() as conn:
             pending = [r.id for r in store.open_rebuilds(conn) if r.state != "diff"]
         ran = 0
@@ -46,8 +48,8 @@ class RebuildWorker:
             try:
                 self._rebuilder.run(rebuild_id, stop=self._stop)
                 ran += 1
-            except RebuildBusy:
-                continue
+            except (RebuildBusy, UnknownProjection):
+                continue  # another worker runs it, or it names read models of a newer version
         return ran
 
     def _loop(self) -> None:
