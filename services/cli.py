@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -150,6 +151,13 @@ def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from services.projections.rebuild.engine import RebuildBusy, UnknownProjection
     from services.projections.replay import ProgressBar
 
+    if args.nice > 0 and not (args.cancel or args.rollback):
+        # The fold is CPU-bound Python: yield the cores to the services on this machine.
+        try:
+            os.nice(args.nice)
+        except OSError as exc:
+            print(f"rebuild: cannot lower the priority ({exc}); running at normal priority",
+                  file=sys.stderr)  # fmt: skip
     # An operator's job beside the services: it checks the schema and never creates the topic.
     services = build(settings, run_migrations=False, role="projector")
     db, rebuilder = services.container.db, services.rebuilder
@@ -367,6 +375,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     rebuild.add_argument(
         "--keep-old", action="store_true", help="keep the replaced generation for --rollback"
+    )
+    rebuild.add_argument(
+        "--nice",
+        type=int,
+        default=10,
+        choices=range(20),
+        metavar="0-19",
+        help="lower this process's CPU priority by N (default 10) so the"
+        " services sharing the machine keep their latency; 0 to keep it",
     )
     action = rebuild.add_mutually_exclusive_group()
     action.add_argument("--resume", metavar="ID", help="resume an interrupted rebuild")

@@ -59,6 +59,7 @@ class Reader(threading.Thread):
                 self.seen |= now
 
 
+@pytest.mark.timeout(400)  # 20,000 events loaded, projected, rebuilt and replayed: ~80 s idle
 @pytest.mark.parametrize("backend", ["kafka", "embedded"], indirect=True)
 def test_rebuild_every_read_model_while_serving(
     services: Services, client: httpx.Client, backend: str

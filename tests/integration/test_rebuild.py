@@ -299,5 +299,5 @@ def test_a_rebuild_resumed_in_verifying_catches_up_before_it_holds(loaded: Servi
     phases: list[str] = []
     done = loaded.rebuilder.run(rebuild.id, progress=lambda p: phases.append(str(p["phase"])))
     assert done.state == "switched"
-    first_hold = phases.index("verifying (live projector paused)")
+    first_hold = phases.index("verifying: the shadow reaches the live positions (live paused)")
     assert "catching up" in phases[:first_hold]

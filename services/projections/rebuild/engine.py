@@ -33,7 +33,7 @@ from services.core.readmodels import checkpoints, generations
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 from services.core.rebuilds.store import Rebuild
 from services.projections.base import Projection
-from services.projections.rebuild.verify import compare
+from services.projections.rebuild.verify import compare, compare_nothing
 from services.projections.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
@@ -240,18 +240,28 @@ class _Run:
         self._verify_and_switch()
 
     def _verify_and_switch(self) -> None:
+        """Verify at one set of positions with the live projector paused only while the shadow
+        reaches them and a read snapshot is pinned; compare in that snapshot while the live one
+        runs again; then pause it once more to bring the shadow to its new positions (a short
+        catch-up of the same fold on both sides) and switch."""
         compared = [n for n in self.names if n not in self.backfill]
-        if compared:
-            self.phase = "verifying (live projector paused)"
-            self.target = self._hold_at_one_position(compared)
-        else:
-            self.phase = "switching a backfill"
-            self.target = self._live_positions()
-        self._catch_up()
         pairs = [(live, shadow) for live, shadow in zip(self.live, self.shadows, strict=True)
                  if live.name in compared]  # fmt: skip
-        with self.o.db.reading() as conn:
-            report = compare(conn, pairs, self.target, tick=lambda: self._tick(force=True))
+        if compared:
+            self.phase = "verifying: the shadow reaches the live positions (live paused)"
+            self.target = self._hold_at_one_position(compared)
+            self._catch_up()
+            with self.o.db.reading() as conn:
+                # The first read pins this connection's snapshot at the held positions.
+                live = checkpoints.LIVE_GENERATION
+                pinned = _nonzero(checkpoints.load(conn, compared[0], live, self.o.topic))
+                if pinned != self.target:
+                    raise RuntimeError(f"live positions moved under a hold: {pinned}")
+                self._release()
+                self.phase = "verifying: comparing in a snapshot at those positions"
+                report = compare(conn, pairs, self.target, tick=lambda: self._tick(force=True))
+        else:
+            report = compare_nothing(self.target)
         if self.backfill:
             report["backfilled"] = sorted(self.backfill)
             report["summary"] += f"; backfilled {', '.join(sorted(self.backfill))} (new)"
@@ -264,6 +274,13 @@ class _Run:
             log.warning("rebuild %s differs from the live generation: %s", self.rebuild.id,
                         report["summary"])  # fmt: skip
             return
+        self.phase = "switching (live paused)"
+        if compared:
+            self.target = self._hold_at_one_position(compared)
+        else:
+            self.target = self._live_positions()
+        self._catch_up()
+        report["switched_at"] = {str(p): o for p, o in sorted(self.target.items())}
         self._switch(report)
         log.info("rebuild %s switched to generation %d (%s); live projector paused %.2fs",
                  self.rebuild.id, self.rebuild.generation, report["summary"],

@@ -45,9 +45,14 @@ def compare(
             if tick is not None:
                 tick()
         out[live.name] = tables
+    return compare_report(out, differences, positions, nothing=not pairs)
+
+
+def compare_report(out: dict[str, Any], differences: list[str], positions: Mapping[int, int],
+                   *, nothing: bool) -> dict[str, Any]:  # fmt: skip
     result = "different" if differences else "equal"
     summary = "equal: every table has the same rows" if not differences else "; ".join(differences)
-    if not pairs:
+    if nothing:
         summary = "no live generation to compare with"
     return {
         "result": result,
@@ -86,3 +91,8 @@ def _compare_table(live: Mapping[tuple[Any, ...], str],
 
 def _plain(value: Any) -> Any:
     return value if isinstance(value, int | str) or value is None else str(value)
+
+
+def compare_nothing(positions: Mapping[int, int]) -> dict[str, Any]:
+    """The report of a rebuild with no live generation to compare with (a backfill)."""
+    return compare_report({}, [], positions, nothing=True)
