@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.api.deps import ContainerDep, ReadConnDep
-from services.api.errors import invalid_query, not_found
+from services.api.errors import int_cursor, invalid_query, not_found
 from services.core.deadletters import Reason
 from services.core.deadletters import store as dead_letters
 from services.core.readmodels import cursors
@@ -46,14 +46,7 @@ def list_dead_letters(
     problem = _unknown_projection(container, projection)
     if problem is not None:
         raise invalid_query("projection", problem)
-    after = None
-    if cursor is not None:
-        try:
-            (after,) = cursors.decode(cursor)
-        except (cursors.BadCursor, ValueError) as exc:
-            raise invalid_query("cursor", "not a cursor of this list") from exc
-        if not cursors.is_int64(after):
-            raise invalid_query("cursor", "not a cursor of this list")
+    after = int_cursor(cursor)
     filters = dead_letters.Filters(projection, reason, None if state == "all" else state)
     items, last = dead_letters.list_page(conn, filters, after, limit)
     return {

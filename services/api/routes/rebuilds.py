@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.deps import ContainerDep
-from services.api.errors import invalid_query, not_found
+from services.api.errors import int_cursor, not_found
 from services.core.ports import LogUnavailable
 from services.core.readmodels import cursors
 from services.core.readmodels.status import pipeline_status
@@ -107,14 +107,7 @@ def list_rebuilds(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> dict[str, Any]:
     """Rebuilds, newest first."""
-    before = None
-    if cursor is not None:
-        try:
-            (before,) = cursors.decode(cursor)
-        except (cursors.BadCursor, ValueError) as exc:
-            raise invalid_query("cursor", "not a cursor of this list") from exc
-        if not cursors.is_int64(before):
-            raise invalid_query("cursor", "not a cursor of this list")
+    before = int_cursor(cursor)
     with container.db.reading() as conn:
         items = store.list_recent(conn, limit + 1, before)
     more = len(items) > limit
