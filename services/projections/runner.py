@@ -96,6 +96,8 @@ class ProjectionRunner:
         self._progress = threading.Condition()
         self._epochs: dict[str, int] = {}
         self._suspect_gaps: dict[int, tuple[int, int]] = {}
+        self._positioned: set[int] = set()
+        """Partitions assigned or re-seeked since their last commit (see _check_continuity)."""
         self.parked = 0
         self.fenced = 0
         self._active = self.projections
@@ -135,6 +137,7 @@ class ProjectionRunner:
         start = {part: min((s.get(part, 0) for s in stored.values()), default=end.get(part, 0))
                  for part in partitions}  # fmt: skip
         self._epochs = epochs  # of every projection: a backfill's switch fences this runner
+        self._positioned.update(partitions)
         for part in partitions:
             # A hole is accepted only when it is seen twice by one assignment: after a new one
             # (a rebalance), the consumer is suspected of starting past the checkpoint again.
@@ -154,17 +157,24 @@ class ProjectionRunner:
         self, first: Mapping[int, int], stored: Mapping[int, int], read_from: Mapping[int, int]
     ) -> None:
         """Refuse a chunk that starts past a partition's checkpoint, unless the consumer read on
-        from at or below the checkpoint (``read_from``: its position before the poll), in which
-        case the offsets in between hold nothing a reader can see (transaction markers, aborted
-        records). Otherwise re-seeking decides: the same first record again is a hole too."""
+        from at or below the checkpoint (``read_from``: its position before the poll) and has
+        not been positioned (assigned or re-seeked) since its last commit there: then the
+        offsets in between hold nothing a reader can see (transaction markers, aborted records).
+        Otherwise re-seeking decides: the same first record again is a hole too. (Right after a
+        seek a client can still hand out records fetched for the older position; those would
+        skip the records in between, so they are always re-read once.)"""
         for partition, found in first.items():
             expected = stored.get(partition, 0)
-            if found <= expected or read_from.get(partition, found) <= expected:
+            if found <= expected:
+                continue
+            read_on = read_from.get(partition, found) <= expected
+            if read_on and partition not in self._positioned:
                 continue
             if self._suspect_gaps.get(partition) == (expected, found):
-                log.warning("topic %s partition %d has no readable records at offsets %d..%d;"
-                            " continuing at %d", self.topic, partition, expected, found - 1,
-                            found)  # fmt: skip
+                log.log(logging.INFO if read_on else logging.WARNING,
+                        "topic %s partition %d has no readable records at offsets %d..%d;"
+                        " continuing at %d", self.topic, partition, expected, found - 1,
+                        found)  # fmt: skip
                 continue
             self._suspect_gaps[partition] = (expected, found)
             raise CheckpointGap(partition, expected, found)
@@ -260,6 +270,7 @@ class ProjectionRunner:
         try:
             for chunk in split(records, self._bounds):
                 next_offsets = self._commit(chunk, read_from)
+                self._positioned.difference_update(next_offsets)
                 read_from.update(next_offsets)  # the next chunk continues this one's reading
                 consumer.commit(next_offsets)
                 self._advanced(next_offsets)
@@ -270,6 +281,7 @@ class ProjectionRunner:
             with self._progress:
                 applied = dict(self._applied)
             consumer.seek(gap.partition, min(gap.expected, applied.get(gap.partition, 0)))
+            self._positioned.add(gap.partition)
             return 0
         except checkpoints.Held as held:
             log.info("%s; retrying", held)
@@ -311,6 +323,7 @@ class ProjectionRunner:
         for partition, position in consumer.positions().items():
             if position > until.get(partition, 0):
                 consumer.seek(partition, until.get(partition, 0))
+                self._positioned.add(partition)
         return [r for r in records if r.offset < until.get(r.partition, 0)]
 
     def _reseek(self, consumer: LogConsumer) -> None:
@@ -318,6 +331,7 @@ class ProjectionRunner:
             applied = dict(self._applied)
         for partition in consumer.positions():
             consumer.seek(partition, applied.get(partition, 0))
+            self._positioned.add(partition)
 
     def _pass_over(self, consumer: LogConsumer, read_from: Mapping[int, int]) -> None:
         """Move checkpoints over offsets the consumer passed without a record to return
@@ -337,6 +351,7 @@ class ProjectionRunner:
                 log.info("re-seeking to the checkpoints: partition %d is at %d, applied %d",
                          partition, position, done)  # fmt: skip
                 consumer.seek(partition, done)
+                self._positioned.add(partition)
         if not behind:
             return
         with self._db.transaction() as conn:
