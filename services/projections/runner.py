@@ -156,25 +156,24 @@ class ProjectionRunner:
     def _check_continuity(
         self, first: Mapping[int, int], stored: Mapping[int, int], read_from: Mapping[int, int]
     ) -> None:
-        """Refuse a chunk that starts past a partition's checkpoint, unless the consumer read on
-        from at or below the checkpoint (``read_from``: its position before the poll) and has
-        not been positioned (assigned or re-seeked) since its last commit there: then the
-        offsets in between hold nothing a reader can see (transaction markers, aborted records).
-        Otherwise re-seeking decides: the same first record again is a hole too. (Right after a
-        seek a client can still hand out records fetched for the older position; those would
-        skip the records in between, so they are always re-read once.)"""
+        """Refuse a chunk that starts past a partition's checkpoint unless the consumer read on
+        from at or below the checkpoint (``read_from``: its position before the poll): then the
+        offsets in between hold nothing a reader can see (transaction markers, aborted
+        records). A consumer that was positioned (assigned or re-seeked) since its last commit
+        there must show the same gap twice (a client can still hand out records it fetched for
+        the position before a seek), and a consumer that did not read on from the checkpoint is
+        re-seeked every time: a gap is never accepted from a consumer positioned past it."""
         for partition, found in first.items():
             expected = stored.get(partition, 0)
             if found <= expected:
                 continue
             read_on = read_from.get(partition, found) <= expected
-            if read_on and partition not in self._positioned:
-                continue
-            if self._suspect_gaps.get(partition) == (expected, found):
-                log.log(logging.INFO if read_on else logging.WARNING,
-                        "topic %s partition %d has no readable records at offsets %d..%d;"
-                        " continuing at %d", self.topic, partition, expected, found - 1,
-                        found)  # fmt: skip
+            seen = self._suspect_gaps.get(partition) == (expected, found)
+            if read_on and (partition not in self._positioned or seen):
+                if seen:
+                    log.info("topic %s partition %d has no readable records at offsets %d..%d;"
+                             " continuing at %d", self.topic, partition, expected, found - 1,
+                             found)  # fmt: skip
                 continue
             self._suspect_gaps[partition] = (expected, found)
             raise CheckpointGap(partition, expected, found)

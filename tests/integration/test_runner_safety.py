@@ -331,9 +331,14 @@ def test_transactions_of_a_foreign_producer_neither_stall_nor_re_seek_the_runner
     run = ProjectionRunner(log, db, topic, [projection], group=backends.unique("tx"),
                            batch_size=2, idle_s=0.05)  # fmt: skip
     try:
-        with caplog.at_level(logging.INFO, logger="services.projections.runner"):
+        with (
+            caplog.at_level(logging.INFO, logger="services.projections.runner"),
+            caplog.at_level(logging.INFO, logger="services.core.adapters.kafka_log"),
+        ):
             run.catch_up(60)  # the log's end lies after the last commit marker
-        assert "re-seeking" not in caplog.text
+        # Markers met while reading on cost nothing; only a gap met right after an assignment
+        # (a rebalance under load) is re-read once before it is accepted.
+        assert caplog.text.count("re-seeking") <= caplog.text.count("assigned partitions")
         expected = [b["event_id"] for b in (*committed, plain, last)]
         assert sorted(projection.seen) == sorted(expected)
         with db.reading() as conn:
