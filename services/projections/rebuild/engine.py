@@ -90,7 +90,12 @@ class Rebuilder:
 
     def backfill_new(self) -> Rebuild | None:
         """Start the rebuild that builds the read models a release added (``NOT_BUILT``) and
-        nobody builds yet; None when there are none (or another process just started it)."""
+        nobody builds yet; None when there are none (or another process just started it).
+        The rebuild worker asks every few seconds: a read answers that, a write transaction
+        (SQLite's write lock) is taken only when a read model waits."""
+        with self.db.reading() as conn:
+            if not generations.not_built(conn, list(self.projections)) - set(store.claims(conn)):
+                return None
         with self.db.transaction() as conn:
             waiting = generations.not_built(conn, list(self.projections))
             waiting -= set(store.claims(conn))
