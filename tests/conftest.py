@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,11 @@ from fastapi import FastAPI
 from services.bootstrap import Services, build, build_app
 from services.core.settings import Settings
 from tests import backends
+
+# pytest captures INFO (pyproject): OneVoice's own lines explain a failure; these libraries'
+# INFO lines would bury them.
+for _chatty in ("kafka", "alembic", "httpx", "httpcore"):
+    logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -139,7 +145,9 @@ def wait_projected(services: Services, *answers: dict[str, Any], timeout_s: floa
             if pos is not None:
                 p, o = pos["partition"], pos["offset"]
                 positions[p] = max(positions.get(p, -1), o)
-    assert services.runner.wait_for(positions, timeout_s), f"not projected: {positions}"
+    assert services.runner.wait_for(positions, timeout_s), (
+        f"not projected: {positions}; runner: {services.runner.diagnostics()}"
+    )
 
 
 def _needs_real_servers(item: pytest.Item) -> bool:

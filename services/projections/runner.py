@@ -104,7 +104,10 @@ class ProjectionRunner:
         """The projections this runner applies: all but live ones still waiting for their
         backfill (``generations.NOT_BUILT``); set on every resume."""
         self.failure: str | None = None
+        self.last_error: str | None = None
+        """The latest error ``run_forever`` retried after (for diagnostics), until a batch works."""
         self._fence_checked = 0.0
+        self._last_poll: tuple[float, dict[int, int], int] | None = None
         self.until: dict[int, int] | None = None
         """When set, apply nothing at or past these offsets (a rebuild stops its shadow exactly
         at the live generation's positions); partitions not named are not applied at all."""
@@ -262,6 +265,7 @@ class ProjectionRunner:
         consumer = self._consumer_or_new()
         read_from = consumer.positions()  # partitions assigned inside poll start at checkpoints
         records = consumer.poll(self._batch_size, self._idle_s)
+        self._last_poll = (time.monotonic(), dict(read_from), len(records))
         if self.until is not None:
             records = self._within(consumer, records, self.until)
         if not records and time.monotonic() - self._fence_checked > 1.0:
@@ -406,6 +410,7 @@ class ProjectionRunner:
                 if self.failure is not None:
                     log.warning("projector resumed after: %s", self.failure)
                     self.failure = None
+                self.last_error = None
                 backoff = 0.1
             except CheckpointAhead as exc:
                 if self.failure is None:
@@ -418,6 +423,7 @@ class ProjectionRunner:
                 if is_systemic(exc):
                     # No record is to blame: say so where /readyz shows it, until it works.
                     self.failure = f"the database does not fit this version: {exc}"
+                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.exception("projection batch failed; retrying in %.1fs", backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -426,6 +432,29 @@ class ProjectionRunner:
     def close(self) -> None:
         """Leave the consumer group (the runner can be used again: it rejoins on demand)."""
         self._drop_consumer()
+
+    def diagnostics(self) -> dict[str, object]:
+        """What this runner knows about itself, for an operator or a failing test: applied
+        offsets, the consumer's assignment and positions, suspected gaps, the latest error."""
+        with self._progress:
+            applied = dict(self._applied)
+        found: dict[str, object] = {
+            "topic": self.topic, "generation": self.generation, "applied": applied,
+            "failure": self.failure, "last_error": self.last_error, "parked": self.parked,
+            "fenced": self.fenced, "suspect_gaps": dict(self._suspect_gaps),
+            "positioned": sorted(self._positioned), "consumer": None,
+        }  # fmt: skip
+        consumer, polled = self._consumer, self._last_poll
+        if consumer is not None:
+            try:  # the set of partitions only: positions could do IO on the runner's consumer
+                found["consumer"] = {"assignment": sorted(consumer.assignment())}
+            except Exception as exc:  # a diagnostic must not raise
+                found["consumer"] = f"unavailable: {type(exc).__name__}: {exc}"
+        if polled is not None:
+            at, positions, count = polled
+            found["last_poll"] = {"seconds_ago": round(time.monotonic() - at, 3),
+                                  "positions_before": positions, "records": count}  # fmt: skip
+        return found
 
     def rewind(self) -> None:
         """Forget in-memory progress and rejoin, so reading resumes from the stored checkpoints.

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def post(client: httpx.Client, services: Services, body: dict[str, Any]) -> dict[str, Any]:
     answer = client.post("/v1/events", json=body)
     assert answer.status_code == 202, answer.text
-    wait_projected(services, answer.json(), timeout_s=30)
+    wait_projected(services, answer.json(), timeout_s=60)
     return answer.json()
 
 
@@ -47,7 +47,7 @@ def append_raw(services: Services, *values: bytes, key: bytes = b"poison") -> No
     log, topic = services.container.log, services.container.settings.topic
     positions = log.append(topic, [OutgoingRecord(key, v) for v in values])
     wait_projected(services, {"items": [{"position": {"partition": p, "offset": o}}
-                                        for p, o in positions]}, timeout_s=30)  # fmt: skip
+                                        for p, o in positions]}, timeout_s=60)  # fmt: skip
 
 
 def dead_letters(client: httpx.Client, **params: Any) -> dict[str, Any]:
