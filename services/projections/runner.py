@@ -386,7 +386,8 @@ class ProjectionRunner:
         consumed = 0
         while not self._reached(target):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"projection did not reach {target} in {timeout_s}s")
+                raise TimeoutError(f"projection did not reach {target} in {timeout_s}s;"
+                                   f" runner: {self.diagnostics()}")  # fmt: skip
             consumed += self.run_once()
             if progress is not None:
                 applied = self.applied()

@@ -94,7 +94,7 @@ def test_a_consumer_that_skips_records_is_re_seeked_and_nothing_is_lost(
     lossy = Skipping(log, first_offsets(log, topic), stale=True)
     projection = Recording()
     with caplog.at_level(logging.INFO, logger="services.projections.runner"):
-        runner(lossy, db, topic, projection).catch_up(30)
+        runner(lossy, db, topic, projection).catch_up(60)
     assert "re-seeking to the checkpoints" in caplog.text
     assert sorted(projection.seen) == sorted(ids)
     with db.reading() as conn:
