@@ -318,6 +318,10 @@ class KafkaGroupConsumer(LogConsumer):
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
+                # Full fetch requests: with KIP-227 sessions kafka-python 3.0 can stop handing
+                # out a partition's new records (dpkp/kafka-python#2575; seen here as a
+                # projector idle at its position while the record there was acknowledged).
+                enable_incremental_fetch_sessions=False,
             )  # fmt: skip
             # Know the topic's partitions before joining: an assignment computed without them
             # gives this member nothing until the next metadata refresh and rebalance.
