@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from services.core import codec
-from services.core.events import DEPARTMENTS, EnvelopeBase, parse_event
+from services.core.events import TYPE_DEPARTMENTS, EnvelopeBase, parse_event
 from services.core.ports import OutgoingRecord
 from tests.samples import make_event
 
@@ -101,8 +101,8 @@ def make_body(
 ) -> dict[str, Any]:
     """One valid, varied event body."""
     dept = event_type.split(".", 1)[0]
-    if dept not in DEPARTMENTS:
-        dept = rng.choice(DEPARTMENTS)
+    if dept not in TYPE_DEPARTMENTS:
+        dept = rng.choice(TYPE_DEPARTMENTS)
     moment = now - timedelta(seconds=rng.uniform(0, 365 * 86_400))
     tz = SEOUL if rng.random() < 0.7 else UTC
     company = COMPANIES[sum(map(ord, account)) % len(COMPANIES)]

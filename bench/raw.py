@@ -100,7 +100,7 @@ def timeline_rows(events: Sequence[EnvelopeBase], positions: Sequence[tuple[int,
         assert event.recorded_at is not None
         stored = StoredEvent(event, str(event.event_id), partition, offset, event.recorded_at)
         occurred = timeline.to_micros(event.occurred_at)
-        dept = event.actor.department.value
+        dept = event.actor.department
         data = stored.body()
         body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         ev_rows.append((stored.event_id, event.account_id, stored.type, dept, occurred,

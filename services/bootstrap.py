@@ -226,6 +226,7 @@ def build(
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
         timedelta(seconds=settings.max_future_s), settings.max_fanout,
+        settings.department_list, settings.executive_title_rule,
     )  # fmt: skip
     return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder))
 

@@ -16,6 +16,7 @@ This module imports only the stdlib and pydantic.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
@@ -30,6 +31,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     create_model,
     model_validator,
 )
@@ -46,6 +48,7 @@ AccountId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # later walk of a stored event (pydantic's, json's, the projections') far from Python's
 # recursion limit, which a body nested a few hundred levels deep would otherwise reach.
 MAX_DEPTH = 32
+MAX_PARTICIPANTS = 20
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -69,12 +72,33 @@ reports' ``from``/``to``, the feed's ``since``).
 """
 
 
-class Department(StrEnum):
-    sales = "sales"
-    marketing = "marketing"
-    support = "support"
-    success = "success"
-    leadership = "leadership"
+TYPE_DEPARTMENTS: tuple[str, ...] = ("sales", "marketing", "support", "success", "leadership")
+"""The departments that own a namespace of event types: ``sales.*`` may only be sent by sales."""
+DEFAULT_DEPARTMENTS: tuple[str, ...] = (
+    *TYPE_DEPARTMENTS, "product", "engineering", "research", "finance", "hr", "partner",
+)  # fmt: skip
+"""The departments a fresh install accepts (``ONEVOICE_DEPARTMENTS`` replaces the list)."""
+DEPARTMENT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+EXECUTIVE_DEPARTMENT = "leadership"
+
+
+def _configured_department(value: str, info: ValidationInfo) -> str:
+    """Ingest passes the configured departments as validation context; readers of the log do
+    not, so an event stays readable after its department left the configuration."""
+    allowed = (info.context or {}).get("departments")
+    if allowed is not None and value not in allowed:
+        raise PydanticCustomError(
+            "unknown_department", "must be one of the configured departments: {allowed}",
+            {"allowed": ", ".join(allowed)},
+        )  # fmt: skip
+    return value
+
+
+Department = Annotated[
+    str, StringConstraints(pattern=DEPARTMENT_PATTERN), AfterValidator(_configured_department)
+]
+"""A department of our company: lower-case letters, digits and ``_``, at most 32 characters,
+and (at ingest) one of the configured departments."""
 
 
 class Strict(BaseModel):
@@ -82,12 +106,24 @@ class Strict(BaseModel):
 
 
 class Actor(Strict):
-    """Who at our company made the touch."""
+    """Who at our company made the touch (or, in ``participants``, took part in it).
+
+    ``executive``: whether this person is an executive. When absent, ingest sets it to true if
+    the title matches the executive title rule (``ONEVOICE_EXECUTIVE_TITLES``); left absent, a
+    person counts as an executive when their department is ``leadership``."""
 
     id: ShortText
     name: ShortText | None = None
     department: Department
     title: ShortText | None = None
+    executive: bool | None = None
+
+
+def is_executive(person: Actor) -> bool:
+    """The executive rule of the views: the explicit flag, else the leadership department."""
+    if person.executive is not None:
+        return person.executive
+    return person.department == EXECUTIVE_DEPARTMENT
 
 
 class Contact(Strict):
@@ -247,13 +283,12 @@ PAYLOADS: dict[str, type[Strict]] = {
     "commitment.cancelled": CommitmentClosed,
 }
 EVENT_TYPES: tuple[str, ...] = tuple(PAYLOADS)
-DEPARTMENTS: tuple[str, ...] = tuple(d.value for d in Department)
 
 
 def department_of_type(event_type: str) -> str | None:
     """The department a type is reserved to, or None when any department may send it."""
     prefix = event_type.split(".", 1)[0]
-    return prefix if prefix in DEPARTMENTS else None
+    return prefix if prefix in TYPE_DEPARTMENTS else None
 
 
 # --- envelope -------------------------------------------------------------------------------
@@ -270,6 +305,10 @@ class EnvelopeBase(Strict):
     occurred_at: UtcDatetime = Field(description="Business time, RFC 3339 with a timezone.")
     source: ShortText
     actor: Actor
+    participants: list[Actor] | None = Field(
+        default=None, max_length=MAX_PARTICIPANTS,
+        description="Our other people who took part (a joint visit); each counts as a touch.",
+    )  # fmt: skip
     contacts: list[Contact] = Field(default_factory=list, max_length=100)
     summary: Annotated[str, StringConstraints(max_length=1000)] | None = None
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
@@ -281,19 +320,28 @@ class EnvelopeBase(Strict):
     def _department_matches_type(self) -> EnvelopeBase:
         event_type: str = getattr(self, "type")  # noqa: B009 - declared on subclasses
         required = department_of_type(event_type)
-        if required is not None and self.actor.department.value != required:
+        if required is not None and self.actor.department != required:
             raise PydanticCustomError(
                 "department_mismatch",
                 "must be '{required}' for type '{event_type}' (got '{got}')",
                 {
                     "required": required,
                     "event_type": event_type,
-                    "got": self.actor.department.value,
+                    "got": self.actor.department,
                 },
             )
         if self.account_id in self.related_account_ids:
             raise PydanticCustomError("related_repeats_account", "must not repeat account_id")
+        ids = [self.actor.id, *(p.id for p in self.participants or ())]
+        if len(set(ids)) != len(ids):
+            raise PydanticCustomError(
+                "participants_repeat", "must name each person once, and not the actor"
+            )
         return self
+
+    def people(self) -> list[Actor]:
+        """The actor, then each participant: everyone of ours who made this touch."""
+        return [self.actor, *(self.participants or ())]
 
 
 def _envelope_model(event_type: str, payload: type[Strict]) -> type[EnvelopeBase]:
@@ -355,7 +403,7 @@ def _unstorable(data: Any) -> list[InitErrorDetails]:
     return [{"type": error, "loc": loc, "input": None} for loc in nul]
 
 
-def parse_event(data: Any) -> EnvelopeBase:
+def parse_event(data: Any, departments: Collection[str] | None = None) -> EnvelopeBase:
     """Validate a decoded JSON value as an event; raises ``pydantic.ValidationError``.
 
     Checked first, so that nothing downstream has to cope with them: no value may nest more
@@ -363,11 +411,16 @@ def parse_event(data: Any) -> EnvelopeBase:
     container), and no text or key may contain U+0000 (``nul_character``: PostgreSQL cannot
     store it, so such an event could never be projected there; it is refused on every backend
     alike). The check does not recurse, whatever the depth of ``data``.
+
+    ``departments``: the configured departments (ingest); every department named (actor,
+    participants, owners) must be one of them. Without it any well-formed department passes:
+    an event in the log stays readable whatever the configuration became.
     """
     problems = _unstorable(data)
     if problems:
         raise ValidationError.from_exception_data("Event", problems)
-    return EVENT_ADAPTER.validate_python(data)
+    context = None if departments is None else {"departments": tuple(departments)}
+    return EVENT_ADAPTER.validate_python(data, context=context)
 
 
 def event_type(event: EnvelopeBase) -> str:
@@ -392,6 +445,7 @@ def event_json_schemas() -> dict[str, Any]:
 
 _MODEL_ERROR_PATHS = {
     "department_mismatch": "actor.department",
+    "participants_repeat": "participants",
     "related_repeats_account": "related_account_ids",
     "union_tag_invalid": "type",
     "union_tag_not_found": "type",

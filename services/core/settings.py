@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,7 +11,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.core.adapters.kafka_config import SaslMechanism, SecurityProtocol
+from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_DEPARTMENTS
 from services.core.logs import LogFormat
+
+DEFAULT_EXECUTIVE_TITLES = (
+    r"\b(c[a-z]{1,2}o|chief|president|vp|svp|evp|vice[ -]president|founder|managing director)\b"
+    r"|대표|사장|부사장|전무|상무|회장|본부장"
+)
 
 
 class Settings(BaseSettings):
@@ -131,12 +138,48 @@ class Settings(BaseSettings):
     at_risk_below: int = Field(
         default=60, ge=1, le=100, description="Health score below which an account is at risk."
     )
+    departments: str = Field(
+        default=",".join(DEFAULT_DEPARTMENTS),
+        description="Comma-separated departments whose people may appear in events (actor,"
+        " participants, owners); must include sales, marketing, support, success and"
+        " leadership, whose event types they own.",
+    )
+    executive_titles: str = Field(
+        default=DEFAULT_EXECUTIVE_TITLES,
+        description="Regular expression (case-insensitive, searched) marking a title as an"
+        " executive's: ingest sets executive=true on the actor and participants whose title"
+        " matches and who carry no executive flag. Empty = no title rule.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: LogFormat | None = Field(
         default=None,
         description="Log lines as 'json' (one object per line) or 'text'; unset = text when "
         "the log stream (stderr) is a terminal, else json.",
     )
+
+    @field_validator("departments")
+    @classmethod
+    def _departments_are_names(cls, value: str) -> str:
+        names = [d.strip() for d in value.split(",") if d.strip()]
+        bad = [d for d in names if not re.fullmatch(DEPARTMENT_PATTERN, d)]
+        if bad:
+            raise ValueError(
+                f"not department names: {', '.join(bad)} (lower-case letters, digits and _,"
+                " starting with a letter, at most 32 characters)"
+            )
+        missing = [d for d in TYPE_DEPARTMENTS if d not in names]
+        if missing:
+            raise ValueError(f"must include {', '.join(missing)} (they own event types)")
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator("executive_titles")
+    @classmethod
+    def _titles_compile(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from exc
+        return value
 
     @field_validator("business_time_zone")
     @classmethod
@@ -187,6 +230,15 @@ class Settings(BaseSettings):
                 " does not use TLS: choose SSL or SASL_SSL, or unset it"
             )
         return self
+
+    @property
+    def department_list(self) -> tuple[str, ...]:
+        """The configured departments, in the order given."""
+        return tuple(self.departments.split(","))
+
+    @property
+    def executive_title_rule(self) -> re.Pattern[str] | None:
+        return re.compile(self.executive_titles, re.IGNORECASE) if self.executive_titles else None
 
     @property
     def zone(self) -> ZoneInfo:

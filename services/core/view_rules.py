@@ -129,6 +129,7 @@ class ExecutiveTouch:
     type: str
     summary: str | None
     details: dict[str, Any]
+    executives: tuple[dict[str, Any], ...] = ()  # every executive in it (``executive`` first)
 
 
 @dataclass(frozen=True)

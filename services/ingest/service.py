@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from services.core import codec
-from services.core.events import EnvelopeBase, dump_event, field_errors, parse_event
+from services.core.events import (
+    DEFAULT_DEPARTMENTS,
+    Actor,
+    EnvelopeBase,
+    dump_event,
+    field_errors,
+    parse_event,
+)
 from services.core.metrics.definitions import INGEST_EVENTS, event_type_label
 from services.core.ports import (
     Clock,
@@ -84,6 +92,8 @@ class IngestService:
         clock: Clock,
         max_future: timedelta = timedelta(hours=24),
         max_fanout: int = 1000,
+        departments: Sequence[str] = DEFAULT_DEPARTMENTS,
+        executive_titles: re.Pattern[str] | None = None,
     ) -> None:
         self._log = event_log
         self._receipts = receipts
@@ -91,10 +101,12 @@ class IngestService:
         self._clock = clock
         self._max_future = max_future
         self._max_fanout = max_fanout
+        self._departments = tuple(departments)
+        self._executive_titles = executive_titles
 
     def _validate(self, index: int, raw: Any) -> EnvelopeBase | ItemResult:
         try:
-            event = parse_event(raw)
+            event = parse_event(raw, self._departments)
         except ValidationError as exc:
             return ItemResult(index, "rejected", errors=field_errors(exc))
         now = self._clock()
@@ -105,6 +117,27 @@ class IngestService:
         return event.model_copy(
             update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
         )
+
+    def _stamped(self, event: EnvelopeBase) -> EnvelopeBase:
+        """The event as logged: people without an executive flag whose title matches the
+        executive title rule get ``executive: true``, so the log (not the configuration of the
+        day) says who was an executive. The digest is taken before, of what the client sent."""
+        rule = self._executive_titles
+        if rule is None:
+            return event
+
+        def stamp(person: Actor) -> Actor:
+            if person.executive is None and person.title and rule.search(person.title):
+                return person.model_copy(update={"executive": True})
+            return person
+
+        actor = stamp(event.actor)
+        participants = None if event.participants is None else [
+            stamp(p) for p in event.participants
+        ]  # fmt: skip
+        if actor is event.actor and participants == event.participants:
+            return event
+        return event.model_copy(update={"actor": actor, "participants": participants})
 
     def check_receipts(self) -> None:
         """Refuse to start when receipts name positions past the log's end: the topic (or the
@@ -130,15 +163,18 @@ class IngestService:
         return [{"path": "occurred_at", "problem": problem, "kind": "too_far_ahead"}]
 
     def _too_wide(self, event: EnvelopeBase) -> list[dict[str, str]]:
-        # The view keeps one row per contact on the account and on every related account; the
-        # contract alone allows 100 x 101 of them from one event, which one fold would write.
+        # The view keeps one row per contact, person of ours and account (the account and every
+        # related account); the contract alone allows 100 x 21 x 101 of them from one event,
+        # which one fold would write.
         contacts, accounts = len(event.contacts), 1 + len(event.related_account_ids)
-        if contacts * accounts <= self._max_fanout:
+        people = 1 + len(event.participants or ())
+        rows = contacts * accounts * people
+        if rows <= self._max_fanout:
             return []
         problem = (
-            f"{contacts} contacts on {accounts} accounts (account_id and related_account_ids) "
-            f"may make {contacts * accounts} view rows (one per contact and account); "
-            f"at most {self._max_fanout} are allowed"
+            f"{contacts} contacts on {accounts} accounts (account_id and related_account_ids)"
+            f" with {people} of our people (actor and participants) may make {rows} view rows"
+            f" (one per contact, person and account); at most {self._max_fanout} are allowed"
         )
         return [{"path": "contacts", "problem": problem, "kind": "fanout_too_large"}]
 
@@ -186,7 +222,7 @@ class IngestService:
             else:
                 # New, or claimed by a request that has not confirmed (in flight or crashed):
                 # append; projections keep the first copy of an id, so a double append is safe.
-                to_append.append((event_id, index, event))
+                to_append.append((event_id, index, self._stamped(event)))
 
         mine = [eid for eid, _, _ in to_append if eid not in earlier]
         try:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, MetaData, Table, delete
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
-from services.core.events import AccountRegistered, event_payload
+from services.core.events import AccountRegistered, Actor, event_payload
 from services.core.readmodels import accounts
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
@@ -65,7 +65,7 @@ class AccountDirectory(Projection):
             payload = event_payload(stored.event)
             assert isinstance(payload, AccountRegistered)
             us, partition, offset = _key(stored)
-            owners[stored.event.account_id] = {d.value: e for d, e in payload.owners.items()}
+            owners[stored.event.account_id] = dict(payload.owners)
             rows.append({
                 "account_id": stored.event.account_id, "registered": True, "name": payload.name,
                 "name_key": payload.name.casefold(), "segment": payload.segment,
@@ -88,21 +88,25 @@ class AccountDirectory(Projection):
             ])  # fmt: skip
 
     def _touch(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        """The latest touch per account, and per account and department: a department touches
+        an account when its actor or one of its participants took part (the actor first when
+        both did)."""
         latest: dict[str, tuple[Key, StoredEvent]] = {}
-        by_department: dict[tuple[str, str], tuple[Key, StoredEvent]] = {}
+        by_department: dict[tuple[str, str], tuple[Key, StoredEvent, Actor]] = {}
+        pairs: set[tuple[str, str]] = set()
         for stored in events:
             key = _key(stored)
-            department = stored.event.actor.department.value
+            people = stored.event.people()
             for account_id in (stored.event.account_id, *stored.event.related_account_ids):
                 if account_id not in latest or latest[account_id][0] < key:
                     latest[account_id] = (key, stored)
-                if (account_id, department) not in by_department or \
-                        by_department[(account_id, department)][0] < key:  # fmt: skip
-                    by_department[(account_id, department)] = (key, stored)
+                for person in people:
+                    pairs.add((person.id, account_id))
+                    seen = by_department.get((account_id, person.department))
+                    if seen is None or seen[0] < key:
+                        by_department[(account_id, person.department)] = (key, stored, person)
         if not latest:
             return
-        pairs = {(s.event.actor.id, acc) for s in events
-                 for acc in (s.event.account_id, *s.event.related_account_ids)}  # fmt: skip
         insert_ignore(conn, self.t.employees, [
             {"employee_id": e, "account_id": acc} for e, acc in sorted(pairs)
         ])  # fmt: skip
@@ -115,9 +119,9 @@ class AccountDirectory(Projection):
         self._upsert_touches(conn, [
             {"account_id": acc, "department": dep, "at_us": k[0], "partition": k[1],
              "offset": k[2], "event_id": s.event_id, "type": s.type,
-             "actor": s.event.actor.model_dump_json(exclude_none=True),
-             "summary": s.event.summary}
-            for (acc, dep), (k, s) in by_department.items()
+             "actor": person.model_dump_json(exclude_none=True),
+             "summary": s.event.summary, "by_actor": person is s.event.actor}
+            for (acc, dep), (k, s, person) in by_department.items()
         ])  # fmt: skip
 
     def _upsert_last_touch(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -129,7 +133,7 @@ class AccountDirectory(Projection):
         upsert_newer(conn, self.t.touches, rows, keys=["account_id", "department"],
                      sort=["at_us", "partition", "offset"],
                      update=["at_us", "partition", "offset", "event_id", "type", "actor",
-                             "summary"])  # fmt: skip
+                             "summary", "by_actor"])  # fmt: skip
 
     @property
     def tables(self) -> dict[str, Table]:

@@ -1,4 +1,5 @@
-"""LeadershipLog: every touch by an executive, kept by event id (first copy wins)."""
+"""LeadershipLog: every touch an executive made or took part in, one row per event and executive
+(insert-once: the first copy wins)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, MetaData, Table
 
 from services.core.adapters.sql import insert_ignore
 from services.core.codec import StoredEvent
-from services.core.events import Department, event_payload
+from services.core.events import event_payload, is_executive
 from services.core.readmodels import leadership
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
@@ -36,22 +37,23 @@ class LeadershipLog(Projection):
         )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        rows = [
-            {
-                "event_id": s.event_id,
-                "executive_id": s.event.actor.id,
-                "executive": s.event.actor.model_dump_json(exclude_none=True),
-                "account_id": s.event.account_id,
-                "at_us": to_micros(s.event.occurred_at),
-                "partition": s.partition,
-                "offset": s.offset,
-                "type": s.type,
-                "summary": s.event.summary,
+        rows = []
+        for s in events:
+            executives = [(role, p) for role, p in
+                          [("actor", s.event.actor),
+                           *(("participant", p) for p in s.event.participants or ())]
+                          if is_executive(p)]  # fmt: skip
+            if not executives:
+                continue
+            common = {
+                "event_id": s.event_id, "account_id": s.event.account_id,
+                "at_us": to_micros(s.event.occurred_at), "partition": s.partition,
+                "offset": s.offset, "type": s.type, "summary": s.event.summary,
                 "details": json.dumps(_details(s), ensure_ascii=False),
-            }
-            for s in events
-            if s.event.actor.department is Department.leadership
-        ]
+            }  # fmt: skip
+            rows += [{**common, "executive_id": person.id, "role": role,
+                      "executive": person.model_dump_json(exclude_none=True)}
+                     for role, person in executives]  # fmt: skip
         insert_ignore(conn, self.t.contacts, rows)
 
     @property

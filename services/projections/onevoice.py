@@ -118,7 +118,7 @@ class _Batch:
         if isinstance(payload, CommitmentMade):
             due = None if payload.due_at is None else to_micros(payload.due_at)
             row = {**_side("made", stored), "text": payload.text, "made_by": _actor(stored),
-                   "department": stored.event.actor.department.value, "due_us": due}  # fmt: skip
+                   "department": stored.event.actor.department, "due_us": due}  # fmt: skip
             _keep_latest(self.commitments, (account_id, payload.commitment_id, "made"), stored, row)
         elif isinstance(payload, CommitmentClosed):
             row = {**_side("closed", stored), "closed_state": stored.type.split(".")[1]}
@@ -154,7 +154,7 @@ def _message(stored: StoredEvent, payload: SalesProposalSent | MarketingCampaign
     us, partition, offset = _key(stored)
     row: Row = {
         "account_id": stored.event.account_id, "event_id": stored.event_id,
-        "department": stored.event.actor.department.value, "actor": _actor(stored),
+        "department": stored.event.actor.department, "actor": _actor(stored),
         "summary": stored.event.summary, "at_us": us, "partition": partition, "offset": offset,
         "name": None, "channel": None, "product": None, "product_key": None,
         "discount_pct": None, "terms": None, "amount": None, "currency": None,
@@ -178,22 +178,24 @@ def _message(stored: StoredEvent, payload: SalesProposalSent | MarketingCampaign
 
 
 def _contacts(stored: StoredEvent) -> list[Row]:
+    """One row per customer contact, person of ours (actor and participants) and account."""
     event = stored.event
     rows: list[Row] = []
     if not event.contacts:
         return rows
     us, partition, offset = _key(stored)
-    actor = _actor(stored)
+    people = [(p, p.model_dump_json(exclude_none=True)) for p in event.people()]
     for contact in event.contacts:
         key = contact_key(contact)
         if key is None:
             continue
         pii = contact.model_dump_json(exclude_none=True)
         for account_id in dict.fromkeys((event.account_id, *event.related_account_ids)):
-            rows.append({
-                "account_id": account_id, "contact_key": key, "event_id": stored.event_id,
-                "contact_pii": pii, "actor_id": event.actor.id, "actor": actor,
-                "department": event.actor.department.value,
-                "at_us": us, "partition": partition, "offset": offset,
-            })  # fmt: skip
+            for person, as_json in people:
+                rows.append({
+                    "account_id": account_id, "contact_key": key, "event_id": stored.event_id,
+                    "contact_pii": pii, "actor_id": person.id, "actor": as_json,
+                    "department": person.department,
+                    "at_us": us, "partition": partition, "offset": offset,
+                })  # fmt: skip
     return rows

@@ -49,7 +49,7 @@ class AccountTimeline(Projection):
             fresh.setdefault(stored.event_id, stored)  # the first copy in the log wins
         if not fresh:
             return
-        event_rows, entry_rows = [], []
+        event_rows, entry_rows, participant_rows = [], [], []
         for stored in fresh.values():
             common = {
                 "event_id": stored.event_id,
@@ -57,7 +57,7 @@ class AccountTimeline(Projection):
                 "partition": stored.partition,
                 "offset": stored.offset,
                 "type": stored.type,
-                "department": stored.event.actor.department.value,
+                "department": stored.event.actor.department,
             }
             data = stored.body()
             body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -67,11 +67,20 @@ class AccountTimeline(Projection):
             )  # fmt: skip
             for account_id in (stored.event.account_id, *stored.event.related_account_ids):
                 entry_rows.append({**common, "account_id": account_id})
+            for person in stored.event.participants or ():
+                participant_rows.append({
+                    "event_id": stored.event_id, "person_id": person.id,
+                    "department": person.department,
+                    "person": person.model_dump_json(exclude_none=True),
+                })  # fmt: skip
         # Entries only for events this batch really added: an id the view already holds keeps
         # its first copy (and that copy's accounts).
         added = insert_new(conn, self.t.events, event_rows, "event_id")
         insert_ignore(conn, self.t.entries, [r for r in entry_rows if r["event_id"] in added])
+        insert_ignore(conn, self.t.participants,
+                      [r for r in participant_rows if r["event_id"] in added])  # fmt: skip
 
     @property
     def tables(self) -> dict[str, Table]:
-        return {"events": self.t.events, "entries": self.t.entries}
+        return {"events": self.t.events, "entries": self.t.entries,
+                "participants": self.t.participants}  # fmt: skip

@@ -21,6 +21,7 @@ from services.core.events import parse_event
 from services.core.readmodels import onevoice, view
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
+from tests.integration.test_catalog_v1_compat import differences
 from tests.samples import make_event
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -62,6 +63,17 @@ def _payload(rng: random.Random, kind: str, i: int) -> dict[str, Any]:
     }[kind]  # fmt: skip
 
 
+def _participants(rng: random.Random, actor: str) -> list[dict[str, Any]] | None:
+    """A third of the events are joint: other people of ours, some flagged executives."""
+    if rng.random() < 0.67:
+        return None
+    others = rng.sample([p for p in PEOPLE + EXTRA_PEOPLE if p[0] != actor], rng.randrange(1, 3))
+    return [{"id": pid, "department": dept, **({"executive": True} if rng.random() < 0.3 else {})}
+            for pid, dept in others]  # fmt: skip
+
+
+EXTRA_PEOPLE = [("emp-han", "engineering"), ("emp-baek", "finance")]
+
 KINDS = ["account.registered", "commitment.made", "commitment.fulfilled", "commitment.cancelled",
          "support.ticket_opened", "support.ticket_resolved", "support.csat_recorded",
          "sales.proposal_sent", "marketing.campaign_sent", "leadership.meeting_held",
@@ -88,6 +100,7 @@ def history(seed: int, size: int = 160) -> list[list[StoredEvent]]:
             contacts=rng.sample(CONTACTS, rng.randrange(3)),
             related_account_ids=[rng.choice([a for a in ACCOUNTS if a != account])]
             if rng.random() < 0.2 else [],
+            participants=_participants(rng, person),
         )  # fmt: skip
         if kind == "account.registered" and rng.random() < 0.3 and account != ACCOUNTS[0]:
             body["payload"]["parent_account_id"] = ACCOUNTS[0]
@@ -162,11 +175,14 @@ def test_incremental_equals_replay_for_any_interleaving_and_duplicates(
     assert any(v and v["commitments"]["counts"]["open"] for a, v in seoul.items() if "_" not in a)
     assert seoul["one_voice_view_commitments"] and seoul["one_voice_view_tickets"]
     assert seoul["rolled-up"]["health"]["factors"]
+    assert any(v and v["pressure"]["by_department"]["engineering"]["90d"]
+               for a, v in seoul.items() if "_" not in a)  # participants took part  # fmt: skip
     rng = random.Random(seed * 101)
     for _ in range(3):
         fold(db, batches(rng, interleave(rng, logs)))
         for tz in ("UTC", "Asia/Seoul"):
-            assert views_of(db, tz) == expected[tz]
+            got = views_of(db, tz)
+            assert got == expected[tz], differences(expected[tz], got)[:20]
 
 
 def test_the_facts_do_not_depend_on_delivery_order_at_all(db: Database) -> None:

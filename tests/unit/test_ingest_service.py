@@ -309,7 +309,8 @@ def test_fanout_over_the_limit_is_rejected_at_contacts_with_the_numbers(ingest: 
             "path": "contacts",
             "kind": "fanout_too_large",
             "problem": "100 contacts on 101 accounts (account_id and related_account_ids) "
-            "may make 10100 view rows (one per contact and account); at most 1000 are allowed",
+            "with 1 of our people (actor and participants) may make 10100 view rows (one per"
+            " contact, person and account); at most 1000 are allowed",
         }
     ]
     assert ingest.records() == []

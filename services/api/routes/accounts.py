@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of, json_answer
 from services.api.errors import invalid_query, not_found
-from services.core.events import DEPARTMENTS
 from services.core.readmodels import account_health, accounts, view
 from services.core.readmodels.timeline import to_micros
 
@@ -76,8 +75,9 @@ def list_accounts(
     last touch per department (`{at, event_id, type, actor, summary}`) and `health: {score,
     at_risk}` (the view's score; its factors are in `GET /v1/accounts/{id}/view`).
     """
-    if silent_department is not None and silent_department not in DEPARTMENTS:
-        raise invalid_query("silent_department", f"must be one of: {', '.join(DEPARTMENTS)}")
+    departments = container.settings.department_list
+    if silent_department is not None and silent_department not in departments:
+        raise invalid_query("silent_department", f"must be one of: {', '.join(departments)}")
     if silent_for is not None and silent_department is None:
         raise invalid_query("silent_for", "needs silent_department")
     now = container.clock()
@@ -126,7 +126,7 @@ def account_view(
     found = view.read_view(
         conn, account_id, as_of(container), children=children,
         projections=container.projections, topic=settings.topic,
-        at_risk_below=settings.at_risk_below,
+        at_risk_below=settings.at_risk_below, departments=settings.department_list,
     )  # fmt: skip
     if found is None:
         raise not_found("account_not_found", f"no event has named account '{account_id}'")

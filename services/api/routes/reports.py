@@ -40,7 +40,9 @@ def leadership_report(
 ) -> dict[str, Any]:
     """The weekly leadership question in one call: which customers did each executive meet,
     what did they hear, what worries the customer, what did they complain about, and what did
-    the executive promise. Every item names the event it came from."""
+    the executive promise. Every item names the event it came from. An executive is a person
+    whose `executive` flag is true (ingest sets it from the title rule), or who has no flag and
+    is in the leadership department; they count whether they made the event or took part."""
     end = to or container.clock()
     start = from_ or _days_before(end, 7, "to")
     if start >= end:

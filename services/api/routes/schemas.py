@@ -6,12 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from services.api.deps import ContainerDep
 from services.core.events import event_json_schemas
 
 router = APIRouter(tags=["catalog"])
 
 
 @router.get("/v1/schemas")
-def list_schemas() -> dict[str, Any]:
-    """JSON Schema of every event type in the catalog, keyed by type."""
-    return {"types": event_json_schemas()}
+def list_schemas(container: ContainerDep) -> dict[str, Any]:
+    """JSON Schema of every event type in the catalog, keyed by type, and the departments this
+    deployment accepts (`ONEVOICE_DEPARTMENTS`) wherever a department appears: `actor`,
+    `participants`, `payload.owners`."""
+    return {"types": event_json_schemas(),
+            "departments": list(container.settings.department_list)}  # fmt: skip

@@ -8,9 +8,9 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 from pydantic import AwareDatetime
 
-from services.api.deps import ConsistentRead, ReadConnDep
+from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
 from services.api.errors import invalid_query, not_found
-from services.core.events import DEPARTMENTS, EVENT_TYPES
+from services.core.events import EVENT_TYPES
 from services.core.readmodels import accounts, timeline
 
 router = APIRouter(tags=["timeline"], dependencies=[ConsistentRead])
@@ -31,9 +31,14 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> lis
 @router.get("/v1/accounts/{account_id:path}/timeline")
 def get_timeline(
     conn: ReadConnDep,
+    container: ContainerDep,
     account_id: Annotated[str, Path(min_length=1, max_length=128)],
     department: Annotated[
-        list[str] | None, Query(description="Filter: departments (repeat or comma-separate).")
+        list[str] | None,
+        Query(
+            description="Filter: departments (repeat or comma-separate); an event matches when"
+            " its actor or one of its participants is in one of them."
+        ),
     ] = None,
     type: Annotated[
         list[str] | None, Query(description="Filter: event types (repeat or comma-separate).")
@@ -69,7 +74,7 @@ def get_timeline(
     query = timeline.TimelineQuery(
         account_id=account_id,
         also=children,
-        departments=_split(department, DEPARTMENTS, "department"),
+        departments=_split(department, container.settings.department_list, "department"),
         types=_split(type, EVENT_TYPES, "type"),
         since=since,
         until=until,

@@ -86,8 +86,11 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
         Column("offset", BigInteger, nullable=False),
         Column("event_id", String(36), nullable=False),
         Column("type", String(64), nullable=False),
-        Column("actor", Text, nullable=False),
+        Column("actor", Text, nullable=False),  # the person of this department in the event
         Column("summary", Text, nullable=True),
+        # Whether that person was the event's actor (else a participant): the overall last
+        # touch names the actor.
+        Column("by_actor", Boolean, nullable=False, server_default="1"),
     )
     owners = Table(
         f"{prefix}_owners",
@@ -149,7 +152,17 @@ def decode_cursor(sort: Sort, cursor: str) -> tuple[Any, str]:
     return key[1], key[2]
 
 
-def _row_json(row: Any, departments: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _row_json(
+    row: Any, departments: dict[str, dict[str, Any]], with_us: bool = False
+) -> dict[str, Any]:
+    # The overall last touch is one of the departments' last touches: the actor's.
+    overall = max((t for t in departments.values() if t["event_id"] == row.last_touch_event_id),
+                  key=lambda t: t["_by_actor"], default=None)  # fmt: skip
+    if not with_us:
+        departments = {d: {k: v for k, v in t.items() if k != "_by_actor"}
+                       for d, t in departments.items()}  # fmt: skip
+        overall = None if overall is None else {k: v for k, v in overall.items()
+                                                if k != "_by_actor"}  # fmt: skip
     return {
         "account_id": row.account_id,
         "registered": bool(row.registered),
@@ -158,10 +171,7 @@ def _row_json(row: Any, departments: dict[str, dict[str, Any]]) -> dict[str, Any
         "tier": row.tier,
         "parent_account_id": row.parent_account_id,
         "owners": json.loads(row.owners),
-        # The overall last touch is one of the departments' last touches.
-        "last_touch": next(
-            (t for t in departments.values() if t["event_id"] == row.last_touch_event_id), None
-        ),
+        "last_touch": overall,
         "last_touch_by_department": departments,
     }
 
@@ -174,7 +184,7 @@ def _touches(
     for r in rows:
         touch = found[r.account_id][r.department] = {
             "at": from_micros(r.at_us), "event_id": r.event_id, "type": r.type,
-            "actor": json.loads(r.actor), "summary": r.summary,
+            "actor": json.loads(r.actor), "summary": r.summary, "_by_actor": bool(r.by_actor),
         }  # fmt: skip
         if with_us:
             touch["at_us"] = r.at_us
@@ -192,7 +202,7 @@ def account_items(
     a = tables.accounts
     rows = conn.execute(select(a).where(a.c.account_id.in_(list(account_ids)))).all()
     touches = _touches(conn, [r.account_id for r in rows], tables, with_us=with_us)
-    return {r.account_id: _row_json(r, touches[r.account_id]) for r in rows}
+    return {r.account_id: _row_json(r, touches[r.account_id], with_us) for r in rows}
 
 
 def _statement(query: AccountQuery, tables: DirectoryTables) -> Any:

@@ -1,7 +1,8 @@
 """The feed: what the rest of the company said to an employee's customers.
 
 An employee's accounts are those they own (latest registration's owners) and those they have
-touched. Read from the AccountTimeline and AccountDirectory tables; nothing here is computed
+touched (as an event's actor or participant); the feed leaves out the events they took part in.
+Read from the AccountTimeline and AccountDirectory tables; nothing here is computed
 per event at read time beyond the page itself.
 """
 
@@ -11,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, tuple_, union
+from sqlalchemy import Connection, and_, exists, select, tuple_, union
 
 from services.core.readmodels import accounts, cursors, timeline
 
@@ -34,11 +35,12 @@ def read_feed(
         select(d.employees.c.account_id).where(d.employees.c.employee_id == query.employee_id),
     ).subquery()
     account_ids = sorted(conn.execute(select(mine.c.account_id)).scalars())
-    e, ev = timeline.TABLES.entries, timeline.TABLES.events
+    e, ev, pa = timeline.TABLES.entries, timeline.TABLES.events, timeline.TABLES.participants
     columns = (e.c.occurred_us, e.c.partition, e.c.offset)
     conditions = [
         e.c.account_id.in_(select(mine.c.account_id)),
         ev.c.actor_id != query.employee_id,
+        ~exists().where(pa.c.event_id == e.c.event_id, pa.c.person_id == query.employee_id),
         e.c.occurred_us >= query.since_us,
     ]
     if query.after is not None:

@@ -1,7 +1,10 @@
 """The LeadershipLog read model: every executive touch, with what was heard and promised.
 
-One row per event whose actor is in the leadership department (meetings, calls, commitments,
-anything), keyed by event id: inserting an id twice changes nothing, so the log is a pure fold.
+One row per event and executive who made it or took part in it (meetings, calls, commitments,
+anything), keyed by (event id, executive id): inserting a row twice changes nothing, so the log is
+a pure fold. An executive is a person whose ``executive`` flag is true, or who has no flag and is
+in the leadership department (``events.is_executive``); ``role`` says whether they were the
+event's actor or a participant.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def leadership_tables(metadata: MetaData, prefix: str) -> LeadershipTables:
         f"{prefix}_contacts",
         metadata,
         Column("event_id", String(36), primary_key=True),
-        Column("executive_id", String(256), nullable=False),
+        Column("executive_id", String(256), primary_key=True),
+        Column("role", String(16), nullable=False, server_default="actor"),  # or participant
         Column("executive", Text, nullable=False),
         Column("account_id", String(128), nullable=False),
         Column("at_us", BigInteger, nullable=False),

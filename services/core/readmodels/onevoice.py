@@ -114,7 +114,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("contact_key", Text, primary_key=True),  # case-folded: unbounded growth
         Column("event_id", String(36), primary_key=True),
         Column("contact_pii", Text, nullable=False),  # PII: the contact as sent (ROADMAP 6)
-        Column("actor_id", String(256), nullable=False),
+        Column("actor_id", String(256), primary_key=True),  # the actor or a participant
         Column("actor", Text, nullable=False),
         Column("department", String(32), nullable=False),
         Column("at_us", BigInteger, nullable=False),

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     and_,
     exists,
+    or_,
     select,
     tuple_,
 )
@@ -41,6 +42,7 @@ PREFIX = "account_timeline"
 class TimelineTables:
     events: Table
     entries: Table
+    participants: Table
 
 
 def timeline_tables(metadata: MetaData, prefix: str) -> TimelineTables:
@@ -71,7 +73,17 @@ def timeline_tables(metadata: MetaData, prefix: str) -> TimelineTables:
         Column("department", String(32), nullable=False),
         Index(f"ix_{prefix}_entries_order", "account_id", "occurred_us", "partition", "offset"),
     )
-    return TimelineTables(events, entries)
+    # Our people besides the actor (``participants``): each is a touch of the event's accounts.
+    participants = Table(
+        f"{prefix}_participants",
+        metadata,
+        Column("event_id", String(36), primary_key=True),
+        Column("person_id", String(256), primary_key=True),
+        Column("department", String(32), nullable=False),
+        Column("person", Text, nullable=False),  # the participant as sent (JSON)
+        Index(f"ix_{prefix}_participants_person", "person_id"),
+    )
+    return TimelineTables(events, entries, participants)
 
 
 TABLES = timeline_tables(METADATA, PREFIX)
@@ -157,7 +169,12 @@ def read_page(
     conditions = [e.c.account_id == query.account_id if not query.also
                   else e.c.account_id.in_(accounts)]  # fmt: skip
     if query.departments:
-        conditions.append(e.c.department.in_(list(query.departments)))
+        pa = tables.participants
+        conditions.append(or_(
+            e.c.department.in_(list(query.departments)),
+            exists().where(pa.c.event_id == e.c.event_id,
+                           pa.c.department.in_(list(query.departments))),
+        ))  # fmt: skip
     if query.types:
         conditions.append(e.c.type.in_(list(query.types)))
     if query.since is not None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from services.core.events import DEPARTMENTS
+from services.core.events import DEFAULT_DEPARTMENTS
 from services.core.health import AT_RISK_BELOW, health
 from services.core.readmodels import accounts, checkpoints, view_facts
 from services.core.view_rules import (
@@ -36,6 +36,7 @@ from services.core.view_rules import (
 def read_view(
     conn: Connection, account_id: str, as_of: AsOf, *, children: Sequence[str] | None = None,
     projections: Sequence[str] = (), topic: str = "", at_risk_below: int = AT_RISK_BELOW,
+    departments: Sequence[str] = DEFAULT_DEPARTMENTS,
 ) -> dict[str, Any] | None:  # fmt: skip
     """The view, or None when the account is unknown (no event named it). ``children`` (the
     accounts registered below it) are rolled in and listed as ``included_accounts``."""
@@ -56,7 +57,7 @@ def read_view(
         "account": {k: me[k] for k in ("name", "registered", "segment", "tier",
                                        "parent_account_id", "owners")},
         "last_touch": _last_touch([items[a] for a in group if a in items]),
-        "pressure": _pressure(view_facts.pressure(loaded.touches, as_of)),
+        "pressure": _pressure(view_facts.pressure(loaded.touches, as_of), departments),
         "commitments": _commitments(facts, as_of),
         "support": _support(facts, as_of),
         "messaging": _messaging(facts, as_of),
@@ -83,7 +84,9 @@ def _last_touch(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 best["event_id"],
             ):
                 by_department[department] = touch
-    overall = max(by_department.values(), key=lambda t: (t["at_us"], t["event_id"]), default=None)
+    # The latest event's actor (its participants' departments share its time and id).
+    overall = max(by_department.values(), key=lambda t: (t["at_us"], t["event_id"],
+                                                        t["_by_actor"]), default=None)  # fmt: skip
     return {
         "overall": None if overall is None else _without_us(overall),
         "by_department": {d: _without_us(t) for d, t in sorted(by_department.items())},
@@ -91,14 +94,16 @@ def _last_touch(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _without_us(touch: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in touch.items() if k != "at_us"}
+    return {k: v for k, v in touch.items() if k not in ("at_us", "_by_actor")}
 
 
-def _pressure(counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+def _pressure(counts: dict[Any, dict[str, int]], departments: Sequence[str]) -> dict[str, Any]:
+    """Every configured department (zeros included) and any other one that touched it; the
+    total counts each event once, however many departments took part."""
     zero = {"7d": 0, "30d": 0, "90d": 0}
-    by_department = {d: counts.get(d, dict(zero)) for d in DEPARTMENTS}
-    total = {w: sum(c[w] for c in by_department.values()) for w in zero}
-    return {"by_department": by_department, "total": total}
+    named = [*departments, *sorted(d for d in counts if d is not None and d not in departments)]
+    by_department = {d: counts.get(d, dict(zero)) for d in named}
+    return {"by_department": by_department, "total": counts.get(None, dict(zero))}
 
 
 def _commitments(facts: Facts, as_of: AsOf) -> dict[str, Any]:
@@ -187,7 +192,8 @@ def _leadership(loaded: view_facts.Group, as_of: AsOf) -> dict[str, Any]:
     last = None
     if t is not None:
         last = {"at": iso(t.at_us), "executive": t.executive, "type": t.type,
-                "summary": t.summary, "event_id": t.event_id, **t.details}  # fmt: skip
+                "summary": t.summary, "event_id": t.event_id, **t.details,
+                "executives": list(t.executives) or [t.executive]}  # fmt: skip
     return {
         "last_executive_touch": last,
         "concerns_90d": executive_items(loaded.facts, as_of, "concerns"),

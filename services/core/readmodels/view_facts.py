@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    union_all,
 )
 from sqlalchemy.orm import aliased
 
@@ -73,31 +74,39 @@ def _last_touches(by_ids: bool, _: bool) -> Select[Any]:
     )
 
 
-def _touch_rows(by_ids: bool, several: bool) -> Select[Any]:
-    """Each touch in the 90-day window once (with ``several`` accounts, an event naming a
-    parent and its child too)."""
-    e, ev = timeline.TABLES.entries, timeline.TABLES.events
-    stmt = (
-        select(e.c.event_id, e.c.occurred_us, e.c.partition, e.c.offset, e.c.department,
-               ev.c.actor_id)
-        .join(ev, ev.c.event_id == e.c.event_id)
-        .where(_among(e.c.account_id, by_ids),
-               e.c.occurred_us.between(bindparam("since90"), bindparam("now")),
-               e.c.type != "account.registered")
+def _people_rows(by_ids: bool) -> Any:
+    """Each touch in the 90-day window once per person of ours in it: the actor (from the
+    event) and every participant, with that person's department."""
+    e, ev, pa = timeline.TABLES.entries, timeline.TABLES.events, timeline.TABLES.participants
+    window = (_among(e.c.account_id, by_ids),
+              e.c.occurred_us.between(bindparam("since90"), bindparam("now")),
+              e.c.type != "account.registered")  # fmt: skip
+    columns = (e.c.account_id, e.c.event_id, e.c.occurred_us, e.c.partition, e.c.offset)
+    actors = (
+        select(*columns, e.c.department, ev.c.actor_id)
+        .join(ev, ev.c.event_id == e.c.event_id).where(*window)
     )  # fmt: skip
+    participants = (
+        select(*columns, pa.c.department, pa.c.person_id.label("actor_id"))
+        .join(pa, pa.c.event_id == e.c.event_id).where(*window)
+    )  # fmt: skip
+    return union_all(actors, participants).subquery()
+
+
+def _touch_rows(by_ids: bool, several: bool) -> Select[Any]:
+    """Each touch in the 90-day window once per person (with ``several`` accounts, an event
+    naming a parent and its child too)."""
+    t = _people_rows(by_ids)
+    stmt = select(t.c.event_id, t.c.occurred_us, t.c.partition, t.c.offset, t.c.department,
+                  t.c.actor_id)  # fmt: skip
     return stmt.distinct() if several else stmt
 
 
 def _actor_counts(by_ids: bool, _: bool) -> Select[Any]:
-    e, ev = timeline.TABLES.entries, timeline.TABLES.events
-    return (
-        select(e.c.account_id, ev.c.actor_id, e.c.department, func.count().label("n"))
-        .join(ev, ev.c.event_id == e.c.event_id)
-        .where(_among(e.c.account_id, by_ids),
-               e.c.occurred_us.between(bindparam("since90"), bindparam("now")),
-               e.c.type != "account.registered")
-        .group_by(e.c.account_id, ev.c.actor_id, e.c.department)
-    )  # fmt: skip
+    t = _people_rows(by_ids)
+    return select(t.c.account_id, t.c.actor_id, t.c.department, func.count().label("n")).group_by(
+        t.c.account_id, t.c.actor_id, t.c.department
+    )
 
 
 def _commitments(by_ids: bool, open_only: bool) -> Select[Any]:
@@ -146,13 +155,19 @@ def _executive(by_ids: bool, _: bool) -> Select[Any]:
 
 
 def _executive_last(by_ids: bool, _: bool) -> Select[Any]:
+    """Every executive's row of the latest executive touch up to now."""
     c = leadership.TABLES.contacts
-    return (
-        select(c)
+    latest = (
+        select(c.c.at_us, c.c.partition, c.c.offset)
         .where(_among(c.c.account_id, by_ids), c.c.at_us <= bindparam("now"))
         .order_by(c.c.at_us.desc(), c.c.partition.desc(), c.c.offset.desc())
         .limit(1)
+        .subquery()
     )
+    return select(c).join(latest, and_(
+        c.c.at_us == latest.c.at_us, c.c.partition == latest.c.partition,
+        c.c.offset == latest.c.offset,
+    )).where(_among(c.c.account_id, by_ids))  # fmt: skip
 
 
 def _csat(by_ids: bool, _: bool) -> Select[Any]:
@@ -235,15 +250,27 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
             r.event_id, r.kind, r.ref_id, r.name, r.channel, r.product, r.product_key,
             r.discount_pct, r.terms, r.amount, r.currency, r.valid_until_us, r.department,
             _json(r.actor), r.summary, (r.at_us, r.partition, r.offset)))  # fmt: skip
-    for r in rows("executive"):
-        of(r.account_id).executive_touches.append(_executive_touch(r))
+    for account_id, touch in _executive_touches(rows("executive")):
+        of(account_id).executive_touches.append(touch)
     for r in rows("csat"):
         of(r.account_id).csat.append((r.event_id, r.score, r.at_us))
 
 
-def _executive_touch(r: Any) -> ExecutiveTouch:
-    return ExecutiveTouch(r.event_id, r.at_us, _json(r.executive), r.type, r.summary,
-                          json.loads(r.details))  # fmt: skip
+def _executive_touches(rows: Any) -> list[tuple[str, ExecutiveTouch]]:
+    """One touch per (account, event), naming every executive in it: the actor first, then the
+    participants by id."""
+    by_event: dict[tuple[str, str], list[Any]] = {}
+    for r in rows:
+        by_event.setdefault((r.account_id, r.event_id), []).append(r)
+    found = []
+    for key, group in sorted(by_event.items()):
+        group.sort(key=lambda r: (r.role != "actor", r.executive_id))
+        r = group[0]
+        found.append((key[0], ExecutiveTouch(
+            r.event_id, r.at_us, _json(r.executive), r.type, r.summary, json.loads(r.details),
+            tuple(_json(x.executive) for x in group),
+        )))  # fmt: skip
+    return found
 
 
 def _until_now(conn: Connection, facts: dict[str, Facts], as_of: AsOf) -> None:
@@ -312,21 +339,28 @@ def load_group(
     # The latest executive touch up to now: the window's latest, or else an older one.
     recent = max(facts.executive_touches, key=lambda t: (t.at_us, t.event_id), default=None)
     if recent is None:
-        last = rows("executive_last").first()
-        recent = None if last is None else _executive_touch(last)
+        last = _executive_touches(rows("executive_last"))
+        recent = last[0][1] if last else None
     return Group(facts, touches, rows("contacts").all(), recent)
 
 
 def pressure(touches: Sequence[Any], as_of: AsOf) -> dict[str, dict[str, int]]:
-    """Touches per department in the 7/30/90-day windows."""
+    """Touches per department in the 7/30/90-day windows: an event counts once for each
+    department that took part in it (by its actor or a participant); ``None`` holds the
+    distinct events of every department together."""
     since7, since30 = as_of.since(7), as_of.since(30)
-    counts: dict[str, dict[str, int]] = {}
+    counts: dict[str | None, dict[str, int]] = {}
+    seen: set[tuple[str, str | None]] = set()
     for t in touches:
-        c = counts.setdefault(t.department, {"7d": 0, "30d": 0, "90d": 0})
-        c["90d"] += 1
-        c["30d"] += t.occurred_us >= since30
-        c["7d"] += t.occurred_us >= since7
-    return counts
+        for department in (t.department, None):
+            if (t.event_id, department) in seen:
+                continue
+            seen.add((t.event_id, department))
+            c = counts.setdefault(department, {"7d": 0, "30d": 0, "90d": 0})
+            c["90d"] += 1
+            c["30d"] += t.occurred_us >= since30
+            c["7d"] += t.occurred_us >= since7
+    return counts  # type: ignore[return-value]
 
 
 def touches_by(touches: Sequence[Any], actor_id: str) -> list[str]:

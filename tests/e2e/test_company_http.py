@@ -1,0 +1,134 @@
+"""One voice across the whole company, over real HTTP on both backends (issue 10, part 1):
+configured departments, participants who count as touches, executives by flag or title.
+
+Clock: FIXED_NOW = 2026-11-23T01:00:00Z in Asia/Seoul (windows as in test_view_http).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from services.core.settings import Settings
+from tests.e2e.test_view_http import BUYER, CTO, JANG, LEE, PARK, Live, call, ev, register, running
+
+ENGINEER = {"id": "emp-han", "name": "한지민", "department": "engineering", "title": "엔지니어"}
+VP = {"id": "emp-yoo", "name": "유재석", "department": "sales", "title": "VP Sales"}
+CFO = {"id": "emp-baek", "name": "백현우", "department": "finance", "title": "CFO"}
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Live]:
+    with running(settings, "Asia/Seoul") as started:
+        yield started
+
+
+def visit(at: str, actor: dict[str, Any], *others: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return ev("sales.meeting_held", "hanbit", at, actor, {"subject": "공동 방문"}, "합동 방문",
+              contacts=[CTO], participants=list(others), **extra)  # fmt: skip
+
+
+def test_a_joint_visit_credits_every_participant(live: Live) -> None:
+    live.load([
+        register("hanbit", "한빛소프트", owners={"sales": "emp-park", "engineering": "emp-han"}),
+        # Park alone four times: single-threaded (4 of 4 touches) ...
+        *[call("hanbit", f"2026-11-{d}T01:00:00Z") for d in (10, 11, 12, 13)],
+    ])  # fmt: skip
+    before = live.view("hanbit")
+    assert before["relationships"]["single_threaded"] is True
+    # ... until a marketer and an engineer join Park on a visit: 5 of 7 person-touches are
+    # Park's (71% < 80%), so three people share the account.
+    joint = visit("2026-11-20T02:00:00Z", PARK, LEE, ENGINEER)
+    live.load([joint])
+    view = live.view("hanbit")
+    rel = view["relationships"]
+    assert rel["single_threaded"] is False
+    assert rel["breadth_90d"] == {"employees": 3, "departments": 3, "touches": 7}
+    people = {p["employee"]["id"]: p["touches"] for p in rel["contacts"][0]["people"]}
+    assert people == {"emp-park": 1, "emp-lee": 1, "emp-han": 1}
+    pressure = view["pressure"]
+    assert pressure["by_department"]["sales"]["7d"] == 1  # the 20th; the 10th-13th are older
+    assert pressure["by_department"]["marketing"]["7d"] == 1
+    assert pressure["by_department"]["engineering"] == {"7d": 1, "30d": 1, "90d": 1}
+    assert pressure["by_department"]["finance"] == {"7d": 0, "30d": 0, "90d": 0}
+    assert pressure["total"] == {"7d": 1, "30d": 5, "90d": 5}  # the visit counts once
+    last = view["last_touch"]["by_department"]
+    assert last["engineering"]["event_id"] == joint["event_id"]
+    assert last["engineering"]["actor"]["id"] == "emp-han"
+    assert last["marketing"]["actor"]["id"] == "emp-lee"
+    # The engineer's feed: the account is theirs (they touched it), the visit is not news.
+    feed = live.get("/v1/feed", employee="emp-han", since="2026-01-01T00:00:00Z")
+    assert "hanbit" in feed["accounts"]
+    assert joint["event_id"] not in [i["event_id"] for i in feed["items"]]
+    assert len(feed["items"]) == 5  # the registration and Park's four calls
+    # The timeline's department filter finds the event by a participant's department.
+    found = live.get("/v1/accounts/hanbit/timeline", department="engineering")["items"]
+    assert [i["event_id"] for i in found] == [joint["event_id"]]
+    assert found[0]["participants"][1]["id"] == "emp-han"
+
+
+def test_executives_by_flag_or_title_count_as_executive_touches(live: Live) -> None:
+    dinner = visit("2026-11-21T11:00:00Z", VP, JANG)  # a sales VP's dinner
+    board = ev("success.review_held", "hanbit", "2026-11-22T01:00:00Z", JANG,
+               {"subject": "분기 리뷰"}, contacts=[BUYER],
+               participants=[CFO, {**PARK, "executive": True}])  # fmt: skip
+    plain = ev("sales.call_logged", "hanbit", "2026-11-22T02:00:00Z",
+               {**VP, "id": "emp-vp2", "executive": False}, {"subject": "통화"})  # fmt: skip
+    live.load([register("hanbit", "한빛소프트"), dinner, board, plain])
+    stored = live.get(f"/v1/events/{dinner['event_id']}")
+    assert stored["actor"]["executive"] is True  # ingest applied the title rule
+    assert "executive" not in stored["participants"][0]  # a CSM: no flag, not leadership
+    assert live.get(f"/v1/events/{plain['event_id']}")["actor"]["executive"] is False
+    last = live.view("hanbit")["leadership"]["last_executive_touch"]
+    assert last["event_id"] == board["event_id"]
+    assert [e["id"] for e in last["executives"]] == ["emp-baek", "emp-park"]
+    report = live.get("/v1/reports/leadership", **{"from": "2026-11-16T00:00:00Z",
+                                                  "to": "2026-11-23T00:00:00Z"})  # fmt: skip
+    met = {e["executive"]["id"]: [t["event_id"] for t in e["touches"]]
+           for e in report["executives"]}  # fmt: skip
+    assert met == {"emp-yoo": [dinner["event_id"]], "emp-baek": [board["event_id"]],
+                   "emp-park": [board["event_id"]]}  # fmt: skip
+
+
+def test_departments_are_configuration_and_checked_everywhere(live: Live) -> None:
+    ops = {"id": "emp-ops", "department": "operations"}
+    bad = [
+        ev("sales.call_logged", "hanbit", "2026-11-20T00:00:00Z", PARK, {"subject": "x"},
+           participants=[ops]),
+        ev("commitment.made", "hanbit", "2026-11-20T00:00:00Z", ops,
+           {"commitment_id": "CM-1", "text": "약속"}),
+        register("hanbit", "한빛", owners={"operations": "emp-ops"}),
+        ev("sales.call_logged", "hanbit", "2026-11-20T00:00:00Z", PARK, {"subject": "x"},
+           participants=[{**LEE, "id": "emp-park"}]),
+    ]  # fmt: skip
+    answer = live.http.post("/v1/events/batch", json={"events": bad})
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    paths = [[e["path"] for e in i["errors"]] for i in items]
+    assert paths == [["participants.0.department"], ["actor.department"],
+                     ["payload.owners.operations.[key]"], ["participants"]]  # fmt: skip
+    assert "engineering" in items[0]["errors"][0]["problem"]
+    assert live.get("/v1/accounts", silent_department="finance", silent_for="30d")["items"] == []
+    refused = live.http.get("/v1/accounts", params={"silent_department": "operations",
+                                                    "silent_for": "30d"})  # fmt: skip
+    assert refused.status_code == 422 and "silent_department" in refused.text
+
+
+def test_a_configured_department_can_speak(settings: Settings) -> None:
+    custom = settings.model_copy(update={"departments": "sales,marketing,support,success,"
+                                                        "leadership,operations"})  # fmt: skip
+    with running(custom, "UTC") as live:
+        body = ev("commitment.made", "hanbit", "2026-11-20T00:00:00Z",
+                  {"id": "emp-ops", "department": "operations"},
+                  {"commitment_id": "CM-1", "text": "배송 일정 확정"})  # fmt: skip
+        live.load([body])
+        view = live.view("hanbit")
+        assert view["pressure"]["by_department"]["operations"]["30d"] == 1
+        assert "engineering" not in view["pressure"]["by_department"]
+        answer = live.http.post("/v1/events", json=ev(
+            "commitment.made", "hanbit", "2026-11-20T00:00:00Z",
+            {"id": "emp-han", "department": "engineering"},
+            {"commitment_id": "CM-2", "text": "x"}))  # fmt: skip
+        assert answer.status_code == 422
