@@ -37,6 +37,7 @@ from services.core.events import (
     EnvelopeBase,
     dump_event,
     field_errors,
+    is_executive,
     parse_event,
 )
 from services.core.metrics.definitions import INGEST_EVENTS, event_type_label
@@ -119,15 +120,17 @@ class IngestService:
         )
 
     def _stamped(self, event: EnvelopeBase) -> EnvelopeBase:
-        """The event as logged: people without an executive flag whose title matches the
-        executive title rule get ``executive: true``, so the log (not the configuration of the
-        day) says who was an executive. The digest is taken before, of what the client sent."""
+        """The event as logged: people without an executive flag, outside the leadership
+        department, whose title matches the executive title rule get ``executive: true``, so
+        the log (not the configuration of the day) says who was an executive. The digest is
+        taken before, of what the client sent."""
         rule = self._executive_titles
         if rule is None:
             return event
 
         def stamp(person: Actor) -> Actor:
-            if person.executive is None and person.title and rule.search(person.title):
+            if (person.executive is None and person.title and not is_executive(person)
+                    and rule.search(person.title)):  # fmt: skip
                 return person.model_copy(update={"executive": True})
             return person
 
