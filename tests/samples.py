@@ -27,6 +27,8 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "marketing.event_attended": {"event_name": "Customer Day Seoul 2026"},
     "marketing.content_engaged": {"content": "whitepaper-cx", "action": "downloaded"},
+    "marketing.campaign_responded": {"campaign_id": "C-2026-11", "response": "데모 요청",
+                                     "channel": "email"},
     "support.ticket_opened": {
         "ticket_id": "T-1", "subject": "결제 오류", "category": "billing",
         "severity": "high", "complaint": True,
@@ -57,6 +59,7 @@ INVALID_PAYLOADS: dict[str, tuple[dict[str, Any], str]] = {
                                  "offer": {"discount_pct": 150}}, "payload.offer.discount_pct"),
     "marketing.event_attended": ({"event": "x"}, "payload.event_name"),
     "marketing.content_engaged": ({"content": "x"}, "payload.action"),
+    "marketing.campaign_responded": ({"campaign_id": "C"}, "payload.response"),
     "support.ticket_opened": ({"ticket_id": "T", "subject": "s", "category": "c",
                                "severity": "critical"}, "payload.severity"),
     "support.ticket_resolved": ({"resolution": "r"}, "payload.ticket_id"),

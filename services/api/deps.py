@@ -46,7 +46,8 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 def as_of(container: Container) -> AsOf:
     """Now by the container's clock, in the business time zone."""
-    return AsOf(to_micros(container.clock()), container.settings.zone)
+    settings = container.settings
+    return AsOf(to_micros(container.clock()), settings.zone, settings.policy)
 
 
 ReadConnDep = Annotated[Connection, Depends(read_connection)]

@@ -213,6 +213,14 @@ class MarketingContentEngaged(Strict):
     action: ShortText
 
 
+class MarketingCampaignResponded(Strict):
+    """A contact answered a campaign (replied, asked for a demo, filled in a form)."""
+
+    campaign_id: ShortText
+    response: ShortText
+    channel: ShortText | None = None
+
+
 class Severity(StrEnum):
     low = "low"
     normal = "normal"
@@ -273,6 +281,7 @@ PAYLOADS: dict[str, type[Strict]] = {
     "marketing.campaign_sent": MarketingCampaignSent,
     "marketing.event_attended": MarketingEventAttended,
     "marketing.content_engaged": MarketingContentEngaged,
+    "marketing.campaign_responded": MarketingCampaignResponded,
     "support.ticket_opened": SupportTicketOpened,
     "support.ticket_resolved": SupportTicketResolved,
     "support.csat_recorded": SupportCsatRecorded,

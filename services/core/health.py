@@ -18,8 +18,10 @@ from services.core.view_rules import (
     conflicts,
     executive_items,
     is_overdue,
+    is_stale,
     live_offers,
     open_commitments,
+    open_handoffs,
     open_tickets,
     recurring_complaints,
     single_threaded,
@@ -43,6 +45,9 @@ PENALTIES: dict[str, Penalty] = {
     "low_csat": Penalty(10, 20, "per CSAT score of 1 or 2 in 90 days"),
     "conflicting_offers": Penalty(10, 20, "per pair of live offers that contradict each other"),
     "single_threaded": Penalty(10, 10, "80% or more of 90 days' touches by one employee"),
+    "stale_handoffs": Penalty(
+        10, 20, "per marketing signal no sales or success touch followed up within the window"
+    ),
 }
 AT_RISK_BELOW = 60
 
@@ -67,6 +72,8 @@ def _evidence(facts: Facts, as_of: AsOf) -> dict[str, list[list[str]]]:
         "low_csat": [[e] for e, score, at in sorted(facts.csat, key=lambda c: (c[2], c[0]))
                      if score <= 2 and as_of.within(at, 90)],
         "conflicting_offers": [c["event_ids"] for c in conflicts(live_offers(facts, as_of))],
+        "stale_handoffs": [[h.event_id] for h in open_handoffs(facts, as_of)
+                           if is_stale(h, as_of)],
     }  # fmt: skip
 
 

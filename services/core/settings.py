@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.core.adapters.kafka_config import SaslMechanism, SecurityProtocol
 from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_DEPARTMENTS
 from services.core.logs import LogFormat
+from services.core.view_rules import Policy
 
 DEFAULT_EXECUTIVE_TITLES = (
     r"\b(c[a-z]{1,2}o|chief|president|vp|svp|evp|vice[ -]president|founder|managing director)\b"
@@ -138,6 +139,11 @@ class Settings(BaseSettings):
     at_risk_below: int = Field(
         default=60, ge=1, le=100, description="Health score below which an account is at risk."
     )
+    handoff_days: int = Field(
+        default=7, ge=1, le=90,
+        description="Days (calendar days in the business time zone, today included) sales or"
+        " success has to follow up a marketing signal before its handoff is stale.",
+    )  # fmt: skip
     departments: str = Field(
         default=",".join(DEFAULT_DEPARTMENTS),
         description="Comma-separated departments whose people may appear in events (actor,"
@@ -239,6 +245,11 @@ class Settings(BaseSettings):
     @property
     def executive_title_rule(self) -> re.Pattern[str] | None:
         return re.compile(self.executive_titles, re.IGNORECASE) if self.executive_titles else None
+
+    @property
+    def policy(self) -> Policy:
+        """The configurable parts of the view's rules."""
+        return Policy(handoff_days=self.handoff_days)
 
     @property
     def zone(self) -> ZoneInfo:

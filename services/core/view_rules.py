@@ -15,6 +15,11 @@ Rules (the README repeats them for users):
   from different departments, and differ in discount (none counts as 0) or, when both state
   terms, in terms. A department's repeated identical offers count once (the latest).
 - Single-threaded: at least one touch in the 90-day window and at least 80% of them by one employee.
+- Handoffs: a marketing signal (``HANDOFF_SIGNALS``) in the 90-day window opens one per contact
+  it names (or one for the account when it names none); a touch at or after the signal by a
+  sales or success person (actor or participant) of the account — naming the contact, for a
+  contact's handoff — follows it up. Open ones are stale once the signal is older than the
+  ``policy.handoff_days``-day window.
 - Health: 100 minus the penalties in ``PENALTIES`` (each capped), never below 0.
 """
 
@@ -34,11 +39,20 @@ URGENT = ("high", "urgent")
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The configurable parts of the rules (``ONEVOICE_*`` settings; see README)."""
+
+    handoff_days: int = 7
+
+
+@dataclass(frozen=True)
 class AsOf:
-    """The moment a view is computed for: ``now_us`` (UTC epoch µs) in business zone ``tz``."""
+    """The moment a view is computed for: ``now_us`` (UTC epoch µs) in business zone ``tz``,
+    under the configurable rules ``policy``."""
 
     now_us: int
     tz: ZoneInfo
+    policy: Policy = Policy()
 
     def since(self, days: int) -> int:
         """Start (µs) of the ``days``-day window: local midnight ``days - 1`` days before today."""
@@ -132,6 +146,29 @@ class ExecutiveTouch:
     executives: tuple[dict[str, Any], ...] = ()  # every executive in it (``executive`` first)
 
 
+HANDOFF_SIGNALS = ("marketing.event_attended", "marketing.content_engaged",
+                   "marketing.campaign_responded")  # fmt: skip
+FOLLOW_UP_DEPARTMENTS = ("sales", "success")
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A marketing signal in the 90-day window and the first sales or success touch after it
+    (of the account, or of the contact when the signal named one)."""
+
+    event_id: str
+    type: str
+    at_us: int
+    contact_key: str  # "" for a signal that named no contact
+    contact: dict[str, Any] | None
+    campaign_id: str | None
+    detail: str | None
+    actor: dict[str, Any]
+    summary: str | None
+    followed_us: int | None
+    followed_event_id: str | None
+
+
 @dataclass(frozen=True)
 class ActorTouches:
     """How often one employee touched the account in the 90-day window."""
@@ -153,6 +190,7 @@ class Facts:
     messages: list[Message] = field(default_factory=list)
     executive_touches: list[ExecutiveTouch] = field(default_factory=list)  # the 90-day window
     csat: list[tuple[str, int, int]] = field(default_factory=list)  # (event_id, score, at_us)
+    handoffs: list[Handoff] = field(default_factory=list)  # signals in the 90-day window
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -193,6 +231,19 @@ def recurring_complaints(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
                 "event_ids": [t.opened_event_id for t in tickets],
             })  # fmt: skip
     return found
+
+
+def open_handoffs(facts: Facts, as_of: AsOf) -> list[Handoff]:
+    """Signals up to now that no sales or success touch has followed up yet, oldest first."""
+    return sorted(
+        (h for h in facts.handoffs if as_of.past(h.at_us) and not as_of.past(h.followed_us)),
+        key=lambda h: (h.at_us, h.event_id, h.contact_key),
+    )
+
+
+def is_stale(h: Handoff, as_of: AsOf) -> bool:
+    """Open past the follow-up window: the signal came before the window's first day."""
+    return h.at_us < as_of.since(as_of.policy.handoff_days)
 
 
 def live_offers(facts: Facts, as_of: AsOf) -> list[Message]:

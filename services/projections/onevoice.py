@@ -17,7 +17,10 @@ from services.core.events import (
     CommitmentClosed,
     CommitmentMade,
     Contact,
+    MarketingCampaignResponded,
     MarketingCampaignSent,
+    MarketingContentEngaged,
+    MarketingEventAttended,
     SalesProposalSent,
     SupportCsatRecorded,
     SupportTicketOpened,
@@ -78,6 +81,7 @@ class OneVoiceView(Projection):
         insert_ignore(conn, self.t.messages, batch.messages)
         insert_ignore(conn, self.t.csat, batch.csat)
         insert_ignore(conn, self.t.contacts, batch.contacts)
+        insert_ignore(conn, self.t.signals, batch.signals)
 
     def _merge(
         self, conn: Connection, table: Table, id_column: str,
@@ -100,7 +104,7 @@ class OneVoiceView(Projection):
     def tables(self) -> dict[str, Table]:
         t = self.t
         return {"commitments": t.commitments, "tickets": t.tickets, "messages": t.messages,
-                "contacts": t.contacts, "csat": t.csat}  # fmt: skip
+                "contacts": t.contacts, "csat": t.csat, "signals": t.signals}  # fmt: skip
 
 
 class _Batch:
@@ -112,6 +116,7 @@ class _Batch:
         self.messages: list[Row] = []
         self.csat: list[Row] = []
         self.contacts: list[Row] = []
+        self.signals: list[Row] = []
 
     def add(self, stored: StoredEvent) -> None:
         account_id, payload = stored.event.account_id, event_payload(stored.event)
@@ -138,6 +143,9 @@ class _Batch:
                               "at_us": _key(stored)[0]})  # fmt: skip
         elif isinstance(payload, SalesProposalSent | MarketingCampaignSent):
             self.messages.append(_message(stored, payload))
+        elif isinstance(payload, MarketingEventAttended | MarketingContentEngaged
+                        | MarketingCampaignResponded):  # fmt: skip
+            self.signals += _signals(stored, payload)
         self.contacts += _contacts(stored)
 
 
@@ -175,6 +183,34 @@ def _message(stored: StoredEvent, payload: SalesProposalSent | MarketingCampaign
     if row["product"] is not None:
         row["product_key"] = " ".join(row["product"].casefold().split())
     return row
+
+
+def _signals(
+    stored: StoredEvent,
+    payload: MarketingEventAttended | MarketingContentEngaged | MarketingCampaignResponded,
+) -> list[Row]:
+    """One handoff row per contact the signal names (by contact key), or one for the account."""
+    us, partition, offset = _key(stored)
+    if isinstance(payload, MarketingEventAttended):
+        campaign, detail = None, payload.event_name
+    elif isinstance(payload, MarketingContentEngaged):
+        campaign, detail = None, f"{payload.content}: {payload.action}"
+    else:
+        campaign, detail = payload.campaign_id, payload.response
+    common = {
+        "account_id": stored.event.account_id, "event_id": stored.event_id,
+        "type": stored.type, "campaign_id": campaign, "detail": detail,
+        "actor": _actor(stored), "summary": stored.event.summary,
+        "at_us": us, "partition": partition, "offset": offset,
+    }  # fmt: skip
+    named: dict[str, str] = {}
+    for contact in stored.event.contacts:
+        key = contact_key(contact)
+        if key is not None:
+            named.setdefault(key, contact.model_dump_json(exclude_none=True))
+    if not named:
+        return [{**common, "contact_key": "", "contact_pii": None}]
+    return [{**common, "contact_key": k, "contact_pii": pii} for k, pii in named.items()]
 
 
 def _contacts(stored: StoredEvent) -> list[Row]:

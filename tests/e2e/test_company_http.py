@@ -132,3 +132,77 @@ def test_a_configured_department_can_speak(settings: Settings) -> None:
             {"id": "emp-han", "department": "engineering"},
             {"commitment_id": "CM-2", "text": "x"}))  # fmt: skip
         assert answer.status_code == 422
+
+
+MARKETER = LEE
+
+
+def signal(kind: str, at: str, payload: dict[str, Any], contacts: list[dict[str, Any]],
+           account: str = "hanbit") -> dict[str, Any]:  # fmt: skip
+    return ev(kind, account, at, MARKETER, payload, "마케팅 신호", contacts=contacts)
+
+
+def test_handoffs_wait_for_a_sales_or_success_follow_up(live: Live) -> None:
+    # Windows (Asia/Seoul, now 2026-11-23 10:00 local): the 7-day handoff window starts at
+    # 2026-11-16T15:00Z, so a signal before then that nobody followed up is stale.
+    seminar = signal("marketing.event_attended", "2026-11-10T05:00:00Z",
+                     {"event_name": "AI 고객경험 세미나"}, [CTO])  # fmt: skip
+    early_call = ev(
+        "sales.call_logged",
+        "hanbit",
+        "2026-11-09T01:00:00Z",
+        PARK,
+        {"subject": "세미나 전 통화"},
+        contacts=[CTO],
+    )  # before: no follow-up
+    other_contact = ev(
+        "sales.call_logged",
+        "hanbit",
+        "2026-11-12T01:00:00Z",
+        PARK,
+        {"subject": "구매팀 통화"},
+        contacts=[BUYER],
+    )  # another person
+    white_paper = signal("marketing.content_engaged", "2026-11-20T01:00:00Z",
+                         {"content": "도입 사례집", "action": "downloaded"}, [BUYER])  # fmt: skip
+    reply = signal(
+        "marketing.campaign_responded",
+        "2026-11-21T01:00:00Z",
+        {"campaign_id": "C-77", "response": "데모 요청", "channel": "email"},
+        [],
+    )
+    follow = ev("success.review_held", "hanbit", "2026-11-21T03:00:00Z", JANG,
+                {"subject": "도입 리뷰"}, contacts=[BUYER], participants=[PARK])  # fmt: skip
+    live.load([register("hanbit", "한빛소프트", owners={"sales": "emp-park"}), early_call,
+               seminar, other_contact, white_paper, reply])  # fmt: skip
+    handoffs = live.view("hanbit")["handoffs"]
+    assert handoffs["counts"] == {"open": 3, "stale": 1, "followed_up": 0}
+    opened = handoffs["open"]
+    assert [(h["event_id"], h["stale"], h["age_days"]) for h in opened] == [
+        (seminar["event_id"], True, 12), (white_paper["event_id"], False, 3),
+        (reply["event_id"], False, 2)]  # fmt: skip
+    assert opened[0]["contact"]["name"] == CTO["name"] and opened[2]["contact"] is None
+    assert opened[2]["campaign_id"] == "C-77" and opened[2]["detail"] == "데모 요청"
+    factor = {f["name"]: f for f in live.view("hanbit")["health"]["factors"]}["stale_handoffs"]
+    assert (factor["effect"], factor["evidence"]) == (-10, [seminar["event_id"]])
+    coverage = live.get("/v1/reports/coverage")["stale_handoffs"]
+    assert coverage["count"] == 1
+    assert coverage["items"][0]["evidence"] == [seminar["event_id"]]
+    feed = live.get("/v1/feed", employee="emp-park", since="2026-11-01T00:00:00Z")
+    assert [h["event_id"] for h in feed["open_handoffs"]] == [
+        seminar["event_id"], white_paper["event_id"], reply["event_id"]]  # fmt: skip
+    # A success manager meets the buyer with the rep: the buyer's handoff and the campaign
+    # reply (an account's handoff: any sales or success touch after it) are followed up.
+    live.load([follow])
+    handoffs = live.view("hanbit")["handoffs"]
+    assert handoffs["counts"] == {"open": 1, "stale": 1, "followed_up": 2}
+    assert [h["event_id"] for h in handoffs["followed_up"]] == [
+        reply["event_id"],
+        white_paper["event_id"],
+    ]
+    assert handoffs["followed_up"][0]["followed_up"] == {
+        "at": "2026-11-21T03:00:00Z",
+        "event_id": follow["event_id"],
+    }
+    feed = live.get("/v1/feed", employee="emp-park", since="2026-11-01T00:00:00Z")
+    assert [h["event_id"] for h in feed["open_handoffs"]] == [seminar["event_id"]]

@@ -26,8 +26,10 @@ from tests.samples import make_event
 
 FIXED_NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 # The default departments that never touch these accounts: listed, with zeros.
-QUIET_DEPARTMENTS = {d: {"7d": 0, "30d": 0, "90d": 0}
-                     for d in ("product", "engineering", "research", "finance", "hr", "partner")}
+QUIET_DEPARTMENTS = {
+    d: {"7d": 0, "30d": 0, "90d": 0}
+    for d in ("product", "engineering", "research", "finance", "hr", "partner")
+}
 NOW_TEXT = "2026-11-23T01:00:00Z"
 
 PARK = {"id": "emp-park", "name": "박영희", "department": "sales", "title": "Account Executive"}

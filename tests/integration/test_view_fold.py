@@ -60,6 +60,9 @@ def _payload(rng: random.Random, kind: str, i: int) -> dict[str, Any]:
         "leadership.meeting_held": {"subject": "만찬", "concerns": [f"우려 {i}"],
                                     "complaints": rng.choice([[], ["지연"]])},
         "sales.call_logged": {"subject": "call"},
+        "marketing.event_attended": {"event_name": "세미나"},
+        "marketing.campaign_responded": {"campaign_id": f"C-{ref}", "response": "demo"},
+        "success.review_held": {"subject": "리뷰"},
     }[kind]  # fmt: skip
 
 
@@ -77,7 +80,8 @@ EXTRA_PEOPLE = [("emp-han", "engineering"), ("emp-baek", "finance")]
 KINDS = ["account.registered", "commitment.made", "commitment.fulfilled", "commitment.cancelled",
          "support.ticket_opened", "support.ticket_resolved", "support.csat_recorded",
          "sales.proposal_sent", "marketing.campaign_sent", "leadership.meeting_held",
-         "sales.call_logged"]  # fmt: skip
+         "sales.call_logged", "marketing.event_attended", "marketing.campaign_responded",
+         "success.review_held"]  # fmt: skip
 
 
 def history(seed: int, size: int = 160) -> list[list[StoredEvent]]:
@@ -144,7 +148,7 @@ def views_of(db: Database, tz: str) -> dict[str, Any]:
             a: view.read_view(conn, a, as_of) for a in ACCOUNTS
         }  # fmt: skip
         found["rolled-up"] = view.read_view(conn, ACCOUNTS[0], as_of, children=ACCOUNTS[1:])
-        for table in (t.commitments, t.tickets, t.messages, t.contacts, t.csat):
+        for table in (t.commitments, t.tickets, t.messages, t.contacts, t.csat, t.signals):
             found[table.name] = sorted(tuple(r) for r in conn.execute(select(table)))
     return found
 
@@ -177,6 +181,8 @@ def test_incremental_equals_replay_for_any_interleaving_and_duplicates(
     assert seoul["rolled-up"]["health"]["factors"]
     assert any(v and v["pressure"]["by_department"]["engineering"]["90d"]
                for a, v in seoul.items() if "_" not in a)  # participants took part  # fmt: skip
+    assert any(v and v["handoffs"]["counts"]["open"] and v["handoffs"]["counts"]["followed_up"]
+               for a, v in seoul.items() if "_" not in a)  # fmt: skip
     rng = random.Random(seed * 101)
     for _ in range(3):
         fold(db, batches(rng, interleave(rng, logs)))
@@ -195,7 +201,7 @@ def test_the_facts_do_not_depend_on_delivery_order_at_all(db: Database) -> None:
     everything = list({e.event_id: e for log in logs for e in log}.values())
     fold(db, [everything])
     t = onevoice.TABLES
-    tables = (t.commitments, t.tickets, t.messages, t.contacts, t.csat)
+    tables = (t.commitments, t.tickets, t.messages, t.contacts, t.csat, t.signals)
 
     def rows() -> dict[str, list[tuple[object, ...]]]:
         with db.reading() as conn:

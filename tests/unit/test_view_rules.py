@@ -25,12 +25,16 @@ from services.core.view_rules import (
     ActorTouches,
     AsOf,
     Facts,
+    Handoff,
+    Policy,
     conflicts,
     executive_items,
     is_overdue,
+    is_stale,
     live_offers,
     offer_json,
     open_commitments,
+    open_handoffs,
     open_tickets,
     recurring_complaints,
     single_threaded,
@@ -589,3 +593,36 @@ def test_executive_items_same_time_order_by_event_id() -> None:
         ]
     )
     assert [i["text"] for i in executive_items(facts, AS_OF, "concerns")] == ["a", "b"]
+
+
+# -- handoffs ----------------------------------------------------------------------------------
+
+
+def handoff(at_us: int, followed_us: int | None = None, contact_key: str = "") -> Handoff:
+    return Handoff(f"ev-{at_us}", "marketing.event_attended", at_us, contact_key, None, None,
+                   "세미나", {"id": "emp-lee"}, None, followed_us,
+                   None if followed_us is None else f"ev-f-{followed_us}")  # fmt: skip
+
+
+@pytest.mark.parametrize(("zone", "start"), [(SEOUL, SEOUL_SINCE_7), (UTC_ZONE, UTC_SINCE_7)])
+def test_a_handoff_is_stale_from_the_first_moment_before_the_windows_first_day(
+    zone: ZoneInfo, start: int
+) -> None:
+    as_of = AsOf(NOW, zone, Policy(handoff_days=7))
+    assert is_stale(handoff(start - 1), as_of) is True
+    assert is_stale(handoff(start), as_of) is False
+    # A 3-day window (configurable) starts four days later.
+    three = AsOf(NOW, zone, Policy(handoff_days=3))
+    assert is_stale(handoff(start + 4 * 86_400_000_000 - 1), three) is True
+    assert is_stale(handoff(start + 4 * 86_400_000_000), three) is False
+
+
+def test_open_handoffs_are_those_not_followed_up_by_now_oldest_first() -> None:
+    as_of = AsOf(NOW, SEOUL)
+    facts = Facts(handoffs=[
+        handoff(NOW - 5, followed_us=NOW - 1),  # followed up: not open
+        handoff(NOW - 9, followed_us=NOW + 1),  # "followed up" after now: still open
+        handoff(NOW - 20),
+        handoff(NOW + 10),  # a signal after now does not count yet
+    ])  # fmt: skip
+    assert [h.at_us for h in open_handoffs(facts, as_of)] == [NOW - 20, NOW - 9]

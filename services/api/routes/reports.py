@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
 from services.core.events import UtcDatetime
-from services.core.readmodels import coverage, feed, leadership, timeline
+from services.core.readmodels import coverage, feed, leadership, timeline, view, view_facts
 from services.core.readmodels.timeline import from_micros, to_micros
 
 router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
@@ -82,7 +82,9 @@ def employee_feed(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
 ) -> dict[str, Any]:
     """A rep's morning read: events on the accounts this employee owns or has touched, made by
-    other people since a time, newest first (each event once)."""
+    other people since a time, newest first (each event once). `open_handoffs`: on the accounts
+    this employee owns, the marketing signals nobody in sales or success has followed up yet
+    (oldest first, with `age_days` and `stale`)."""
     start = since or container.clock() - timedelta(days=7)
     try:
         after = None if cursor is None else timeline.decode_cursor(cursor)
@@ -90,5 +92,12 @@ def employee_feed(
         raise invalid_query("cursor", str(exc)) from exc
     query = feed.FeedQuery(employee, to_micros(start), limit, after)
     account_ids, items, next_cursor = feed.read_feed(conn, query)
+    moment = as_of(container)
+    handoffs = [{"account_id": account_id, **view.handoff_json(h, moment)}
+                for account_id, h in view_facts.handoffs_of(conn, feed.owned(conn, employee),
+                                                            moment)
+                if not moment.past(h.followed_us) and moment.past(h.at_us)]  # fmt: skip
+    handoffs.sort(key=lambda h: (h["at"], h["account_id"], h["event_id"]))
     return {"employee": employee, "since": from_micros(to_micros(start)),
-            "accounts": account_ids, "items": items, "next_cursor": next_cursor}  # fmt: skip
+            "accounts": account_ids, "items": items, "next_cursor": next_cursor,
+            "open_handoffs": handoffs}  # fmt: skip

@@ -1,8 +1,10 @@
 """``GET /v1/reports/coverage``: the accounts that need someone's attention, and why.
 
 Sections: neglected (touched before, not in the last 30 days), never contacted (registered, never
-touched), single-threaded, recurring complaints, overdue commitments. Each section gives its full
-``count`` and its first ``limit`` items, most urgent first; every item names its evidence events.
+touched), single-threaded, recurring complaints, overdue commitments, stale handoffs (marketing
+signals nobody in sales or success followed up within ``ONEVOICE_HANDOFF_DAYS``). Each section
+gives its full ``count`` and its first ``limit`` items, most urgent first; every item names its
+evidence events.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from services.core.view_rules import (
     AsOf,
     Facts,
     is_overdue,
+    is_stale,
     iso,
     open_commitments,
+    open_handoffs,
     recurring_complaints,
     single_threaded,
 )
@@ -32,7 +36,7 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
     ).all()
     facts = view_facts.load_facts(conn, None, as_of, open_only=True)
     since = as_of.since(NEGLECT_DAYS)
-    neglected, never, single, recurring, overdue = [], [], [], [], []
+    neglected, never, single, recurring, overdue, stale = [], [], [], [], [], []
     for row in directory:
         base = {"account_id": row.account_id, "name": row.name}
         f = facts.get(row.account_id, Facts())
@@ -51,6 +55,10 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
         categories = recurring_complaints(f, as_of)
         if categories:
             recurring.append({**base, "categories": categories})
+        late = [h for h in open_handoffs(f, as_of) if is_stale(h, as_of)]
+        if late:
+            stale.append({**base, "handoffs": len(late), "oldest_at": iso(late[0].at_us),
+                          "evidence": list(dict.fromkeys(h.event_id for h in late))})  # fmt: skip
         for c in open_commitments(f, as_of):
             if is_overdue(c, as_of):
                 overdue.append({**base, "commitment_id": c.commitment_id, "text": c.text,
@@ -65,7 +73,8 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
             recurring, limit,
             lambda i: (-sum(c["count"] for c in i["categories"]), i["account_id"])),
         "overdue_commitments": _section(overdue, limit, lambda i: (i["due_at"], i["account_id"])),
-        "rules": {"neglected_days": NEGLECT_DAYS},
+        "stale_handoffs": _section(stale, limit, lambda i: (i["oldest_at"], i["account_id"])),
+        "rules": {"neglected_days": NEGLECT_DAYS, "handoff_days": as_of.policy.handoff_days},
     }  # fmt: skip
 
 

@@ -61,3 +61,10 @@ def read_feed(
         last = rows[-1]
         cursor = cursors.encode([int(last.occurred_us), int(last.partition), int(last.offset)])
     return account_ids, items, cursor
+
+
+def owned(conn: Connection, employee_id: str) -> list[str]:
+    """The accounts whose latest registration names this employee as an owner."""
+    o = accounts.TABLES.owners
+    rows = conn.execute(select(o.c.account_id).where(o.c.employee_id == employee_id).distinct())
+    return sorted(rows.scalars())

@@ -43,6 +43,7 @@ class OneVoiceTables:
     messages: Table
     contacts: Table
     csat: Table
+    signals: Table
 
 
 def _side(prefix: str) -> list[Column[int] | Column[str]]:
@@ -131,7 +132,26 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("at_us", BigInteger, nullable=False),
         Index(f"ix_{prefix}_csat_at", "at_us"),
     )
-    return OneVoiceTables(commitments, tickets, messages, contacts, csat)
+    # Marketing signals that open a handoff to sales (one row per contact named, or one with
+    # contact_key "" when none is); follow-ups are found in the touches when the view is read.
+    signals = Table(
+        f"{prefix}_signals",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("contact_key", Text, primary_key=True),  # case-folded: unbounded growth
+        Column("contact_pii", Text, nullable=True),  # PII: the contact as sent (ROADMAP 6)
+        Column("type", String(64), nullable=False),
+        Column("campaign_id", String(256), nullable=True),
+        Column("detail", Text, nullable=True),  # event name, content + action, or response
+        Column("actor", Text, nullable=False),
+        Column("summary", Text, nullable=True),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Index(f"ix_{prefix}_signals_at", "account_id", "at_us"),
+    )
+    return OneVoiceTables(commitments, tickets, messages, contacts, csat, signals)
 
 
 TABLES = onevoice_tables(METADATA, PREFIX)

@@ -17,16 +17,20 @@ from services.core.events import DEFAULT_DEPARTMENTS
 from services.core.health import AT_RISK_BELOW, health
 from services.core.readmodels import accounts, checkpoints, view_facts
 from services.core.view_rules import (
+    DAY_US,
     URGENT,
     AsOf,
     Facts,
+    Handoff,
     conflicts,
     executive_items,
     is_overdue,
+    is_stale,
     iso,
     live_offers,
     offer_json,
     open_commitments,
+    open_handoffs,
     open_tickets,
     recurring_complaints,
     single_threaded,
@@ -62,6 +66,7 @@ def read_view(
         "support": _support(facts, as_of),
         "messaging": _messaging(facts, as_of),
         "relationships": _relationships(loaded, as_of),
+        "handoffs": _handoffs(facts, as_of),
         "leadership": _leadership(loaded, as_of),
         "health": health(facts, as_of, evidence, at_risk_below=at_risk_below),
         "as_of": {
@@ -163,6 +168,36 @@ def _messaging(facts: Facts, as_of: AsOf) -> dict[str, Any]:
         ],
         "live_offers": [offer_json(m) for m in offers],
         "conflicts": conflicts(offers),
+    }  # fmt: skip
+
+
+def handoff_json(h: Handoff, as_of: AsOf) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "event_id": h.event_id, "type": h.type, "at": iso(h.at_us), "contact": h.contact,
+        "campaign_id": h.campaign_id, "detail": h.detail, "actor": h.actor,
+        "summary": h.summary,
+    }  # fmt: skip
+    if as_of.past(h.followed_us):
+        found["followed_up"] = {"at": iso(h.followed_us or 0), "event_id": h.followed_event_id}
+    else:
+        found["age_days"] = (as_of.now_us - h.at_us) // DAY_US
+        found["stale"] = is_stale(h, as_of)
+    return found
+
+
+def _handoffs(facts: Facts, as_of: AsOf) -> dict[str, Any]:
+    """Marketing signals of the 90-day window: the open ones (oldest first, with age and
+    whether they are stale) and the ones followed up (latest first)."""
+    opened = open_handoffs(facts, as_of)
+    followed = sorted((h for h in facts.handoffs if as_of.past(h.at_us)
+                       and as_of.past(h.followed_us)),
+                      key=lambda h: (-h.at_us, h.event_id, h.contact_key))  # fmt: skip
+    return {
+        "open": [handoff_json(h, as_of) for h in opened],
+        "followed_up": [handoff_json(h, as_of) for h in followed[:50]],
+        "counts": {"open": len(opened), "stale": sum(is_stale(h, as_of) for h in opened),
+                   "followed_up": len(followed)},
+        "window_days": as_of.policy.handoff_days,
     }  # fmt: skip
 
 

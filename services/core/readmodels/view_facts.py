@@ -34,11 +34,13 @@ from sqlalchemy.orm import aliased
 
 from services.core.readmodels import accounts, leadership, onevoice, timeline
 from services.core.view_rules import (
+    FOLLOW_UP_DEPARTMENTS,
     ActorTouches,
     AsOf,
     Commitment,
     ExecutiveTouch,
     Facts,
+    Handoff,
     Message,
     Ticket,
     iso,
@@ -177,6 +179,49 @@ def _csat(by_ids: bool, _: bool) -> Select[Any]:
     )
 
 
+def _signals(by_ids: bool, _: bool) -> Select[Any]:
+    s = onevoice.TABLES.signals
+    return select(s).where(
+        _among(s.c.account_id, by_ids), s.c.at_us.between(bindparam("since90"), bindparam("now"))
+    )
+
+
+def _signalled(by_ids: bool) -> Any:
+    """The accounts with a signal in the 90-day window (only they need follow-ups looked up)."""
+    s = onevoice.TABLES.signals
+    return select(s.c.account_id).where(
+        _among(s.c.account_id, by_ids), s.c.at_us.between(bindparam("since90"), bindparam("now"))
+    )
+
+
+def _account_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
+    """Sales and success touches (by an actor or a participant) in the 90-day window of the
+    accounts with signals: candidates to follow up an account's handoff."""
+    e, pa = timeline.TABLES.entries, timeline.TABLES.participants
+    window = (e.c.account_id.in_(_signalled(by_ids)),
+              e.c.occurred_us.between(bindparam("since90"), bindparam("now")),
+              e.c.type != "account.registered")  # fmt: skip
+    columns = (e.c.account_id, e.c.event_id, e.c.occurred_us.label("at_us"), e.c.partition,
+               e.c.offset)  # fmt: skip
+    actors = select(*columns).where(*window, e.c.department.in_(FOLLOW_UP_DEPARTMENTS))
+    participants = (
+        select(*columns).join(pa, pa.c.event_id == e.c.event_id)
+        .where(*window, pa.c.department.in_(FOLLOW_UP_DEPARTMENTS))
+    )  # fmt: skip
+    return union_all(actors, participants)  # type: ignore[return-value]
+
+
+def _contact_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
+    """Sales and success touches of a contact in the 90-day window (contacts rows are one per
+    person), for the accounts with signals."""
+    c = onevoice.TABLES.contacts
+    return select(c.c.account_id, c.c.contact_key, c.c.event_id, c.c.at_us, c.c.partition,
+                  c.c.offset).where(
+        c.c.account_id.in_(_signalled(by_ids)), c.c.department.in_(FOLLOW_UP_DEPARTMENTS),
+        c.c.at_us.between(bindparam("since90"), bindparam("now")),
+    )  # fmt: skip
+
+
 def _contacts(by_ids: bool, several: bool) -> Select[Any]:
     """Per (contact, employee): the latest touch up to now, how many, how many in 90 days."""
     c = onevoice.TABLES.contacts
@@ -202,7 +247,8 @@ _BUILDERS: dict[str, Callable[[bool, bool], Select[Any]]] = {
     "last_touches": _last_touches, "touch_rows": _touch_rows, "actor_counts": _actor_counts,
     "commitments": _commitments, "tickets": _tickets, "messages": _messages,
     "executive": _executive, "executive_last": _executive_last, "csat": _csat,
-    "contacts": _contacts,
+    "contacts": _contacts, "signals": _signals, "account_follow_ups": _account_follow_ups,
+    "contact_follow_ups": _contact_follow_ups,
 }  # fmt: skip
 
 
@@ -254,6 +300,45 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
         of(account_id).executive_touches.append(touch)
     for r in rows("csat"):
         of(r.account_id).csat.append((r.event_id, r.score, r.at_us))
+    for account_id, handoff in _handoffs(rows):
+        of(account_id).handoffs.append(handoff)
+
+
+def handoffs_of(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> list[
+        tuple[str, Handoff]]:  # fmt: skip
+    """The handoffs of these accounts (signals of the 90-day window and their follow-ups)."""
+    if not account_ids:
+        return []
+    params = _params(account_ids, as_of)
+    return _handoffs(lambda name: conn.execute(_statement(name, True), params))
+
+
+def _handoffs(rows: Callable[[str], Any]) -> list[tuple[str, Handoff]]:
+    """Each signal in the window with its first follow-up (the earliest candidate at or after
+    it, by log order on ties)."""
+    signals = rows("signals").all()
+    if not signals:
+        return []
+    by_account: dict[str, list[tuple[int, int, int, str]]] = {}
+    for r in rows("account_follow_ups"):
+        by_account.setdefault(r.account_id, []).append((r.at_us, r.partition, r.offset,
+                                                        r.event_id))  # fmt: skip
+    by_contact: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
+    for r in rows("contact_follow_ups"):
+        by_contact.setdefault((r.account_id, r.contact_key), []).append(
+            (r.at_us, r.partition, r.offset, r.event_id))  # fmt: skip
+    found = []
+    for r in signals:
+        candidates = by_account.get(r.account_id, []) if r.contact_key == "" else \
+            by_contact.get((r.account_id, r.contact_key), [])  # fmt: skip
+        first = min((c for c in candidates if c[0] >= r.at_us), default=None)
+        found.append((r.account_id, Handoff(
+            r.event_id, r.type, r.at_us, r.contact_key,
+            None if r.contact_pii is None else json.loads(r.contact_pii), r.campaign_id,
+            r.detail, _json(r.actor), r.summary,
+            None if first is None else first[0], None if first is None else first[3],
+        )))  # fmt: skip
+    return found
 
 
 def _executive_touches(rows: Any) -> list[tuple[str, ExecutiveTouch]]:
