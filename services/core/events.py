@@ -4,8 +4,8 @@ Contract:
 - Every event is an envelope whose ``type`` selects exactly one payload model.
 - Unknown fields are rejected everywhere (envelope, actor, contacts, payloads).
 - Every date-time (``occurred_at``, ``recorded_at``, ``payload.due_at``,
-  ``payload.valid_until``) is a ``UtcDatetime``: it must carry a timezone, is normalised to UTC,
-  and must stay within years 0001-9999 once in UTC.
+  ``payload.valid_until``, ``payload.prevention.due_at``) is a ``UtcDatetime``: it must carry a
+  timezone, is normalised to UTC, and must stay within years 0001-9999 once in UTC.
 - No text or key may contain U+0000, and no value may nest more than ``MAX_DEPTH`` objects and
   lists deep (``parse_event`` checks both before pydantic sees the data).
 - For department-prefixed types (``sales.*`` ...) ``actor.department`` must equal the prefix.
@@ -236,9 +236,28 @@ class SupportTicketOpened(Strict):
     complaint: bool = False
 
 
+class Cause(Strict):
+    """Why the customer had the problem."""
+
+    category: ShortText
+    text: Text | None = None
+
+
+class Prevention(Strict):
+    """What will stop it from happening again: a commitment of ours (``commitment_id``, default
+    ``prevent-<ticket_id>``), open until a ``commitment.fulfilled`` or ``cancelled`` names it."""
+
+    action: Text = Field(min_length=1)
+    owner: ShortText | None = None
+    due_at: UtcDatetime | None = None
+    commitment_id: ShortText | None = None
+
+
 class SupportTicketResolved(Strict):
     ticket_id: ShortText
     resolution: Text | None = None
+    cause: Cause | None = None
+    prevention: Prevention | None = None
 
 
 class SupportCsatRecorded(Strict):

@@ -23,6 +23,7 @@ from services.core.view_rules import (
     open_commitments,
     open_handoffs,
     open_tickets,
+    recurrences_after_fix,
     recurring_complaints,
     single_threaded,
 )
@@ -39,14 +40,19 @@ PENALTIES: dict[str, Penalty] = {
     "neglected": Penalty(25, 25, f"touched before, but not in the last {NEGLECT_DAYS} days"),
     "overdue_commitments": Penalty(15, 30, "per open commitment past its due time"),
     "open_complaints": Penalty(10, 20, "per open ticket opened as a complaint"),
-    "recurring_complaints": Penalty(15, 30, "per complaint category recurring within 90 days"),
+    "recurring_complaints": Penalty(
+        15, 30, "per complaint category recurring within {recurring_days} days"
+    ),
+    "recurrence_after_fix": Penalty(
+        20, 40, "per complaint in a category a recorded prevention was meant to fix"
+    ),
     "urgent_tickets": Penalty(5, 15, "per open ticket of severity high or urgent"),
     "executive_concerns": Penalty(5, 15, "per concern or complaint executives heard in 90 days"),
     "low_csat": Penalty(10, 20, "per CSAT score of 1 or 2 in 90 days"),
     "conflicting_offers": Penalty(10, 20, "per pair of live offers that contradict each other"),
     "single_threaded": Penalty(10, 10, "80% or more of 90 days' touches by one employee"),
     "stale_handoffs": Penalty(
-        10, 20, "per marketing signal no sales or success touch followed up within the window"
+        10, 20, "per marketing signal no sales or success touch followed up in {handoff_days} days"
     ),
 }
 AT_RISK_BELOW = 60
@@ -66,6 +72,7 @@ def _evidence(facts: Facts, as_of: AsOf) -> dict[str, list[list[str]]]:
         "open_complaints": [[t.opened_event_id] for t in tickets
                             if t.complaint and t.opened_event_id],
         "recurring_complaints": [r["event_ids"] for r in recurring_complaints(facts, as_of)],
+        "recurrence_after_fix": [r["event_ids"] for r in recurrences_after_fix(facts, as_of)],
         "urgent_tickets": [[t.opened_event_id] for t in tickets
                            if t.severity in URGENT and t.opened_event_id],
         "executive_concerns": [[h["event_id"]] for h in heard],
@@ -97,7 +104,9 @@ def health(
         evidence = list(dict.fromkeys(e for item in counted for e in item))
         factors.append({
             "name": name, "effect": -min(penalty.cap, penalty.per_item * len(counted)),
-            "count": len(counted), "rule": penalty.rule, "evidence": evidence,
+            "count": len(counted), "evidence": evidence,
+            "rule": penalty.rule.format(recurring_days=as_of.policy.recurring_days,
+                                        handoff_days=as_of.policy.handoff_days),
         })  # fmt: skip
     score = max(0, 100 + sum(f["effect"] for f in factors))
     return {"score": score, "at_risk": score < at_risk_below, "factors": factors}

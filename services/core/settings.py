@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         description="Days (calendar days in the business time zone, today included) sales or"
         " success has to follow up a marketing signal before its handoff is stale.",
     )  # fmt: skip
+    recurring_days: int = Field(
+        default=90, ge=1, le=730,
+        description="Window (calendar days, business time zone) in which two complaints of one"
+        " category make it recurring, and in which a complaint after a recorded fix counts.",
+    )  # fmt: skip
     departments: str = Field(
         default=",".join(DEFAULT_DEPARTMENTS),
         description="Comma-separated departments whose people may appear in events (actor,"
@@ -249,7 +254,7 @@ class Settings(BaseSettings):
     @property
     def policy(self) -> Policy:
         """The configurable parts of the view's rules."""
-        return Policy(handoff_days=self.handoff_days)
+        return Policy(handoff_days=self.handoff_days, recurring_days=self.recurring_days)
 
     @property
     def zone(self) -> ZoneInfo:

@@ -7,7 +7,12 @@ Rules (the README repeats them for users):
   commitment is overdue from its due time on (``now >= due_at``).
 - A ticket is open until a ``support.ticket_resolved`` with its id. A complaint is a ticket opened
   with ``complaint: true``. A complaint category recurs when two or more complaints of that
-  category (compared case-insensitively) were opened within the 90-day window.
+  category (compared case-insensitively) were opened within the recurring window
+  (``policy.recurring_days``, 90 by default).
+- A resolution may record a cause and a prevention; the prevention is a commitment. A complaint
+  opened in the recurring window whose category (case-insensitive) had a prevention recorded for
+  the account before it — at any time — is a recurrence after a fix (the fix's category: its
+  cause's, else its ticket's).
 - Live offers: a proposal, until its ``valid_until`` (without one, while it is within the
   90-day window), unless a later proposal with the same ``proposal_id`` replaced it; a campaign
   offer, while the campaign is within the 30-day window.
@@ -43,6 +48,7 @@ class Policy:
     """The configurable parts of the rules (``ONEVOICE_*`` settings; see README)."""
 
     handoff_days: int = 7
+    recurring_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class Commitment:
     closed_state: str | None
     closed_event_id: str | None
     closed_us: int | None
+    owner_id: str | None = None
+    ticket_id: str | None = None  # set: the prevention recorded when this ticket was resolved
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,17 @@ class Ticket:
     severity: str | None
     complaint: bool
     resolved_us: int | None
+    resolved_event_id: str | None = None
+    cause_key: str | None = None
+    cause_category: str | None = None
+    cause_text: str | None = None
+    prevention_action: str | None = None
+    prevention_commitment_id: str | None = None
+
+    @property
+    def fix_key(self) -> str | None:
+        """The category a prevention fixed: the cause's, else the ticket's."""
+        return self.cause_key or self.category_key
 
 
 @dataclass(frozen=True)
@@ -216,10 +235,11 @@ def open_tickets(facts: Facts, as_of: AsOf) -> list[Ticket]:
 
 
 def recurring_complaints(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
-    """Categories with two or more complaints opened in the 90-day window."""
+    """Categories with two or more complaints opened in the recurring window."""
     by_category: dict[str, list[Ticket]] = {}
     for t in facts.tickets:
-        if t.complaint and t.category_key is not None and as_of.within(t.opened_us, 90):
+        if t.complaint and t.category_key is not None and \
+                as_of.within(t.opened_us, as_of.policy.recurring_days):  # fmt: skip
             by_category.setdefault(t.category_key, []).append(t)
     found = []
     for _, tickets in sorted(by_category.items()):
@@ -244,6 +264,43 @@ def open_handoffs(facts: Facts, as_of: AsOf) -> list[Handoff]:
 def is_stale(h: Handoff, as_of: AsOf) -> bool:
     """Open past the follow-up window: the signal came before the window's first day."""
     return h.at_us < as_of.since(as_of.policy.handoff_days)
+
+
+def fixes(facts: Facts, as_of: AsOf) -> list[Ticket]:
+    """Tickets resolved up to now with a prevention recorded, oldest first."""
+    return sorted(
+        (t for t in facts.tickets if t.prevention_action and as_of.past(t.resolved_us)),
+        key=lambda t: (t.resolved_us or 0, t.ticket_id),
+    )
+
+
+def recurrences_after_fix(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
+    """Complaints opened in the recurring window in a category that already had a prevention
+    recorded for this account, at any time before the complaint was opened — each citing the
+    earlier fix (the latest one before it)."""
+    done = fixes(facts, as_of)
+    found = []
+    complaints = sorted(
+        (t for t in facts.tickets if t.complaint and t.category_key is not None
+         and as_of.within(t.opened_us, as_of.policy.recurring_days)),
+        key=lambda t: (t.opened_us or 0, t.ticket_id),
+    )  # fmt: skip
+    for t in complaints:
+        before = [f for f in done if f.fix_key == t.category_key and f.ticket_id != t.ticket_id
+                  and (f.resolved_us or 0) < (t.opened_us or 0)]  # fmt: skip
+        if not before:
+            continue
+        fix = before[-1]
+        found.append({
+            "ticket_id": t.ticket_id, "category": t.category, "subject": t.subject,
+            "opened_at": iso(t.opened_us or 0), "event_id": t.opened_event_id,
+            "fix": {"ticket_id": fix.ticket_id, "resolved_at": iso(fix.resolved_us or 0),
+                    "event_id": fix.resolved_event_id, "cause": fix.cause_text,
+                    "prevention": fix.prevention_action,
+                    "commitment_id": fix.prevention_commitment_id},
+            "event_ids": [e for e in (t.opened_event_id, fix.resolved_event_id) if e],
+        })  # fmt: skip
+    return found
 
 
 def live_offers(facts: Facts, as_of: AsOf) -> list[Message]:

@@ -6,6 +6,7 @@ per side, the event with the greatest sort key; everything else is inserted once
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,6 +49,15 @@ def _side(side: str, stored: StoredEvent) -> Row:
 
 def _actor(stored: StoredEvent) -> str:
     return stored.event.actor.model_dump_json(exclude_none=True)
+
+
+def prevention_id(ticket_id: str) -> str:
+    """The commitment id of a ticket's prevention when the event gives none: ``prevent-`` and
+    the ticket id, or (for a ticket id too long to fit a commitment id) a digest of it."""
+    plain = f"prevent-{ticket_id}"
+    if len(plain) <= 256:
+        return plain
+    return "prevent-" + hashlib.sha256(ticket_id.encode()).hexdigest()
 
 
 def contact_key(contact: Contact) -> str | None:
@@ -123,7 +133,8 @@ class _Batch:
         if isinstance(payload, CommitmentMade):
             due = None if payload.due_at is None else to_micros(payload.due_at)
             row = {**_side("made", stored), "text": payload.text, "made_by": _actor(stored),
-                   "department": stored.event.actor.department, "due_us": due}  # fmt: skip
+                   "department": stored.event.actor.department, "due_us": due,
+                   "owner_id": None, "ticket_id": None}  # fmt: skip
             _keep_latest(self.commitments, (account_id, payload.commitment_id, "made"), stored, row)
         elif isinstance(payload, CommitmentClosed):
             row = {**_side("closed", stored), "closed_state": stored.type.split(".")[1]}
@@ -135,8 +146,26 @@ class _Batch:
                    "severity": payload.severity.value, "complaint": payload.complaint}  # fmt: skip
             _keep_latest(self.tickets, (account_id, payload.ticket_id, "opened"), stored, row)
         elif isinstance(payload, SupportTicketResolved):
-            row = _side("resolved", stored)
+            cause, prevention = payload.cause, payload.prevention
+            commitment_id = None if prevention is None else (
+                prevention.commitment_id or prevention_id(payload.ticket_id))  # fmt: skip
+            row = {
+                **_side("resolved", stored),
+                "cause_category": None if cause is None else cause.category,
+                "cause_key": None if cause is None else cause.category.casefold(),
+                "cause_text": None if cause is None else cause.text,
+                "prevention_action": None if prevention is None else prevention.action,
+                "prevention_commitment_id": commitment_id,
+            }  # fmt: skip
             _keep_latest(self.tickets, (account_id, payload.ticket_id, "resolved"), stored, row)
+            if prevention is not None and commitment_id is not None:
+                # A prevention is a commitment: open until fulfilled or cancelled.
+                due = None if prevention.due_at is None else to_micros(prevention.due_at)
+                made = {**_side("made", stored), "text": prevention.action,
+                        "made_by": _actor(stored), "department": stored.event.actor.department,
+                        "due_us": due, "owner_id": prevention.owner,
+                        "ticket_id": payload.ticket_id}  # fmt: skip
+                _keep_latest(self.commitments, (account_id, commitment_id, "made"), stored, made)
         elif isinstance(payload, SupportCsatRecorded):
             self.csat.append({"account_id": account_id, "event_id": stored.event_id,
                               "score": payload.score, "ticket_id": payload.ticket_id,

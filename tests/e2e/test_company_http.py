@@ -12,7 +12,19 @@ from typing import Any
 import pytest
 
 from services.core.settings import Settings
-from tests.e2e.test_view_http import BUYER, CTO, JANG, LEE, PARK, Live, call, ev, register, running
+from tests.e2e.test_view_http import (
+    BUYER,
+    CTO,
+    JANG,
+    KIM,
+    LEE,
+    PARK,
+    Live,
+    call,
+    ev,
+    register,
+    running,
+)
 
 ENGINEER = {"id": "emp-han", "name": "한지민", "department": "engineering", "title": "엔지니어"}
 VP = {"id": "emp-yoo", "name": "유재석", "department": "sales", "title": "VP Sales"}
@@ -206,3 +218,62 @@ def test_handoffs_wait_for_a_sales_or_success_follow_up(live: Live) -> None:
     }
     feed = live.get("/v1/feed", employee="emp-park", since="2026-11-01T00:00:00Z")
     assert [h["event_id"] for h in feed["open_handoffs"]] == [seminar["event_id"]]
+
+
+def complaint(at: str, ticket_id: str, category: str = "billing") -> dict[str, Any]:
+    return ev("support.ticket_opened", "hanbit", at, KIM, {
+        "ticket_id": ticket_id, "subject": "청구 오류", "category": category,
+        "severity": "normal", "complaint": True}, "청구 불만")  # fmt: skip
+
+
+def test_a_complaint_after_a_recorded_fix_is_a_recurrence_and_the_fix_a_commitment(
+    live: Live,
+) -> None:
+    old = complaint("2025-11-03T01:00:00Z", "T-1")
+    fix = ev("support.ticket_resolved", "hanbit", "2025-11-05T01:00:00Z", KIM, {
+        "ticket_id": "T-1", "resolution": "환불",
+        "cause": {"category": "Billing", "text": "세금계산서 이중 발행"},
+        "prevention": {"action": "발행 전 중복 검사 추가", "owner": "emp-han",
+                       "due_at": "2025-12-01T00:00:00Z"},
+    })  # fmt: skip
+    live.load([register("hanbit", "한빛소프트"), old, fix])
+    # The prevention is an open commitment (overdue since 2025-12-01) until fulfilled.
+    commitments = live.view("hanbit")["commitments"]
+    assert [(c["commitment_id"], c["overdue"], c["prevention"]) for c in commitments["open"]] == [
+        ("prevent-T-1", True, {"ticket_id": "T-1", "owner": "emp-han"})]  # fmt: skip
+    assert commitments["open"][0]["text"] == "발행 전 중복 검사 추가"
+    # A year later the same category comes back (case differs): a recurrence after the fix.
+    again = complaint("2026-11-20T01:00:00Z", "T-9", category="BILLING")
+    other = complaint("2026-11-21T01:00:00Z", "T-10", category="배송")
+    live.load([again, other, ev("commitment.fulfilled", "hanbit", "2026-11-22T00:00:00Z", KIM,
+                                {"commitment_id": "prevent-T-1"})])  # fmt: skip
+    view = live.view("hanbit")
+    assert view["commitments"]["open"] == []
+    recurrences = view["support"]["recurrences_after_fix"]
+    assert [(r["ticket_id"], r["fix"]["ticket_id"], r["fix"]["event_id"]) for r in recurrences] \
+        == [("T-9", "T-1", fix["event_id"])]  # fmt: skip
+    assert recurrences[0]["fix"]["prevention"] == "발행 전 중복 검사 추가"
+    assert view["support"]["recurring_complaints"] == []  # one billing complaint in 90 days
+    factors = {f["name"]: f for f in view["health"]["factors"]}
+    assert factors["recurrence_after_fix"]["effect"] == -20
+    assert factors["recurrence_after_fix"]["evidence"] == [again["event_id"], fix["event_id"]]
+    # open complaints T-9, T-10 (-20 capped), the recurrence (-20), single-threaded: every
+    # touch of the last 90 days is Kim's (-10)
+    assert view["health"]["score"] == 50
+    coverage = live.get("/v1/reports/coverage")["recurrences_after_fix"]
+    assert [(i["account_id"], i["ticket_id"]) for i in coverage["items"]] == [("hanbit", "T-9")]
+
+
+def test_a_prevention_of_the_longest_ticket_id_is_stored(live: Live) -> None:
+    # prevent- + 256 characters does not fit a commitment id (256): a digest names it.
+    long_id = "티" * 256
+    live.load([
+        complaint("2026-11-01T01:00:00Z", long_id),
+        ev("support.ticket_resolved", "hanbit", "2026-11-02T01:00:00Z", KIM, {
+            "ticket_id": long_id, "prevention": {"action": "재발 방지"}}),
+    ])  # fmt: skip
+    [made] = live.view("hanbit")["commitments"]["open"]
+    assert made["commitment_id"].startswith("prevent-") and len(made["commitment_id"]) == 72
+    assert made["prevention"]["ticket_id"] == long_id
+    counts = live.get("/v1/admin/dead-letters")["counts"]
+    assert {c["total"] for c in counts.values()} == {0}

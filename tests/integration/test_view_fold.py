@@ -47,7 +47,9 @@ def _payload(rng: random.Random, kind: str, i: int) -> dict[str, Any]:
                                   "category": rng.choice(["billing", "Billing", "sso"]),
                                   "severity": rng.choice(["low", "high", "urgent"]),
                                   "complaint": rng.random() < 0.6},
-        "support.ticket_resolved": {"ticket_id": f"T-{ref}"},
+        "support.ticket_resolved": {"ticket_id": f"T-{ref}", **({} if rng.random() < 0.5 else {
+            "cause": {"category": rng.choice(["billing", "sso"])},
+            "prevention": {"action": f"방지 {i}", "owner": "emp-kim"}})},
         "support.csat_recorded": {"score": rng.randrange(1, 6)},
         "sales.proposal_sent": {"proposal_id": f"P-{ref % 2}", "product": "OneVoice Cloud",
                                 "amount": 100.0, "currency": "KRW",
@@ -182,6 +184,8 @@ def test_incremental_equals_replay_for_any_interleaving_and_duplicates(
     assert any(v and v["pressure"]["by_department"]["engineering"]["90d"]
                for a, v in seoul.items() if "_" not in a)  # participants took part  # fmt: skip
     assert any(v and v["handoffs"]["counts"]["open"] and v["handoffs"]["counts"]["followed_up"]
+               for a, v in seoul.items() if "_" not in a)  # fmt: skip
+    assert any(v and v["support"]["recurrences_after_fix"]
                for a, v in seoul.items() if "_" not in a)  # fmt: skip
     rng = random.Random(seed * 101)
     for _ in range(3):

@@ -27,6 +27,7 @@ from services.core.view_rules import (
     Facts,
     Handoff,
     Policy,
+    Ticket,
     conflicts,
     executive_items,
     is_overdue,
@@ -36,6 +37,7 @@ from services.core.view_rules import (
     open_commitments,
     open_handoffs,
     open_tickets,
+    recurrences_after_fix,
     recurring_complaints,
     single_threaded,
 )
@@ -626,3 +628,54 @@ def test_open_handoffs_are_those_not_followed_up_by_now_oldest_first() -> None:
         handoff(NOW + 10),  # a signal after now does not count yet
     ])  # fmt: skip
     assert [h.at_us for h in open_handoffs(facts, as_of)] == [NOW - 20, NOW - 9]
+
+
+# -- recurrence after a fix ---------------------------------------------------------------------
+
+
+def fixed(tid: str, *, resolved_us: int, cause: str | None = None, category: str = "Billing",
+          prevention: str | None = "중복 검사") -> Ticket:  # fmt: skip
+    return Ticket(tid, f"ev-{tid}", resolved_us - DAY_US, "s", category, category.casefold(),
+                  "normal", True, resolved_us, f"ev-{tid}-resolved",
+                  None if cause is None else cause.casefold(), cause, None, prevention,
+                  f"prevent-{tid}")  # fmt: skip
+
+
+def complaint_at(tid: str, opened_us: int, category: str = "billing") -> Ticket:
+    return Ticket(tid, f"ev-{tid}", opened_us, "s", category, category.casefold(), "normal",
+                  True, None)  # fmt: skip
+
+
+def test_a_complaint_a_year_after_a_fix_recurs_after_it() -> None:
+    year_ago = NOW - 365 * DAY_US
+    facts = Facts(tickets=[fixed("T-1", resolved_us=year_ago),
+                           complaint_at("T-2", NOW - HOUR_US)])  # fmt: skip
+    [found] = recurrences_after_fix(facts, AS_OF)
+    assert (found["ticket_id"], found["fix"]["ticket_id"]) == ("T-2", "T-1")
+    assert found["event_ids"] == ["ev-T-2", "ev-T-1-resolved"]
+
+
+def test_the_fix_must_come_before_the_complaint_and_match_its_category() -> None:
+    opened = NOW - 10 * DAY_US
+    after = Facts(tickets=[fixed("T-1", resolved_us=opened + 1), complaint_at("T-2", opened)])
+    assert recurrences_after_fix(after, AS_OF) == []
+    other = Facts(tickets=[fixed("T-1", resolved_us=opened - 1, category="SSO"),
+                           complaint_at("T-2", opened)])  # fmt: skip
+    assert recurrences_after_fix(other, AS_OF) == []
+    # The cause's category wins over the ticket's.
+    by_cause = Facts(tickets=[fixed("T-1", resolved_us=opened - 1, category="SSO",
+                                    cause="BILLING"), complaint_at("T-2", opened)])  # fmt: skip
+    assert [r["ticket_id"] for r in recurrences_after_fix(by_cause, AS_OF)] == ["T-2"]
+    no_prevention = Facts(tickets=[fixed("T-1", resolved_us=opened - 1, prevention=None),
+                                   complaint_at("T-2", opened)])  # fmt: skip
+    assert recurrences_after_fix(no_prevention, AS_OF) == []
+
+
+def test_the_recurring_window_is_configurable() -> None:
+    opened = SEOUL_SINCE_30 - 1  # just before the 30-day window's first day
+    facts = Facts(tickets=[complaint_at("T-1", opened), complaint_at("T-2", NOW - HOUR_US)])
+    assert [r["count"] for r in recurring_complaints(facts, AS_OF)] == [2]
+    thirty = AsOf(NOW, SEOUL, Policy(recurring_days=30))
+    assert recurring_complaints(facts, thirty) == []
+    facts.tickets.append(complaint_at("T-3", SEOUL_SINCE_30))
+    assert [r["ticket_ids"] for r in recurring_complaints(facts, thirty)] == [["T-3", "T-2"]]

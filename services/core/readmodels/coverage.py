@@ -24,6 +24,7 @@ from services.core.view_rules import (
     iso,
     open_commitments,
     open_handoffs,
+    recurrences_after_fix,
     recurring_complaints,
     single_threaded,
 )
@@ -37,6 +38,7 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
     facts = view_facts.load_facts(conn, None, as_of, open_only=True)
     since = as_of.since(NEGLECT_DAYS)
     neglected, never, single, recurring, overdue, stale = [], [], [], [], [], []
+    after_fix: list[dict[str, Any]] = []
     for row in directory:
         base = {"account_id": row.account_id, "name": row.name}
         f = facts.get(row.account_id, Facts())
@@ -55,6 +57,7 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
         categories = recurring_complaints(f, as_of)
         if categories:
             recurring.append({**base, "categories": categories})
+        after_fix += [{**base, **r} for r in recurrences_after_fix(f, as_of)]
         late = [h for h in open_handoffs(f, as_of) if is_stale(h, as_of)]
         if late:
             stale.append({**base, "handoffs": len(late), "oldest_at": iso(late[0].at_us),
@@ -74,7 +77,10 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
             lambda i: (-sum(c["count"] for c in i["categories"]), i["account_id"])),
         "overdue_commitments": _section(overdue, limit, lambda i: (i["due_at"], i["account_id"])),
         "stale_handoffs": _section(stale, limit, lambda i: (i["oldest_at"], i["account_id"])),
-        "rules": {"neglected_days": NEGLECT_DAYS, "handoff_days": as_of.policy.handoff_days},
+        "recurrences_after_fix": _section(
+            after_fix, limit, lambda i: (i["opened_at"], i["account_id"], i["ticket_id"])),
+        "rules": {"neglected_days": NEGLECT_DAYS, "handoff_days": as_of.policy.handoff_days,
+                  "recurring_days": as_of.policy.recurring_days},
     }  # fmt: skip
 
 

@@ -68,6 +68,8 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("made_by", Text, nullable=True),  # actor JSON
         Column("department", String(32), nullable=True),
         Column("due_us", BigInteger, nullable=True),
+        Column("owner_id", String(256), nullable=True),  # a prevention's owner
+        Column("ticket_id", String(256), nullable=True),  # set: a prevention of this ticket
         *_side("closed"),
         Column("closed_state", String(16), nullable=True),  # fulfilled | cancelled
     )
@@ -83,6 +85,12 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("severity", String(16), nullable=True),
         Column("complaint", Boolean, nullable=True),
         *_side("resolved"),
+        # The resolution's cause and prevention (support.ticket_resolved), with its side.
+        Column("cause_category", String(256), nullable=True),
+        Column("cause_key", Text, nullable=True),  # case-folded: may outgrow cause_category
+        Column("cause_text", Text, nullable=True),
+        Column("prevention_action", Text, nullable=True),
+        Column("prevention_commitment_id", String(256), nullable=True),
     )
     messages = Table(
         f"{prefix}_messages",

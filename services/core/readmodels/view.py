@@ -32,6 +32,7 @@ from services.core.view_rules import (
     open_commitments,
     open_handoffs,
     open_tickets,
+    recurrences_after_fix,
     recurring_complaints,
     single_threaded,
 )
@@ -119,7 +120,9 @@ def _commitments(facts: Facts, as_of: AsOf) -> dict[str, Any]:
             {"commitment_id": c.commitment_id, "text": c.text, "made_by": c.made_by,
              "department": c.department, "made_at": iso(c.made_us or 0),
              "due_at": None if c.due_us is None else iso(c.due_us),
-             "overdue": is_overdue(c, as_of), "event_id": c.made_event_id}
+             "overdue": is_overdue(c, as_of), "event_id": c.made_event_id,
+             **({"prevention": {"ticket_id": c.ticket_id, "owner": c.owner_id}}
+                if c.ticket_id is not None else {})}
             for c in opened
         ],
         "counts": {"open": len(opened), "fulfilled": closed.count("fulfilled"),
@@ -149,6 +152,8 @@ def _support(facts: Facts, as_of: AsOf) -> dict[str, Any]:
         },
         "open_complaints": [t for t in as_json if t["complaint"]],
         "recurring_complaints": recurring_complaints(facts, as_of),
+        "recurrences_after_fix": recurrences_after_fix(facts, as_of),
+        "recurring_window_days": as_of.policy.recurring_days,
     }
 
 

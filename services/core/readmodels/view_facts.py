@@ -55,7 +55,8 @@ def _among(column: Any, by_ids: bool) -> ColumnElement[bool]:
 
 
 def _params(account_ids: Ids, as_of: AsOf) -> Params:
-    params: Params = {"now": as_of.now_us, "since90": as_of.since(90)}
+    params: Params = {"now": as_of.now_us, "since90": as_of.since(90),
+                      "since_recurring": as_of.since(as_of.policy.recurring_days)}  # fmt: skip
     if account_ids is not None:
         params["ids"] = list(account_ids)
     return params
@@ -125,7 +126,8 @@ def _tickets(by_ids: bool, open_only: bool) -> Select[Any]:
     if open_only:
         where.append(or_(
             t.c.resolved_us.is_(None), t.c.resolved_us > bindparam("now"),
-            and_(t.c.complaint.is_(True), t.c.opened_us >= bindparam("since90")),
+            and_(t.c.complaint.is_(True), t.c.opened_us >= bindparam("since_recurring")),
+            t.c.prevention_action.is_not(None),  # a fix, whenever it was recorded
         ))  # fmt: skip
     return select(t).where(*where)
 
@@ -286,11 +288,14 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
         of(r.account_id).commitments.append(Commitment(
             r.commitment_id, r.made_event_id, r.made_us, r.text,
             None if r.made_by is None else _json(r.made_by), r.department, r.due_us,
-            r.closed_state, r.closed_event_id, r.closed_us))  # fmt: skip
+            r.closed_state, r.closed_event_id, r.closed_us, r.owner_id,
+            r.ticket_id))  # fmt: skip
     for r in rows("tickets"):
         of(r.account_id).tickets.append(Ticket(
             r.ticket_id, r.opened_event_id, r.opened_us, r.subject, r.category, r.category_key,
-            r.severity, bool(r.complaint), r.resolved_us))  # fmt: skip
+            r.severity, bool(r.complaint), r.resolved_us, r.resolved_event_id, r.cause_key,
+            r.cause_category, r.cause_text, r.prevention_action,
+            r.prevention_commitment_id))  # fmt: skip
     for r in rows("messages"):
         of(r.account_id).messages.append(Message(
             r.event_id, r.kind, r.ref_id, r.name, r.channel, r.product, r.product_key,
