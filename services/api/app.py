@@ -22,6 +22,7 @@ from services.api.routes import (
     admin,
     health,
     metrics,
+    needs,
     rebuilds,
     reports,
     schemas,
@@ -224,7 +225,14 @@ def create_app(
         *metric_collectors,
     ]
     queries = (
-        (timeline.router, accounts.router, reports.router, admin.router, rebuilds.router)
+        (
+            timeline.router,
+            accounts.router,
+            reports.router,
+            needs.router,
+            admin.router,
+            rebuilds.router,
+        )
         if serve_queries
         else ()
     )

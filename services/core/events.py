@@ -4,8 +4,9 @@ Contract:
 - Every event is an envelope whose ``type`` selects exactly one payload model.
 - Unknown fields are rejected everywhere (envelope, actor, contacts, payloads).
 - Every date-time (``occurred_at``, ``recorded_at``, ``payload.due_at``,
-  ``payload.valid_until``, ``payload.prevention.due_at``) is a ``UtcDatetime``: it must carry a
-  timezone, is normalised to UTC, and must stay within years 0001-9999 once in UTC.
+  ``payload.valid_until``, ``payload.prevention.due_at``, ``payload.renews_at``) is a
+  ``UtcDatetime``: it must carry a timezone, is normalised to UTC, and must stay within years
+  0001-9999 once in UTC.
 - No text or key may contain U+0000, and no value may nest more than ``MAX_DEPTH`` objects and
   lists deep (``parse_event`` checks both before pydantic sees the data).
 - For department-prefixed types (``sales.*`` ...) ``actor.department`` must equal the prefix.
@@ -272,6 +273,55 @@ class SuccessReviewHeld(Strict):
     risks: list[Text] = Field(default_factory=list)
 
 
+class Priority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+
+
+class CustomerNeedIdentified(Strict):
+    """Something the customer needs, heard by anyone (any department may send it)."""
+
+    need_id: ShortText
+    text: Text = Field(min_length=1)
+    category: ShortText
+    priority: Priority = Priority.normal
+
+
+class CustomerNeedAddressed(Strict):
+    need_id: ShortText
+    how: Text = Field(min_length=1)
+    on_site: bool = False
+
+
+class SalesOrderPlaced(Strict):
+    order_id: ShortText
+    amount: float = Field(ge=0)
+    currency: Currency
+    products: list[ShortText] = Field(default_factory=list, max_length=100)
+
+
+class SuccessRenewalScheduled(Strict):
+    contract_id: ShortText
+    renews_at: UtcDatetime
+    amount: float | None = Field(default=None, ge=0)
+    currency: Currency | None = None
+
+
+class SuccessRenewed(Strict):
+    """The contract was renewed; ``renews_at`` is the next renewal, when known."""
+
+    contract_id: ShortText
+    renews_at: UtcDatetime | None = None
+    amount: float | None = Field(default=None, ge=0)
+    currency: Currency | None = None
+
+
+class SuccessChurned(Strict):
+    reason: Text = Field(min_length=1)
+    contract_id: ShortText | None = None
+
+
 class LeadershipMeetingHeld(Strict):
     subject: ShortText
     heard: list[Text] = Field(default_factory=list)
@@ -306,6 +356,12 @@ PAYLOADS: dict[str, type[Strict]] = {
     "support.csat_recorded": SupportCsatRecorded,
     "success.review_held": SuccessReviewHeld,
     "leadership.meeting_held": LeadershipMeetingHeld,
+    "customer.need_identified": CustomerNeedIdentified,
+    "customer.need_addressed": CustomerNeedAddressed,
+    "sales.order_placed": SalesOrderPlaced,
+    "success.renewal_scheduled": SuccessRenewalScheduled,
+    "success.renewed": SuccessRenewed,
+    "success.churned": SuccessChurned,
     "commitment.made": CommitmentMade,
     "commitment.fulfilled": CommitmentClosed,
     "commitment.cancelled": CommitmentClosed,

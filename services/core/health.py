@@ -26,6 +26,7 @@ from services.core.view_rules import (
     recurrences_after_fix,
     recurring_complaints,
     single_threaded,
+    unattended_renewal,
 )
 
 
@@ -42,6 +43,12 @@ PENALTIES: dict[str, Penalty] = {
     "open_complaints": Penalty(10, 20, "per open ticket opened as a complaint"),
     "recurring_complaints": Penalty(
         15, 30, "per complaint category recurring within {recurring_days} days"
+    ),
+    "unattended_renewal": Penalty(
+        15,
+        15,
+        "the next renewal is within {renewal_days} days and nobody touched the account"
+        " in {renewal_quiet_days} days",
     ),
     "recurrence_after_fix": Penalty(
         20, 40, "per complaint in a category a recorded prevention was meant to fix"
@@ -73,6 +80,8 @@ def _evidence(facts: Facts, as_of: AsOf) -> dict[str, list[list[str]]]:
                             if t.complaint and t.opened_event_id],
         "recurring_complaints": [r["event_ids"] for r in recurring_complaints(facts, as_of)],
         "recurrence_after_fix": [r["event_ids"] for r in recurrences_after_fix(facts, as_of)],
+        "unattended_renewal": [] if (renewal := unattended_renewal(facts, as_of)) is None
+        else [renewal],
         "urgent_tickets": [[t.opened_event_id] for t in tickets
                            if t.severity in URGENT and t.opened_event_id],
         "executive_concerns": [[h["event_id"]] for h in heard],
@@ -105,8 +114,7 @@ def health(
         factors.append({
             "name": name, "effect": -min(penalty.cap, penalty.per_item * len(counted)),
             "count": len(counted), "evidence": evidence,
-            "rule": penalty.rule.format(recurring_days=as_of.policy.recurring_days,
-                                        handoff_days=as_of.policy.handoff_days),
+            "rule": penalty.rule.format(**vars(as_of.policy)),
         })  # fmt: skip
     score = max(0, 100 + sum(f["effect"] for f in factors))
     return {"score": score, "at_risk": score < at_risk_below, "factors": factors}

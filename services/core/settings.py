@@ -149,6 +149,21 @@ class Settings(BaseSettings):
         description="Window (calendar days, business time zone) in which two complaints of one"
         " category make it recurring, and in which a complaint after a recorded fix counts.",
     )  # fmt: skip
+    renewal_days: int = Field(
+        default=60, ge=1, le=730,
+        description="A renewal due within this many days (from now) of an account nobody has"
+        " touched in ONEVOICE_RENEWAL_QUIET_DAYS costs health (unattended_renewal).",
+    )  # fmt: skip
+    renewal_quiet_days: int = Field(
+        default=30, ge=1, le=365,
+        description="Window (calendar days, business time zone) in which an account with a"
+        " renewal due must have been touched.",
+    )  # fmt: skip
+    value_currency: str = Field(
+        default="KRW", pattern=r"^[A-Z]{3}$",
+        description="Currency (ISO 4217) whose lifetime order value GET /v1/accounts?sort=value"
+        " sorts by; other currencies are not converted.",
+    )  # fmt: skip
     departments: str = Field(
         default=",".join(DEFAULT_DEPARTMENTS),
         description="Comma-separated departments whose people may appear in events (actor,"
@@ -254,7 +269,9 @@ class Settings(BaseSettings):
     @property
     def policy(self) -> Policy:
         """The configurable parts of the view's rules."""
-        return Policy(handoff_days=self.handoff_days, recurring_days=self.recurring_days)
+        return Policy(handoff_days=self.handoff_days, recurring_days=self.recurring_days,
+                      renewal_days=self.renewal_days, renewal_quiet_days=self.renewal_quiet_days,
+                      value_currency=self.value_currency)  # fmt: skip
 
     @property
     def zone(self) -> ZoneInfo:

@@ -49,6 +49,9 @@ class Policy:
 
     handoff_days: int = 7
     recurring_days: int = 90
+    renewal_days: int = 60
+    renewal_quiet_days: int = 30
+    value_currency: str = "KRW"
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,49 @@ class Handoff:
 
 
 @dataclass(frozen=True)
+class Need:
+    need_id: str
+    identified_event_id: str | None
+    identified_us: int | None
+    text: str | None
+    category: str | None
+    priority: str | None
+    department: str | None
+    identified_by: dict[str, Any] | None
+    addressed_event_id: str | None
+    addressed_us: int | None
+    how: str | None
+    on_site: bool | None
+    addressed_by: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Contract:
+    contract_id: str
+    scheduled_event_id: str | None
+    scheduled_key: tuple[int, int, int] | None  # (us, partition, offset) of the schedule
+    renews_us: int | None
+    amount: float | None
+    currency: str | None
+    renewed_event_id: str | None
+    renewed_key: tuple[int, int, int] | None
+    next_renews_us: int | None
+    renewed_amount: float | None
+    renewed_currency: str | None
+
+
+@dataclass(frozen=True)
+class OrderTotal:
+    """One account's orders in one currency: all of them up to now, and the 365-day window's."""
+
+    currency: str
+    count: int
+    amount: float
+    count_365d: int
+    amount_365d: float
+
+
+@dataclass(frozen=True)
 class ActorTouches:
     """How often one employee touched the account in the 90-day window."""
 
@@ -210,6 +256,12 @@ class Facts:
     executive_touches: list[ExecutiveTouch] = field(default_factory=list)  # the 90-day window
     csat: list[tuple[str, int, int]] = field(default_factory=list)  # (event_id, score, at_us)
     handoffs: list[Handoff] = field(default_factory=list)  # signals in the 90-day window
+    needs: list[Need] = field(default_factory=list)  # open, or identified/addressed in 90 days
+    contracts: list[Contract] = field(default_factory=list)
+    churns: list[tuple[str, int, str | None, str]] = field(default_factory=list)
+    """(event_id, at_us, contract_id, reason) of every churn up to now."""
+    order_totals: list[OrderTotal] = field(default_factory=list)
+    last_order: dict[str, Any] | None = None
 
 
 # -- sections ----------------------------------------------------------------------------------
@@ -301,6 +353,78 @@ def recurrences_after_fix(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
             "event_ids": [e for e in (t.opened_event_id, fix.resolved_event_id) if e],
         })  # fmt: skip
     return found
+
+
+def open_needs(facts: Facts, as_of: AsOf) -> list[Need]:
+    """Needs identified up to now and not addressed by now, most urgent then oldest first."""
+    rank = {"high": 0, "normal": 1, "low": 2}
+    return sorted(
+        (n for n in facts.needs if as_of.past(n.identified_us) and not as_of.past(n.addressed_us)),
+        key=lambda n: (rank.get(n.priority or "normal", 1), n.identified_us or 0, n.need_id),
+    )
+
+
+def addressed_needs(facts: Facts, as_of: AsOf) -> list[Need]:
+    """Needs addressed in the 90-day window, latest first."""
+    return sorted((n for n in facts.needs if as_of.within(n.addressed_us, 90)),
+                  key=lambda n: (-(n.addressed_us or 0), n.need_id))  # fmt: skip
+
+
+def contract_renewal(
+    c: Contract, churns: Sequence[tuple[str, int, str | None, str]], as_of: AsOf
+) -> tuple[int, float | None, str | None, str | None] | None:
+    """(renews_us, amount, currency, event_id) of the contract's next renewal as known now, or
+    None: its latest word — a schedule or a renewal (which may name the next date) — up to now,
+    unless a churn of it (or of the whole account) came later."""
+    sides = [(k, name) for k, name in ((c.scheduled_key, "scheduled"), (c.renewed_key, "renewed"))
+             if k is not None and as_of.past(k[0])]  # fmt: skip
+    if not sides:
+        return None
+    key, side = max(sides)
+    if any(at > key[0] and (contract is None or contract == c.contract_id)
+           for _, at, contract, _ in churns if as_of.past(at)):  # fmt: skip
+        return None
+    if side == "scheduled":
+        return (c.renews_us or 0, c.amount, c.currency, c.scheduled_event_id)
+    if c.next_renews_us is None:
+        return None
+    return (c.next_renews_us, c.renewed_amount or c.amount, c.renewed_currency or c.currency,
+            c.renewed_event_id)  # fmt: skip
+
+
+def next_renewal(facts: Facts, as_of: AsOf) -> dict[str, Any] | None:
+    """The earliest renewal at or after now among the account's contracts."""
+    upcoming = []
+    for c in facts.contracts:
+        found = contract_renewal(c, facts.churns, as_of)
+        if found is not None and found[0] >= as_of.now_us:
+            upcoming.append((found[0], c.contract_id, found))
+    if not upcoming:
+        return None
+    renews_us, contract_id, (_, amount, currency, event_id) = min(upcoming)
+    return {"contract_id": contract_id, "renews_at": iso(renews_us), "amount": amount,
+            "currency": currency, "event_id": event_id, "renews_us": renews_us,
+            "days_until": (renews_us - as_of.now_us) // DAY_US}  # fmt: skip
+
+
+def unattended_renewal(facts: Facts, as_of: AsOf) -> list[str] | None:
+    """Evidence (the renewal's event, the last touch) when the next renewal is due within
+    ``policy.renewal_days`` and nobody touched the account in the ``renewal_quiet_days``-day
+    window; else None."""
+    upcoming = next_renewal(facts, as_of)
+    if upcoming is None:
+        return None
+    if upcoming["renews_us"] > as_of.now_us + as_of.policy.renewal_days * DAY_US:
+        return None
+    quiet_since = as_of.since(as_of.policy.renewal_quiet_days)
+    if facts.last_touch_us is not None and facts.last_touch_us >= quiet_since:
+        return None
+    return [e for e in (upcoming["event_id"], facts.last_touch_event_id) if e]
+
+
+def lifetime_value(facts: Facts, currency: str) -> float:
+    """The sum of every order up to now in ``currency`` (other currencies are not converted)."""
+    return sum(t.amount for t in facts.order_totals if t.currency == currency)
 
 
 def live_offers(facts: Facts, as_of: AsOf) -> list[Message]:

@@ -7,6 +7,7 @@ per side, the event with the greatest sort key; everything else is inserted once
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,11 +19,17 @@ from services.core.events import (
     CommitmentClosed,
     CommitmentMade,
     Contact,
+    CustomerNeedAddressed,
+    CustomerNeedIdentified,
     MarketingCampaignResponded,
     MarketingCampaignSent,
     MarketingContentEngaged,
     MarketingEventAttended,
+    SalesOrderPlaced,
     SalesProposalSent,
+    SuccessChurned,
+    SuccessRenewalScheduled,
+    SuccessRenewed,
     SupportCsatRecorded,
     SupportTicketOpened,
     SupportTicketResolved,
@@ -88,6 +95,10 @@ class OneVoiceView(Projection):
             batch.add(stored)
         self._merge(conn, self.t.commitments, "commitment_id", batch.commitments)
         self._merge(conn, self.t.tickets, "ticket_id", batch.tickets)
+        self._merge(conn, self.t.needs, "need_id", batch.needs)
+        self._merge(conn, self.t.orders, "order_id", batch.orders)
+        self._merge(conn, self.t.contracts, "contract_id", batch.contracts)
+        insert_ignore(conn, self.t.churns, batch.churns)
         insert_ignore(conn, self.t.messages, batch.messages)
         insert_ignore(conn, self.t.csat, batch.csat)
         insert_ignore(conn, self.t.contacts, batch.contacts)
@@ -114,7 +125,8 @@ class OneVoiceView(Projection):
     def tables(self) -> dict[str, Table]:
         t = self.t
         return {"commitments": t.commitments, "tickets": t.tickets, "messages": t.messages,
-                "contacts": t.contacts, "csat": t.csat, "signals": t.signals}  # fmt: skip
+                "contacts": t.contacts, "csat": t.csat, "signals": t.signals, "needs": t.needs,
+                "orders": t.orders, "contracts": t.contracts, "churns": t.churns}  # fmt: skip
 
 
 class _Batch:
@@ -127,6 +139,10 @@ class _Batch:
         self.csat: list[Row] = []
         self.contacts: list[Row] = []
         self.signals: list[Row] = []
+        self.needs: dict[tuple[str, str, str], tuple[Key, Row]] = {}
+        self.orders: dict[tuple[str, str, str], tuple[Key, Row]] = {}
+        self.contracts: dict[tuple[str, str, str], tuple[Key, Row]] = {}
+        self.churns: list[Row] = []
 
     def add(self, stored: StoredEvent) -> None:
         account_id, payload = stored.event.account_id, event_payload(stored.event)
@@ -175,7 +191,46 @@ class _Batch:
         elif isinstance(payload, MarketingEventAttended | MarketingContentEngaged
                         | MarketingCampaignResponded):  # fmt: skip
             self.signals += _signals(stored, payload)
+        else:
+            self._value(stored, payload)
         self.contacts += _contacts(stored)
+
+    def _value(self, stored: StoredEvent, payload: Any) -> None:
+        """Needs, orders, renewals and churn."""
+        account_id = stored.event.account_id
+        if isinstance(payload, CustomerNeedIdentified):
+            row = {**_side("identified", stored), "text": payload.text,
+                   "category": payload.category, "category_key": payload.category.casefold(),
+                   "priority": payload.priority.value,
+                   "department": stored.event.actor.department,
+                   "identified_by": _actor(stored)}  # fmt: skip
+            _keep_latest(self.needs, (account_id, payload.need_id, "identified"), stored, row)
+        elif isinstance(payload, CustomerNeedAddressed):
+            row = {**_side("addressed", stored), "how": payload.how, "on_site": payload.on_site,
+                   "addressed_by": _actor(stored)}  # fmt: skip
+            _keep_latest(self.needs, (account_id, payload.need_id, "addressed"), stored, row)
+        elif isinstance(payload, SalesOrderPlaced):
+            row = {**_side("placed", stored), "amount": payload.amount,
+                   "currency": payload.currency,
+                   "products": json.dumps(payload.products, ensure_ascii=False),
+                   "placed_by": _actor(stored)}  # fmt: skip
+            _keep_latest(self.orders, (account_id, payload.order_id, "placed"), stored, row)
+        elif isinstance(payload, SuccessRenewalScheduled):
+            row = {**_side("scheduled", stored), "renews_us": to_micros(payload.renews_at),
+                   "amount": payload.amount, "currency": payload.currency}  # fmt: skip
+            key = (account_id, payload.contract_id, "scheduled")
+            _keep_latest(self.contracts, key, stored, row)
+        elif isinstance(payload, SuccessRenewed):
+            row = {**_side("renewed", stored), "renewed_amount": payload.amount,
+                   "renewed_currency": payload.currency,
+                   "next_renews_us": None if payload.renews_at is None
+                   else to_micros(payload.renews_at)}  # fmt: skip
+            _keep_latest(self.contracts, (account_id, payload.contract_id, "renewed"), stored, row)
+        elif isinstance(payload, SuccessChurned):
+            us, partition, offset = _key(stored)
+            self.churns.append({"account_id": account_id, "event_id": stored.event_id,
+                                "contract_id": payload.contract_id, "reason": payload.reason,
+                                "at_us": us, "partition": partition, "offset": offset})  # fmt: skip
 
 
 def _keep_latest(

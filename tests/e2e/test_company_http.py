@@ -277,3 +277,96 @@ def test_a_prevention_of_the_longest_ticket_id_is_stored(live: Live) -> None:
     assert made["prevention"]["ticket_id"] == long_id
     counts = live.get("/v1/admin/dead-letters")["counts"]
     assert {c["total"] for c in counts.values()} == {0}
+
+
+def test_needs_are_tracked_items_across_accounts(live: Live) -> None:
+    need = ev("customer.need_identified", "hanbit", "2026-11-18T02:00:00Z", ENGINEER, {
+        "need_id": "N-1", "text": "한국어 음성 인식 정확도 개선", "category": "Speech",
+        "priority": "high"}, contacts=[CTO])  # fmt: skip
+    solved = ev("customer.need_addressed", "hanbit", "2026-11-18T05:00:00Z", ENGINEER, {
+        "need_id": "N-1", "how": "방문 중 사전 튜닝", "on_site": True})  # fmt: skip
+    other = ev("customer.need_identified", "daehan", "2026-11-20T02:00:00Z", JANG, {
+        "need_id": "N-7", "text": "SSO 연동", "category": "security"})  # fmt: skip
+    low = ev(
+        "customer.need_identified",
+        "hanbit",
+        "2026-11-21T02:00:00Z",
+        PARK,
+        {"need_id": "N-2", "text": "월간 리포트", "category": "reporting", "priority": "low"},
+    )
+    live.load([need, other, low])
+    listed = live.get("/v1/needs")["items"]
+    assert [(i["account_id"], i["need_id"]) for i in listed] == [
+        ("hanbit", "N-2"), ("daehan", "N-7"), ("hanbit", "N-1")]  # fmt: skip
+    assert listed[2]["identified_by"]["id"] == "emp-han" and listed[2]["status"] == "open"
+    live.load([solved])
+    assert [i["need_id"] for i in live.get("/v1/needs", status="open")["items"]] == ["N-2", "N-7"]
+    [done] = live.get("/v1/needs", status="addressed", category="speech")["items"]
+    assert done["addressed"]["on_site"] is True and done["addressed"]["event_id"] == \
+        solved["event_id"]  # fmt: skip
+    assert live.get("/v1/needs", status="all", department="engineering")["items"][0][
+        "need_id"] == "N-1"  # fmt: skip
+    page = live.get("/v1/needs", status="all", limit=2)
+    rest = live.get("/v1/needs", status="all", limit=2, cursor=page["next_cursor"])
+    assert [i["need_id"] for i in page["items"] + rest["items"]] == ["N-2", "N-7", "N-1"]
+    assert rest["next_cursor"] is None
+    assert live.http.get("/v1/needs", params={"department": "ops"}).status_code == 422
+    assert live.http.get("/v1/needs", params={"cursor": "x"}).status_code == 422
+    needs = live.view("hanbit")["needs"]
+    assert [n["need_id"] for n in needs["open"]] == ["N-2"]
+    assert [n["need_id"] for n in needs["solved_on_site_90d"]] == ["N-1"]
+    assert needs["counts"] == {"open": 1, "addressed_90d": 1, "solved_on_site_90d": 1}
+
+
+def test_value_renewals_and_the_unattended_renewal_rule(live: Live) -> None:
+    # Now is 2026-11-23T01:00Z. The renewal is 20 days away; the last touch 45 days ago.
+    order = ev("sales.order_placed", "hanbit", "2026-10-09T01:00:00Z", PARK, {
+        "order_id": "O-1", "amount": 12_000_000, "currency": "KRW",
+        "products": ["OneVoice Cloud"]})  # fmt: skip
+    old = ev("sales.order_placed", "hanbit", "2024-03-01T01:00:00Z", PARK, {
+        "order_id": "O-0", "amount": 5_000, "currency": "USD"})  # fmt: skip
+    renewal = ev("success.renewal_scheduled", "hanbit", "2026-10-09T01:00:00Z", JANG, {
+        "contract_id": "K-1", "renews_at": "2026-12-13T01:00:00Z", "amount": 24_000_000,
+        "currency": "KRW"})  # fmt: skip
+    small = ev("sales.order_placed", "daehan", "2026-11-20T01:00:00Z", PARK, {
+        "order_id": "O-9", "amount": 1_000_000, "currency": "KRW"})  # fmt: skip
+    last_call = call("hanbit", "2026-10-09T02:00:00Z")  # 45 days ago: the last touch
+    live.load([register("hanbit", "한빛소프트"), register("daehan", "대한물류"), old, order,
+               renewal, last_call, small])  # fmt: skip
+    view = live.view("hanbit")
+    value = view["value"]
+    assert value["last_order"]["order_id"] == "O-1"
+    assert value["orders_365d"] == {"KRW": {"count": 1, "amount": 12_000_000}}
+    assert value["lifetime_value"] == {"KRW": 12_000_000, "USD": 5_000}
+    assert value["next_renewal"] == {
+        "contract_id": "K-1",
+        "renews_at": "2026-12-13T01:00:00Z",
+        "amount": 24_000_000,
+        "currency": "KRW",
+        "event_id": renewal["event_id"],
+        "days_until": 20,
+    }
+    factors = {f["name"]: f for f in view["health"]["factors"]}
+    assert factors["unattended_renewal"]["evidence"] == [renewal["event_id"],
+                                                         last_call["event_id"]]  # fmt: skip
+    assert factors["unattended_renewal"]["effect"] == -15
+    assert [i["account_id"] for i in live.get("/v1/accounts", renewal_within="30d")["items"]] \
+        == ["hanbit"]  # fmt: skip
+    assert live.get("/v1/accounts", renewal_within="14d")["items"] == []
+    assert [i["account_id"] for i in live.get("/v1/accounts", sort="value")["items"]] == [
+        "hanbit", "daehan"]  # fmt: skip
+    first = live.get("/v1/accounts", sort="value", limit=1)
+    second = live.get("/v1/accounts", sort="value", limit=1, cursor=first["next_cursor"])
+    assert [i["account_id"] for i in first["items"] + second["items"]] == ["hanbit", "daehan"]
+    # A touch brings the factor back; a renewal moves the next date; a churn ends it.
+    live.load([call("hanbit", "2026-11-22T01:00:00Z")])
+    names = [f["name"] for f in live.view("hanbit")["health"]["factors"]]
+    assert "unattended_renewal" not in names
+    live.load([ev("success.renewed", "hanbit", "2026-11-22T02:00:00Z", JANG,
+                  {"contract_id": "K-1", "renews_at": "2027-12-13T01:00:00Z"})])  # fmt: skip
+    assert live.view("hanbit")["value"]["next_renewal"]["renews_at"] == "2027-12-13T01:00:00Z"
+    churn = ev("success.churned", "hanbit", "2026-11-22T03:00:00Z", JANG, {"reason": "예산 삭감"})
+    live.load([churn])
+    value = live.view("hanbit")["value"]
+    assert value["next_renewal"] is None
+    assert value["churned"]["event_id"] == churn["event_id"]

@@ -46,8 +46,14 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
         "AccountDirectory": {"accounts": 9, "touches": 9, "owners": 0, "employees": 9},
         "LeadershipLog": {"contacts": 0},  # every event here is by a sales rep
         # sales meetings only; each names one customer contact, on its account and its group
-        "OneVoiceView": {"commitments": 0, "tickets": 0, "messages": 0, "contacts": 120, "csat": 0,
-                         "signals": 0},  # fmt: skip
+        "OneVoiceView": {
+            "commitments": 0,
+            "tickets": 0,
+            "messages": 0,
+            "contacts": 120,
+            "csat": 0,
+            "signals": 0,
+        },
     }
     assert "100%" in out.getvalue() and "ev/s" in out.getvalue() and "ETA" in out.getvalue()
     assert report.summary().startswith("replayed 60 events in ")

@@ -43,13 +43,16 @@ def _payload(rng: random.Random, kind: str, i: int) -> dict[str, Any]:
                             "due_at": (NOW + timedelta(days=rng.choice([-3, 0, 7]))).isoformat()},
         "commitment.fulfilled": {"commitment_id": f"CM-{ref}"},
         "commitment.cancelled": {"commitment_id": f"CM-{ref}"},
-        "support.ticket_opened": {"ticket_id": f"T-{ref}", "subject": "오류",
+        "support.ticket_opened": {"ticket_id": f"T-{ref + 4 * rng.randrange(3)}",
+                                  "subject": "오류",
                                   "category": rng.choice(["billing", "Billing", "sso"]),
                                   "severity": rng.choice(["low", "high", "urgent"]),
                                   "complaint": rng.random() < 0.6},
-        "support.ticket_resolved": {"ticket_id": f"T-{ref}", **({} if rng.random() < 0.5 else {
-            "cause": {"category": rng.choice(["billing", "sso"])},
-            "prevention": {"action": f"방지 {i}", "owner": "emp-kim"}})},
+        "support.ticket_resolved": {
+            "ticket_id": f"T-{ref + 4 * rng.randrange(3)}",
+            **({} if rng.random() < 0.5 else {
+                "cause": {"category": rng.choice(["billing", "sso"])},
+                "prevention": {"action": f"방지 {i}", "owner": "emp-kim"}})},
         "support.csat_recorded": {"score": rng.randrange(1, 6)},
         "sales.proposal_sent": {"proposal_id": f"P-{ref % 2}", "product": "OneVoice Cloud",
                                 "amount": 100.0, "currency": "KRW",
@@ -65,6 +68,18 @@ def _payload(rng: random.Random, kind: str, i: int) -> dict[str, Any]:
         "marketing.event_attended": {"event_name": "세미나"},
         "marketing.campaign_responded": {"campaign_id": f"C-{ref}", "response": "demo"},
         "success.review_held": {"subject": "리뷰"},
+        "customer.need_identified": {"need_id": f"N-{ref}", "text": f"필요 {i}",
+                                     "category": rng.choice(["speech", "Speech", "sso"]),
+                                     "priority": rng.choice(["low", "normal", "high"])},
+        "customer.need_addressed": {"need_id": f"N-{ref}", "how": "해결",
+                                    "on_site": rng.random() < 0.5},
+        "sales.order_placed": {"order_id": f"O-{ref}", "amount": float(rng.randrange(1, 9)),
+                               "currency": rng.choice(["KRW", "USD"])},
+        "success.renewal_scheduled": {"contract_id": f"K-{ref % 2}", "renews_at": (
+            NOW + timedelta(days=rng.choice([-5, 20, 200]))).isoformat()},
+        "success.renewed": {"contract_id": f"K-{ref % 2}", "renews_at": (
+            NOW + timedelta(days=rng.choice([30, 400]))).isoformat()},
+        "success.churned": {"reason": "이탈", **({"contract_id": "K-0"} if ref % 2 else {})},
     }[kind]  # fmt: skip
 
 
@@ -83,10 +98,14 @@ KINDS = ["account.registered", "commitment.made", "commitment.fulfilled", "commi
          "support.ticket_opened", "support.ticket_resolved", "support.csat_recorded",
          "sales.proposal_sent", "marketing.campaign_sent", "leadership.meeting_held",
          "sales.call_logged", "marketing.event_attended", "marketing.campaign_responded",
-         "success.review_held"]  # fmt: skip
+         "success.review_held", "customer.need_identified", "customer.need_addressed",
+         "sales.order_placed", "success.renewal_scheduled", "success.renewed",
+         "success.churned",
+         # twice as likely: recurrences after a fix need several tickets per account
+         "support.ticket_opened", "support.ticket_resolved"]  # fmt: skip
 
 
-def history(seed: int, size: int = 160) -> list[list[StoredEvent]]:
+def history(seed: int, size: int = 240) -> list[list[StoredEvent]]:
     """Per partition, the log's records in offset order; ~5% are second copies of an event."""
     rng = random.Random(seed)
     logs: list[list[StoredEvent]] = [[] for _ in range(PARTITIONS)]
@@ -116,6 +135,34 @@ def history(seed: int, size: int = 160) -> list[list[StoredEvent]]:
         for _ in range(copies):
             log = logs[partition]
             log.append(StoredEvent(event, str(event.event_id), partition, len(log), NOW))
+    # Always one of each new section (random stories do not always line them up), delivered
+    # with the rest.
+    account = rng.choice(ACCOUNTS)
+    kim = {"id": "emp-kim", "department": "support"}
+    for days, kind, payload in (
+        (3, "marketing.event_attended", {"event_name": "고객 초청 세미나"}),
+        (4, "customer.need_identified", {"need_id": "N-90", "text": "감사 로그 보관",
+                                         "category": "compliance"}),
+        (6, "sales.order_placed", {"order_id": "O-90", "amount": 7.0, "currency": "KRW"}),
+        (6, "success.renewal_scheduled", {"contract_id": "K-90", "renews_at": (
+            NOW + timedelta(days=20)).isoformat()}),
+        (200, "support.ticket_opened", {"ticket_id": "T-90", "subject": "s", "category": "sso",
+                                        "severity": "low", "complaint": True}),
+        (190, "support.ticket_resolved", {"ticket_id": "T-90", "cause": {"category": "SSO"},
+                                          "prevention": {"action": "인증서 자동 갱신"}}),
+        (5, "support.ticket_opened", {"ticket_id": "T-91", "subject": "s", "category": "sso",
+                                      "severity": "low", "complaint": True}),
+    ):  # fmt: skip
+        prefix = kind.split(".", 1)[0]
+        actor = {**kim, "department": prefix} if prefix in ("marketing", "sales", "success") \
+            else kim  # fmt: skip
+        when = (NOW - timedelta(days=days)).isoformat()
+        event = parse_event(make_event(kind, account_id=account, actor=actor, payload=payload,
+                                       contacts=[{"id": "c-99", "name": "신규 참석자"}],
+                                       occurred_at=when))  # fmt: skip
+        partition = rng.randrange(PARTITIONS)
+        log = logs[partition]
+        log.append(StoredEvent(event, str(event.event_id), partition, len(log), NOW))
     return logs
 
 
@@ -150,7 +197,18 @@ def views_of(db: Database, tz: str) -> dict[str, Any]:
             a: view.read_view(conn, a, as_of) for a in ACCOUNTS
         }  # fmt: skip
         found["rolled-up"] = view.read_view(conn, ACCOUNTS[0], as_of, children=ACCOUNTS[1:])
-        for table in (t.commitments, t.tickets, t.messages, t.contacts, t.csat, t.signals):
+        for table in (
+            t.commitments,
+            t.tickets,
+            t.messages,
+            t.contacts,
+            t.csat,
+            t.signals,
+            t.needs,
+            t.orders,
+            t.contracts,
+            t.churns,
+        ):
             found[table.name] = sorted(tuple(r) for r in conn.execute(select(table)))
     return found
 
@@ -183,10 +241,15 @@ def test_incremental_equals_replay_for_any_interleaving_and_duplicates(
     assert seoul["rolled-up"]["health"]["factors"]
     assert any(v and v["pressure"]["by_department"]["engineering"]["90d"]
                for a, v in seoul.items() if "_" not in a)  # participants took part  # fmt: skip
-    assert any(v and v["handoffs"]["counts"]["open"] and v["handoffs"]["counts"]["followed_up"]
-               for a, v in seoul.items() if "_" not in a)  # fmt: skip
+    views = [v for a, v in seoul.items() if "_" not in a and v]
+    assert any(v["handoffs"]["counts"]["open"] for v in views)
+    assert any(v["handoffs"]["counts"]["followed_up"] for v in views)
     assert any(v and v["support"]["recurrences_after_fix"]
                for a, v in seoul.items() if "_" not in a)  # fmt: skip
+    assert any(v["needs"]["open"] for v in views)
+    assert any(v["needs"]["addressed_90d"] for v in views)
+    assert any(v["value"]["next_renewal"] for v in views)
+    assert any(v["value"]["lifetime_value"] for v in views)
     rng = random.Random(seed * 101)
     for _ in range(3):
         fold(db, batches(rng, interleave(rng, logs)))
@@ -205,7 +268,18 @@ def test_the_facts_do_not_depend_on_delivery_order_at_all(db: Database) -> None:
     everything = list({e.event_id: e for log in logs for e in log}.values())
     fold(db, [everything])
     t = onevoice.TABLES
-    tables = (t.commitments, t.tickets, t.messages, t.contacts, t.csat, t.signals)
+    tables = (
+        t.commitments,
+        t.tickets,
+        t.messages,
+        t.contacts,
+        t.csat,
+        t.signals,
+        t.needs,
+        t.orders,
+        t.contracts,
+        t.churns,
+    )
 
     def rows() -> dict[str, list[tuple[object, ...]]]:
         with db.reading() as conn:

@@ -62,9 +62,19 @@ def list_accounts(
             description="true: health below ONEVOICE_AT_RISK_BELOW (default 60); false: the rest."
         ),
     ] = None,
+    renewal_within: Annotated[
+        str | None,
+        Query(
+            description="Accounts whose next renewal falls between now and this long after"
+            " it (e.g. 30d)."
+        ),
+    ] = None,
     sort: Annotated[
-        Literal["last_touch", "name", "health"],
-        Query(description="last_touch: newest first; name: A-Z; health: lowest score first."),
+        Literal["last_touch", "name", "health", "value"],
+        Query(
+            description="last_touch: newest first; name: A-Z; health: lowest score first;"
+            " value: highest lifetime order value in ONEVOICE_VALUE_CURRENCY first."
+        ),
     ] = "last_touch",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
@@ -83,6 +93,7 @@ def list_accounts(
     now = container.clock()
     neglect = _duration("neglected_for", neglected_for)
     silence = _duration("silent_for", silent_for)
+    renewal = _duration("renewal_within", renewal_within)
     try:
         after = None if cursor is None else accounts.decode_cursor(sort, cursor)
     except accounts.BadCursor as exc:
@@ -95,8 +106,9 @@ def list_accounts(
         sort=sort, limit=limit, after=after,
     )  # fmt: skip
     items, next_cursor = account_health.read_accounts(
-        conn, query, as_of(container), at_risk=at_risk, below=container.settings.at_risk_below
-    )
+        conn, query, as_of(container), at_risk=at_risk, below=container.settings.at_risk_below,
+        renewal_within_us=None if renewal is None else int(renewal.total_seconds() * 1_000_000),
+    )  # fmt: skip
     return {"items": items, "next_cursor": next_cursor}
 
 

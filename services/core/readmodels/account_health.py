@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from services.core.health import health
 from services.core.readmodels import accounts, view_facts
-from services.core.view_rules import AsOf, Facts
+from services.core.view_rules import AsOf, Facts, lifetime_value, next_renewal
 
 # Above this many accounts, loading every account's facts beats an IN list of ids.
 _IN_LIST_LIMIT = 500
@@ -23,31 +23,56 @@ _IN_LIST_LIMIT = 500
 
 def scores(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, int]:
     """Health score per account id."""
-    wanted = None if len(account_ids) > _IN_LIST_LIMIT else account_ids
-    facts = view_facts.load_facts(conn, wanted, as_of, open_only=True)
+    facts = _facts(conn, account_ids, as_of)
     return {a: int(health(facts.get(a, Facts()), as_of)["score"]) for a in account_ids}
+
+
+def _facts(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, Facts]:
+    wanted = None if len(account_ids) > _IN_LIST_LIMIT else account_ids
+    return view_facts.load_facts(conn, wanted, as_of, open_only=True)
+
+
+def _cents(value: float) -> int:
+    """A sort key of whole hundredths: cursors carry integers."""
+    return round(value * 100)
 
 
 def read_accounts(
     conn: Connection, query: accounts.AccountQuery, as_of: AsOf, *,
-    at_risk: bool | None, below: int,
+    at_risk: bool | None, below: int, renewal_within_us: int | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
     """A page of accounts with ``health: {score, at_risk}`` on each item.
 
-    ``sort="health"`` orders by score (worst first), then id; ``at_risk`` keeps accounts whose
-    score is below ``below`` (true) or not (false).
+    ``sort="health"`` orders by score (worst first), then id; ``sort="value"`` by lifetime
+    order value in ``as_of.policy.value_currency`` (highest first), then id; ``at_risk`` keeps
+    accounts whose score is below ``below`` (true) or not (false); ``renewal_within_us`` keeps
+    accounts whose next renewal falls between now and that long after it.
     """
-    if query.sort != "health" and at_risk is None:
+    computed = query.sort in ("health", "value") or at_risk is not None \
+        or renewal_within_us is not None  # fmt: skip
+    if not computed:
         items, cursor = accounts.read_accounts(conn, query)
         return _with_health(items, scores(conn, [i["account_id"] for i in items], as_of),
                             below), cursor  # fmt: skip
-    sql_query = replace(query, after=None) if query.sort == "health" else query
+    sorted_here = query.sort in ("health", "value")
+    sql_query = replace(query, after=None) if sorted_here else query
     candidates = accounts.matching_ids(conn, sql_query)
-    score = scores(conn, [a for _, a in candidates], as_of)
+    facts = _facts(conn, [a for _, a in candidates], as_of)
+    score = {a: int(health(facts.get(a, Facts()), as_of)["score"]) for _, a in candidates}
     if at_risk is not None:
         candidates = [(k, a) for k, a in candidates if (score[a] < below) == at_risk]
-    if query.sort == "health":
-        candidates = sorted((score[a], a) for _, a in candidates)
+    if renewal_within_us is not None:
+        within = renewal_within_us
+        candidates = [(k, a) for k, a in candidates
+                      if _renews_within(facts.get(a, Facts()), as_of, within)]  # fmt: skip
+    if sorted_here:
+        if query.sort == "health":
+            candidates = sorted((score[a], a) for _, a in candidates)
+        else:
+            currency = as_of.policy.value_currency
+            candidates = sorted(
+                (-_cents(lifetime_value(facts.get(a, Facts()), currency)), a) for _, a in candidates
+            )
         if query.after is not None:
             candidates = [c for c in candidates if c > tuple(query.after)]
     page = candidates[: query.limit]
@@ -56,6 +81,11 @@ def read_accounts(
     items = [found[a] for _, a in page if a in found]
     cursor = accounts.encode_cursor(query.sort, page[-1]) if more else None
     return _with_health(items, score, below), cursor
+
+
+def _renews_within(facts: Facts, as_of: AsOf, within_us: int) -> bool:
+    upcoming = next_renewal(facts, as_of)
+    return upcoming is not None and upcoming["renews_us"] <= as_of.now_us + within_us
 
 
 def _with_health(

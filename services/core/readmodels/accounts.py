@@ -112,7 +112,7 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
 TABLES = directory_tables(METADATA, PREFIX)
 
 SortKey = tuple[int, str]
-Sort = Literal["last_touch", "name", "health"]
+Sort = Literal["last_touch", "name", "health", "value"]
 
 
 @dataclass(frozen=True)

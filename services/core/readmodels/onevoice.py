@@ -44,6 +44,10 @@ class OneVoiceTables:
     contacts: Table
     csat: Table
     signals: Table
+    needs: Table
+    orders: Table
+    contracts: Table
+    churns: Table
 
 
 def _side(prefix: str) -> list[Column[int] | Column[str]]:
@@ -159,7 +163,64 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("offset", BigInteger, nullable=False),
         Index(f"ix_{prefix}_signals_at", "account_id", "at_us"),
     )
-    return OneVoiceTables(commitments, tickets, messages, contacts, csat, signals)
+    # Customer needs: identified (by anyone) and addressed (how, on site or not), per need id.
+    needs = Table(
+        f"{prefix}_needs",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("need_id", String(256), primary_key=True),
+        *_side("identified"),
+        Column("text", Text, nullable=True),
+        Column("category", String(256), nullable=True),
+        Column("category_key", Text, nullable=True),  # case-folded: may outgrow category
+        Column("priority", String(16), nullable=True),
+        Column("department", String(32), nullable=True),  # who identified it
+        Column("identified_by", Text, nullable=True),  # actor JSON
+        *_side("addressed"),
+        Column("how", Text, nullable=True),
+        Column("on_site", Boolean, nullable=True),
+        Column("addressed_by", Text, nullable=True),  # actor JSON
+        Index(f"ix_{prefix}_needs_identified", "identified_us"),
+    )
+    # Orders (the latest event per order id) and contracts with their renewal dates.
+    orders = Table(
+        f"{prefix}_orders",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("order_id", String(256), primary_key=True),
+        *_side("placed"),
+        Column("amount", Float, nullable=True),
+        Column("currency", String(3), nullable=True),
+        Column("products", Text, nullable=True),  # JSON list
+        Column("placed_by", Text, nullable=True),  # actor JSON
+    )
+    contracts = Table(
+        f"{prefix}_contracts",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("contract_id", String(256), primary_key=True),
+        *_side("scheduled"),  # success.renewal_scheduled
+        Column("renews_us", BigInteger, nullable=True),
+        Column("amount", Float, nullable=True),
+        Column("currency", String(3), nullable=True),
+        *_side("renewed"),  # success.renewed
+        Column("next_renews_us", BigInteger, nullable=True),
+        Column("renewed_amount", Float, nullable=True),
+        Column("renewed_currency", String(3), nullable=True),
+    )
+    churns = Table(
+        f"{prefix}_churns",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("contract_id", String(256), nullable=True),
+        Column("reason", Text, nullable=False),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+    )
+    return OneVoiceTables(commitments, tickets, messages, contacts, csat, signals, needs, orders,
+                          contracts, churns)  # fmt: skip
 
 
 TABLES = onevoice_tables(METADATA, PREFIX)

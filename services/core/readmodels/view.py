@@ -22,15 +22,19 @@ from services.core.view_rules import (
     AsOf,
     Facts,
     Handoff,
+    Need,
+    addressed_needs,
     conflicts,
     executive_items,
     is_overdue,
     is_stale,
     iso,
     live_offers,
+    next_renewal,
     offer_json,
     open_commitments,
     open_handoffs,
+    open_needs,
     open_tickets,
     recurrences_after_fix,
     recurring_complaints,
@@ -68,6 +72,8 @@ def read_view(
         "messaging": _messaging(facts, as_of),
         "relationships": _relationships(loaded, as_of),
         "handoffs": _handoffs(facts, as_of),
+        "needs": _needs(facts, as_of),
+        "value": _value(facts, as_of),
         "leadership": _leadership(loaded, as_of),
         "health": health(facts, as_of, evidence, at_risk_below=at_risk_below),
         "as_of": {
@@ -91,8 +97,11 @@ def _last_touch(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             ):
                 by_department[department] = touch
     # The latest event's actor (its participants' departments share its time and id).
-    overall = max(by_department.values(), key=lambda t: (t["at_us"], t["event_id"],
-                                                        t["_by_actor"]), default=None)  # fmt: skip
+    # Ties at one instant go by event id, then the actor's row, then the department's name, so
+    # the answer never depends on the order rows come back in.
+    overall = max(by_department.items(), key=lambda dt: (dt[1]["at_us"], dt[1]["event_id"],
+                                                         dt[1]["_by_actor"], dt[0]),
+                  default=(None, None))[1]  # fmt: skip
     return {
         "overall": None if overall is None else _without_us(overall),
         "by_department": {d: _without_us(t) for d, t in sorted(by_department.items())},
@@ -203,6 +212,62 @@ def _handoffs(facts: Facts, as_of: AsOf) -> dict[str, Any]:
         "counts": {"open": len(opened), "stale": sum(is_stale(h, as_of) for h in opened),
                    "followed_up": len(followed)},
         "window_days": as_of.policy.handoff_days,
+    }  # fmt: skip
+
+
+def need_json(n: Need) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "need_id": n.need_id, "text": n.text, "category": n.category, "priority": n.priority,
+        "department": n.department, "identified_by": n.identified_by,
+        "identified_at": None if n.identified_us is None else iso(n.identified_us),
+        "event_id": n.identified_event_id,
+    }  # fmt: skip
+    if n.addressed_us is not None:
+        found["addressed"] = {"at": iso(n.addressed_us), "how": n.how, "on_site": n.on_site,
+                              "by": n.addressed_by, "event_id": n.addressed_event_id}  # fmt: skip
+    return found
+
+
+def _needs(facts: Facts, as_of: AsOf) -> dict[str, Any]:
+    """Open needs (most urgent, then oldest first) and those addressed in 90 days."""
+    opened = open_needs(facts, as_of)
+    addressed = addressed_needs(facts, as_of)
+    on_site = [n for n in addressed if n.on_site]
+    return {
+        "open": [need_json(n) for n in opened],
+        "addressed_90d": [need_json(n) for n in addressed[:50]],
+        "solved_on_site_90d": [need_json(n) for n in on_site[:50]],
+        "counts": {"open": len(opened), "addressed_90d": len(addressed),
+                   "solved_on_site_90d": len(on_site)},
+    }  # fmt: skip
+
+
+def _value(facts: Facts, as_of: AsOf) -> dict[str, Any]:
+    """Orders (the last, the 365-day window's, lifetime per currency), the next renewal and the
+    latest churn."""
+    totals: dict[str, dict[str, Any]] = {}
+    for t in facts.order_totals:
+        c = totals.setdefault(t.currency, {"orders": 0, "amount": 0.0, "orders_365d": 0,
+                                           "amount_365d": 0.0})  # fmt: skip
+        c["orders"] += t.count
+        c["amount"] += t.amount
+        c["orders_365d"] += t.count_365d
+        c["amount_365d"] += t.amount_365d
+    last = None if facts.last_order is None else {
+        k: v for k, v in facts.last_order.items() if k != "_key"}  # fmt: skip
+    upcoming = next_renewal(facts, as_of)
+    churned = max((c for c in facts.churns if as_of.past(c[1])), key=lambda c: (c[1], c[0]),
+                  default=None)  # fmt: skip
+    return {
+        "last_order": last,
+        "orders_365d": {cur: {"count": t["orders_365d"], "amount": t["amount_365d"]}
+                        for cur, t in sorted(totals.items()) if t["orders_365d"]},
+        "lifetime_value": {cur: t["amount"] for cur, t in sorted(totals.items())},
+        "next_renewal": None if upcoming is None else {
+            k: v for k, v in upcoming.items() if k != "renews_us"},
+        "churned": None if churned is None else {
+            "at": iso(churned[1]), "reason": churned[3], "contract_id": churned[2],
+            "event_id": churned[0]},
     }  # fmt: skip
 
 

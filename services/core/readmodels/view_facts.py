@@ -38,10 +38,13 @@ from services.core.view_rules import (
     ActorTouches,
     AsOf,
     Commitment,
+    Contract,
     ExecutiveTouch,
     Facts,
     Handoff,
     Message,
+    Need,
+    OrderTotal,
     Ticket,
     iso,
 )
@@ -56,6 +59,7 @@ def _among(column: Any, by_ids: bool) -> ColumnElement[bool]:
 
 def _params(account_ids: Ids, as_of: AsOf) -> Params:
     params: Params = {"now": as_of.now_us, "since90": as_of.since(90),
+                      "since365": as_of.since(365),
                       "since_recurring": as_of.since(as_of.policy.recurring_days)}  # fmt: skip
     if account_ids is not None:
         params["ids"] = list(account_ids)
@@ -224,6 +228,51 @@ def _contact_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
     )  # fmt: skip
 
 
+def _needs(by_ids: bool, _: bool) -> Select[Any]:
+    """Needs open now, or identified or addressed in the 90-day window."""
+    n = onevoice.TABLES.needs
+    return select(n).where(
+        _among(n.c.account_id, by_ids),
+        or_(n.c.addressed_us.is_(None), n.c.addressed_us > bindparam("now"),
+            n.c.addressed_us >= bindparam("since90"),
+            n.c.identified_us >= bindparam("since90")),
+    )  # fmt: skip
+
+
+def _order_totals(by_ids: bool, _: bool) -> Select[Any]:
+    o = onevoice.TABLES.orders
+    recent = o.c.placed_us >= bindparam("since365")
+    return (
+        select(o.c.account_id, o.c.currency, func.count().label("n"),
+               func.sum(o.c.amount).label("total"),
+               func.sum(case((recent, 1), else_=0)).label("n365"),
+               func.sum(case((recent, o.c.amount), else_=0.0)).label("total365"))
+        .where(_among(o.c.account_id, by_ids), o.c.placed_us <= bindparam("now"))
+        .group_by(o.c.account_id, o.c.currency)
+    )  # fmt: skip
+
+
+def _order_last(by_ids: bool, _: bool) -> Select[Any]:
+    """Each account's latest order up to now."""
+    o = onevoice.TABLES.orders
+    ranked = select(o, func.row_number().over(
+        partition_by=o.c.account_id,
+        order_by=(o.c.placed_us.desc(), o.c.placed_partition.desc(), o.c.placed_offset.desc()),
+    ).label("rank")).where(_among(o.c.account_id, by_ids),
+                           o.c.placed_us <= bindparam("now")).subquery()  # fmt: skip
+    return select(ranked).where(ranked.c.rank == 1)
+
+
+def _contracts(by_ids: bool, _: bool) -> Select[Any]:
+    c = onevoice.TABLES.contracts
+    return select(c).where(_among(c.c.account_id, by_ids))
+
+
+def _churns(by_ids: bool, _: bool) -> Select[Any]:
+    c = onevoice.TABLES.churns
+    return select(c).where(_among(c.c.account_id, by_ids), c.c.at_us <= bindparam("now"))
+
+
 def _contacts(by_ids: bool, several: bool) -> Select[Any]:
     """Per (contact, employee): the latest touch up to now, how many, how many in 90 days."""
     c = onevoice.TABLES.contacts
@@ -250,7 +299,8 @@ _BUILDERS: dict[str, Callable[[bool, bool], Select[Any]]] = {
     "commitments": _commitments, "tickets": _tickets, "messages": _messages,
     "executive": _executive, "executive_last": _executive_last, "csat": _csat,
     "contacts": _contacts, "signals": _signals, "account_follow_ups": _account_follow_ups,
-    "contact_follow_ups": _contact_follow_ups,
+    "contact_follow_ups": _contact_follow_ups, "needs": _needs, "order_totals": _order_totals,
+    "order_last": _order_last, "contracts": _contracts, "churns": _churns,
 }  # fmt: skip
 
 
@@ -307,6 +357,45 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
         of(r.account_id).csat.append((r.event_id, r.score, r.at_us))
     for account_id, handoff in _handoffs(rows):
         of(account_id).handoffs.append(handoff)
+    _add_value(rows, of)
+
+
+def _side_key(r: Any, side: str) -> tuple[int, int, int] | None:
+    us = getattr(r, f"{side}_us")
+    if us is None:
+        return None
+    return (us, getattr(r, f"{side}_partition"), getattr(r, f"{side}_offset"))
+
+
+def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
+    """Needs, orders, contracts and churns."""
+    for r in rows("needs"):
+        of(r.account_id).needs.append(Need(
+            r.need_id, r.identified_event_id, r.identified_us, r.text, r.category, r.priority,
+            r.department, None if r.identified_by is None else _json(r.identified_by),
+            r.addressed_event_id, r.addressed_us, r.how,
+            None if r.on_site is None else bool(r.on_site),
+            None if r.addressed_by is None else _json(r.addressed_by)))  # fmt: skip
+    for r in rows("order_totals"):
+        of(r.account_id).order_totals.append(OrderTotal(
+            r.currency, int(r.n), float(r.total or 0), int(r.n365 or 0),
+            float(r.total365 or 0)))  # fmt: skip
+    for r in rows("order_last"):
+        facts = of(r.account_id)
+        key = (r.placed_us, r.placed_partition, r.placed_offset)
+        if facts.last_order is None or facts.last_order["_key"] < key:
+            facts.last_order = {
+                "_key": key, "order_id": r.order_id, "at": iso(r.placed_us),
+                "amount": r.amount, "currency": r.currency, "event_id": r.placed_event_id,
+                "products": json.loads(r.products or "[]"),
+            }  # fmt: skip
+    for r in rows("contracts"):
+        of(r.account_id).contracts.append(Contract(
+            r.contract_id, r.scheduled_event_id, _side_key(r, "scheduled"), r.renews_us,
+            r.amount, r.currency, r.renewed_event_id, _side_key(r, "renewed"),
+            r.next_renews_us, r.renewed_amount, r.renewed_currency))  # fmt: skip
+    for r in rows("churns"):
+        of(r.account_id).churns.append((r.event_id, r.at_us, r.contract_id, r.reason))
 
 
 def handoffs_of(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> list[
