@@ -21,6 +21,14 @@ _KIM = {"id": "emp-kim", "name": "김지원", "department": "support", "title": 
 _CHOI = {"id": "emp-choi", "name": "최민호", "department": "leadership", "title": "CEO"}
 _JANG = {"id": "emp-jang", "name": "장하늘", "department": "success", "title": "CSM"}
 _SMITH = {"id": "emp-smith", "name": "Dana Smith", "department": "sales", "title": "AE"}
+_HAN = {"id": "emp-han", "name": "한지민", "department": "engineering", "title": "솔루션 엔지니어"}
+_DEV = {"id": "hb-dev", "name": "박서준", "email": "sj.park@hanbit.example", "title": "개발팀장"}
+_SB_CFO = {
+    "id": "sb-cfo",
+    "name": "Grace Lim",
+    "email": "grace.lim@seoulbank.example",
+    "title": "CFO",
+}
 _CTO = {"id": "hb-cto", "name": "오세훈", "email": "sh.oh@hanbit.example", "title": "CTO"}
 _BUYER = {"id": "hb-buy", "name": "윤서연", "email": "sy.yoon@hanbit.example", "title": "구매팀장"}
 
@@ -45,8 +53,11 @@ STORY: list[tuple[str, float, str, str, dict[str, str], str, dict[str, Any], dic
     ("ticket-1", 45, "support.ticket_opened", "hanbit-electronics", _KIM, "결제 오류 불만",
      {"ticket_id": "T-3101", "subject": "청구서 금액 오류", "category": "billing",
       "severity": "high", "complaint": True}, {}),
-    ("ticket-1-done", 43, "support.ticket_resolved", "hanbit-electronics", _KIM, "환불 처리",
-     {"ticket_id": "T-3101", "resolution": "환불 처리 완료"}, {}),
+    ("ticket-1-done", 43, "support.ticket_resolved", "hanbit-electronics", _KIM,
+     "환불 처리, 원인과 재발 방지책 기록",
+     {"ticket_id": "T-3101", "resolution": "환불 처리 완료",
+      "cause": {"category": "billing", "text": "세금계산서 이중 발행"},
+      "prevention": {"action": "발행 전 중복 검사 추가", "owner": "emp-kim"}}, {}),
     ("ticket-2", 6, "support.ticket_opened", "hanbit-electronics", _KIM,
      "또 청구서 오류 — 재발 불만",
      {"ticket_id": "T-3388", "subject": "청구서 금액 오류 재발", "category": "billing",
@@ -62,6 +73,33 @@ STORY: list[tuple[str, float, str, str, dict[str, str], str, dict[str, Any], dic
     ("review", 2, "success.review_held", "hanbit-electronics", _JANG, "QBR: 사용률 저조",
      {"subject": "분기 비즈니스 리뷰", "notes": "활성 사용자 40%",
       "risks": ["챔피언 이직 예정"]}, {"related_account_ids": ["hanbit-group"]}),
+    # Issue 10: the whole company. A marketer joins the rep on a visit ...
+    ("joint-visit", 8, "sales.meeting_held", "hanbit-electronics", _PARK,
+     "마케팅과 공동 방문: 도입 사례 발표 제안",
+     {"subject": "공동 방문", "next_steps": "사례 발표 일정 조율"},
+     {"contacts": [_CTO], "participants": [_LEE]}),
+    # ... a developer attends a seminar and nobody in sales or success follows up ...
+    ("seminar", 12, "marketing.event_attended", "hanbit-electronics", _LEE,
+     "개발팀장이 AI 고객경험 세미나 참석", {"event_name": "AI 고객경험 세미나"},
+     {"contacts": [_DEV]}),
+    # ... an engineer hears a need and solves it on site ...
+    ("need", 9, "customer.need_identified", "hanbit-electronics", _HAN, "한국어 음성 인식 요구",
+     {"need_id": "N-501", "text": "콜센터 한국어 음성 인식 정확도 개선", "category": "speech",
+      "priority": "high"}, {"contacts": [_CTO]}),
+    ("need-done", 9, "customer.need_addressed", "hanbit-electronics", _HAN, "현장에서 사전 튜닝",
+     {"need_id": "N-501", "how": "방문 중 도메인 사전 튜닝", "on_site": True}, {}),
+    ("need-open", 5, "customer.need_identified", "hanbit-electronics", _JANG, "월간 리포트 요청",
+     {"need_id": "N-502", "text": "임원용 월간 리포트", "category": "reporting"}, {}),
+    # ... and a bank whose renewal is 20 days away has not been touched for 45 days.
+    ("reg-bank", 500, "account.registered", "seoul-bank", _SMITH, "서울은행 등록",
+     {"name": "서울은행", "segment": "enterprise", "tier": "gold",
+      "owners": {"sales": "emp-smith", "success": "emp-jang"}}, {}),
+    ("bank-order", 380, "sales.order_placed", "seoul-bank", _SMITH, "연간 구독 주문",
+     {"order_id": "SO-2025-77", "amount": 180_000_000, "currency": "KRW",
+      "products": ["OneVoice Cloud", "Premium Support"]}, {"contacts": [_SB_CFO]}),
+    ("bank-renewal", 45, "success.renewal_scheduled", "seoul-bank", _JANG, "갱신 일정 확정",
+     {"contract_id": "SB-K1", "renews_at": None, "amount": 190_000_000, "currency": "KRW"},
+     {}),
     ("reg-north", 300, "account.registered", "northwind", _SMITH, "New logo",
      {"name": "Northwind Traders", "segment": "mid-market", "tier": "silver",
       "owners": {"sales": "emp-smith"}}, {}),
@@ -83,6 +121,8 @@ def build_events(now: datetime) -> list[dict[str, Any]]:
         body = dict(payload)
         if etype == "commitment.made":
             body["due_at"] = (occurred + timedelta(days=14)).isoformat()
+        if etype == "success.renewal_scheduled":  # 20 days from now
+            body["renews_at"] = (occurred + timedelta(days=days_ago + 20)).isoformat()
         events.append({
             "event_id": str(uuid.uuid5(_NAMESPACE, f"{anchor}:{key}")),
             "type": etype, "account_id": account, "occurred_at": occurred.isoformat(),
@@ -118,4 +158,8 @@ def load_demo(base_url: str) -> int:
         "   # conflict, recurring complaint, CM-77, health"
     )
     print(f"     curl -s '{base_url}/v1/reports/coverage'   # northwind is neglected")
+    print(
+        f"     curl -s '{base_url}/v1/accounts/seoul-bank/view'   # renewal in 20 days, untouched"
+    )
+    print(f"     curl -s '{base_url}/v1/needs?status=all'   # needs across accounts")
     return 0 if result["rejected"] == result["conflicts"] == 0 else 1

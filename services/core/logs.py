@@ -27,7 +27,10 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("onevoice_request_id", default=N
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message", "asctime", "taskName", "color_message",
 }  # fmt: skip
-_QUIET = {"httpx": logging.WARNING, "kafka": logging.WARNING}
+# alembic.runtime.plugins announces each of its plugins at INFO whenever alembic is loaded;
+# alembic's own "Running upgrade" lines (alembic.runtime.migration) stay.
+_QUIET = {"httpx": logging.WARNING, "kafka": logging.WARNING,
+          "alembic.runtime.plugins": logging.WARNING}  # fmt: skip
 
 
 def context_of(record: logging.LogRecord) -> dict[str, Any]:

@@ -737,6 +737,7 @@ def test_accounts_by_health_and_the_coverage_report(seoul: Live) -> None:
         "neglected": (2, ["golf"]), "never_contacted": (2, ["echo"]),
         "single_threaded": (4, ["alpha"]), "recurring_complaints": (1, ["charlie"]),
         "overdue_commitments": (3, ["bravo"]), "stale_handoffs": (0, []),
+        "recurrences_after_fix": (0, []),
     }  # fmt: skip
     assert short["overdue_commitments"]["items"][0]["commitment_id"] == "CM-B1"
     assert seoul.http.get("/v1/reports/coverage", params={"limit": 0}).status_code == 422
@@ -769,28 +770,59 @@ def test_the_demo_story_answers_the_issue(seoul: Live) -> None:
         ("청구 오류 반복", e["dinner"]["event_id"]),
     ]
     assert view["leadership"]["last_executive_touch"]["event_id"] in eid(e, "dinner", "commit")
-    (open_commitment,) = view["commitments"]["open"]
+    prevention, open_commitment = view["commitments"]["open"]
     assert open_commitment["commitment_id"] == "CM-77"
     assert open_commitment["event_id"] == e["commit"]["event_id"]
     assert open_commitment["overdue"] is False  # due 10 days from now
-    # README: a health score of 45 (complaint -10, recurring -15, urgent -5, executives -15,
-    # conflict -10)
+    # Issue 10: T-3101 was resolved with a prevention, a commitment of support's ...
+    assert (prevention["commitment_id"], prevention["prevention"]) == (
+        "prevent-T-3101", {"ticket_id": "T-3101", "owner": "emp-kim"})  # fmt: skip
+    # ... so the billing complaint T-3388 is a recurrence after that fix.
+    (again,) = view["support"]["recurrences_after_fix"]
+    assert (again["ticket_id"], again["fix"]["event_id"]) == (
+        "T-3388", e["ticket-1-done"]["event_id"])  # fmt: skip
+    # The marketer on the rep's visit counts as a touch of marketing, and in relationships.
+    cto = next(c for c in view["relationships"]["contacts"] if c["contact"]["id"] == "hb-cto")
+    assert {"emp-park", "emp-lee"} <= {p["employee"]["id"] for p in cto["people"]}
+    marketing = view["last_touch"]["by_department"]["marketing"]
+    assert marketing["event_id"] == e["joint-visit"]["event_id"]
+    # The seminar attendee nobody followed up: a stale handoff (12 days > 7).
+    (stale,) = view["handoffs"]["open"]
+    assert (stale["event_id"], stale["stale"], stale["contact"]["id"]) == (
+        e["seminar"]["event_id"], True, "hb-dev")  # fmt: skip
+    # The engineer's need, solved on site; the CSM's, still open.
+    assert [n["need_id"] for n in view["needs"]["solved_on_site_90d"]] == ["N-501"]
+    assert [n["need_id"] for n in view["needs"]["open"]] == ["N-502"]
+    # README: a health score of 15 (complaint -10, recurring -15, recurrence after a fix -20,
+    # urgent -5, executives -15, conflict -10, stale handoff -10)
     health = view["health"]
     assert [(f["name"], f["effect"]) for f in health["factors"]] == [
-        ("open_complaints", -10), ("recurring_complaints", -15), ("urgent_tickets", -5),
-        ("executive_concerns", -15), ("conflicting_offers", -10)]  # fmt: skip
-    assert (health["score"], health["at_risk"]) == (45, True)
+        ("open_complaints", -10), ("recurring_complaints", -15), ("recurrence_after_fix", -20),
+        ("urgent_tickets", -5), ("executive_concerns", -15), ("conflicting_offers", -10),
+        ("stale_handoffs", -10)]  # fmt: skip
+    assert (health["score"], health["at_risk"]) == (15, True)
+    # The bank: renewal in 20 days, nobody there for 45 days (neglected -25, unattended renewal
+    # -15, single-threaded -10).
+    bank = seoul.view("seoul-bank")
+    assert bank["value"]["next_renewal"]["days_until"] == 20
+    assert bank["value"]["lifetime_value"] == {"KRW": 180_000_000}
+    assert [(f["name"], f["effect"]) for f in bank["health"]["factors"]] == [
+        ("neglected", -25), ("unattended_renewal", -15), ("single_threaded", -10)]  # fmt: skip
+    assert account_ids(seoul, renewal_within="30d") == ["seoul-bank"]
 
     report = seoul.get("/v1/reports/coverage")
     assert [(i["account_id"], i["evidence"]) for i in report["neglected"]["items"]] == [
-        ("northwind", eid(e, "north-csat"))]  # fmt: skip
+        ("northwind", eid(e, "north-csat")), ("seoul-bank", eid(e, "bank-renewal"))]  # fmt: skip
     assert [i["account_id"] for i in report["never_contacted"]["items"]] == ["daehan-logistics"]
     assert [i["account_id"] for i in report["recurring_complaints"]["items"]] == [H]
-    assert [i["account_id"] for i in report["single_threaded"]["items"]] == [GROUP]
+    assert [i["account_id"] for i in report["single_threaded"]["items"]] == [GROUP, "seoul-bank"]
     assert report["overdue_commitments"] == {"count": 0, "items": []}
+    assert [i["account_id"] for i in report["stale_handoffs"]["items"]] == [H]
+    assert [i["account_id"] for i in report["recurrences_after_fix"]["items"]] == [H]
 
-    assert account_ids(seoul, neglected_for="30d") == ["northwind", "daehan-logistics"]
-    assert account_ids(seoul, at_risk="true", sort="health") == [H]
+    assert account_ids(seoul, neglected_for="30d") == [
+        "seoul-bank", "northwind", "daehan-logistics"]  # fmt: skip
+    assert account_ids(seoul, at_risk="true", sort="health") == [H, "seoul-bank"]
     rolled = seoul.view(GROUP, include_children="true")
     assert rolled["included_accounts"] == [H]
-    assert rolled["health"]["score"] == 45
+    assert rolled["health"]["score"] == 15
