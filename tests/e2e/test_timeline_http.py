@@ -546,6 +546,7 @@ def test_schemas_list_every_type(client: httpx.Client) -> None:
             schema["properties"]
         ), name
         assert schema["additionalProperties"] is False, name
+        assert schema["examples"][0]["type"] == name, name
     assert response.json()["departments"][:6] == ["sales", "marketing", "support", "success",
                                                   "leadership", "product"]  # fmt: skip
 

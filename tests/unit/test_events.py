@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from services.core.event_examples import examples
 from services.core.events import (
     DEFAULT_DEPARTMENTS,
     EVENT_TYPES,
@@ -388,3 +389,10 @@ def test_nul_deep_inside_a_wide_value_is_found_without_recursion() -> None:
     errors = errors_of(body)
     expected = ".".join(["payload", "heard", "50000"] + ["0"] * (MAX_DEPTH - 4))
     assert [(e["path"], e["kind"]) for e in errors] == [(expected, "nul_character")]
+
+
+def test_every_type_has_an_example_that_the_contract_accepts() -> None:
+    found = examples()
+    assert set(found) == set(EVENT_TYPES)
+    for kind, body in found.items():
+        assert parse_event(body, DEFAULT_DEPARTMENTS).type == kind  # type: ignore[attr-defined]
