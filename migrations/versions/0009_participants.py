@@ -67,8 +67,9 @@ def downgrade() -> None:
     with op.batch_alter_table("leadership_log_contacts") as batch:
         batch.drop_column("role")
     op.execute(
-        "DELETE FROM one_voice_view_contacts WHERE actor_id <> (SELECT e.actor_id FROM"
-        " account_timeline_events e WHERE e.event_id = one_voice_view_contacts.event_id)"
+        "DELETE FROM one_voice_view_contacts WHERE EXISTS (SELECT 1 FROM"
+        " account_timeline_participants p WHERE p.event_id = one_voice_view_contacts.event_id"
+        " AND p.person_id = one_voice_view_contacts.actor_id)"
     )
     _primary_key("one_voice_view_contacts", ["account_id", "contact_key", "event_id"])
     with op.batch_alter_table("account_directory_touches") as batch:

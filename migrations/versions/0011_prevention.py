@@ -24,6 +24,8 @@ TICKET_COLUMNS = [
 COMMITMENT_COLUMNS = [
     sa.Column("owner_id", sa.String(256), nullable=True),
     sa.Column("ticket_id", sa.String(256), nullable=True),
+    sa.Column("cause_key", sa.Text(), nullable=True),
+    sa.Column("cause_text", sa.Text(), nullable=True),
 ]
 
 

@@ -1,10 +1,19 @@
 """Customer needs, orders, renewals and churn (issue 10): new OneVoiceView tables for new event
 types (no earlier event fills them).
 
+Revisions 0009-0012 change the live tables of AccountTimeline, AccountDirectory, LeadershipLog
+and OneVoiceView. Their other generations — a rebuild's shadow, a generation kept for rollback —
+keep the old shape, which the new code cannot use: this revision drops them, clears the kept
+generation (nothing to roll back to) and fails the open rebuilds of those read models with a
+message saying to start them again.
+
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-30
 """
+
+import json
+import time
 
 import sqlalchemy as sa
 from alembic import op
@@ -24,7 +33,38 @@ def _side(prefix: str) -> list[sa.Column]:  # type: ignore[type-arg]
     ]
 
 
+CHANGED = {"AccountTimeline": "account_timeline", "AccountDirectory": "account_directory",
+           "LeadershipLog": "leadership_log", "OneVoiceView": "one_voice_view"}  # fmt: skip
+
+
+def _retire_other_generations() -> None:
+    bind = op.get_bind()
+    for table in sa.inspect(bind).get_table_names():
+        if any(table.startswith(f"{prefix}__g") for prefix in CHANGED.values()):
+            op.drop_table(table)
+    names = sa.bindparam("names", expanding=True)
+    bind.execute(sa.text("UPDATE projection_generations SET kept = NULL"
+                         " WHERE projection IN :names").bindparams(names),
+                 {"names": list(CHANGED)})  # fmt: skip
+    now_us = time.time_ns() // 1000
+    open_rebuilds = bind.execute(sa.text(
+        "SELECT id, projections FROM rebuilds WHERE state IN ('running', 'verifying', 'diff')"
+    )).all()  # fmt: skip
+    for rebuild_id, projections in open_rebuilds:
+        if not set(json.loads(projections)) & set(CHANGED):
+            continue
+        bind.execute(sa.text(
+            "UPDATE rebuilds SET state = 'failed', finished_us = :now, updated_us = :now,"
+            " worker = NULL, lease_until_us = NULL, error = :error WHERE id = :id"
+        ), {"now": now_us, "id": rebuild_id, "error": (
+            "migrations 0009-0012 changed the tables of this read model, and its shadow"
+            " generation was dropped: start the rebuild again")})  # fmt: skip
+        bind.execute(sa.text("DELETE FROM rebuild_claims WHERE rebuild_id = :id"),
+                     {"id": rebuild_id})  # fmt: skip
+
+
 def upgrade() -> None:
+    _retire_other_generations()
     op.create_table(
         "one_voice_view_needs",
         sa.Column("account_id", sa.String(128), primary_key=True),

@@ -88,7 +88,9 @@ def encode(event: EnvelopeBase) -> OutgoingRecord:
     """The record for an event that already has ``event_id`` and ``recorded_at``."""
     if event.event_id is None:
         raise ValueError("event_id must be set before encoding")
-    value = json.dumps(dump_event(event), ensure_ascii=False, separators=(",", ":"))
+    # allow_nan=False: a value JSON cannot carry fails here, at ingest, not in every reader.
+    value = json.dumps(dump_event(event), ensure_ascii=False, separators=(",", ":"),
+                       allow_nan=False)  # fmt: skip
     headers = (
         ("event_id", str(event.event_id).encode()),
         ("type", event_type(event).encode()),

@@ -50,6 +50,9 @@ AccountId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # recursion limit, which a body nested a few hundred levels deep would otherwise reach.
 MAX_DEPTH = 32
 MAX_PARTICIPANTS = 20
+MAX_AMOUNT = 1e15
+"""The largest order or contract amount (in any currency): sums of many stay exact enough and
+far from overflow."""
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -103,7 +106,8 @@ and (at ingest) one of the configured departments."""
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: "Infinity", "NaN" or 1e400 would make a record no reader can decode.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Actor(Strict):
@@ -294,27 +298,41 @@ class CustomerNeedAddressed(Strict):
     on_site: bool = False
 
 
+Money = Annotated[float, Field(ge=0, le=MAX_AMOUNT)]
+
+
 class SalesOrderPlaced(Strict):
     order_id: ShortText
-    amount: float = Field(ge=0)
+    amount: Money
     currency: Currency
     products: list[ShortText] = Field(default_factory=list, max_length=100)
 
 
-class SuccessRenewalScheduled(Strict):
-    contract_id: ShortText
-    renews_at: UtcDatetime
-    amount: float | None = Field(default=None, ge=0)
+class _Priced(Strict):
+    """An optional amount, which needs its currency."""
+
+    amount: Money | None = None
     currency: Currency | None = None
 
+    @model_validator(mode="after")
+    def _amount_has_currency(self) -> _Priced:
+        if (self.amount is None) != (self.currency is None):
+            raise PydanticCustomError(
+                "amount_without_currency", "amount and currency go together: give both or neither"
+            )
+        return self
 
-class SuccessRenewed(Strict):
+
+class SuccessRenewalScheduled(_Priced):
+    contract_id: ShortText
+    renews_at: UtcDatetime
+
+
+class SuccessRenewed(_Priced):
     """The contract was renewed; ``renews_at`` is the next renewal, when known."""
 
     contract_id: ShortText
     renews_at: UtcDatetime | None = None
-    amount: float | None = Field(default=None, ge=0)
-    currency: Currency | None = None
 
 
 class SuccessChurned(Strict):
@@ -549,6 +567,8 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
             loc = loc[1:]
         kind = error["type"]
         path = ".".join(loc) or _MODEL_ERROR_PATHS.get(kind, "")
+        if kind == "amount_without_currency":
+            path += ".currency"
         problem = error["msg"]
         if kind == "union_tag_invalid":
             problem = "unknown event type; allowed: " + ", ".join(EVENT_TYPES)

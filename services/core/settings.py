@@ -16,8 +16,9 @@ from services.core.logs import LogFormat
 from services.core.view_rules import Policy
 
 DEFAULT_EXECUTIVE_TITLES = (
-    r"\b(c[a-z]{1,2}o|chief|president|vp|svp|evp|vice[ -]president|founder|managing director)\b"
-    r"|대표|사장|부사장|전무|상무|회장|본부장"
+    r"\b(ceo|cfo|coo|cto|cmo|cro|cio|ciso|cso|cpo|cdo|chief \w+( \w+)? officer|president"
+    r"|vice[ -]president|vp|svp|evp|founder|co-founder|managing director)\b"
+    r"|대표이사|^대표$|사장|부사장|전무|상무|회장|본부장"
 )
 
 

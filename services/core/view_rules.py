@@ -9,10 +9,10 @@ Rules (the README repeats them for users):
   with ``complaint: true``. A complaint category recurs when two or more complaints of that
   category (compared case-insensitively) were opened within the recurring window
   (``policy.recurring_days``, 90 by default).
-- A resolution may record a cause and a prevention; the prevention is a commitment. A complaint
-  opened in the recurring window whose category (case-insensitive) had a prevention recorded for
-  the account before it — at any time — is a recurrence after a fix (the fix's category: its
-  cause's, else its ticket's).
+- A resolution may record a cause and a prevention; the prevention is a commitment (and stays a
+  fix however the ticket is resolved again). A complaint opened in the recurring window whose
+  category (case-insensitive) had a prevention recorded for the account before it — at any
+  time — is a recurrence after a fix (the fix's category: its cause's, else its ticket's).
 - Live offers: a proposal, until its ``valid_until`` (without one, while it is within the
   90-day window), unless a later proposal with the same ``proposal_id`` replaced it; a campaign
   offer, while the campaign is within the 30-day window.
@@ -30,6 +30,7 @@ Rules (the README repeats them for users):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -111,6 +112,8 @@ class Commitment:
     closed_us: int | None
     owner_id: str | None = None
     ticket_id: str | None = None  # set: the prevention recorded when this ticket was resolved
+    cause_key: str | None = None  # the prevention's cause category (case-folded), if given
+    cause_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -318,12 +321,18 @@ def is_stale(h: Handoff, as_of: AsOf) -> bool:
     return h.at_us < as_of.since(as_of.policy.handoff_days)
 
 
-def fixes(facts: Facts, as_of: AsOf) -> list[Ticket]:
-    """Tickets resolved up to now with a prevention recorded, oldest first."""
-    return sorted(
-        (t for t in facts.tickets if t.prevention_action and as_of.past(t.resolved_us)),
-        key=lambda t: (t.resolved_us or 0, t.ticket_id),
-    )
+def fixes(facts: Facts, as_of: AsOf) -> list[tuple[str | None, Commitment]]:
+    """(category key, prevention) of every prevention recorded up to now, oldest first. A
+    prevention is the commitment a resolution made (it stays, however the ticket was resolved
+    later); its category is its cause's, else its ticket's."""
+    tickets = {t.ticket_id: t for t in facts.tickets}
+    found = []
+    for c in facts.commitments:
+        if c.ticket_id is None or not as_of.past(c.made_us):
+            continue
+        ticket = tickets.get(c.ticket_id)
+        found.append((c.cause_key or (None if ticket is None else ticket.category_key), c))
+    return sorted(found, key=lambda f: (f[1].made_us or 0, f[1].commitment_id))
 
 
 def recurrences_after_fix(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
@@ -338,19 +347,18 @@ def recurrences_after_fix(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
         key=lambda t: (t.opened_us or 0, t.ticket_id),
     )  # fmt: skip
     for t in complaints:
-        before = [f for f in done if f.fix_key == t.category_key and f.ticket_id != t.ticket_id
-                  and (f.resolved_us or 0) < (t.opened_us or 0)]  # fmt: skip
+        before = [c for key, c in done if key == t.category_key and c.ticket_id != t.ticket_id
+                  and (c.made_us or 0) < (t.opened_us or 0)]  # fmt: skip
         if not before:
             continue
         fix = before[-1]
         found.append({
             "ticket_id": t.ticket_id, "category": t.category, "subject": t.subject,
             "opened_at": iso(t.opened_us or 0), "event_id": t.opened_event_id,
-            "fix": {"ticket_id": fix.ticket_id, "resolved_at": iso(fix.resolved_us or 0),
-                    "event_id": fix.resolved_event_id, "cause": fix.cause_text,
-                    "prevention": fix.prevention_action,
-                    "commitment_id": fix.prevention_commitment_id},
-            "event_ids": [e for e in (t.opened_event_id, fix.resolved_event_id) if e],
+            "fix": {"ticket_id": fix.ticket_id, "resolved_at": iso(fix.made_us or 0),
+                    "event_id": fix.made_event_id, "cause": fix.cause_text,
+                    "prevention": fix.text, "commitment_id": fix.commitment_id},
+            "event_ids": [e for e in (t.opened_event_id, fix.made_event_id) if e],
         })  # fmt: skip
     return found
 
@@ -388,8 +396,9 @@ def contract_renewal(
         return (c.renews_us or 0, c.amount, c.currency, c.scheduled_event_id)
     if c.next_renews_us is None:
         return None
-    return (c.next_renews_us, c.renewed_amount or c.amount, c.renewed_currency or c.currency,
-            c.renewed_event_id)  # fmt: skip
+    if c.renewed_amount is not None:
+        return (c.next_renews_us, c.renewed_amount, c.renewed_currency, c.renewed_event_id)
+    return (c.next_renews_us, c.amount, c.currency, c.renewed_event_id)
 
 
 def next_renewal(facts: Facts, as_of: AsOf) -> dict[str, Any] | None:
@@ -424,7 +433,7 @@ def unattended_renewal(facts: Facts, as_of: AsOf) -> list[str] | None:
 
 def lifetime_value(facts: Facts, currency: str) -> float:
     """The sum of every order up to now in ``currency`` (other currencies are not converted)."""
-    return sum(t.amount for t in facts.order_totals if t.currency == currency)
+    return math.fsum(t.amount for t in facts.order_totals if t.currency == currency)
 
 
 def live_offers(facts: Facts, as_of: AsOf) -> list[Message]:

@@ -1,5 +1,5 @@
 """LeadershipLog: every touch an executive made or took part in, one row per event and executive
-(insert-once: the first copy wins)."""
+(insert-once: a row, once written, is never changed)."""
 
 from __future__ import annotations
 

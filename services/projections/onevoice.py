@@ -150,7 +150,8 @@ class _Batch:
             due = None if payload.due_at is None else to_micros(payload.due_at)
             row = {**_side("made", stored), "text": payload.text, "made_by": _actor(stored),
                    "department": stored.event.actor.department, "due_us": due,
-                   "owner_id": None, "ticket_id": None}  # fmt: skip
+                   "owner_id": None, "ticket_id": None, "cause_key": None,
+                   "cause_text": None}  # fmt: skip
             _keep_latest(self.commitments, (account_id, payload.commitment_id, "made"), stored, row)
         elif isinstance(payload, CommitmentClosed):
             row = {**_side("closed", stored), "closed_state": stored.type.split(".")[1]}
@@ -180,7 +181,8 @@ class _Batch:
                 made = {**_side("made", stored), "text": prevention.action,
                         "made_by": _actor(stored), "department": stored.event.actor.department,
                         "due_us": due, "owner_id": prevention.owner,
-                        "ticket_id": payload.ticket_id}  # fmt: skip
+                        "ticket_id": payload.ticket_id, "cause_key": row["cause_key"],
+                        "cause_text": row["cause_text"]}  # fmt: skip
                 _keep_latest(self.commitments, (account_id, commitment_id, "made"), stored, made)
         elif isinstance(payload, SupportCsatRecorded):
             self.csat.append({"account_id": account_id, "event_id": stored.event_id,

@@ -370,3 +370,13 @@ def test_value_renewals_and_the_unattended_renewal_rule(live: Live) -> None:
     value = live.view("hanbit")["value"]
     assert value["next_renewal"] is None
     assert value["churned"]["event_id"] == churn["event_id"]
+
+
+def test_needs_with_the_longest_ids_page_through(live: Live) -> None:
+    account, ids = "계" * 128, ["요" * 255 + "1", "요" * 255 + "2"]
+    live.load([ev("customer.need_identified", account, f"2026-11-2{i}T00:00:00Z", JANG,
+                  {"need_id": need, "text": "t", "category": "c"})
+               for i, need in enumerate(ids)])  # fmt: skip
+    first = live.get("/v1/needs", limit=1)
+    second = live.get("/v1/needs", limit=1, cursor=first["next_cursor"])
+    assert [i["need_id"] for i in first["items"] + second["items"]] == ids[::-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from services.bootstrap import ROOT
 from services.core.adapters.sql import Database
@@ -65,5 +65,60 @@ def test_0007_registers_nothing_when_the_timeline_had_several_topics(settings: S
         upgrade(db, "head")
         with db.reading() as conn:
             assert conn.execute(text("SELECT count(*) FROM event_first_copies")).scalar_one() == 0
+    finally:
+        db.dispose()
+
+
+def test_0009_to_0012_keep_rows_and_retire_other_generations(settings: Settings) -> None:
+    """Existing rows survive the new primary keys; shadow and kept generations of the changed
+    read models are dropped and their open rebuilds failed (they have the old shape)."""
+    db = Database(settings.resolved_database_url())
+    try:
+        upgrade(db, "0008")
+        with db.transaction() as conn:
+            conn.execute(TIMELINE_EVENT)
+            conn.execute(text(
+                "INSERT INTO one_voice_view_contacts (account_id, contact_key, event_id,"
+                ' contact_pii, actor_id, actor, department, at_us, partition, "offset")'
+                " VALUES ('acme', 'id:c-1', 'e1', '{}', 'u', '{}', 'sales', 1, 2, 7)"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO leadership_log_contacts (event_id, executive_id, executive,"
+                ' account_id, at_us, partition, "offset", type, details)'
+                " VALUES ('e1', 'ceo', '{}', 'acme', 1, 2, 7, 'sales.call_logged', '{}')"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO account_directory_touches (account_id, department, at_us,"
+                ' partition, "offset", event_id, type, actor)'
+                " VALUES ('acme', 'sales', 1, 2, 7, 'e1', 'sales.call_logged', '{}')"
+            ))  # fmt: skip
+            # A kept generation (2) and a running rebuild's shadow (3) of OneVoiceView.
+            for generation in (2, 3):
+                conn.execute(
+                    text(f"CREATE TABLE one_voice_view__g{generation}_csat (account_id TEXT)")
+                )
+            conn.execute(text("INSERT INTO projection_generations VALUES"
+                              " ('OneVoiceView', 1, 2, 5)"))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO rebuilds (id, generation, projections, state, accept_diff, keep_old,"
+                " created_us, updated_us, progress) VALUES ('r3', 3, '[\"OneVoiceView\"]',"
+                " 'running', false, false, 1, 1, '{}')"
+            ))  # fmt: skip
+            conn.execute(text("INSERT INTO rebuild_claims VALUES ('OneVoiceView', 'r3')"))
+        upgrade(db, "head")
+        with db.reading() as conn:
+            assert conn.execute(text(
+                "SELECT actor_id FROM one_voice_view_contacts")).all() == [("u",)]  # fmt: skip
+            assert conn.execute(text(
+                "SELECT role FROM leadership_log_contacts")).all() == [("actor",)]  # fmt: skip
+            assert [bool(r[0]) for r in conn.execute(text(
+                "SELECT by_actor FROM account_directory_touches"))] == [True]  # fmt: skip
+            tables = set(inspect(conn).get_table_names())
+            assert not {t for t in tables if "__g" in t}
+            assert conn.execute(text("SELECT kept FROM projection_generations")).all() == [
+                (None,)]  # fmt: skip
+            state, error = conn.execute(text("SELECT state, error FROM rebuilds")).one()
+            assert state == "failed" and "start the rebuild again" in error
+            assert conn.execute(text("SELECT count(*) FROM rebuild_claims")).scalar_one() == 0
     finally:
         db.dispose()

@@ -396,3 +396,15 @@ def test_every_type_has_an_example_that_the_contract_accepts() -> None:
     assert set(found) == set(EVENT_TYPES)
     for kind, body in found.items():
         assert parse_event(body, DEFAULT_DEPARTMENTS).type == kind  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("amount", ["Infinity", "NaN", "1e400", 1e16])
+def test_amounts_must_be_finite_and_bounded(amount: object) -> None:
+    payload = {"order_id": "O-1", "amount": amount, "currency": "KRW"}
+    assert paths_of(make_event("sales.order_placed", payload=payload)) == ["payload.amount"]
+
+
+def test_a_renewal_amount_needs_its_currency() -> None:
+    payload = {"contract_id": "K-1", "renews_at": "2027-01-01T00:00:00Z", "amount": 5}
+    assert paths_of(make_event("success.renewal_scheduled", payload=payload)) == [
+        "payload.currency"]  # fmt: skip

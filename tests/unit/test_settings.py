@@ -104,3 +104,24 @@ def test_the_password_is_never_shown() -> None:
     shown.append(refusal(kafka_security_protocol="SASL_SSL", kafka_sasl_password="hunter2-secret"))
     assert not [text for text in shown if "hunter2" in text]
     assert kafka_security(settings).sasl_password == "hunter2-secret"
+
+
+@pytest.mark.parametrize(("title", "executive"), [
+    ("VP Sales", True), ("CTO", True), ("Chief Revenue Officer", True), ("대표이사", True),
+    ("대표", True), ("영업본부장", True), ("Co-founder", True), ("Account Executive", False),
+    ("영업대표", False), ("Chief of Staff", False), ("CIAO", False), ("Sales Director", False),
+])  # fmt: skip
+def test_the_default_executive_title_rule(title: str, executive: bool) -> None:
+    rule = Settings().executive_title_rule
+    assert rule is not None and bool(rule.search(title)) is executive
+
+
+def test_departments_must_be_names_and_keep_the_type_owners() -> None:
+    with pytest.raises(ValidationError, match="must include leadership"):
+        Settings(departments="sales,marketing,support,success")
+    with pytest.raises(ValidationError, match="not department names: Ops"):
+        Settings(departments="sales,marketing,support,success,leadership,Ops")
+    assert Settings(departments="sales, marketing,support,success,leadership,ops,ops")\
+        .department_list[-1] == "ops"  # fmt: skip
+    with pytest.raises(ValidationError, match="not a regular expression"):
+        Settings(executive_titles="(")

@@ -15,6 +15,7 @@ The clock is fixed: NOW = 2026-11-23T01:00:00Z, which is 10:00 on 2026-11-23 in 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,6 +25,7 @@ import pytest
 from services.core.view_rules import (
     ActorTouches,
     AsOf,
+    Commitment,
     Facts,
     Handoff,
     Policy,
@@ -634,11 +636,16 @@ def test_open_handoffs_are_those_not_followed_up_by_now_oldest_first() -> None:
 
 
 def fixed(tid: str, *, resolved_us: int, cause: str | None = None, category: str = "Billing",
-          prevention: str | None = "중복 검사") -> Ticket:  # fmt: skip
-    return Ticket(tid, f"ev-{tid}", resolved_us - DAY_US, "s", category, category.casefold(),
-                  "normal", True, resolved_us, f"ev-{tid}-resolved",
-                  None if cause is None else cause.casefold(), cause, None, prevention,
-                  f"prevent-{tid}")  # fmt: skip
+          prevention: str | None = "중복 검사") -> Facts:  # fmt: skip
+    """A complaint ticket, resolved at ``resolved_us``, and (unless ``prevention`` is None) the
+    prevention commitment the resolution made."""
+    ticket = Ticket(tid, f"ev-{tid}", resolved_us - DAY_US, "s", category, category.casefold(),
+                    "normal", True, resolved_us, f"ev-{tid}-resolved")  # fmt: skip
+    commitments = [] if prevention is None else [Commitment(
+        f"prevent-{tid}", f"ev-{tid}-resolved", resolved_us, prevention, {"id": "emp-kim"},
+        "support", None, None, None, None, "emp-kim", tid,
+        None if cause is None else cause.casefold(), None)]  # fmt: skip
+    return Facts(tickets=[ticket], commitments=commitments)
 
 
 def complaint_at(tid: str, opened_us: int, category: str = "billing") -> Ticket:
@@ -648,8 +655,8 @@ def complaint_at(tid: str, opened_us: int, category: str = "billing") -> Ticket:
 
 def test_a_complaint_a_year_after_a_fix_recurs_after_it() -> None:
     year_ago = NOW - 365 * DAY_US
-    facts = Facts(tickets=[fixed("T-1", resolved_us=year_ago),
-                           complaint_at("T-2", NOW - HOUR_US)])  # fmt: skip
+    facts = fixed("T-1", resolved_us=year_ago)
+    facts.tickets.append(complaint_at("T-2", NOW - HOUR_US))
     [found] = recurrences_after_fix(facts, AS_OF)
     assert (found["ticket_id"], found["fix"]["ticket_id"]) == ("T-2", "T-1")
     assert found["event_ids"] == ["ev-T-2", "ev-T-1-resolved"]
@@ -657,18 +664,23 @@ def test_a_complaint_a_year_after_a_fix_recurs_after_it() -> None:
 
 def test_the_fix_must_come_before_the_complaint_and_match_its_category() -> None:
     opened = NOW - 10 * DAY_US
-    after = Facts(tickets=[fixed("T-1", resolved_us=opened + 1), complaint_at("T-2", opened)])
-    assert recurrences_after_fix(after, AS_OF) == []
-    other = Facts(tickets=[fixed("T-1", resolved_us=opened - 1, category="SSO"),
-                           complaint_at("T-2", opened)])  # fmt: skip
-    assert recurrences_after_fix(other, AS_OF) == []
+
+    def story(**fix: Any) -> Facts:
+        facts = fixed("T-1", **fix)
+        facts.tickets.append(complaint_at("T-2", opened))
+        return facts
+
+    assert recurrences_after_fix(story(resolved_us=opened + 1), AS_OF) == []
+    assert recurrences_after_fix(story(resolved_us=opened - 1, category="SSO"), AS_OF) == []
     # The cause's category wins over the ticket's.
-    by_cause = Facts(tickets=[fixed("T-1", resolved_us=opened - 1, category="SSO",
-                                    cause="BILLING"), complaint_at("T-2", opened)])  # fmt: skip
+    by_cause = story(resolved_us=opened - 1, category="SSO", cause="BILLING")
     assert [r["ticket_id"] for r in recurrences_after_fix(by_cause, AS_OF)] == ["T-2"]
-    no_prevention = Facts(tickets=[fixed("T-1", resolved_us=opened - 1, prevention=None),
-                                   complaint_at("T-2", opened)])  # fmt: skip
-    assert recurrences_after_fix(no_prevention, AS_OF) == []
+    assert recurrences_after_fix(story(resolved_us=opened - 1, prevention=None), AS_OF) == []
+    # Resolved again later without a prevention: the fix recorded first still counts.
+    again = story(resolved_us=opened - 2 * DAY_US)
+    again.tickets[0] = replace(again.tickets[0], resolved_us=opened - 1)
+    assert [r["fix"]["event_id"] for r in recurrences_after_fix(again, AS_OF)] == [
+        "ev-T-1-resolved"]  # fmt: skip
 
 
 def test_the_recurring_window_is_configurable() -> None:

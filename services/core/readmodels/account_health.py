@@ -33,8 +33,8 @@ def _facts(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[st
 
 
 def _cents(value: float) -> int:
-    """A sort key of whole hundredths: cursors carry integers."""
-    return round(value * 100)
+    """A sort key of whole hundredths, within int64: cursors carry integers."""
+    return max(-(2**63), min(2**63 - 1, round(value * 100)))
 
 
 def read_accounts(

@@ -24,7 +24,9 @@ def encode(key: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(cursor: str, max_length: int = 1024) -> list[Any]:
+def decode(cursor: str, max_length: int = 4096) -> list[Any]:
+    # 4096: room for the longest key a page can end on (a 256-character Korean name or id,
+    # case-folded, as UTF-8 in base64), and a bound on what a client can make us parse.
     """The key list inside ``cursor``; ``BadCursor`` for anything else."""
     try:
         if len(cursor) > max_length:

@@ -74,6 +74,8 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("due_us", BigInteger, nullable=True),
         Column("owner_id", String(256), nullable=True),  # a prevention's owner
         Column("ticket_id", String(256), nullable=True),  # set: a prevention of this ticket
+        Column("cause_key", Text, nullable=True),  # the prevention's cause category, folded
+        Column("cause_text", Text, nullable=True),
         *_side("closed"),
         Column("closed_state", String(16), nullable=True),  # fulfilled | cancelled
     )

@@ -9,6 +9,7 @@ positions (``as_of.positions``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import fsum
 from typing import Any
 
 from sqlalchemy import Connection
@@ -23,6 +24,7 @@ from services.core.view_rules import (
     Facts,
     Handoff,
     Need,
+    OrderTotal,
     addressed_needs,
     conflicts,
     executive_items,
@@ -245,14 +247,14 @@ def _needs(facts: Facts, as_of: AsOf) -> dict[str, Any]:
 def _value(facts: Facts, as_of: AsOf) -> dict[str, Any]:
     """Orders (the last, the 365-day window's, lifetime per currency), the next renewal and the
     latest churn."""
-    totals: dict[str, dict[str, Any]] = {}
+    # (an account and its children: each account's sums, added exactly)
+    by_currency: dict[str, list[OrderTotal]] = {}
     for t in facts.order_totals:
-        c = totals.setdefault(t.currency, {"orders": 0, "amount": 0.0, "orders_365d": 0,
-                                           "amount_365d": 0.0})  # fmt: skip
-        c["orders"] += t.count
-        c["amount"] += t.amount
-        c["orders_365d"] += t.count_365d
-        c["amount_365d"] += t.amount_365d
+        by_currency.setdefault(t.currency, []).append(t)
+    totals = {cur: {"orders": sum(t.count for t in ts), "amount": fsum(t.amount for t in ts),
+                    "orders_365d": sum(t.count_365d for t in ts),
+                    "amount_365d": fsum(t.amount_365d for t in ts)}
+              for cur, ts in by_currency.items()}  # fmt: skip
     last = None if facts.last_order is None else {
         k: v for k, v in facts.last_order.items() if k != "_key"}  # fmt: skip
     upcoming = next_renewal(facts, as_of)

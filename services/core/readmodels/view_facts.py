@@ -9,6 +9,7 @@ SQLAlchemy statements per request cost more than running them.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -50,6 +51,7 @@ from services.core.view_rules import (
 )
 
 Ids = Sequence[str] | None
+_CHUNK = 500
 Params = dict[str, Any]
 
 
@@ -119,19 +121,21 @@ def _actor_counts(by_ids: bool, _: bool) -> Select[Any]:
 def _commitments(by_ids: bool, open_only: bool) -> Select[Any]:
     t = onevoice.TABLES.commitments
     where = [_among(t.c.account_id, by_ids)]
-    if open_only:
-        where.append(or_(t.c.closed_us.is_(None), t.c.closed_us > bindparam("now")))
+    if open_only:  # and every prevention: a fix counts whenever it was recorded
+        where.append(or_(t.c.closed_us.is_(None), t.c.closed_us > bindparam("now"),
+                         t.c.ticket_id.is_not(None)))  # fmt: skip
     return select(t).where(*where)
 
 
 def _tickets(by_ids: bool, open_only: bool) -> Select[Any]:
-    t = onevoice.TABLES.tickets
+    t, c = onevoice.TABLES.tickets, onevoice.TABLES.commitments
     where = [_among(t.c.account_id, by_ids)]
     if open_only:
         where.append(or_(
             t.c.resolved_us.is_(None), t.c.resolved_us > bindparam("now"),
             and_(t.c.complaint.is_(True), t.c.opened_us >= bindparam("since_recurring")),
-            t.c.prevention_action.is_not(None),  # a fix, whenever it was recorded
+            exists().where(  # the ticket of a prevention: its category may be the fix's
+                c.c.account_id == t.c.account_id, c.c.ticket_id == t.c.ticket_id),
         ))  # fmt: skip
     return select(t).where(*where)
 
@@ -220,11 +224,13 @@ def _account_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
 def _contact_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
     """Sales and success touches of a contact in the 90-day window (contacts rows are one per
     person), for the accounts with signals."""
-    c = onevoice.TABLES.contacts
+    c, ev = onevoice.TABLES.contacts, timeline.TABLES.events
+    registration = exists().where(ev.c.event_id == c.c.event_id,
+                                  ev.c.type == "account.registered")  # not a touch  # fmt: skip
     return select(c.c.account_id, c.c.contact_key, c.c.event_id, c.c.at_us, c.c.partition,
                   c.c.offset).where(
         c.c.account_id.in_(_signalled(by_ids)), c.c.department.in_(FOLLOW_UP_DEPARTMENTS),
-        c.c.at_us.between(bindparam("since90"), bindparam("now")),
+        c.c.at_us.between(bindparam("since90"), bindparam("now")), ~registration,
     )  # fmt: skip
 
 
@@ -239,17 +245,12 @@ def _needs(by_ids: bool, _: bool) -> Select[Any]:
     )  # fmt: skip
 
 
-def _order_totals(by_ids: bool, _: bool) -> Select[Any]:
+def _order_amounts(by_ids: bool, _: bool) -> Select[Any]:
+    """Every order up to now: summed in Python (``math.fsum``), whose result does not depend on
+    the order rows come back in, as a database's floating-point SUM does."""
     o = onevoice.TABLES.orders
-    recent = o.c.placed_us >= bindparam("since365")
-    return (
-        select(o.c.account_id, o.c.currency, func.count().label("n"),
-               func.sum(o.c.amount).label("total"),
-               func.sum(case((recent, 1), else_=0)).label("n365"),
-               func.sum(case((recent, o.c.amount), else_=0.0)).label("total365"))
-        .where(_among(o.c.account_id, by_ids), o.c.placed_us <= bindparam("now"))
-        .group_by(o.c.account_id, o.c.currency)
-    )  # fmt: skip
+    return select(o.c.account_id, o.c.currency, o.c.amount, o.c.placed_us).where(
+        _among(o.c.account_id, by_ids), o.c.placed_us <= bindparam("now"))  # fmt: skip
 
 
 def _order_last(by_ids: bool, _: bool) -> Select[Any]:
@@ -299,7 +300,7 @@ _BUILDERS: dict[str, Callable[[bool, bool], Select[Any]]] = {
     "commitments": _commitments, "tickets": _tickets, "messages": _messages,
     "executive": _executive, "executive_last": _executive_last, "csat": _csat,
     "contacts": _contacts, "signals": _signals, "account_follow_ups": _account_follow_ups,
-    "contact_follow_ups": _contact_follow_ups, "needs": _needs, "order_totals": _order_totals,
+    "contact_follow_ups": _contact_follow_ups, "needs": _needs, "order_amounts": _order_amounts,
     "order_last": _order_last, "contracts": _contracts, "churns": _churns,
 }  # fmt: skip
 
@@ -329,17 +330,17 @@ def load_facts(
     _until_now(conn, facts, as_of)
     for r in rows("actor_counts"):
         of(r.account_id).actors_90d.append(ActorTouches(r.actor_id, r.department, int(r.n)))
-    _add_facts(rows, of)
+    _add_facts(rows, of, params["since365"])
     return facts
 
 
-def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
+def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts], since365: int) -> None:
     for r in rows("commitments"):
         of(r.account_id).commitments.append(Commitment(
             r.commitment_id, r.made_event_id, r.made_us, r.text,
             None if r.made_by is None else _json(r.made_by), r.department, r.due_us,
             r.closed_state, r.closed_event_id, r.closed_us, r.owner_id,
-            r.ticket_id))  # fmt: skip
+            r.ticket_id, r.cause_key, r.cause_text))  # fmt: skip
     for r in rows("tickets"):
         of(r.account_id).tickets.append(Ticket(
             r.ticket_id, r.opened_event_id, r.opened_us, r.subject, r.category, r.category_key,
@@ -357,7 +358,7 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
         of(r.account_id).csat.append((r.event_id, r.score, r.at_us))
     for account_id, handoff in _handoffs(rows):
         of(account_id).handoffs.append(handoff)
-    _add_value(rows, of)
+    _add_value(rows, of, since365)
 
 
 def _side_key(r: Any, side: str) -> tuple[int, int, int] | None:
@@ -367,7 +368,7 @@ def _side_key(r: Any, side: str) -> tuple[int, int, int] | None:
     return (us, getattr(r, f"{side}_partition"), getattr(r, f"{side}_offset"))
 
 
-def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
+def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts], since365: int) -> None:
     """Needs, orders, contracts and churns."""
     for r in rows("needs"):
         of(r.account_id).needs.append(Need(
@@ -376,10 +377,15 @@ def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
             r.addressed_event_id, r.addressed_us, r.how,
             None if r.on_site is None else bool(r.on_site),
             None if r.addressed_by is None else _json(r.addressed_by)))  # fmt: skip
-    for r in rows("order_totals"):
-        of(r.account_id).order_totals.append(OrderTotal(
-            r.currency, int(r.n), float(r.total or 0), int(r.n365 or 0),
-            float(r.total365 or 0)))  # fmt: skip
+    amounts: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for r in rows("order_amounts"):
+        amounts.setdefault((r.account_id, r.currency), []).append((float(r.amount or 0),
+                                                                   r.placed_us))  # fmt: skip
+    for (account_id, currency), found in sorted(amounts.items()):
+        recent = [a for a, at in found if at >= since365]
+        of(account_id).order_totals.append(OrderTotal(
+            currency, len(found), math.fsum(a for a, _ in found), len(recent),
+            math.fsum(recent)))  # fmt: skip
     for r in rows("order_last"):
         facts = of(r.account_id)
         key = (r.placed_us, r.placed_partition, r.placed_offset)
@@ -401,10 +407,16 @@ def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts]) -> None:
 def handoffs_of(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> list[
         tuple[str, Handoff]]:  # fmt: skip
     """The handoffs of these accounts (signals of the 90-day window and their follow-ups)."""
-    if not account_ids:
-        return []
-    params = _params(account_ids, as_of)
-    return _handoffs(lambda name: conn.execute(_statement(name, True), params))
+    found = []
+    ids = list(account_ids)
+    for start in range(0, len(ids), _CHUNK):  # bounded IN lists (SQLite's variable limit)
+        params = _params(ids[start : start + _CHUNK], as_of)
+
+        def rows(name: str, bound: Params = params) -> Any:
+            return conn.execute(_statement(name, True), bound)
+
+        found += _handoffs(rows)
+    return found
 
 
 def _handoffs(rows: Callable[[str], Any]) -> list[tuple[str, Handoff]]:
@@ -514,7 +526,7 @@ def load_group(
     for t in touches:
         counts[(t.actor_id, t.department)] = counts.get((t.actor_id, t.department), 0) + 1
     facts.actors_90d = [ActorTouches(a, d, n) for (a, d), n in sorted(counts.items())]
-    _add_facts(rows, lambda _: facts)
+    _add_facts(rows, lambda _: facts, params["since365"])
     # The latest executive touch up to now: the window's latest, or else an older one.
     recent = max(facts.executive_touches, key=lambda t: (t.at_us, t.event_id), default=None)
     if recent is None:
