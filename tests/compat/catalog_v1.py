@@ -2,10 +2,13 @@
 every v1 type and what every reader made of it, so later releases can prove old events still
 project identically.
 
-``catalog_v1_log.jsonl`` holds the records (partition, offset, event body) and
-``catalog_v1_readers.json`` what the readers returned at ``NOW``, computed by the code of commit
-6631fdb. Never regenerate them from newer code: they are the yardstick. (``python -m
-tests.compat.catalog_v1 --write`` did it once, on that commit.)
+Two yardsticks, each a log (``*_log.jsonl``: partition, offset, event body) and what the readers
+returned at ``NOW`` (``*_readers.json``), computed by the code of commit 6631fdb. Never regenerate
+them from newer code. ``catalog_v1`` (``python -m tests.compat.catalog_v1 --write`` on that
+commit) holds the fold property test's story; ``catalog_v1b`` the same story generator with
+meetings, emails, deal stages and success reviews in place of offers and CSAT. Together they
+cover every v1 type except the marketing signals ``marketing.event_attended`` and
+``marketing.content_engaged``, whose views change on purpose: they open handoffs now.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from services.core.view_rules import AsOf
 HERE = Path(__file__).parent
 LOG = HERE / "catalog_v1_log.jsonl"
 READERS = HERE / "catalog_v1_readers.json"
+YARDSTICKS = ("catalog_v1", "catalog_v1b")
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 ZONES = ("UTC", "Asia/Seoul")
 
 
-def load_log() -> list[StoredEvent]:
+def load_log(name: str = "catalog_v1") -> list[StoredEvent]:
     records = []
-    for line in LOG.read_text(encoding="utf-8").splitlines():
+    for line in (HERE / f"{name}_log.jsonl").read_text(encoding="utf-8").splitlines():
         r = json.loads(line)
         event = parse_event(r["event"])
         records.append(StoredEvent(event, str(event.event_id), r["partition"], r["offset"], NOW))
