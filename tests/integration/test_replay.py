@@ -53,6 +53,10 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
             "contacts": 120,
             "csat": 0,
             "signals": 0,
+            "needs": 0,
+            "orders": 0,
+            "contracts": 0,
+            "churns": 0,
         },
     }
     assert "100%" in out.getvalue() and "ev/s" in out.getvalue() and "ETA" in out.getvalue()
