@@ -18,9 +18,10 @@ from services.bootstrap import projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
-from services.core.readmodels import onevoice, view
+from services.core.readmodels import view
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
+from services.projections.onevoice import OneVoiceView
 from tests.integration.test_catalog_v1_compat import differences
 from tests.samples import make_event
 
@@ -191,24 +192,12 @@ def fold(db: Database, deliveries: list[list[StoredEvent]]) -> None:
 
 def views_of(db: Database, tz: str) -> dict[str, Any]:
     as_of = AsOf(to_micros(NOW), ZoneInfo(tz))
-    t = onevoice.TABLES
     with db.reading() as conn:
         found: dict[str, Any] = {
             a: view.read_view(conn, a, as_of) for a in ACCOUNTS
         }  # fmt: skip
         found["rolled-up"] = view.read_view(conn, ACCOUNTS[0], as_of, children=ACCOUNTS[1:])
-        for table in (
-            t.commitments,
-            t.tickets,
-            t.messages,
-            t.contacts,
-            t.csat,
-            t.signals,
-            t.needs,
-            t.orders,
-            t.contracts,
-            t.churns,
-        ):
+        for table in OneVoiceView().tables.values():
             found[table.name] = sorted(tuple(r) for r in conn.execute(select(table)))
     return found
 
@@ -267,19 +256,7 @@ def test_the_facts_do_not_depend_on_delivery_order_at_all(db: Database) -> None:
     logs = history(seed=9)
     everything = list({e.event_id: e for log in logs for e in log}.values())
     fold(db, [everything])
-    t = onevoice.TABLES
-    tables = (
-        t.commitments,
-        t.tickets,
-        t.messages,
-        t.contacts,
-        t.csat,
-        t.signals,
-        t.needs,
-        t.orders,
-        t.contracts,
-        t.churns,
-    )
+    tables = tuple(OneVoiceView().tables.values())
 
     def rows() -> dict[str, list[tuple[object, ...]]]:
         with db.reading() as conn:
