@@ -27,9 +27,11 @@ def scores(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[st
     return {a: int(health(facts.get(a, Facts()), as_of)["score"]) for a in account_ids}
 
 
-def _facts(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, Facts]:
+def _facts(
+    conn: Connection, account_ids: Sequence[str], as_of: AsOf, *, orders: bool = False
+) -> dict[str, Facts]:
     wanted = None if len(account_ids) > _IN_LIST_LIMIT else account_ids
-    return view_facts.load_facts(conn, wanted, as_of, open_only=True)
+    return view_facts.load_facts(conn, wanted, as_of, open_only=True, orders=orders)
 
 
 def _cents(value: float) -> int:
@@ -57,7 +59,7 @@ def read_accounts(
     sorted_here = query.sort in ("health", "value")
     sql_query = replace(query, after=None) if sorted_here else query
     candidates = accounts.matching_ids(conn, sql_query)
-    facts = _facts(conn, [a for _, a in candidates], as_of)
+    facts = _facts(conn, [a for _, a in candidates], as_of, orders=query.sort == "value")
     score = {a: int(health(facts.get(a, Facts()), as_of)["score"]) for _, a in candidates}
     if at_risk is not None:
         candidates = [(k, a) for k, a in candidates if (score[a] < below) == at_risk]

@@ -35,7 +35,7 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
     directory = conn.execute(
         select(a.c.account_id, a.c.name, a.c.registered, a.c.last_touch_us).order_by(a.c.account_id)
     ).all()
-    facts = view_facts.load_facts(conn, None, as_of, open_only=True)
+    facts = view_facts.load_facts(conn, None, as_of, open_only=True, orders=False)
     since = as_of.since(NEGLECT_DAYS)
     neglected, never, single, recurring, overdue, stale = [], [], [], [], [], []
     after_fix: list[dict[str, Any]] = []

@@ -309,12 +309,14 @@ _BUILDERS: dict[str, Callable[[bool, bool], Select[Any]]] = {
 
 
 def load_facts(
-    conn: Connection, account_ids: Ids, as_of: AsOf, *, open_only: bool = False
-) -> dict[str, Facts]:
+    conn: Connection, account_ids: Ids, as_of: AsOf, *, open_only: bool = False,
+    orders: bool = True,
+) -> dict[str, Facts]:  # fmt: skip
     """Facts per account id (each account alone, not merged with its children).
 
     ``open_only`` skips closed commitments and old closed tickets, which only the view's counts
-    need."""
+    need, and the needs, which no rule reads; without ``orders`` the orders are not read (only
+    the value sort and the view show them)."""
     by_ids, params = account_ids is not None, _params(account_ids, as_of)
     facts: dict[str, Facts] = {}
 
@@ -330,11 +332,14 @@ def load_facts(
     _until_now(conn, facts, as_of)
     for r in rows("actor_counts"):
         of(r.account_id).actors_90d.append(ActorTouches(r.actor_id, r.department, int(r.n)))
-    _add_facts(rows, of, params["since365"])
+    _add_facts(rows, of, params["since365"], needs=not open_only, orders=orders)
     return facts
 
 
-def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts], since365: int) -> None:
+def _add_facts(
+    rows: Callable[[str], Any], of: Callable[[str], Facts], since365: int, *,
+    needs: bool = True, orders: bool = True,
+) -> None:  # fmt: skip
     for r in rows("commitments"):
         of(r.account_id).commitments.append(Commitment(
             r.commitment_id, r.made_event_id, r.made_us, r.text,
@@ -358,7 +363,7 @@ def _add_facts(rows: Callable[[str], Any], of: Callable[[str], Facts], since365:
         of(r.account_id).csat.append((r.event_id, r.score, r.at_us))
     for account_id, handoff in _handoffs(rows):
         of(account_id).handoffs.append(handoff)
-    _add_value(rows, of, since365)
+    _add_value(rows, of, since365, needs=needs, orders=orders)
 
 
 def _side_key(r: Any, side: str) -> tuple[int, int, int] | None:
@@ -368,9 +373,12 @@ def _side_key(r: Any, side: str) -> tuple[int, int, int] | None:
     return (us, getattr(r, f"{side}_partition"), getattr(r, f"{side}_offset"))
 
 
-def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts], since365: int) -> None:
+def _add_value(
+    rows: Callable[[str], Any], of: Callable[[str], Facts], since365: int, *,
+    needs: bool, orders: bool,
+) -> None:  # fmt: skip
     """Needs, orders, contracts and churns."""
-    for r in rows("needs"):
+    for r in rows("needs") if needs else ():
         of(r.account_id).needs.append(Need(
             r.need_id, r.identified_event_id, r.identified_us, r.text, r.category, r.priority,
             r.department, None if r.identified_by is None else _json(r.identified_by),
@@ -378,7 +386,7 @@ def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts], since365:
             None if r.on_site is None else bool(r.on_site),
             None if r.addressed_by is None else _json(r.addressed_by)))  # fmt: skip
     amounts: dict[tuple[str, str], list[tuple[float, int]]] = {}
-    for r in rows("order_amounts"):
+    for r in rows("order_amounts") if orders else ():
         amounts.setdefault((r.account_id, r.currency), []).append((float(r.amount or 0),
                                                                    r.placed_us))  # fmt: skip
     for (account_id, currency), found in sorted(amounts.items()):
@@ -386,7 +394,7 @@ def _add_value(rows: Callable[[str], Any], of: Callable[[str], Facts], since365:
         of(account_id).order_totals.append(OrderTotal(
             currency, len(found), math.fsum(a for a, _ in found), len(recent),
             math.fsum(recent)))  # fmt: skip
-    for r in rows("order_last"):
+    for r in rows("order_last") if orders else ():
         facts = of(r.account_id)
         key = (r.placed_us, r.placed_partition, r.placed_offset)
         if facts.last_order is None or facts.last_order["_key"] < key:
