@@ -1,5 +1,6 @@
-"""Complaint prevention: a resolution's cause and prevention, and preventions as commitments
-(issue 10). New nullable columns only: no earlier event carried a cause or a prevention.
+"""Complaint prevention: a resolution's prevention is a commitment, which keeps the ticket, the
+owner and the cause (issue 10). New nullable columns only: no earlier event carried a cause or
+a prevention.
 
 Revision ID: 0011
 Revises: 0010
@@ -14,13 +15,6 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-TICKET_COLUMNS = [
-    sa.Column("cause_category", sa.String(256), nullable=True),
-    sa.Column("cause_key", sa.Text(), nullable=True),
-    sa.Column("cause_text", sa.Text(), nullable=True),
-    sa.Column("prevention_action", sa.Text(), nullable=True),
-    sa.Column("prevention_commitment_id", sa.String(256), nullable=True),
-]
 COMMITMENT_COLUMNS = [
     sa.Column("owner_id", sa.String(256), nullable=True),
     sa.Column("ticket_id", sa.String(256), nullable=True),
@@ -30,9 +24,6 @@ COMMITMENT_COLUMNS = [
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("one_voice_view_tickets") as batch:
-        for column in TICKET_COLUMNS:
-            batch.add_column(column)
     with op.batch_alter_table("one_voice_view_commitments") as batch:
         for column in COMMITMENT_COLUMNS:
             batch.add_column(column)
@@ -41,7 +32,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("one_voice_view_commitments") as batch:
         for column in COMMITMENT_COLUMNS:
-            batch.drop_column(column.name)
-    with op.batch_alter_table("one_voice_view_tickets") as batch:
-        for column in TICKET_COLUMNS:
             batch.drop_column(column.name)

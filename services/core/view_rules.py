@@ -128,16 +128,6 @@ class Ticket:
     complaint: bool
     resolved_us: int | None
     resolved_event_id: str | None = None
-    cause_key: str | None = None
-    cause_category: str | None = None
-    cause_text: str | None = None
-    prevention_action: str | None = None
-    prevention_commitment_id: str | None = None
-
-    @property
-    def fix_key(self) -> str | None:
-        """The category a prevention fixed: the cause's, else the ticket's."""
-        return self.cause_key or self.category_key
 
 
 @dataclass(frozen=True)

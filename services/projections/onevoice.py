@@ -166,14 +166,7 @@ class _Batch:
             cause, prevention = payload.cause, payload.prevention
             commitment_id = None if prevention is None else (
                 prevention.commitment_id or prevention_id(payload.ticket_id))  # fmt: skip
-            row = {
-                **_side("resolved", stored),
-                "cause_category": None if cause is None else cause.category,
-                "cause_key": None if cause is None else cause.category.casefold(),
-                "cause_text": None if cause is None else cause.text,
-                "prevention_action": None if prevention is None else prevention.action,
-                "prevention_commitment_id": commitment_id,
-            }  # fmt: skip
+            row = _side("resolved", stored)
             _keep_latest(self.tickets, (account_id, payload.ticket_id, "resolved"), stored, row)
             if prevention is not None and commitment_id is not None:
                 # A prevention is a commitment: open until fulfilled or cancelled.
@@ -181,8 +174,9 @@ class _Batch:
                 made = {**_side("made", stored), "text": prevention.action,
                         "made_by": _actor(stored), "department": stored.event.actor.department,
                         "due_us": due, "owner_id": prevention.owner,
-                        "ticket_id": payload.ticket_id, "cause_key": row["cause_key"],
-                        "cause_text": row["cause_text"]}  # fmt: skip
+                        "ticket_id": payload.ticket_id,
+                        "cause_key": None if cause is None else cause.category.casefold(),
+                        "cause_text": None if cause is None else cause.text}  # fmt: skip
                 _keep_latest(self.commitments, (account_id, commitment_id, "made"), stored, made)
         elif isinstance(payload, SupportCsatRecorded):
             self.csat.append({"account_id": account_id, "event_id": stored.event_id,

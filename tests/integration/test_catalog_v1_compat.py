@@ -1,5 +1,6 @@
-"""Old events still project identically: a fixed log of catalog v1 events (every v1 type, both
-partitions' orders, second copies) is folded by today's code on both backends, and every
+"""Old events still project identically: two fixed logs of catalog v1 events (15 of the 17 v1
+types: all but the marketing signals, whose accounts now show handoffs; partitions interleaved,
+second copies) is folded by today's code on both backends, and every
 reader's answer must contain everything the v1 code answered, unchanged (new sections and new
 keys may be added; no value may change, no item appear or disappear)."""
 

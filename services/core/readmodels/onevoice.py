@@ -91,12 +91,6 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("severity", String(16), nullable=True),
         Column("complaint", Boolean, nullable=True),
         *_side("resolved"),
-        # The resolution's cause and prevention (support.ticket_resolved), with its side.
-        Column("cause_category", String(256), nullable=True),
-        Column("cause_key", Text, nullable=True),  # case-folded: may outgrow cause_category
-        Column("cause_text", Text, nullable=True),
-        Column("prevention_action", Text, nullable=True),
-        Column("prevention_commitment_id", String(256), nullable=True),
     )
     messages = Table(
         f"{prefix}_messages",

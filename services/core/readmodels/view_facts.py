@@ -349,9 +349,7 @@ def _add_facts(
     for r in rows("tickets"):
         of(r.account_id).tickets.append(Ticket(
             r.ticket_id, r.opened_event_id, r.opened_us, r.subject, r.category, r.category_key,
-            r.severity, bool(r.complaint), r.resolved_us, r.resolved_event_id, r.cause_key,
-            r.cause_category, r.cause_text, r.prevention_action,
-            r.prevention_commitment_id))  # fmt: skip
+            r.severity, bool(r.complaint), r.resolved_us, r.resolved_event_id))  # fmt: skip
     for r in rows("messages"):
         of(r.account_id).messages.append(Message(
             r.event_id, r.kind, r.ref_id, r.name, r.channel, r.product, r.product_key,
