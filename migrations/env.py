@@ -17,6 +17,7 @@ from services.core.readmodels import (  # noqa: F401 - tables
     onevoice,
     timeline,
 )
+from services.core.readmodels.reports import facts  # noqa: F401 - tables
 from services.core.readmodels.schema import METADATA
 from services.core.rebuilds import store as rebuilds  # noqa: F401 - tables
 from services.core.settings import Settings

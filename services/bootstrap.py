@@ -36,6 +36,7 @@ from services.projections.onevoice import OneVoiceView
 from services.projections.rebuild.engine import Rebuilder
 from services.projections.rebuild.worker import RebuildWorker
 from services.projections.redrive import Redriver
+from services.projections.reports import ReportFacts
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 
@@ -183,7 +184,7 @@ class Services:
 
 def projections() -> list[Projection]:
     """Every read model, in the order the runner applies them within a batch."""
-    return [AccountTimeline(), AccountDirectory(), LeadershipLog(), OneVoiceView()]
+    return [AccountTimeline(), AccountDirectory(), LeadershipLog(), OneVoiceView(), ReportFacts()]
 
 
 def build(

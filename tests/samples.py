@@ -54,7 +54,14 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
                         "due_at": "2026-11-30T18:00:00+09:00"},
     "commitment.fulfilled": {"commitment_id": "CM-1"},
     "commitment.cancelled": {"commitment_id": "CM-1"},
+    "employee.registered": {"employee_id": "u-choi", "name": "최민호",
+                            "department": "leadership", "title": "CEO", "active": True},
+    "employee.updated": {"employee_id": "u-choi", "title": "Chairman", "active": True},
+    "kpi.target_set": {"metric": "accounts_touched", "group_by": "department",
+                       "group": "sales", "period": "week", "target": 40},
 }  # fmt: skip
+ORGANISATION_TYPES = ("employee.registered", "employee.updated", "kpi.target_set")
+CUSTOMER_TYPES = tuple(t for t in SAMPLE_PAYLOADS if t not in ORGANISATION_TYPES)
 
 # One way per type to break the payload (a required field missing or a value out of range).
 INVALID_PAYLOADS: dict[str, tuple[dict[str, Any], str]] = {
@@ -88,18 +95,26 @@ INVALID_PAYLOADS: dict[str, tuple[dict[str, Any], str]] = {
                         "payload.due_at"),
     "commitment.fulfilled": ({}, "payload.commitment_id"),
     "commitment.cancelled": ({"commitment_id": "c", "reason": "x"}, "payload.reason"),
+    "employee.registered": ({"employee_id": "e", "name": "n", "department": "Sales"},
+                            "payload.department"),
+    "employee.updated": ({"employee_id": "e", "active": "maybe"}, "payload.active"),
+    "kpi.target_set": ({"metric": "happiness", "group_by": "department", "group": "sales",
+                        "period": "week", "target": 1}, "payload.metric"),
 }  # fmt: skip
 
 
 def department_for(event_type: str) -> str:
     prefix = event_type.split(".", 1)[0]
+    if event_type in ORGANISATION_TYPES:
+        return "hr"
     return (
         prefix if prefix in {"sales", "marketing", "support", "success", "leadership"} else "sales"
     )
 
 
 def make_event(event_type: str = "sales.meeting_held", **overrides: Any) -> dict[str, Any]:
-    """A valid event body of ``event_type``; keyword arguments replace top-level fields."""
+    """A valid event body of ``event_type``; keyword arguments replace top-level fields. An
+    organisation type's body has no account, contacts or related accounts."""
     body: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),
         "type": event_type,
@@ -113,5 +128,7 @@ def make_event(event_type: str = "sales.meeting_held", **overrides: Any) -> dict
         "summary": "고객과 통화: 갱신 논의",
         "payload": copy.deepcopy(SAMPLE_PAYLOADS[event_type]),
     }  # fmt: skip
+    if event_type in ORGANISATION_TYPES:
+        del body["account_id"], body["contacts"]
     body.update(overrides)
     return body

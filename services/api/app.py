@@ -20,7 +20,9 @@ from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
 from services.api.routes import (
     accounts,
     admin,
+    employees,
     health,
+    leaders,
     metrics,
     needs,
     rebuilds,
@@ -230,6 +232,8 @@ def create_app(
             accounts.router,
             reports.router,
             needs.router,
+            employees.router,
+            leaders.router,
             admin.router,
             rebuilds.router,
         )

@@ -96,7 +96,7 @@ def encode(event: EnvelopeBase) -> OutgoingRecord:
         ("type", event_type(event).encode()),
         ("schema_version", str(event.schema_version).encode()),
     )
-    return OutgoingRecord(key=event.account_id.encode(), value=value.encode(), headers=headers)
+    return OutgoingRecord(key=event.partition_key().encode(), value=value.encode(), headers=headers)
 
 
 class RecordRejected(ValueError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from services.core.events import ORGANISATION_TYPES
+
 _ACTORS: dict[str, dict[str, Any]] = {
     "sales": {"id": "emp-park", "name": "박영희", "department": "sales",
               "title": "Account Executive"},
@@ -16,6 +18,7 @@ _ACTORS: dict[str, dict[str, Any]] = {
     "success": {"id": "emp-jang", "name": "장하늘", "department": "success", "title": "CSM"},
     "leadership": {"id": "emp-choi", "name": "최민호", "department": "leadership",
                    "title": "CEO"},
+    "hr": {"id": "emp-yoon", "name": "윤서연", "department": "hr", "title": "HR Manager"},
     "engineering": {"id": "emp-han", "name": "한지민", "department": "engineering",
                     "title": "Solutions Engineer"},
 }  # fmt: skip
@@ -87,17 +90,28 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
         "due_at": "2026-12-14T18:00:00+09:00"}, {}),
     "commitment.fulfilled": ("support", "방지책 공유 완료", {"commitment_id": "CM-77"}, {}),
     "commitment.cancelled": ("sales", "고객 요청으로 취소", {"commitment_id": "CM-78"}, {}),
+    "employee.registered": ("hr", "신임 CTO 등록", {
+        "employee_id": "emp-seo", "name": "서준호", "department": "engineering",
+        "title": "CTO", "executive": True}, {}),
+    "employee.updated": ("hr", "퇴사 처리", {"employee_id": "emp-seo", "active": False}, {}),
+    "kpi.target_set": ("leadership", "지원팀 주간 CSAT 목표", {
+        "metric": "csat_average", "group_by": "department", "group": "support",
+        "period": "week", "target": 4.2}, {}),
 }  # fmt: skip
 
 
 def example(event_type: str) -> dict[str, Any]:
     """A valid event body of ``event_type`` (a fresh copy)."""
     department, summary, payload, extra = _EXAMPLES[event_type]
-    return copy.deepcopy({
+    body = {
         "type": event_type, "account_id": "hanbit-electronics",
         "occurred_at": "2026-11-20T10:00:00+09:00", "source": "crm",
         "actor": _ACTORS[department], "summary": summary, "payload": payload, **extra,
-    })  # fmt: skip
+    }  # fmt: skip
+    if event_type in ORGANISATION_TYPES:
+        del body["account_id"]
+        body["source"] = "hr-system" if department == "hr" else "okr-tool"
+    return copy.deepcopy(body)
 
 
 def examples() -> dict[str, dict[str, Any]]:

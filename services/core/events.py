@@ -358,6 +358,58 @@ class CommitmentClosed(Strict):
     commitment_id: ShortText
 
 
+class EmployeeRegistered(Strict):
+    """One of our people: the roster the leaders' reports list (zeros included)."""
+
+    employee_id: ShortText
+    name: ShortText
+    department: Department
+    title: ShortText | None = None
+    executive: bool | None = Field(
+        default=None,
+        description="Absent: ingest sets true when the title matches the executive title rule;"
+        " readers then count the leadership department as executive.",
+    )
+    active: bool = True
+
+
+class EmployeeUpdated(Strict):
+    """Changes to a registered employee: only the fields given change."""
+
+    employee_id: ShortText
+    name: ShortText | None = None
+    department: Department | None = None
+    title: ShortText | None = None
+    executive: bool | None = None
+    active: bool | None = None
+
+
+class KpiMetric(StrEnum):
+    accounts_touched = "accounts_touched"
+    accounts_neglected = "accounts_neglected"
+    accounts_at_risk = "accounts_at_risk"
+    accounts_never_contacted = "accounts_never_contacted"
+    executive_touches = "executive_touches"
+    complaints_opened = "complaints_opened"
+    complaints_recurring = "complaints_recurring"
+    commitments_kept_on_time = "commitments_kept_on_time"
+    commitments_overdue = "commitments_overdue"
+    handoffs_followed_up = "handoffs_followed_up"
+    csat_average = "csat_average"
+    conflicting_offers = "conflicting_offers"
+
+
+class KpiTargetSet(Strict):
+    """A target for one KPI of one group (``group_by`` value ``group``) per ``period``; the
+    newest target (by occurred_at) for the same metric, group and period wins."""
+
+    metric: KpiMetric
+    group_by: Literal["department", "segment", "owner"]
+    group: ShortText
+    period: Literal["week", "month"]
+    target: float = Field(ge=0, le=MAX_AMOUNT)
+
+
 PAYLOADS: dict[str, type[Strict]] = {
     "account.registered": AccountRegistered,
     "sales.meeting_held": SalesMeetingHeld,
@@ -383,7 +435,13 @@ PAYLOADS: dict[str, type[Strict]] = {
     "commitment.made": CommitmentMade,
     "commitment.fulfilled": CommitmentClosed,
     "commitment.cancelled": CommitmentClosed,
+    "employee.registered": EmployeeRegistered,
+    "employee.updated": EmployeeUpdated,
+    "kpi.target_set": KpiTargetSet,
 }
+ORGANISATION_TYPES: tuple[str, ...] = ("employee.registered", "employee.updated", "kpi.target_set")
+"""Types about our own organisation, not a customer: they carry no ``account_id``, contacts,
+related accounts or participants, and the customer read models never see them."""
 EVENT_TYPES: tuple[str, ...] = tuple(PAYLOADS)
 
 
@@ -402,6 +460,8 @@ class EnvelopeBase(Strict):
     event_id: UUID | None = Field(
         default=None, description="Idempotency key; assigned by the server when absent."
     )
+    # Absent (None) on ORGANISATION_TYPES, whose models override it; the customer projections
+    # never receive those (``is_organisation``), so their code may treat it as a str.
     account_id: AccountId
     related_account_ids: list[AccountId] = Field(default_factory=list, max_length=100)
     occurred_at: UtcDatetime = Field(description="Business time, RFC 3339 with a timezone.")
@@ -432,6 +492,8 @@ class EnvelopeBase(Strict):
                     "got": self.actor.department,
                 },
             )
+        if event_type in ORGANISATION_TYPES:
+            _check_organisation_event(self, event_type)
         if self.account_id in self.related_account_ids:
             raise PydanticCustomError("related_repeats_account", "must not repeat account_id")
         ids = [self.actor.id, *(p.id for p in self.participants or ())]
@@ -441,17 +503,48 @@ class EnvelopeBase(Strict):
             )
         return self
 
+    @property
+    def is_organisation(self) -> bool:
+        """True for an event about our organisation (no account): ``ORGANISATION_TYPES``."""
+        return getattr(self, "type") in ORGANISATION_TYPES  # noqa: B009
+
+    def partition_key(self) -> str:
+        """The record key: the account, so one account's events keep their order; for an
+        organisation event, what it is about (one employee, one KPI target)."""
+        if not self.is_organisation:
+            return self.account_id
+        payload = getattr(self, "payload")  # noqa: B009
+        if isinstance(payload, KpiTargetSet):
+            return f"kpi-target:{payload.group_by}:{payload.group}"
+        return f"employee:{payload.employee_id}"
+
     def people(self) -> list[Actor]:
         """The actor, then each participant: everyone of ours who made this touch."""
         return [self.actor, *(self.participants or ())]
 
 
+def _check_organisation_event(event: EnvelopeBase, event_type: str) -> None:
+    extra = [name for name, given in (
+        ("account_id", event.account_id is not None),
+        ("related_account_ids", bool(event.related_account_ids)),
+        ("contacts", bool(event.contacts)),
+        ("participants", event.participants is not None),
+    ) if given]  # fmt: skip
+    if extra:
+        raise PydanticCustomError(
+            "organisation_event_fields",
+            "'{event_type}' is about our organisation, not a customer: leave out {fields}",
+            {"event_type": event_type, "fields": ", ".join(extra)},
+        )
+
+
 def _envelope_model(event_type: str, payload: type[Strict]) -> type[EnvelopeBase]:
     name = "".join(part.title() for part in event_type.replace(".", "_").split("_")) + "Event"
     tag: Any = Literal[event_type]
-    return create_model(
-        name, __base__=EnvelopeBase, __module__=__name__, type=(tag, ...), payload=(payload, ...)
-    )
+    fields: dict[str, Any] = {"type": (tag, ...), "payload": (payload, ...)}
+    if event_type in ORGANISATION_TYPES:
+        fields["account_id"] = (AccountId | None, Field(default=None, description="Never set."))
+    return create_model(name, __base__=EnvelopeBase, __module__=__name__, **fields)
 
 
 ENVELOPES: dict[str, type[EnvelopeBase]] = {t: _envelope_model(t, p) for t, p in PAYLOADS.items()}
@@ -548,6 +641,7 @@ def event_json_schemas() -> dict[str, Any]:
 _MODEL_ERROR_PATHS = {
     "department_mismatch": "actor.department",
     "participants_repeat": "participants",
+    "organisation_event_fields": "account_id",
     "related_repeats_account": "related_account_ids",
     "union_tag_invalid": "type",
     "union_tag_not_found": "type",

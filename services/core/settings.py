@@ -15,6 +15,7 @@ from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_D
 from services.core.logs import LogFormat
 from services.core.view_rules import Policy
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DEFAULT_EXECUTIVE_TITLES = (
     r"\b(ceo|cfo|coo|cto|cmo|cro|cio|ciso|cso|cpo|cdo|chief \w+( \w+)? officer|president"
     r"|vice[ -]president|vp|svp|evp|founder|co-founder|managing director)\b"
@@ -160,6 +161,18 @@ class Settings(BaseSettings):
         description="Window (calendar days, business time zone) in which an account with a"
         " renewal due must have been touched.",
     )  # fmt: skip
+    silent_employee_weeks: int = Field(
+        default=2, ge=1, le=52,
+        description="Executives and account owners with no customer contact (no customer event"
+        " they made or took part in) for this many weeks (7 days each) are flagged in the"
+        " coverage report and their feed.",
+    )  # fmt: skip
+    week_start: Literal[
+        "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"
+    ] = Field(
+        default="monday",
+        description="First day of a report week (in the business time zone).",
+    )
     value_currency: str = Field(
         default="KRW", pattern=r"^[A-Z]{3}$",
         description="Currency (ISO 4217) whose lifetime order value GET /v1/accounts?sort=value"
@@ -272,7 +285,9 @@ class Settings(BaseSettings):
         """The configurable parts of the view's rules."""
         return Policy(handoff_days=self.handoff_days, recurring_days=self.recurring_days,
                       renewal_days=self.renewal_days, renewal_quiet_days=self.renewal_quiet_days,
-                      value_currency=self.value_currency)  # fmt: skip
+                      value_currency=self.value_currency,
+                      silent_weeks=self.silent_employee_weeks,
+                      week_start=WEEKDAYS.index(self.week_start))  # fmt: skip
 
     @property
     def zone(self) -> ZoneInfo:

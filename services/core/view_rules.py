@@ -53,6 +53,8 @@ class Policy:
     renewal_days: int = 60
     renewal_quiet_days: int = 30
     value_currency: str = "KRW"
+    silent_weeks: int = 2
+    week_start: int = 0  # the first day of a report week: 0 Monday ... 6 Sunday
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,12 @@ class Projection(ABC):
         return {name: table_digest(conn, table) for name, table in self.tables.items()}
 
 
+def customer_events(events: Sequence[StoredEvent]) -> list[StoredEvent]:
+    """The events about a customer account: a customer read model folds only these
+    (organisation events, ``events.ORGANISATION_TYPES``, have no account)."""
+    return [e for e in events if not e.event.is_organisation]
+
+
 def table_digest(conn: Connection, table: Table) -> str:
     return digest_of(fingerprint(conn, table))
 

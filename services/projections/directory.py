@@ -18,7 +18,7 @@ from services.core.events import AccountRegistered, Actor, event_payload
 from services.core.readmodels import accounts
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
-from services.projections.base import Projection
+from services.projections.base import Projection, customer_events
 
 Key = tuple[int, int, int]
 
@@ -39,6 +39,7 @@ class AccountDirectory(Projection):
         )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        events = customer_events(events)
         if not events:
             return
         latest: dict[str, tuple[Key, StoredEvent]] = {}

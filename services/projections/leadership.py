@@ -15,7 +15,7 @@ from services.core.events import event_payload, is_executive
 from services.core.readmodels import leadership
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
-from services.projections.base import Projection
+from services.projections.base import Projection, customer_events
 
 _DETAIL_FIELDS = ("subject", *leadership.HEARD_FIELDS, "commitment_id", "text", "due_at")
 
@@ -37,6 +37,7 @@ class LeadershipLog(Projection):
         )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        events = customer_events(events)
         rows = []
         for s in events:
             executives = [(role, p) for role, p in

@@ -38,7 +38,7 @@ from services.core.events import (
 from services.core.readmodels import onevoice
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
-from services.projections.base import Projection
+from services.projections.base import Projection, customer_events
 
 Key = tuple[int, int, int]
 Row = dict[str, Any]
@@ -90,6 +90,7 @@ class OneVoiceView(Projection):
         )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        events = customer_events(events)
         batch = _Batch()
         for stored in events:
             batch.add(stored)

@@ -12,7 +12,7 @@ from services.core.adapters.sql import insert_ignore, insert_new
 from services.core.codec import StoredEvent
 from services.core.readmodels import timeline
 from services.core.readmodels.generations import shadow_prefix
-from services.projections.base import Projection
+from services.projections.base import Projection, customer_events
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -44,6 +44,7 @@ class AccountTimeline(Projection):
         )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
+        events = customer_events(events)
         fresh: dict[str, StoredEvent] = {}
         for stored in events:
             fresh.setdefault(stored.event_id, stored)  # the first copy in the log wins

@@ -31,7 +31,13 @@ from tests.samples import make_event
 from tests.scrape import Scrape, scrape
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECTIONS = ("AccountTimeline", "AccountDirectory", "LeadershipLog", "OneVoiceView")
+PROJECTIONS = (
+    "AccountTimeline",
+    "AccountDirectory",
+    "LeadershipLog",
+    "OneVoiceView",
+    "ReportFacts",
+)
 DURATION = "onevoice_http_request_duration_seconds_count"
 once = pytest.mark.parametrize("backend", ["embedded"])
 

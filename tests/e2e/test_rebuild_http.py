@@ -15,7 +15,7 @@ import pytest
 from services.bootstrap import Services
 from services.projections.replay import replay
 from tests.conftest import wait_projected
-from tests.samples import SAMPLE_PAYLOADS, make_event
+from tests.samples import ORGANISATION_TYPES, SAMPLE_PAYLOADS, make_event
 
 KNOWN = "acct-known"
 TYPES = sorted(t for t in SAMPLE_PAYLOADS if t != "account.registered")
@@ -23,8 +23,13 @@ TYPES = sorted(t for t in SAMPLE_PAYLOADS if t != "account.registered")
 
 def _event(i: int, account: str | None = None) -> dict[str, Any]:
     at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i)
+    kind = TYPES[i % len(TYPES)]
+    if kind in ORGANISATION_TYPES and account is None:  # the roster and KPI targets, rebuilt too
+        return make_event(kind, occurred_at=at.isoformat())
+    if kind in ORGANISATION_TYPES:
+        kind = "sales.call_logged"
     return make_event(
-        TYPES[i % len(TYPES)], account_id=account or f"acct-{i % 500}",
+        kind, account_id=account or f"acct-{i % 500}",
         related_account_ids=[f"group-{i % 13}"], occurred_at=at.isoformat(),
         summary=f"고객 접점 {i}",
     )  # fmt: skip

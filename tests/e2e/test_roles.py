@@ -25,7 +25,13 @@ from tests.e2e.test_process import free_port
 from tests.samples import make_event
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_MODELS = ("AccountTimeline", "AccountDirectory", "LeadershipLog", "OneVoiceView")
+READ_MODELS = (
+    "AccountTimeline",
+    "AccountDirectory",
+    "LeadershipLog",
+    "OneVoiceView",
+    "ReportFacts",
+)
 
 
 def get(app: Any, path: str, headers: dict[str, str] | None = None) -> httpx.Response:

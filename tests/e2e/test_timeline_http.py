@@ -602,7 +602,13 @@ def test_healthz_and_readyz(client: httpx.Client, services: Services) -> None:
         "log": "ok",
         "projections": {
             name: {"lag": 0, "dead_letters": {"total": 0}}
-            for name in ("AccountTimeline", "AccountDirectory", "LeadershipLog", "OneVoiceView")
+            for name in (
+                "AccountTimeline",
+                "AccountDirectory",
+                "LeadershipLog",
+                "OneVoiceView",
+                "ReportFacts",
+            )
         },
         "status": "ready",
     }

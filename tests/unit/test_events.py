@@ -24,7 +24,7 @@ from services.core.events import (
     field_errors,
     parse_event,
 )
-from tests.samples import INVALID_PAYLOADS, SAMPLE_PAYLOADS, make_event
+from tests.samples import INVALID_PAYLOADS, ORGANISATION_TYPES, SAMPLE_PAYLOADS, make_event
 
 
 def errors_of(body: Any) -> list[dict[str, str]]:
@@ -52,7 +52,7 @@ def test_sample_of_every_type_validates(kind: str) -> None:
     event = parse_event(body)
     assert event_type(event) == kind
     assert str(event.event_id) == body["event_id"]
-    assert event.account_id == "acme-kr"
+    assert event.account_id == (None if kind in ORGANISATION_TYPES else "acme-kr")
     dumped = dump_event(event)
     assert dumped["type"] == kind
     assert dumped["payload"].keys() == SAMPLE_PAYLOADS[kind].keys()
@@ -408,3 +408,36 @@ def test_a_renewal_amount_needs_its_currency() -> None:
     payload = {"contract_id": "K-1", "renews_at": "2027-01-01T00:00:00Z", "amount": 5}
     assert paths_of(make_event("success.renewal_scheduled", payload=payload)) == [
         "payload.currency"]  # fmt: skip
+
+
+# --- organisation events ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ORGANISATION_TYPES)
+@pytest.mark.parametrize("field,value", [
+    ("account_id", "acme-kr"), ("related_account_ids", ["b"]),
+    ("contacts", [{"name": "x"}]), ("participants", []),
+])  # fmt: skip
+def test_an_organisation_event_names_no_customer(kind: str, field: str, value: Any) -> None:
+    errors = errors_of(make_event(kind, **{field: value}))
+    assert len(errors) == 1, errors
+    assert errors[0]["path"] == "account_id"
+    problem = f"'{kind}' is about our organisation, not a customer: leave out {field}"
+    assert errors[0]["problem"] == problem
+
+
+@pytest.mark.parametrize("kind", [t for t in EVENT_TYPES if t not in ORGANISATION_TYPES])
+def test_a_customer_event_needs_its_account(kind: str) -> None:
+    body = make_event(kind)
+    del body["account_id"]
+    assert paths_of(body) == ["account_id"]
+
+
+def test_organisation_events_are_keyed_by_what_they_are_about() -> None:
+    registered = parse_event(make_event("employee.registered"))
+    target = parse_event(make_event("kpi.target_set"))
+    sale = parse_event(make_event("sales.call_logged"))
+    assert registered.is_organisation and target.is_organisation and not sale.is_organisation
+    assert registered.partition_key() == "employee:u-choi"
+    assert target.partition_key() == "kpi-target:department:sales"
+    assert sale.partition_key() == "acme-kr"

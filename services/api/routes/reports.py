@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
+from services.api.csv_export import CSV_RESPONSE, FormatQuery, Rows, respond
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
 from services.core.events import UtcDatetime
 from services.core.readmodels import coverage, feed, leadership, timeline, view, view_facts
+from services.core.readmodels.reports import roster
 from services.core.readmodels.timeline import from_micros, to_micros
 
 router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
@@ -28,8 +31,9 @@ def _days_before(moment: datetime, days: int, param: str) -> datetime:
         raise invalid_query(param, problem) from None
 
 
-@router.get("/v1/reports/leadership")
+@router.get("/v1/reports/leadership", response_model=None, responses=CSV_RESPONSE)
 def leadership_report(
+    request: Request,
     conn: ReadConnDep,
     container: ContainerDep,
     from_: Annotated[
@@ -37,12 +41,16 @@ def leadership_report(
         Query(alias="from", description="Start (inclusive); default: 7 days before `to`."),
     ] = None,
     to: Annotated[UtcDatetime | None, Query(description="End (exclusive); default: now.")] = None,
-) -> dict[str, Any]:
+    fmt: FormatQuery = None,
+) -> dict[str, Any] | Response:
     """The weekly leadership question in one call: which customers did each executive meet,
     what did they hear, what worries the customer, what did they complain about, and what did
     the executive promise. Every item names the event it came from. An executive is a person
     whose `executive` flag is true (ingest sets it from the title rule), or who has no flag and
-    is in the leadership department; they count whether they made the event or took part."""
+    is in the leadership department; they count whether they made the event or took part.
+    Every active executive of the roster (`GET /v1/employees?executive=true`) is listed, with
+    zeros where they met nobody; `counts` beside `previous`: the same counts in the window of
+    the same length just before. CSV: one row per executive with both."""
     end = to or container.clock()
     start = from_ or _days_before(end, 7, "to")
     if start >= end:
@@ -50,11 +58,25 @@ def leadership_report(
     if end - start > _LONGEST:
         raise invalid_query("from", "the window may span at most 366 days")
     from_us, to_us = to_micros(start), to_micros(end)
-    return {
+    report = {
         "from": from_micros(from_us),
         "to": from_micros(to_us),
-        "executives": leadership.read_report(conn, from_us, to_us),
+        "previous": {"from": from_micros(2 * from_us - to_us), "to": from_micros(from_us)},
+        "executives": leadership.read_report(conn, from_us, to_us, roster.load(conn)),
     }
+    return respond(request, fmt, report, "leadership", _leadership_rows)
+
+
+def _leadership_rows(report: dict[str, Any]) -> Rows:
+    counts = ["customers_met", "touches", "commitments", *leadership.HEARD_FIELDS]
+    header = ["from", "to", "executive_id", "name", "department", "title", "active",
+              *counts, *(f"previous_{c}" for c in counts), "accounts_met"]  # fmt: skip
+    rows = [[report["from"], report["to"], e["executive"].get("id"), e["executive"].get("name"),
+             e["executive"].get("department"), e["executive"].get("title"), e["active"],
+             *(e["counts"][c] for c in counts), *(e["previous"][c] for c in counts),
+             "; ".join(c["name"] or c["account_id"] for c in e["customers"])]
+            for e in report["executives"]]  # fmt: skip
+    return header, rows
 
 
 @router.get("/v1/reports/coverage")
@@ -84,7 +106,9 @@ def employee_feed(
     """A rep's morning read: events on the accounts this employee owns or has touched, made by
     other people since a time, newest first (each event once). `open_handoffs`: on the accounts
     this employee owns, the marketing signals nobody in sales or success has followed up yet
-    (oldest first, with `age_days` and `stale`)."""
+    (oldest first, with `age_days` and `stale`). `habit`: for an active executive or account
+    owner, whether they recorded no customer contact in ONEVOICE_SILENT_EMPLOYEE_WEEKS weeks
+    (`silent`) and their last one; null for anyone else."""
     start = since or container.clock() - timedelta(days=7)
     try:
         after = None if cursor is None else timeline.decode_cursor(cursor)
@@ -98,6 +122,8 @@ def employee_feed(
                                                             moment)
                 if not moment.past(h.followed_us) and moment.past(h.at_us)]  # fmt: skip
     handoffs.sort(key=lambda h: (h["at"], h["account_id"], h["event_id"]))
+    person = roster.load(conn).get(employee, roster.Employee(employee))
     return {"employee": employee, "since": from_micros(to_micros(start)),
             "accounts": account_ids, "items": items, "next_cursor": next_cursor,
-            "open_handoffs": handoffs}  # fmt: skip
+            "open_handoffs": handoffs,
+            "habit": roster.habit(person, feed.owned(conn, employee), moment)}  # fmt: skip

@@ -2,7 +2,9 @@
 
 Sections: neglected (touched before, not in the last 30 days), never contacted (registered, never
 touched), single-threaded, recurring complaints, overdue commitments, stale handoffs (marketing
-signals nobody in sales or success followed up within ``ONEVOICE_HANDOFF_DAYS``). Each section
+signals nobody in sales or success followed up within ``ONEVOICE_HANDOFF_DAYS``), silent employees
+(active executives and account owners with no customer contact for
+``ONEVOICE_SILENT_EMPLOYEE_WEEKS`` weeks: the habit keepers, ``reports.roster``). Each section
 gives its full ``count`` and its first ``limit`` items, most urgent first; every item names its
 evidence events.
 """
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from services.core.readmodels import accounts, view_facts
+from services.core.readmodels.reports import roster
 from services.core.view_rules import (
     NEGLECT_DAYS,
     AsOf,
@@ -79,8 +82,10 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
         "stale_handoffs": _section(stale, limit, lambda i: (i["oldest_at"], i["account_id"])),
         "recurrences_after_fix": _section(
             after_fix, limit, lambda i: (i["opened_at"], i["account_id"], i["ticket_id"])),
+        "silent_employees": _section(roster.silent_people(conn, as_of), limit, lambda i: 0),
         "rules": {"neglected_days": NEGLECT_DAYS, "handoff_days": as_of.policy.handoff_days,
-                  "recurring_days": as_of.policy.recurring_days},
+                  "recurring_days": as_of.policy.recurring_days,
+                  "silent_employee_weeks": as_of.policy.silent_weeks},
     }  # fmt: skip
 
 

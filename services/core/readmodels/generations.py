@@ -33,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.core.readmodels import accounts, leadership, onevoice, timeline
 from services.core.readmodels.checkpoints import LIVE_GENERATION
+from services.core.readmodels.reports import facts
 from services.core.readmodels.schema import CHECKPOINTS, FENCES, METADATA
 
 FIRST_GENERATION = 1
@@ -56,6 +57,7 @@ PREFIXES: dict[str, str] = {
     accounts.NAME: accounts.PREFIX,
     leadership.NAME: leadership.PREFIX,
     onevoice.NAME: onevoice.PREFIX,
+    facts.NAME: facts.PREFIX,
 }
 """Every read model's table prefix (a new read model registers here)."""
 

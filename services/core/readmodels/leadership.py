@@ -10,6 +10,7 @@ event's actor or a participant.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,11 +75,41 @@ def _account_names(conn: Connection, account_ids: set[str]) -> dict[str, str | N
 
 
 def read_report(
-    conn: Connection, from_us: int, to_us: int, tables: LeadershipTables = TABLES
-) -> list[dict[str, Any]]:
+    conn: Connection, from_us: int, to_us: int, roster: Mapping[str, Any] | None = None,
+    tables: LeadershipTables = TABLES,
+) -> list[dict[str, Any]]:  # fmt: skip
     """Per executive, for touches in ``[from_us, to_us)``: customers met, each touch, what was
     heard (and the concerns, complaints, learnings) with the events they came from, and the
-    commitments made. Executives sorted by id; touches by time."""
+    commitments made; ``counts`` of each, and ``previous``: the same counts in the window of
+    the same length just before. Every active executive of ``roster`` (id -> ``roster.Employee``)
+    is listed, with zeros where that is the truth; executives sorted by id, touches by time."""
+    report = _entries(conn, from_us, to_us, tables)
+    before = _entries(conn, from_us - (to_us - from_us), from_us, tables)
+    roster = roster or {}
+    for person in roster.values():
+        if person.executive and person.active and person.employee_id not in report:
+            report[person.employee_id] = _finished(_empty(person.identity()))
+    for executive_id, entry in report.items():
+        person = roster.get(executive_id)
+        if person is not None and person.registered:
+            entry["executive"] = person.identity()
+        entry["active"] = True if person is None else person.active
+        entry["registered"] = person is not None and person.registered
+        entry["counts"] = _counts(entry)
+        earlier = before.get(executive_id)
+        entry["previous"] = _counts(earlier if earlier is not None else _finished(_empty({})))
+    return [report[k] for k in sorted(report)]
+
+
+def _counts(entry: dict[str, Any]) -> dict[str, int]:
+    return {"customers_met": len(entry["customers"]), "touches": len(entry["touches"]),
+            "commitments": len(entry["commitments"]),
+            **{field: len(entry[field]) for field in HEARD_FIELDS}}  # fmt: skip
+
+
+def _entries(
+    conn: Connection, from_us: int, to_us: int, tables: LeadershipTables
+) -> dict[str, dict[str, Any]]:
     c = tables.contacts
     rows = conn.execute(
         select(c)
@@ -108,11 +139,14 @@ def read_report(
                 entry[field].append(
                     {"text": text, "account_id": r.account_id, "event_id": r.event_id}
                 )
-    for entry in report.values():
-        entry["customers"] = list(entry.pop("_customers").values())
-    return list(report.values())
+    return {k: _finished(entry) for k, entry in report.items()}
 
 
 def _empty(executive: dict[str, Any]) -> dict[str, Any]:
     return {"executive": executive, "_customers": {}, "touches": [], "commitments": [],
             **{field: [] for field in HEARD_FIELDS}}  # fmt: skip
+
+
+def _finished(entry: dict[str, Any]) -> dict[str, Any]:
+    entry["customers"] = list(entry.pop("_customers").values())
+    return entry

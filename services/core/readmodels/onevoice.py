@@ -91,6 +91,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("severity", String(16), nullable=True),
         Column("complaint", Boolean, nullable=True),
         *_side("resolved"),
+        Index(f"ix_{prefix}_tickets_opened", "opened_us"),
     )
     messages = Table(
         f"{prefix}_messages",
@@ -158,6 +159,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
         Index(f"ix_{prefix}_signals_at", "account_id", "at_us"),
+        Index(f"ix_{prefix}_signals_time", "at_us"),
     )
     # Customer needs: identified (by anyone) and addressed (how, on site or not), per need id.
     needs = Table(

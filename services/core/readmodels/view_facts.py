@@ -425,6 +425,17 @@ def handoffs_of(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> li
     return found
 
 
+def handoffs_since(conn: Connection, since_us: int, as_of: AsOf) -> list[tuple[str, Handoff]]:
+    """Every account's handoffs of signals from ``since_us`` up to now, each with its first
+    follow-up up to now (the handoff follow-through report)."""
+    params = {**_params(None, as_of), "since90": since_us}
+
+    def rows(name: str) -> Any:
+        return conn.execute(_statement(name, False), params)
+
+    return _handoffs(rows)
+
+
 def _handoffs(rows: Callable[[str], Any]) -> list[tuple[str, Handoff]]:
     """Each signal in the window with its first follow-up (the earliest candidate at or after
     it, by log order on ties)."""

@@ -1,0 +1,109 @@
+"""ReportFacts: the facts the leaders' reports query by time (issue 11); indexes by time on the
+OneVoiceView's tickets and signals (complaint trends, handoff follow-through).
+
+On a database whose read models already applied events, the new read model is marked not built
+(``projection_generations.active = 0``): the live projectors skip it and the projector's rebuild
+worker backfills it in a shadow and switches it live, with no downtime and no operator step. On a
+fresh database it is simply live from offset 0.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-11-30
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def _position() -> list[sa.Column]:
+    return [
+        sa.Column("at_us", sa.BigInteger(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "report_facts_employees",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("employee_id", sa.String(256), nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("fields", sa.Text(), nullable=False),
+        *_position(),
+    )
+    op.create_index("ix_report_facts_employees_id", "report_facts_employees", ["employee_id"])
+    op.create_table(
+        "report_facts_people",
+        sa.Column("person_id", sa.String(256), primary_key=True),
+        sa.Column("person", sa.Text(), nullable=False),
+        sa.Column("department", sa.String(32), nullable=False),
+        sa.Column("executive", sa.Boolean(), nullable=False),
+        sa.Column("event_id", sa.String(36), nullable=False),
+        sa.Column("account_id", sa.String(128), nullable=False),
+        *_position(),
+    )
+    op.create_table(
+        "report_facts_touches",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("account_id", sa.String(128), primary_key=True),
+        sa.Column("person_id", sa.String(256), primary_key=True),
+        sa.Column("department", sa.String(32), nullable=False),
+        sa.Column("executive", sa.Boolean(), nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("at_us", sa.BigInteger(), nullable=False),
+    )
+    op.create_index("ix_report_facts_touches_at", "report_facts_touches", ["at_us"])
+    op.create_index(
+        "ix_report_facts_touches_account", "report_facts_touches", ["account_id", "at_us"]
+    )
+    op.create_table(
+        "report_facts_voice",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("item", sa.Integer(), primary_key=True),
+        sa.Column("account_id", sa.String(128), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("theme", sa.Text(), nullable=False),
+        sa.Column("theme_key", sa.Text(), nullable=False),
+        sa.Column("department", sa.String(32), nullable=False),
+        sa.Column("actor_id", sa.String(256), nullable=False),
+        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("score", sa.Integer(), nullable=True),
+        *_position(),
+    )
+    op.create_index("ix_report_facts_voice_at", "report_facts_voice", ["at_us"])
+    op.create_table(
+        "report_facts_targets",
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("metric", sa.String(64), nullable=False),
+        sa.Column("group_by", sa.String(16), nullable=False),
+        sa.Column("group_name", sa.String(256), nullable=False),
+        sa.Column("period", sa.String(8), nullable=False),
+        sa.Column("target", sa.Float(), nullable=False),
+        sa.Column("set_by", sa.Text(), nullable=False),
+        *_position(),
+    )
+    bind = op.get_bind()
+    used = bind.execute(
+        sa.text("SELECT COUNT(*) FROM projection_checkpoints WHERE next_offset > 0")
+    ).scalar_one()
+    if used:
+        bind.execute(sa.text(
+            "INSERT INTO projection_generations (projection, active) VALUES ('ReportFacts', 0)"
+        ))  # fmt: skip
+    op.create_index("ix_one_voice_view_tickets_opened", "one_voice_view_tickets", ["opened_us"])
+    op.create_index("ix_one_voice_view_signals_time", "one_voice_view_signals", ["at_us"])
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM projection_generations WHERE projection = 'ReportFacts'")
+    op.execute("DELETE FROM projection_checkpoints WHERE projection = 'ReportFacts'")
+    op.drop_index("ix_one_voice_view_signals_time", "one_voice_view_signals")
+    op.drop_index("ix_one_voice_view_tickets_opened", "one_voice_view_tickets")
+    for table in ("targets", "voice", "touches", "people", "employees"):
+        op.drop_table(f"report_facts_{table}")

@@ -1,0 +1,203 @@
+"""``GET /v1/reports/complaints``: complaint trends per week or month, by category, segment or
+account owner.
+
+Read from the OneVoiceView's tickets (complaints: tickets opened with ``complaint: true``) and
+commitments (preventions), and the AccountDirectory (segment, owners), by indexed queries on
+the time of opening and of resolution. Per period and group:
+
+- ``opened``: complaints opened in the period; ``accounts_affected``: the accounts they came from;
+- ``resolved``: complaints resolved in the period; ``median_hours_to_resolve``: over those;
+- ``recurring``: complaints opened in the period whose account had another complaint of the same
+  category opened in the ``ONEVOICE_RECURRING_DAYS`` calendar days before (the view's window);
+- ``recurrences_after_fix``: complaints opened in the period in a category for which a
+  prevention had been recorded for the account before (the view's rule, ``view_rules.fixes``).
+
+By owner, a complaint counts once for each owner of its account (in any department); accounts
+without owners, and complaints without a category, count under ``null``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy import Connection, and_, select
+
+from services.core.readmodels import accounts, onevoice
+from services.core.readmodels.reports.periods import Period, Span, spans
+from services.core.view_rules import AsOf, _window_start, iso
+
+GroupBy = Literal["category", "segment", "owner"]
+_CHUNK = 500
+HOUR_US = 3_600_000_000
+
+
+@dataclass(frozen=True)
+class ComplaintQuery:
+    from_us: int
+    to_us: int
+    group_by: GroupBy = "category"
+    period: Period = "week"
+
+
+@dataclass
+class _Complaint:
+    account_id: str
+    ticket_id: str
+    category: str | None
+    category_key: str | None
+    opened_us: int | None
+    resolved_us: int | None
+    event_id: str | None
+    recurring: bool = False
+    after_fix: bool = False
+
+
+@dataclass
+class _Cell:
+    opened: list[_Complaint] = field(default_factory=list)
+    resolved: list[_Complaint] = field(default_factory=list)
+
+    def figures(self) -> dict[str, Any]:
+        hours = [(c.resolved_us - c.opened_us) / HOUR_US for c in self.resolved
+                 if c.opened_us is not None and c.resolved_us is not None
+                 and c.resolved_us >= c.opened_us]  # fmt: skip
+        return {
+            "opened": len(self.opened), "resolved": len(self.resolved),
+            "median_hours_to_resolve": round(statistics.median(hours), 2) if hours else None,
+            "recurring": sum(c.recurring for c in self.opened),
+            "recurrences_after_fix": sum(c.after_fix for c in self.opened),
+            "accounts_affected": len({c.account_id for c in self.opened}),
+            "event_ids": [c.event_id for c in self.opened if c.event_id][:50],
+        }  # fmt: skip
+
+
+def _complaint(r: Any) -> _Complaint:
+    return _Complaint(r.account_id, r.ticket_id, r.category, r.category_key, r.opened_us,
+                      r.resolved_us, r.opened_event_id)  # fmt: skip
+
+
+def _load(conn: Connection, lo: int, hi: int, lookback: int) -> dict[tuple[str, str], _Complaint]:
+    """Complaints opened in ``[lookback, hi)`` or resolved in ``[lo, hi)``."""
+    t = onevoice.TABLES.tickets
+    opened = select(t).where(and_(t.c.opened_us >= lookback, t.c.opened_us < hi,
+                                  t.c.complaint.is_(True)))  # fmt: skip
+    resolved = select(t).where(and_(t.c.resolved_us >= lo, t.c.resolved_us < hi,
+                                    t.c.complaint.is_(True)))  # fmt: skip
+    found = {(r.account_id, r.ticket_id): _complaint(r) for r in conn.execute(opened)}
+    for r in conn.execute(resolved):
+        found.setdefault((r.account_id, r.ticket_id), _complaint(r))
+    return found
+
+
+def _fixes(conn: Connection, account_ids: Sequence[str]) -> dict[tuple[str, str], list[int]]:
+    """``(account, category key) -> when its preventions were recorded`` (the cause's category,
+    else the ticket's), for these accounts."""
+    c, t = onevoice.TABLES.commitments, onevoice.TABLES.tickets
+    found: dict[tuple[str, str], list[int]] = {}
+    for start in range(0, len(account_ids), _CHUNK):
+        chunk = account_ids[start : start + _CHUNK]
+        rows = conn.execute(
+            select(c.c.account_id, c.c.ticket_id, c.c.cause_key, c.c.made_us, t.c.category_key)
+            .outerjoin(t, and_(t.c.account_id == c.c.account_id, t.c.ticket_id == c.c.ticket_id))
+            .where(c.c.account_id.in_(chunk), c.c.ticket_id.is_not(None),
+                   c.c.made_us.is_not(None))
+        )  # fmt: skip
+        for r in rows:
+            key = r.cause_key or r.category_key
+            if key is not None:
+                found.setdefault((r.account_id, key), []).append(r.made_us)
+    return found
+
+
+def _mark(complaints: Iterable[_Complaint], fixes: dict[tuple[str, str], list[int]],
+          as_of: AsOf) -> None:  # fmt: skip
+    by_key: dict[tuple[str, str], list[_Complaint]] = {}
+    for c in complaints:
+        if c.category_key is not None and c.opened_us is not None:
+            by_key.setdefault((c.account_id, c.category_key), []).append(c)
+    days = as_of.policy.recurring_days
+    for key, group in by_key.items():
+        group.sort(key=lambda c: (c.opened_us or 0, c.ticket_id))
+        for i, c in enumerate(group):
+            start = _window_start(c.opened_us or 0, as_of.tz, days)
+            c.recurring = any(start <= (o.opened_us or 0) for o in group[:i])
+            c.after_fix = any(made < (c.opened_us or 0) for made in fixes.get(key, []))
+
+
+def _groups(conn: Connection, group_by: GroupBy, account_ids: Sequence[str]) -> dict[
+        str, list[str | None]]:  # fmt: skip
+    """``account -> its groups`` for segment and owner."""
+    a, o = accounts.TABLES.accounts, accounts.TABLES.owners
+    found: dict[str, list[str | None]] = {}
+    for start in range(0, len(account_ids), _CHUNK):
+        chunk = account_ids[start : start + _CHUNK]
+        if group_by == "segment":
+            for r in conn.execute(select(a.c.account_id, a.c.segment)
+                                  .where(a.c.account_id.in_(chunk))):  # fmt: skip
+                found[r.account_id] = [r.segment]
+        else:
+            for r in conn.execute(select(o.c.account_id, o.c.employee_id)
+                                  .where(o.c.account_id.in_(chunk)).distinct()):  # fmt: skip
+                found.setdefault(r.account_id, []).append(r.employee_id)
+    return found
+
+
+def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dict[str, Any]:
+    periods = spans(query.from_us, query.to_us, query.period, as_of)
+    lo, hi = periods[0].start_us, periods[-1].end_us
+    lookback = _window_start(lo, as_of.tz, as_of.policy.recurring_days + 1)
+    complaints = _load(conn, lo, hi, lookback)
+    account_ids = sorted({c.account_id for c in complaints.values()})
+    _mark(complaints.values(), _fixes(conn, account_ids), as_of)
+    groups = {} if query.group_by == "category" else _groups(conn, query.group_by, account_ids)
+    names: dict[str | None, str | None] = {}
+
+    def keys(c: _Complaint) -> list[str | None]:
+        if query.group_by == "category":
+            names.setdefault(c.category_key, c.category)
+            return [c.category_key]
+        return sorted(set(groups.get(c.account_id) or [None]), key=lambda k: (k is None, k))
+
+    out = []
+    for span in periods:
+        cells: dict[str | None, _Cell] = {}
+        total = _Cell()
+        for c in complaints.values():
+            opened = c.opened_us is not None and span.start_us <= c.opened_us < span.end_us
+            resolved = c.resolved_us is not None and span.start_us <= c.resolved_us < span.end_us
+            if not (opened or resolved):
+                continue
+            for cell in (total, *(cells.setdefault(k, _Cell()) for k in keys(c))):
+                (cell.opened.append(c) if opened else None)
+                (cell.resolved.append(c) if resolved else None)
+        out.append(_period_json(span, cells, total, query.group_by, names))
+    return {"from": iso(query.from_us), "to": iso(query.to_us), "period": query.period,
+            "group_by": query.group_by, "time_zone": as_of.tz.key,
+            "recurring_days": as_of.policy.recurring_days, "periods": out}  # fmt: skip
+
+
+def _period_json(span: Span, cells: dict[str | None, _Cell], total: _Cell, group_by: GroupBy,
+                 names: dict[str | None, str | None]) -> dict[str, Any]:  # fmt: skip
+    groups = [
+        {"group": names.get(k, k) if group_by == "category" else k, **cell.figures()}
+        for k, cell in sorted(cells.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    ]
+    return {"period": span.label, "from": iso(span.start_us), "to": iso(span.end_us),
+            "total": total.figures(), "groups": groups}  # fmt: skip
+
+
+FIGURES = ("opened", "resolved", "median_hours_to_resolve", "recurring", "recurrences_after_fix",
+           "accounts_affected")  # fmt: skip
+
+
+def complaint_rows(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The CSV: one row per period and group (and a ``(total)`` row per period)."""
+    header = ["period", "from", "to", report["group_by"], *FIGURES]
+    rows = []
+    for p in report["periods"]:
+        for name, figures in [("(total)", p["total"]), *((g["group"], g) for g in p["groups"])]:
+            rows.append([p["period"], p["from"], p["to"], name, *(figures[f] for f in FIGURES)])
+    return header, rows
