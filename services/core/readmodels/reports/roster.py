@@ -76,8 +76,10 @@ def load(conn: Connection, tables: facts.ReportTables = facts.TABLES) -> dict[st
                 r.person_id, seen.get("name"), seen["department"], seen.get("title"),
                 seen.get("executive"),
             )  # fmt: skip
-        roster[r.person_id].last_contact = {"at": iso(r.at_us), "at_us": r.at_us, "event_id": r.event_id,
-                               "account_id": r.account_id}  # fmt: skip
+        roster[r.person_id].last_contact = {
+            "at": iso(r.at_us), "at_us": r.at_us, "event_id": r.event_id,
+            "account_id": r.account_id,
+        }  # fmt: skip
     return roster
 
 

@@ -80,7 +80,7 @@ def read_voice(conn: Connection, query: VoiceQuery) -> dict[str, Any]:
                 "department": r.department, "actor_id": r.actor_id, "at": iso(r.at_us),
                 "event_id": r.event_id, **({"score": r.score} if r.score is not None else {}),
             })  # fmt: skip
-    for key, n in before.items():
+    for key in before:
         if key not in groups:  # gone quiet: shown with 0, so a fall shows too
             theme = _theme(conn, key, prev_from, prev_to)
             groups[key] = {"kind": key[0], "theme": theme, "count": 0, "_accounts": set(),
