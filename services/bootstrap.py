@@ -27,7 +27,7 @@ from services.core.container import Container
 from services.core.deadletters.store import Filters
 from services.core.ports import Clock, EventLog
 from services.core.settings import Settings
-from services.ingest.routes import build_router
+from services.ingest.routes import build_router, build_targets_router
 from services.ingest.service import IngestService
 from services.projections.base import Projection
 from services.projections.directory import AccountDirectory
@@ -253,7 +253,8 @@ def build_app(services: Services, role: Role = "all") -> FastAPI:
     starts: list[Callable[[], None]] = [services.ingest.check_receipts] if takes_writes else []
     if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
-    routers = [build_router(services.ingest, settings.max_batch)] if takes_writes else []
+    routers = [build_router(services.ingest, settings.max_batch),
+               build_targets_router(services.ingest)] if takes_writes else []  # fmt: skip
     return create_app(
         container,
         extra_routers=routers,

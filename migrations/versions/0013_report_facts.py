@@ -63,6 +63,14 @@ def upgrade() -> None:
         "ix_report_facts_touches_account", "report_facts_touches", ["account_id", "at_us"]
     )
     op.create_table(
+        "report_facts_firsts",
+        sa.Column("account_id", sa.String(128), primary_key=True),
+        sa.Column("department", sa.String(32), primary_key=True),
+        sa.Column("first_us", sa.BigInteger(), nullable=False),
+        sa.Column("partition", sa.Integer(), nullable=False),
+        sa.Column("offset", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
         "report_facts_voice",
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("item", sa.Integer(), primary_key=True),
@@ -97,6 +105,7 @@ def upgrade() -> None:
             "INSERT INTO projection_generations (projection, active) VALUES ('ReportFacts', 0)"
         ))  # fmt: skip
     op.create_index("ix_one_voice_view_tickets_opened", "one_voice_view_tickets", ["opened_us"])
+    op.create_index("ix_one_voice_view_tickets_resolved", "one_voice_view_tickets", ["resolved_us"])
     op.create_index("ix_one_voice_view_signals_time", "one_voice_view_signals", ["at_us"])
 
 
@@ -104,6 +113,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM projection_generations WHERE projection = 'ReportFacts'")
     op.execute("DELETE FROM projection_checkpoints WHERE projection = 'ReportFacts'")
     op.drop_index("ix_one_voice_view_signals_time", "one_voice_view_signals")
+    op.drop_index("ix_one_voice_view_tickets_resolved", "one_voice_view_tickets")
     op.drop_index("ix_one_voice_view_tickets_opened", "one_voice_view_tickets")
-    for table in ("targets", "voice", "touches", "people", "employees"):
+    for table in ("targets", "voice", "firsts", "touches", "people", "employees"):
         op.drop_table(f"report_facts_{table}")

@@ -143,3 +143,58 @@ def _batch_problem(data: Any, max_batch: int) -> dict[str, str] | None:
             "problem": f"must hold 1 to {max_batch} events (got {len(events)})",
         }
     return None
+
+
+_TARGET_FIELDS = ("metric", "group_by", "group", "period", "target")
+_TARGET_ENVELOPE = ("actor", "source", "occurred_at", "event_id")
+_TARGET_DOC = """Set a KPI target: appends a `kpi.target_set` event (the log keeps every target;
+the newest set at or before a period's end is the one a KPI report judges that period by).
+
+Body: `metric`, `group_by` (`department`, `segment` or `owner`), `group`, `period` (`week` or
+`month`), `target` (a number >= 0), and `actor` (who set it, shaped like an event's actor);
+optional `occurred_at` (default: now), `source` (default `kpi-targets`) and `event_id` (with
+`occurred_at`: a retry with the same `event_id` and body is answered 200 `duplicate`).
+Answers like `POST /v1/events`; a 422 names the body's field.
+"""
+
+
+def build_targets_router(service: IngestService) -> APIRouter:
+    """``PUT /v1/kpi-targets``: a KPI target, recorded as an event."""
+    router = APIRouter(tags=["reports"])
+
+    @router.put("/v1/kpi-targets", status_code=202, description=_TARGET_DOC)
+    async def put_target(request: Request) -> JSONResponse:
+        data = await _json_body(request)
+        if isinstance(data, JSONResponse):
+            return data
+        problem = _target_problem(data)
+        if problem is not None:
+            return JSONResponse(error_body("invalid_event", problem["problem"], [problem]), 422)
+        event = {"type": "kpi.target_set", "source": data.get("source", "kpi-targets"),
+                 "occurred_at": data.get("occurred_at") or service.now().isoformat(),
+                 "actor": data.get("actor"),
+                 "payload": {k: data[k] for k in _TARGET_FIELDS if k in data}}  # fmt: skip
+        if "event_id" in data:
+            event["event_id"] = data["event_id"]
+        try:
+            (result,) = await run_in_threadpool(service.submit, [event])
+        except (LogUnavailable, StoreUnavailable) as exc:
+            return _unavailable(exc)
+        for error in result.errors:  # the body is flat: payload.metric is the body's metric
+            error["path"] = error["path"].removeprefix("payload.")
+        return _single_response(result)
+
+    return router
+
+
+def _target_problem(data: Any) -> dict[str, str] | None:
+    if not isinstance(data, dict):
+        return {"path": "", "problem": "the body must be a JSON object"}
+    extra = sorted(set(data) - {*_TARGET_FIELDS, *_TARGET_ENVELOPE})
+    if extra:
+        allowed = ", ".join((*_TARGET_FIELDS, *_TARGET_ENVELOPE))
+        return {"path": extra[0], "problem": f"unknown field; allowed: {allowed}"}
+    if "event_id" in data and "occurred_at" not in data:
+        # Without it the server's clock would make every retry a different body (409).
+        return {"path": "occurred_at", "problem": "required with event_id (a retry sends both)"}
+    return None

@@ -122,6 +122,10 @@ class IngestService:
             update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
         )
 
+    def now(self) -> datetime:
+        """The service's clock (an event built by the server is stamped with it)."""
+        return self._clock()
+
     def _stamped(self, event: EnvelopeBase) -> EnvelopeBase:
         """The event as logged: people without an executive flag, outside the leadership
         department, whose title matches the executive title rule get ``executive: true``, so

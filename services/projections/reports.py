@@ -74,6 +74,7 @@ class ReportFacts(Projection):
         touches: list[Row] = []
         voice: list[Row] = []
         people: dict[str, Row] = {}
+        firsts: dict[tuple[str, str], Row] = {}
         for s in events:
             at = {"at_us": to_micros(s.event.occurred_at), "partition": s.partition,
                   "offset": s.offset}  # fmt: skip
@@ -85,6 +86,7 @@ class ReportFacts(Projection):
                 touches += _touch_rows(s, at["at_us"])
                 voice += _voice_rows(s, at)
                 _newest_contacts(people, s, at)
+                _oldest_touches(firsts, s, at)
         insert_ignore(conn, self.t.employees, employees)
         insert_ignore(conn, self.t.targets, targets)
         insert_ignore(conn, self.t.touches, touches)
@@ -93,12 +95,15 @@ class ReportFacts(Projection):
                      sort=["at_us", "partition", "offset"],
                      update=["person", "department", "executive", "event_id", "account_id",
                              "at_us", "partition", "offset"])  # fmt: skip
+        upsert_newer(conn, self.t.firsts, list(firsts.values()), keys=["account_id", "department"],
+                     sort=["first_us", "partition", "offset"],
+                     update=["first_us", "partition", "offset"], oldest=True)  # fmt: skip
 
     @property
     def tables(self) -> dict[str, Table]:
         t = self.t
         return {"employees": t.employees, "people": t.people, "touches": t.touches,
-                "voice": t.voice, "targets": t.targets}  # fmt: skip
+                "firsts": t.firsts, "voice": t.voice, "targets": t.targets}  # fmt: skip
 
 
 def _employee_row(s: StoredEvent, at: Row) -> Row:
@@ -149,3 +154,17 @@ def _newest_contacts(people: dict[str, Row], s: StoredEvent, at: Row) -> None:
             "account_id": s.event.account_id,
             **at,
         }
+
+
+def _oldest_touches(firsts: dict[tuple[str, str], Row], s: StoredEvent, at: Row) -> None:
+    """Keep, per account and department (and ``*``), the oldest touch of this batch."""
+    key = (at["at_us"], at["partition"], at["offset"])
+    departments = {"*", *(p.department for p in s.event.people())}
+    for account_id in dict.fromkeys((s.event.account_id, *s.event.related_account_ids)):
+        for department in departments:
+            seen = firsts.get((account_id, department))
+            if seen is not None and (seen["first_us"], seen["partition"], seen["offset"]) <= key:
+                continue
+            firsts[(account_id, department)] = {
+                "account_id": account_id, "department": department, "first_us": at["at_us"],
+                "partition": at["partition"], "offset": at["offset"]}  # fmt: skip

@@ -1,6 +1,7 @@
 """What leaders ask every week, across accounts: the voice of the customer, complaint trends,
-handoff follow-through (and the KPIs, ``routes/kpi.py``). Every report answers JSON, or CSV
-(``csv_export``); windows and periods follow the business time zone."""
+handoff follow-through and the joint KPIs with their targets. Every report answers JSON, or CSV
+(``csv_export``); windows and periods follow the business time zone. Targets are set with
+``PUT /v1/kpi-targets`` (an ingest route: it appends an event)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
 from services.core.container import Container
 from services.core.events import UtcDatetime
-from services.core.readmodels.reports import complaints, handoffs, periods, voice
+from services.core.readmodels.reports import complaints, handoffs, kpi, periods, targets, voice
 from services.core.readmodels.timeline import to_micros
 
 router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
@@ -120,3 +121,51 @@ def handoffs_report(
     query = handoffs.HandoffQuery(from_us, to_us, campaign_id, limit)
     report = handoffs.read_handoffs(conn, query, as_of(container))
     return respond(request, fmt, report, "handoffs", handoffs.handoff_rows)
+
+
+@router.get("/v1/reports/kpi", response_model=None, responses=CSV_RESPONSE)
+def kpi_report(
+    request: Request,
+    conn: ReadConnDep,
+    container: ContainerDep,
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    group_by: Annotated[Literal["department", "segment", "owner"], Query()] = "department",
+    period: Annotated[Literal["week", "month"], Query()] = "week",
+    fmt: FormatQuery = None,
+) -> dict[str, Any] | Response:
+    """The joint KPIs (default: the last 4 weeks) per week or month and per department, segment
+    or owner: accounts touched, neglected, at risk and never contacted; executive touches;
+    complaints opened and recurring; commitments kept on time and overdue; handoffs followed
+    up in time; the CSAT average; conflicting offers. Each figure is `{value, target, met}`:
+    the target in force at the period's end (`PUT /v1/kpi-targets`), and whether the value
+    meets it (`lower_is_better` lists the metrics where less is better). States (neglected,
+    at risk, never contacted, overdue, conflicting offers) are as of the period's end, by the
+    view's rules. CSV: one row per period and group, each metric beside its target."""
+    from_us, to_us = window(container, from_, to, timedelta(weeks=4), timedelta(days=731))
+    settings = container.settings
+    query = kpi.KpiQuery(from_us, to_us, group_by, period, settings.at_risk_below)
+    try:
+        report = kpi.read_kpi(conn, query, as_of(container), settings.department_list)
+    except periods.TooManyPeriods as exc:
+        raise invalid_query("from", str(exc)) from exc
+    return respond(request, fmt, report, "kpi", _kpi_rows)
+
+
+def _kpi_rows(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    header = ["period", "from", "to", report["group_by"],
+              *(f"{m}{s}" for m in targets.METRICS for s in ("", "_target", "_met"))]  # fmt: skip
+    rows = []
+    for p in report["periods"]:
+        for g in p["groups"]:
+            figures = g["figures"]
+            cells = [figures[m][k] for m in targets.METRICS for k in ("value", "target", "met")]
+            rows.append([p["period"], p["from"], p["to"], g["group"], *cells])
+    return header, rows
+
+
+@router.get("/v1/kpi-targets")
+def kpi_targets(conn: ReadConnDep, container: ContainerDep) -> dict[str, Any]:
+    """The KPI targets in force now: the newest per metric, grouping, group and period, with
+    who set it, when, and the event."""
+    return {"items": targets.read_targets(conn, to_micros(container.clock()))}

@@ -254,12 +254,13 @@ def insert_new(
 def upsert_newer(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
     sort: Sequence[str], update: Sequence[str], returning: str | None = None,
+    oldest: bool = False,
 ) -> list[Any]:  # fmt: skip
     """Insert ``rows``; where a row with the same ``keys`` exists, overwrite its ``update``
     columns only when the stored ``sort`` columns are NULL or sort before the new row's — the
-    newest by sort key wins, whatever the order rows arrive in. One statement
-    (``bulk_insert``); ``rows`` must not repeat a key. Returns the ``returning`` column of
-    the rows inserted or changed, when asked."""
+    newest by sort key wins (with ``oldest``: the oldest), whatever the order rows arrive in.
+    One statement (``bulk_insert``); ``rows`` must not repeat a key. Returns the
+    ``returning`` column of the rows inserted or changed, when asked."""
     if not rows:
         return []
     # In key order, so two projectors upserting overlapping rows lock them in the same order
@@ -272,7 +273,9 @@ def upsert_newer(
         set_={c: new[c] for c in update},
         where=or_(
             table.c[sort[0]].is_(None),
-            tuple_(*(table.c[c] for c in sort)) < tuple_(*(new[c] for c in sort)),
+            (tuple_(*(table.c[c] for c in sort)) > tuple_(*(new[c] for c in sort)))
+            if oldest
+            else (tuple_(*(table.c[c] for c in sort)) < tuple_(*(new[c] for c in sort))),
         ),
     )
     if returning is None:

@@ -92,6 +92,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("complaint", Boolean, nullable=True),
         *_side("resolved"),
         Index(f"ix_{prefix}_tickets_opened", "opened_us"),
+        Index(f"ix_{prefix}_tickets_resolved", "resolved_us"),
     )
     messages = Table(
         f"{prefix}_messages",

@@ -127,6 +127,15 @@ def _mark(complaints: Iterable[_Complaint], fixes: dict[tuple[str, str], list[in
             c.after_fix = any(made < (c.opened_us or 0) for made in fixes.get(key, []))
 
 
+def opened_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf) -> list[_Complaint]:
+    """The complaints opened in ``[from_us, to_us)``, with ``recurring`` and ``after_fix``."""
+    lookback = _window_start(from_us, as_of.tz, as_of.policy.recurring_days + 1)
+    found = _load(conn, from_us, to_us, lookback)
+    _mark(found.values(), _fixes(conn, sorted({c.account_id for c in found.values()})), as_of)
+    return [c for c in found.values()
+            if c.opened_us is not None and from_us <= c.opened_us < to_us]  # fmt: skip
+
+
 def _groups(conn: Connection, group_by: GroupBy, account_ids: Sequence[str]) -> dict[
         str, list[str | None]]:  # fmt: skip
     """``account -> its groups`` for segment and owner."""

@@ -8,6 +8,8 @@ keeps in a shape a report can query by time.
   took part in, registrations excepted): newest by sort key wins.
 - ``touches``: one row per customer event, account touched and person of ours in it, indexed by
   time: accounts touched and executive touches per period, by department, segment or owner.
+- ``firsts``: per account and department (and ``*``: anyone), the first touch: the oldest wins.
+  A department's accounts, in the KPIs, are those it owns or touched before the period's end.
 - ``voice``: what customers said, one row per item (a complaint, a low CSAT comment, a success
   risk, a need, a churn reason, an executive's concern or complaint heard, a sales next step),
   indexed by time, with the theme it is grouped under.
@@ -46,6 +48,7 @@ class ReportTables:
     employees: Table
     people: Table
     touches: Table
+    firsts: Table
     voice: Table
     targets: Table
 
@@ -94,6 +97,15 @@ def report_tables(metadata: MetaData, prefix: str) -> ReportTables:
         Index(f"ix_{prefix}_touches_at", "at_us"),
         Index(f"ix_{prefix}_touches_account", "account_id", "at_us"),
     )
+    firsts = Table(
+        f"{prefix}_firsts",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("department", String(32), primary_key=True),  # or "*": anyone of ours
+        Column("first_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+    )
     voice = Table(
         f"{prefix}_voice",
         metadata,
@@ -122,7 +134,7 @@ def report_tables(metadata: MetaData, prefix: str) -> ReportTables:
         Column("set_by", Text, nullable=False),  # actor JSON
         *_position(),
     )
-    return ReportTables(employees, people, touches, voice, targets)
+    return ReportTables(employees, people, touches, firsts, voice, targets)
 
 
 TABLES = report_tables(METADATA, PREFIX)
