@@ -31,8 +31,19 @@ _SB_CFO = {
 }
 _CTO = {"id": "hb-cto", "name": "오세훈", "email": "sh.oh@hanbit.example", "title": "CTO"}
 _BUYER = {"id": "hb-buy", "name": "윤서연", "email": "sy.yoon@hanbit.example", "title": "구매팀장"}
+_HR = {"id": "emp-shin", "name": "신유나", "department": "hr", "title": "HR Manager"}
+_MIRAE = {"id": "mr-ops", "name": "정다은", "email": "de.jung@mirae.example", "title": "운영이사"}
 
-STORY: list[tuple[str, float, str, str, dict[str, str], str, dict[str, Any], dict[str, Any]]] = [
+
+def _employee(key: str, person: dict[str, str], days_ago: float) -> tuple[Any, ...]:
+    payload = {"employee_id": person["id"], "name": person["name"],
+               "department": person["department"], "title": person["title"]}  # fmt: skip
+    return (key, days_ago, "employee.registered", None, _HR, f"{person['name']} 등록", payload, {})
+
+
+# Organisation events (the roster, KPI targets) have no account (None).
+STORY: list[tuple[str, float, str, str | None, dict[str, str], str, dict[str, Any],
+                  dict[str, Any]]] = [
     ("reg-hanbit", 400, "account.registered", "hanbit-electronics", _PARK, "신규 고객 등록",
      {"name": "한빛전자", "segment": "enterprise", "tier": "gold",
       "parent_account_id": "hanbit-group",
@@ -109,6 +120,26 @@ STORY: list[tuple[str, float, str, str, dict[str, str], str, dict[str, Any], dic
      {"score": 3, "comment": "Setup docs were unclear"}, {}),
     ("reg-daehan", 3, "account.registered", "daehan-logistics", _SMITH, "대한물류 신규 등록",
      {"name": "대한물류", "segment": "smb", "owners": {"sales": "emp-smith"}}, {}),
+    # Issue 11: the roster (a VP who has met no customer yet), a followed-up campaign response,
+    # a low CSAT, and targets the leaders set.
+    *(_employee(f"hr-{p['id']}", p, 400) for p in (_CHOI, _PARK, _KIM, _JANG, _SMITH, _LEE)),
+    _employee("hr-yoo", {"id": "emp-yoo", "name": "유재석", "department": "sales",
+                         "title": "VP Sales"}, 60),
+    ("reg-mirae", 60, "account.registered", "mirae-bio", _PARK, "미래바이오 등록",
+     {"name": "미래바이오", "segment": "mid-market", "owners": {"sales": "emp-park"}}, {}),
+    ("mirae-reply", 9, "marketing.campaign_responded", "mirae-bio", _LEE, "프로모션에 데모 요청",
+     {"campaign_id": "C-YE-2026", "response": "데모 요청", "channel": "email"},
+     {"contacts": [_MIRAE]}),
+    ("mirae-demo", 8, "sales.meeting_held", "mirae-bio", _PARK, "데모 미팅",
+     {"subject": "제품 데모", "next_steps": "파일럿 제안서 송부"}, {"contacts": [_MIRAE]}),
+    ("mirae-csat", 3, "support.csat_recorded", "mirae-bio", _KIM, "CSAT 2/5",
+     {"score": 2, "comment": "설정 안내가 부족했어요"}, {}),
+    ("target-touch", 30, "kpi.target_set", None, _CHOI, "영업 주간 접점 목표",
+     {"metric": "accounts_touched", "group_by": "department", "group": "sales",
+      "period": "week", "target": 5}, {}),
+    ("target-complaints", 30, "kpi.target_set", None, _CHOI, "불만 주간 목표",
+     {"metric": "complaints_opened", "group_by": "department", "group": "support",
+      "period": "week", "target": 0}, {}),
 ]  # fmt: skip
 
 
@@ -123,12 +154,15 @@ def build_events(now: datetime) -> list[dict[str, Any]]:
             body["due_at"] = (occurred + timedelta(days=14)).isoformat()
         if etype == "success.renewal_scheduled":  # 20 days from now
             body["renews_at"] = (occurred + timedelta(days=days_ago + 20)).isoformat()
-        events.append({
+        event = {
             "event_id": str(uuid.uuid5(_NAMESPACE, f"{anchor}:{key}")),
             "type": etype, "account_id": account, "occurred_at": occurred.isoformat(),
             "source": "onevoice-demo", "actor": actor, "summary": summary, "payload": body,
             **extra,
-        })  # fmt: skip
+        }  # fmt: skip
+        if account is None:
+            del event["account_id"]
+        events.append(event)
     return events
 
 
@@ -162,4 +196,8 @@ def load_demo(base_url: str) -> int:
         f"     curl -s '{base_url}/v1/accounts/seoul-bank/view'   # renewal in 20 days, untouched"
     )
     print(f"     curl -s '{base_url}/v1/needs?status=all'   # needs across accounts")
+    print(f"     curl -s '{base_url}/v1/reports/leadership'   # the VP met nobody this week")
+    print(f"     curl -s '{base_url}/v1/reports/voice?from={(now - timedelta(days=30)).date()}"
+          "T00:00:00Z'   # what customers said")  # fmt: skip
+    print(f"     curl -s '{base_url}/v1/reports/kpi?format=csv'   # KPIs beside their targets")
     return 0 if result["rejected"] == result["conflicts"] == 0 else 1

@@ -105,7 +105,7 @@ def test_0009_to_0012_keep_rows_and_retire_other_generations(settings: Settings)
                 " 'running', false, false, 1, 1, '{}')"
             ))  # fmt: skip
             conn.execute(text("INSERT INTO rebuild_claims VALUES ('OneVoiceView', 'r3')"))
-        upgrade(db, "head")
+        upgrade(db, "0012")
         with db.reading() as conn:
             assert conn.execute(text(
                 "SELECT actor_id FROM one_voice_view_contacts")).all() == [("u",)]  # fmt: skip
@@ -120,5 +120,45 @@ def test_0009_to_0012_keep_rows_and_retire_other_generations(settings: Settings)
             state, error = conn.execute(text("SELECT state, error FROM rebuilds")).one()
             assert state == "failed" and "start the rebuild again" in error
             assert conn.execute(text("SELECT count(*) FROM rebuild_claims")).scalar_one() == 0
+    finally:
+        db.dispose()
+
+
+def test_0013_marks_report_facts_not_built_where_events_were_projected(
+    settings: Settings,
+) -> None:
+    """An install that has projected events gets ReportFacts marked not built (the rebuild
+    worker backfills it from the log); a fresh one starts it live, from offset 0."""
+    db = Database(settings.resolved_database_url())
+    try:
+        upgrade(db, "0012")
+        with db.transaction() as conn:
+            conn.execute(text(
+                "INSERT INTO projection_checkpoints (projection, generation, topic, partition,"
+                " next_offset) VALUES ('AccountTimeline', 1, 'onevoice.events', 0, 5)"
+            ))  # fmt: skip
+            conn.execute(TIMELINE_EVENT)
+        upgrade(db, "head")
+        with db.reading() as conn:
+            assert conn.execute(text(
+                "SELECT projection, active, kept FROM projection_generations")).all() == [
+                ("ReportFacts", 0, None)]  # fmt: skip
+            tables = set(inspect(conn).get_table_names())
+            assert {f"report_facts_{t}" for t in ("employees", "people", "touches", "firsts",
+                                                  "voice", "targets")} <= tables  # fmt: skip
+            indexes = {i["name"] for i in inspect(conn).get_indexes("one_voice_view_tickets")}
+            assert {"ix_one_voice_view_tickets_opened",
+                    "ix_one_voice_view_tickets_resolved"} <= indexes  # fmt: skip
+            assert conn.execute(text("SELECT count(*) FROM account_timeline_events")).scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_0013_on_a_fresh_database_leaves_report_facts_live(settings: Settings) -> None:
+    db = Database(settings.resolved_database_url())
+    try:
+        upgrade(db, "head")
+        with db.reading() as conn:
+            assert conn.execute(text("SELECT count(*) FROM projection_generations")).scalar() == 0
     finally:
         db.dispose()

@@ -1,5 +1,6 @@
-"""The one-voice view is a pure fold: built incrementally, in any interleaving of partitions, with
-any duplicate deliveries, it equals the view built by replaying the same log in one pass.
+"""The one-voice view and the leaders' reports are pure folds: built incrementally, in any
+interleaving of partitions, with any duplicate deliveries, they equal what replaying the same log
+in one pass builds.
 
 Runs on both backends (SQLite and PostgreSQL) through the ``settings`` fixture.
 """
@@ -12,16 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from services.bootstrap import projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
-from services.core.readmodels import view
+from services.core.readmodels import leadership, view
+from services.core.readmodels.reports import complaints, handoffs, kpi, roster, voice
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
 from services.projections.onevoice import OneVoiceView
+from services.projections.reports import ReportFacts
 from tests.integration.test_catalog_v1_compat import differences
 from tests.samples import make_event
 
@@ -164,6 +167,32 @@ def history(seed: int, size: int = 240) -> list[list[StoredEvent]]:
         partition = rng.randrange(PARTITIONS)
         log = logs[partition]
         log.append(StoredEvent(event, str(event.event_id), partition, len(log), NOW))
+    # The roster and a KPI target: a registration and its updates, in whatever order they land.
+    hr = {"id": "emp-hr", "department": "hr"}
+    for days, kind, payload in (
+        (40, "employee.registered", {"employee_id": "emp-choi", "name": "최민호",
+                                     "department": "leadership", "title": "CEO"}),
+        (10, "employee.updated", {"employee_id": "emp-choi", "title": "Chairman"}),
+        (2, "employee.updated", {"employee_id": "emp-choi", "active": False}),
+        (30, "employee.registered", {"employee_id": "emp-yoo", "name": "유재석",
+                                     "department": "sales", "title": "VP Sales",
+                                     "executive": True}),
+        (20, "kpi.target_set", {"metric": "accounts_touched", "group_by": "department",
+                                "group": "sales", "period": "week", "target": 3}),
+        (1, "kpi.target_set", {"metric": "accounts_touched", "group_by": "department",
+                               "group": "sales", "period": "week", "target": 5}),
+    ):  # fmt: skip
+        event = parse_event(
+            make_event(
+                kind,
+                actor=hr,
+                payload=payload,
+                occurred_at=(NOW - timedelta(days=days)).isoformat(),
+            )
+        )
+        partition = rng.randrange(PARTITIONS)
+        log = logs[partition]
+        log.append(StoredEvent(event, str(event.event_id), partition, len(log), NOW))
     return logs
 
 
@@ -197,9 +226,27 @@ def views_of(db: Database, tz: str) -> dict[str, Any]:
             a: view.read_view(conn, a, as_of) for a in ACCOUNTS
         }  # fmt: skip
         found["rolled-up"] = view.read_view(conn, ACCOUNTS[0], as_of, children=ACCOUNTS[1:])
-        for table in OneVoiceView().tables.values():
+        for table in (*OneVoiceView().tables.values(), *ReportFacts().tables.values()):
             found[table.name] = sorted(tuple(r) for r in conn.execute(select(table)))
+        found["reports"] = reports_of(conn, as_of)
     return found
+
+
+def reports_of(conn: Connection, as_of: AsOf) -> dict[str, Any]:
+    """Every leaders' report over the story's last 120 days, by week."""
+    start, end = to_micros(NOW - timedelta(days=120)), to_micros(NOW + timedelta(days=1))
+    people = roster.load(conn)
+    return {
+        "roster": {k: vars(v) for k, v in people.items()},
+        "leadership": leadership.read_report(conn, start, end, people),
+        "voice": voice.read_voice(conn, voice.VoiceQuery(start, end)),
+        "complaints": complaints.read_complaints(
+            conn, complaints.ComplaintQuery(start, end, "owner"), as_of),
+        "handoffs": handoffs.read_handoffs(conn, handoffs.HandoffQuery(start, end), as_of),
+        "kpi": kpi.read_kpi(conn, kpi.KpiQuery(to_micros(NOW - timedelta(days=21)), end),
+                            as_of, ("sales", "marketing", "support", "success", "leadership")),
+        "silent": roster.silent_people(conn, as_of),
+    }  # fmt: skip
 
 
 def batches(rng: random.Random, order: list[StoredEvent]) -> list[list[StoredEvent]]:
@@ -239,6 +286,15 @@ def test_incremental_equals_replay_for_any_interleaving_and_duplicates(
     assert any(v["needs"]["addressed_90d"] for v in views)
     assert any(v["value"]["next_renewal"] for v in views)
     assert any(v["value"]["lifetime_value"] for v in views)
+    reports = seoul["reports"]
+    assert reports["roster"]["emp-choi"]["title"] == "Chairman"
+    assert reports["roster"]["emp-choi"]["active"] is False  # the update of day -2 came last
+    assert [g for g in reports["voice"]["groups"] if g["count"]]
+    assert any(p["total"]["recurrences_after_fix"] for p in reports["complaints"]["periods"])
+    assert reports["handoffs"]["total"]["signals"]
+    figures = [g["figures"] for p in reports["kpi"]["periods"] for g in p["groups"]]
+    assert any(f["accounts_touched"]["target"] == 5 for f in figures)
+    assert any(f["accounts_touched"]["target"] == 3 for f in figures)  # in force earlier
     rng = random.Random(seed * 101)
     for _ in range(3):
         fold(db, batches(rng, interleave(rng, logs)))
@@ -248,7 +304,8 @@ def test_incremental_equals_replay_for_any_interleaving_and_duplicates(
 
 
 def test_the_facts_do_not_depend_on_delivery_order_at_all(db: Database) -> None:
-    """Stronger than the log can deliver: even a full shuffle gives the same OneVoiceView rows.
+    """Stronger than the log can deliver: even a full shuffle gives the same OneVoiceView and
+    ReportFacts rows.
 
     (Without second copies of an event at another offset: for those, the first copy in the
     partition wins, which only the partition's own order decides.)
@@ -256,7 +313,7 @@ def test_the_facts_do_not_depend_on_delivery_order_at_all(db: Database) -> None:
     logs = history(seed=9)
     everything = list({e.event_id: e for log in logs for e in log}.values())
     fold(db, [everything])
-    tables = tuple(OneVoiceView().tables.values())
+    tables = (*OneVoiceView().tables.values(), *ReportFacts().tables.values())
 
     def rows() -> dict[str, list[tuple[object, ...]]]:
         with db.reading() as conn:

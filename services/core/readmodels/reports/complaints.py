@@ -163,6 +163,8 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
     _mark(complaints.values(), _fixes(conn, account_ids), as_of)
     groups = {} if query.group_by == "category" else _groups(conn, query.group_by, account_ids)
     names: dict[str | None, str | None] = {}
+    ordered = sorted(complaints.values(),
+                     key=lambda c: (c.opened_us or 0, c.account_id, c.ticket_id))  # fmt: skip
 
     def keys(c: _Complaint) -> list[str | None]:
         if query.group_by == "category":
@@ -174,7 +176,7 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
     for span in periods:
         cells: dict[str | None, _Cell] = {}
         total = _Cell()
-        for c in complaints.values():
+        for c in ordered:
             opened = c.opened_us is not None and span.start_us <= c.opened_us < span.end_us
             resolved = c.resolved_us is not None and span.start_us <= c.resolved_us < span.end_us
             if not (opened or resolved):

@@ -114,13 +114,8 @@ def _names(conn: Connection, account_ids: set[str]) -> dict[str, str | None]:
     ids = sorted(account_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        found.update(
-            dict(
-                conn.execute(select(a.c.account_id, a.c.name).where(a.c.account_id.in_(chunk)))
-                .tuples()
-                .all()
-            )
-        )
+        rows = conn.execute(select(a.c.account_id, a.c.name).where(a.c.account_id.in_(chunk)))
+        found.update({r.account_id: r.name for r in rows})
     return found
 
 
