@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for phase in (bench.prepare, bench.raw_limits, bench.ingest, bench.timeline_only,
                           bench.projection, bench.lag, bench.replay, bench.query,
-                          bench.view, bench.rebuild_serving):  # fmt: skip
+                          bench.view, bench.reports, bench.rebuild_serving):  # fmt: skip
                 say(f"phase {phase.__name__}")
                 phase()
                 phases_run.append(phase.__name__)

@@ -28,7 +28,10 @@ TYPE_WEIGHTS: dict[str, int] = {
     "marketing.content_engaged": 8, "support.ticket_opened": 8, "support.ticket_resolved": 6,
     "support.csat_recorded": 4, "success.review_held": 4, "leadership.meeting_held": 2,
     "commitment.made": 3, "commitment.fulfilled": 2, "commitment.cancelled": 1,
+    "marketing.campaign_responded": 3, "customer.need_identified": 2,
 }  # fmt: skip
+PEOPLE_PER_DEPARTMENT = 60  # actors are emp-<department>-<1..60>
+CAMPAIGNS = 20
 
 SUMMARIES: dict[str, list[str]] = {
     "sales": [
@@ -93,6 +96,12 @@ def _payload(rng: random.Random, event_type: str, base: dict[str, Any]) -> dict[
         payload["duration_s"] = rng.randint(30, 3600)
     if event_type == "support.ticket_opened":
         payload["severity"] = rng.choice(["low", "normal", "high", "urgent"])
+        payload["category"] = rng.choice(["billing", "sso", "performance", "reporting"])
+    if event_type == "marketing.campaign_responded":  # a few campaigns, as in real life
+        payload["campaign_id"] = f"C-{rng.randint(1, CAMPAIGNS)}"
+    if event_type == "customer.need_identified":
+        payload["need_id"] = f"N-{rng.randint(1, 999_999)}"
+        payload["category"] = rng.choice(["localization", "security", "reporting", "speech"])
     return payload
 
 
@@ -112,7 +121,8 @@ def make_body(
         account_id=account,
         occurred_at=moment.astimezone(tz).isoformat(timespec="milliseconds"),
         source=rng.choice(SOURCES),
-        actor={"id": f"emp-{dept}-{rng.randint(1, 60)}", "name": rng.choice(NAMES),
+        actor={"id": f"emp-{dept}-{rng.randint(1, PEOPLE_PER_DEPARTMENT)}",
+               "name": rng.choice(NAMES),
                "department": dept},
         contacts=[{"name": rng.choice(NAMES), "email": f"c{rng.randint(1, 9999)}@{domain}.example",
                    "title": rng.choice(TITLES)} for _ in range(rng.randint(0, 2))],
@@ -126,8 +136,10 @@ def make_body(
     return body
 
 
-def generate(n: int, n_accounts: int, large: int, seed: int = 42) -> Dataset:
-    """``n`` bodies over ``n_accounts`` accounts; the first account gets ``large`` of them."""
+def generate(n: int, n_accounts: int, large: int, seed: int = 42, *,
+             roster: bool = True) -> Dataset:  # fmt: skip
+    """``n`` bodies over ``n_accounts`` accounts; the first account gets ``large`` of them;
+    with ``roster``, 300 of the others are ``employee.registered`` for the actors."""
     rng = random.Random(seed)
     accounts = account_names(n_accounts)
     others = accounts[1:]
@@ -138,7 +150,28 @@ def generate(n: int, n_accounts: int, large: int, seed: int = 42) -> Dataset:
     rng.shuffle(picks)
     event_types = rng.choices(types, weights=weights, k=n)
     bodies = [make_body(rng, t, a, accounts, now) for t, a in zip(event_types, picks, strict=True)]
+    # The roster takes the place of some other accounts' events: still n events, and the large
+    # account keeps its count.
+    slots = [i for i, a in enumerate(picks) if a != accounts[0]] if roster else []
+    for i, body in zip(slots, employees(now - timedelta(days=400)), strict=False):
+        bodies[i] = body
     return Dataset(bodies, accounts, accounts[0], large)
+
+
+def employees(at: datetime) -> list[dict[str, Any]]:
+    """``employee.registered`` for every actor the bodies use (the reports' roster); one in
+    each department of the type-owning five is an executive by title."""
+    out = []
+    for dept in TYPE_DEPARTMENTS:
+        for i in range(1, PEOPLE_PER_DEPARTMENT + 1):
+            title = "VP" if i == 1 else "Manager"
+            out.append(make_event(
+                "employee.registered", occurred_at=at.isoformat(), source="hr",
+                actor={"id": "emp-hr-1", "department": "hr"},
+                payload={"employee_id": f"emp-{dept}-{i}", "name": NAMES[i % len(NAMES)],
+                         "department": dept, "title": title},
+            ))  # fmt: skip
+    return out
 
 
 def server_form(body: dict[str, Any], recorded_at: datetime) -> EnvelopeBase:

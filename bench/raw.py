@@ -92,12 +92,15 @@ class Rows:
 
 
 def timeline_rows(events: Sequence[EnvelopeBase], positions: Sequence[tuple[int, int]]) -> Rows:
-    """The rows AccountTimeline.apply writes for these events (built outside the timing)."""
+    """The rows AccountTimeline.apply writes for these events (built outside the timing):
+    none for organisation events, which no timeline holds."""
     ev_rows: list[tuple[Any, ...]] = []
     en_rows: list[tuple[Any, ...]] = []
     counts: list[int] = []
     for event, (partition, offset) in zip(events, positions, strict=True):
         assert event.recorded_at is not None
+        if event.is_organisation:
+            continue
         stored = StoredEvent(event, str(event.event_id), partition, offset, event.recorded_at)
         occurred = timeline.to_micros(event.occurred_at)
         dept = event.actor.department

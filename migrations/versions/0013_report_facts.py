@@ -11,6 +11,9 @@ Revises: 0012
 Create Date: 2026-11-30
 """
 
+import json
+import re
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -35,6 +38,7 @@ def upgrade() -> None:
         sa.Column("employee_id", sa.String(256), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("fields", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
         *_position(),
     )
     op.create_index("ix_report_facts_employees_id", "report_facts_employees", ["employee_id"])
@@ -55,12 +59,16 @@ def upgrade() -> None:
         sa.Column("person_id", sa.String(256), primary_key=True),
         sa.Column("department", sa.String(32), nullable=False),
         sa.Column("executive", sa.Boolean(), nullable=False),
+        sa.Column("related", sa.Boolean(), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("at_us", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_report_facts_touches_at", "report_facts_touches", ["at_us"])
     op.create_index(
         "ix_report_facts_touches_account", "report_facts_touches", ["account_id", "at_us"]
+    )
+    op.create_index(
+        "ix_report_facts_touches_person", "report_facts_touches", ["person_id", "at_us"]
     )
     op.create_table(
         "report_facts_firsts",
@@ -94,6 +102,7 @@ def upgrade() -> None:
         sa.Column("period", sa.String(8), nullable=False),
         sa.Column("target", sa.Float(), nullable=False),
         sa.Column("set_by", sa.Text(), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
         *_position(),
     )
     bind = op.get_bind()
@@ -104,16 +113,53 @@ def upgrade() -> None:
         bind.execute(sa.text(
             "INSERT INTO projection_generations (projection, active) VALUES ('ReportFacts', 0)"
         ))  # fmt: skip
-    op.create_index("ix_one_voice_view_tickets_opened", "one_voice_view_tickets", ["opened_us"])
-    op.create_index("ix_one_voice_view_tickets_resolved", "one_voice_view_tickets", ["resolved_us"])
-    op.create_index("ix_one_voice_view_signals_time", "one_voice_view_signals", ["at_us"])
+    _index_every_generation(bind)
+
+
+# The new time indexes of the OneVoiceView, on the live tables and on any other generation (a
+# rebuild's shadow, a generation kept for rollback) that may go live later.
+_NEW_INDEXES = (("tickets", "opened", "opened_us"), ("tickets", "resolved", "resolved_us"),
+                ("signals", "time", "at_us"))  # fmt: skip
+
+
+def _index_every_generation(bind: sa.engine.Connection) -> None:
+    tables = sa.inspect(bind).get_table_names()
+    for suffix, name, column in _NEW_INDEXES:
+        for table in tables:
+            match = re.fullmatch(rf"(one_voice_view(?:__g\d+)?)_{suffix}", table)
+            if match:
+                op.create_index(f"ix_{match.group(1)}_{suffix}_{name}", table, [column])
 
 
 def downgrade() -> None:
-    op.execute("DELETE FROM projection_generations WHERE projection = 'ReportFacts'")
-    op.execute("DELETE FROM projection_checkpoints WHERE projection = 'ReportFacts'")
-    op.drop_index("ix_one_voice_view_signals_time", "one_voice_view_signals")
-    op.drop_index("ix_one_voice_view_tickets_resolved", "one_voice_view_tickets")
-    op.drop_index("ix_one_voice_view_tickets_opened", "one_voice_view_tickets")
-    for table in ("targets", "voice", "firsts", "touches", "people", "employees"):
-        op.drop_table(f"report_facts_{table}")
+    """Forget ReportFacts everywhere the older release would trip over it: its generations,
+    checkpoints, dead letters, open rebuilds (failed, their claims released) and tables."""
+    bind = op.get_bind()
+    for statement in (
+        "DELETE FROM projection_generations WHERE projection = 'ReportFacts'",
+        "DELETE FROM projection_checkpoints WHERE projection = 'ReportFacts'",
+        "DELETE FROM dead_letters WHERE projection = 'ReportFacts'",
+    ):
+        op.execute(statement)
+    for rebuild_id, projections in bind.execute(sa.text(
+        "SELECT id, projections FROM rebuilds WHERE state IN ('running', 'verifying', 'diff')"
+    )).all():  # fmt: skip
+        if "ReportFacts" in json.loads(projections):
+            bind.execute(
+                sa.text(
+                    "UPDATE rebuilds SET state = 'failed', worker = NULL, lease_until_us = NULL,"
+                    " error = 'downgraded below revision 0013' WHERE id = :id"
+                ),
+                {"id": rebuild_id},
+            )
+            bind.execute(sa.text("DELETE FROM rebuild_claims WHERE rebuild_id = :id"),
+                         {"id": rebuild_id})  # fmt: skip
+    tables = sa.inspect(bind).get_table_names()
+    for suffix, name, _ in _NEW_INDEXES:
+        for table in tables:
+            match = re.fullmatch(rf"(one_voice_view(?:__g\d+)?)_{suffix}", table)
+            if match:
+                op.drop_index(f"ix_{match.group(1)}_{suffix}_{name}", table)
+    for table in tables:
+        if table.startswith("report_facts_"):
+            op.drop_table(table)

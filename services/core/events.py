@@ -534,7 +534,7 @@ def _check_organisation_event(event: EnvelopeBase, event_type: str) -> None:
         raise PydanticCustomError(
             "organisation_event_fields",
             "'{event_type}' is about our organisation, not a customer: leave out {fields}",
-            {"event_type": event_type, "fields": ", ".join(extra)},
+            {"event_type": event_type, "fields": ", ".join(extra), "first": extra[0]},
         )
 
 
@@ -661,6 +661,8 @@ def field_errors(exc: ValidationError) -> list[dict[str, str]]:
             loc = loc[1:]
         kind = error["type"]
         path = ".".join(loc) or _MODEL_ERROR_PATHS.get(kind, "")
+        if kind == "organisation_event_fields":
+            path = str((error.get("ctx") or {}).get("first", path))
         if kind == "amount_without_currency":
             path += ".currency"
         problem = error["msg"]

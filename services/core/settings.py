@@ -287,6 +287,7 @@ class Settings(BaseSettings):
                       renewal_days=self.renewal_days, renewal_quiet_days=self.renewal_quiet_days,
                       value_currency=self.value_currency,
                       silent_weeks=self.silent_employee_weeks,
+                      executive_titles=self.executive_titles,
                       week_start=WEEKDAYS.index(self.week_start))  # fmt: skip
 
     @property

@@ -55,6 +55,7 @@ class Policy:
     value_currency: str = "KRW"
     silent_weeks: int = 2
     week_start: int = 0  # the first day of a report week: 0 Monday ... 6 Sunday
+    executive_titles: str = ""  # the title rule (a regular expression; "" = none)
 
 
 @dataclass(frozen=True)

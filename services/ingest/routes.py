@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -167,11 +168,11 @@ def build_targets_router(service: IngestService) -> APIRouter:
         data = await _json_body(request)
         if isinstance(data, JSONResponse):
             return data
-        problem = _target_problem(data)
+        problem = _target_problem(data, service.departments)
         if problem is not None:
             return JSONResponse(error_body("invalid_event", problem["problem"], [problem]), 422)
         event = {"type": "kpi.target_set", "source": data.get("source", "kpi-targets"),
-                 "occurred_at": data.get("occurred_at") or service.now().isoformat(),
+                 "occurred_at": data.get("occurred_at", service.now().isoformat()),
                  "actor": data.get("actor"),
                  "payload": {k: data[k] for k in _TARGET_FIELDS if k in data}}  # fmt: skip
         if "event_id" in data:
@@ -187,14 +188,20 @@ def build_targets_router(service: IngestService) -> APIRouter:
     return router
 
 
-def _target_problem(data: Any) -> dict[str, str] | None:
+def _target_problem(data: Any, departments: Sequence[str]) -> dict[str, str] | None:
     if not isinstance(data, dict):
         return {"path": "", "problem": "the body must be a JSON object"}
     extra = sorted(set(data) - {*_TARGET_FIELDS, *_TARGET_ENVELOPE})
     if extra:
         allowed = ", ".join((*_TARGET_FIELDS, *_TARGET_ENVELOPE))
         return {"path": extra[0], "problem": f"unknown field; allowed: {allowed}"}
-    if "event_id" in data and "occurred_at" not in data:
+    if "event_id" in data and data.get("occurred_at") is None:
         # Without it the server's clock would make every retry a different body (409).
         return {"path": "occurred_at", "problem": "required with event_id (a retry sends both)"}
+    group = data.get("group")
+    if data.get("group_by") == "department" and isinstance(group, str) \
+            and group not in departments:  # fmt: skip
+        # A target for a department nobody can be in would never be judged.
+        return {"path": "group", "problem": "must be one of the configured departments: "
+                + ", ".join(departments)}  # fmt: skip
     return None

@@ -34,11 +34,8 @@ from services.core import codec
 from services.core.events import (
     DEFAULT_DEPARTMENTS,
     Actor,
-    EmployeeRegistered,
-    EmployeeUpdated,
     EnvelopeBase,
     dump_event,
-    event_payload,
     field_errors,
     is_executive,
     parse_event,
@@ -122,6 +119,11 @@ class IngestService:
             update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
         )
 
+    @property
+    def departments(self) -> tuple[str, ...]:
+        """The configured departments."""
+        return self._departments
+
     def now(self) -> datetime:
         """The service's clock (an event built by the server is stamped with it)."""
         return self._clock()
@@ -129,9 +131,10 @@ class IngestService:
     def _stamped(self, event: EnvelopeBase) -> EnvelopeBase:
         """The event as logged: people without an executive flag, outside the leadership
         department, whose title matches the executive title rule get ``executive: true``, so
-        the log (not the configuration of the day) says who was an executive; so does an
-        employee registered or updated with such a title (an update that names no department
-        is judged by its title alone). The digest is taken before, of what the client sent."""
+        the log (not the configuration of the day) says who was an executive at each touch. (The
+        roster applies the rule when it is read: a registration keeps the flag HR sent, and a
+        later title can make or unmake an executive.) The digest is taken before, of what the
+        client sent."""
         rule = self._executive_titles
         if rule is None:
             return event
@@ -146,16 +149,9 @@ class IngestService:
         participants = None if event.participants is None else [
             stamp(p) for p in event.participants
         ]  # fmt: skip
-        update: dict[str, Any] = {}
-        if actor is not event.actor or participants != event.participants:
-            update = {"actor": actor, "participants": participants}
-        payload = event_payload(event)
-        if isinstance(payload, EmployeeRegistered | EmployeeUpdated) and payload.title:
-            person = Actor(id=payload.employee_id, department=payload.department or "hr",
-                           title=payload.title, executive=payload.executive)  # fmt: skip
-            if stamp(person) is not person:
-                update["payload"] = payload.model_copy(update={"executive": True})
-        return event.model_copy(update=update) if update else event
+        if actor is event.actor and participants == event.participants:
+            return event
+        return event.model_copy(update={"actor": actor, "participants": participants})
 
     def check_receipts(self) -> None:
         """Refuse to start when receipts name positions past the log's end: the topic (or the

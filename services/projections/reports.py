@@ -109,7 +109,12 @@ class ReportFacts(Projection):
 def _employee_row(s: StoredEvent, at: Row) -> Row:
     fields = event_payload(s.event).model_dump(mode="json", exclude_none=True)
     return {"event_id": s.event_id, "employee_id": fields["employee_id"], "type": s.type,
-            "fields": json.dumps(fields, ensure_ascii=False, sort_keys=True), **at}  # fmt: skip
+            "fields": json.dumps(fields, ensure_ascii=False, sort_keys=True),
+            "body": _body(s), **at}  # fmt: skip
+
+
+def _body(s: StoredEvent) -> str:
+    return json.dumps(s.body(), ensure_ascii=False, separators=(",", ":"))
 
 
 def _target_row(s: StoredEvent, at: Row) -> Row:
@@ -117,14 +122,15 @@ def _target_row(s: StoredEvent, at: Row) -> Row:
     assert isinstance(p, KpiTargetSet)
     return {"event_id": s.event_id, "metric": p.metric.value, "group_by": p.group_by,
             "group_name": p.group, "period": p.period, "target": p.target,
-            "set_by": s.event.actor.model_dump_json(exclude_none=True), **at}  # fmt: skip
+            "set_by": s.event.actor.model_dump_json(exclude_none=True), "body": _body(s),
+            **at}  # fmt: skip
 
 
 def _touch_rows(s: StoredEvent, at_us: int) -> list[Row]:
     accounts = dict.fromkeys((s.event.account_id, *s.event.related_account_ids))
     return [{"event_id": s.event_id, "account_id": account_id, "person_id": person.id,
              "department": person.department, "executive": is_executive(person),
-             "type": s.type, "at_us": at_us}
+             "related": account_id != s.event.account_id, "type": s.type, "at_us": at_us}
             for account_id in accounts for person in s.event.people()]  # fmt: skip
 
 

@@ -162,3 +162,56 @@ def test_0013_on_a_fresh_database_leaves_report_facts_live(settings: Settings) -
             assert conn.execute(text("SELECT count(*) FROM projection_generations")).scalar() == 0
     finally:
         db.dispose()
+
+
+def test_0013_downgrade_forgets_report_facts_and_indexes_every_generation(
+    settings: Settings,
+) -> None:
+    """Up: the new time indexes go on the live OneVoiceView tables and on a shadow; down: no
+    trace of ReportFacts is left for the older release to trip over."""
+    db = Database(settings.resolved_database_url())
+    try:
+        upgrade(db, "0012")
+        with db.transaction() as conn:  # a rebuild's shadow of the tickets, in the 0012 shape
+            conn.execute(
+                text(
+                    "CREATE TABLE one_voice_view__g4_tickets"
+                    " (account_id TEXT, opened_us BIGINT, resolved_us BIGINT)"
+                )
+            )
+        upgrade(db, "head")
+        with db.reading() as conn:
+            shadow = {i["name"] for i in inspect(conn).get_indexes("one_voice_view__g4_tickets")}
+        assert shadow == {"ix_one_voice_view__g4_tickets_opened",
+                          "ix_one_voice_view__g4_tickets_resolved"}  # fmt: skip
+        with db.transaction() as conn:
+            conn.execute(text("INSERT INTO projection_generations VALUES"
+                              " ('ReportFacts', 0, NULL, NULL)"))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO dead_letters (projection, generation, topic, partition, \"offset\","
+                " headers, timestamp_ms, reason, error_class, error_message, first_seen_us,"
+                " last_seen_us, attempts, state) VALUES ('ReportFacts', 1, 't', 0, 1, '[]', 0,"
+                " 'failed', 'E', 'e', 0, 0, 1, 'parked')"
+            ))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO rebuilds (id, generation, projections, state, accept_diff, keep_old,"
+                " created_us, updated_us, progress) VALUES ('r5', 5, '[\"ReportFacts\"]',"
+                " 'running', false, false, 1, 1, '{}')"
+            ))  # fmt: skip
+            conn.execute(text("INSERT INTO rebuild_claims VALUES ('ReportFacts', 'r5')"))
+            conn.execute(text("CREATE TABLE report_facts__g5_voice (event_id TEXT)"))
+        config = Config(str(ROOT / "alembic.ini"))
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0012")
+        with db.reading() as conn:
+            tables = set(inspect(conn).get_table_names())
+            assert not {t for t in tables if t.startswith("report_facts")}
+            assert {i["name"] for i in inspect(conn).get_indexes("one_voice_view__g4_tickets")} \
+                == set()  # fmt: skip
+            for table in ("projection_generations", "dead_letters", "rebuild_claims"):
+                assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0, table
+            state, error = conn.execute(text("SELECT state, error FROM rebuilds")).one()
+            assert state == "failed" and "0013" in error
+    finally:
+        db.dispose()

@@ -235,7 +235,7 @@ def views_of(db: Database, tz: str) -> dict[str, Any]:
 def reports_of(conn: Connection, as_of: AsOf) -> dict[str, Any]:
     """Every leaders' report over the story's last 120 days, by week."""
     start, end = to_micros(NOW - timedelta(days=120)), to_micros(NOW + timedelta(days=1))
-    people = roster.load(conn)
+    people = roster.load(conn, as_of)
     return {
         "roster": {k: vars(v) for k, v in people.items()},
         "leadership": leadership.read_report(conn, start, end, people),

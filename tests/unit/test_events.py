@@ -421,7 +421,7 @@ def test_a_renewal_amount_needs_its_currency() -> None:
 def test_an_organisation_event_names_no_customer(kind: str, field: str, value: Any) -> None:
     errors = errors_of(make_event(kind, **{field: value}))
     assert len(errors) == 1, errors
-    assert errors[0]["path"] == "account_id"
+    assert errors[0]["path"] == field
     problem = f"'{kind}' is about our organisation, not a customer: leave out {field}"
     assert errors[0]["problem"] == problem
 

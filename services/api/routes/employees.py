@@ -48,7 +48,7 @@ def list_employees(
         if not isinstance(after, str):
             raise invalid_query("cursor", "not a cursor of this list")
     moment = as_of(container)
-    people, owned = roster.load(conn), roster.owners(conn)
+    people, owned = roster.load(conn, moment), roster.owners(conn)
     matching = [
         p for _, p in sorted(people.items())
         if (executive is None or p.executive == executive)

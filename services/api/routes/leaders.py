@@ -5,7 +5,7 @@ handoff follow-through and the joint KPIs with their targets. Every report answe
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from services.api.csv_export import CSV_RESPONSE, FormatQuery, respond
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
+from services.api.windows import window
 from services.core.container import Container
 from services.core.events import UtcDatetime
 from services.core.readmodels.reports import complaints, handoffs, kpi, periods, targets, voice
@@ -23,23 +24,6 @@ router = APIRouter(tags=["reports"], dependencies=[ConsistentRead])
 
 FromQuery = Annotated[UtcDatetime | None, Query(alias="from", description="Start (inclusive).")]
 ToQuery = Annotated[UtcDatetime | None, Query(description="End (exclusive); default: now.")]
-_LONGEST = timedelta(days=366)
-
-
-def window(container: Container, from_: datetime | None, to: datetime | None,
-           default: timedelta, longest: timedelta = _LONGEST) -> tuple[int, int]:  # fmt: skip
-    """``[from, to)`` in µs: ``to`` defaults to now, ``from`` to ``default`` before ``to``;
-    422 naming ``from`` when it is not before ``to`` or the window is too long."""
-    end = to or container.clock()
-    try:
-        start = from_ or end - default
-    except OverflowError:
-        raise invalid_query("to", f"must be at least {default.days} days after year 1") from None
-    if start >= end:
-        raise invalid_query("from", "must be before 'to'")
-    if end - start > longest:
-        raise invalid_query("from", f"the window may span at most {longest.days} days")
-    return to_micros(start), to_micros(end)
 
 
 def _department(container: Container, department: str | None) -> None:

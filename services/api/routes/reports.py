@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from services.api.csv_export import CSV_RESPONSE, FormatQuery, Rows, respond
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of
 from services.api.errors import invalid_query
+from services.api.windows import check_floor
 from services.core.events import UtcDatetime
 from services.core.readmodels import coverage, feed, leadership, timeline, view, view_facts
 from services.core.readmodels.reports import roster
@@ -57,12 +58,15 @@ def leadership_report(
         raise invalid_query("from", "must be before 'to'")
     if end - start > _LONGEST:
         raise invalid_query("from", "the window may span at most 366 days")
+    check_floor(start, "from" if from_ is not None else "to")
     from_us, to_us = to_micros(start), to_micros(end)
     report = {
         "from": from_micros(from_us),
         "to": from_micros(to_us),
         "previous": {"from": from_micros(2 * from_us - to_us), "to": from_micros(from_us)},
-        "executives": leadership.read_report(conn, from_us, to_us, roster.load(conn)),
+        "executives": leadership.read_report(
+            conn, from_us, to_us, roster.load(conn, as_of(container))
+        ),
     }
     return respond(request, fmt, report, "leadership", _leadership_rows)
 
@@ -122,7 +126,7 @@ def employee_feed(
                                                             moment)
                 if not moment.past(h.followed_us) and moment.past(h.at_us)]  # fmt: skip
     handoffs.sort(key=lambda h: (h["at"], h["account_id"], h["event_id"]))
-    person = roster.load(conn).get(employee, roster.Employee(employee))
+    person = roster.load(conn, moment, employee).get(employee, roster.Employee(employee))
     return {"employee": employee, "since": from_micros(to_micros(start)),
             "accounts": account_ids, "items": items, "next_cursor": next_cursor,
             "open_handoffs": handoffs,

@@ -12,6 +12,7 @@ from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
 from services.api.errors import invalid_query, not_found
 from services.core.events import EVENT_TYPES
 from services.core.readmodels import accounts, timeline
+from services.core.readmodels.reports import facts
 
 router = APIRouter(tags=["timeline"], dependencies=[ConsistentRead])
 
@@ -103,8 +104,10 @@ def _cursor(cursor: str | None) -> timeline.SortKey | None:
 
 @router.get("/v1/events/{event_id}")
 def get_event(conn: ReadConnDep, event_id: UUID) -> dict[str, Any]:
-    """The stored event (with `recorded_at` and `position`) once it has been projected."""
-    body = timeline.read_event(conn, str(event_id))
+    """The stored event (with `recorded_at` and `position`) once it has been projected —
+    customer events from the timelines, organisation events (`employee.*`,
+    `kpi.target_set`) from the ReportFacts read model."""
+    body = timeline.read_event(conn, str(event_id)) or facts.read_event(conn, str(event_id))
     if body is None:
         raise not_found("event_not_found", f"no event {event_id} has been projected (yet)")
     return body

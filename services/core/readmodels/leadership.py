@@ -10,7 +10,7 @@ event's actor or a participant.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 
 from services.core.readmodels import accounts
+from services.core.readmodels.reports import facts
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import from_micros
 
@@ -83,9 +84,10 @@ def read_report(
     commitments made; ``counts`` of each, and ``previous``: the same counts in the window of
     the same length just before. Every active executive of ``roster`` (id -> ``roster.Employee``)
     is listed, with zeros where that is the truth; executives sorted by id, touches by time."""
-    report = _entries(conn, from_us, to_us, tables)
-    before = _entries(conn, from_us - (to_us - from_us), from_us, tables)
     roster = roster or {}
+    executives = sorted(k for k, p in roster.items() if p.executive)
+    report = _entries(conn, from_us, to_us, tables, executives)
+    before = _entries(conn, from_us - (to_us - from_us), from_us, tables, executives)
     for person in roster.values():
         if person.executive and person.active and person.employee_id not in report:
             report[person.employee_id] = _finished(_empty(person.identity()))
@@ -108,19 +110,27 @@ def _counts(entry: dict[str, Any]) -> dict[str, int]:
 
 
 def _entries(
-    conn: Connection, from_us: int, to_us: int, tables: LeadershipTables
-) -> dict[str, dict[str, Any]]:
+    conn: Connection, from_us: int, to_us: int, tables: LeadershipTables,
+    executives: Sequence[str] = (),
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """The executives' touches in the window: the LeadershipLog's, and the touches of the
+    roster's ``executives`` that the log did not record as executive touches (the events did
+    not flag them: these carry no details)."""
     c = tables.contacts
-    rows = conn.execute(
+    rows: list[Any] = list(conn.execute(
         select(c)
         .where(and_(c.c.at_us >= from_us, c.c.at_us < to_us))
         .order_by(c.c.executive_id, c.c.at_us, c.c.partition, c.c.offset)
-    ).all()
+    ))  # fmt: skip
+    logged = {(r.executive_id, r.event_id) for r in rows}
+    rows += [r for r in _roster_touches(conn, from_us, to_us, executives)
+             if (r.executive_id, r.event_id) not in logged]  # fmt: skip
+    rows.sort(key=lambda r: (r.executive_id, r.at_us, r.partition, r.offset, r.event_id))
     names = _account_names(conn, {r.account_id for r in rows})
     report: dict[str, dict[str, Any]] = {}
     for r in rows:
         entry = report.setdefault(r.executive_id, _empty(json.loads(r.executive)))
-        details = json.loads(r.details)
+        details = json.loads(r.details) if r.details else {}
         at = from_micros(r.at_us)
         customer = entry["_customers"].setdefault(
             r.account_id,
@@ -140,6 +150,40 @@ def _entries(
                     {"text": text, "account_id": r.account_id, "event_id": r.event_id}
                 )
     return {k: _finished(entry) for k, entry in report.items()}
+
+
+@dataclass(frozen=True)
+class _Touch:
+    """A roster executive's touch the LeadershipLog did not record, shaped like its rows."""
+
+    executive_id: str
+    event_id: str
+    account_id: str
+    at_us: int
+    type: str
+    executive: str
+    summary: None = None
+    details: None = None
+    partition: int = 2**31  # after the log's rows of the same moment
+    offset: int = 0
+
+
+def _roster_touches(conn: Connection, from_us: int, to_us: int,
+                    executives: Sequence[str]) -> list[_Touch]:  # fmt: skip
+    t = facts.TABLES.touches
+    found: list[_Touch] = []
+    for start in range(0, len(executives), 500):
+        chunk = executives[start : start + 500]
+        rows = conn.execute(
+            select(t.c.person_id, t.c.event_id, t.c.account_id, t.c.at_us, t.c.type,
+                   t.c.department)
+            .where(t.c.person_id.in_(chunk), t.c.related.is_(False),
+                   t.c.at_us >= from_us, t.c.at_us < to_us)
+        )  # fmt: skip
+        found += [_Touch(r.person_id, r.event_id, r.account_id, r.at_us, r.type,
+                         json.dumps({"id": r.person_id, "department": r.department}))
+                  for r in rows]  # fmt: skip
+    return found
 
 
 def _empty(executive: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ Read from the OneVoiceView's tickets (complaints: tickets opened with ``complain
 commitments (preventions), and the AccountDirectory (segment, owners), by indexed queries on
 the time of opening and of resolution. Per period and group:
 
+Only what happened up to now counts (an event dated later waits for its time).
+
 - ``opened``: complaints opened in the period; ``accounts_affected``: the accounts they came from;
 - ``resolved``: complaints resolved in the period; ``median_hours_to_resolve``: over those;
 - ``recurring``: complaints opened in the period whose account had another complaint of the same
@@ -92,11 +94,14 @@ def _load(conn: Connection, lo: int, hi: int, lookback: int) -> dict[tuple[str, 
     return found
 
 
-def _fixes(conn: Connection, account_ids: Sequence[str]) -> dict[tuple[str, str], list[int]]:
-    """``(account, category key) -> when its preventions were recorded`` (the cause's category,
+Fixes = dict[tuple[str, str], list[tuple[int, str]]]
+
+
+def _fixes(conn: Connection, account_ids: Sequence[str]) -> Fixes:
+    """``(account, category key) -> (when, ticket)`` of its preventions (the cause's category,
     else the ticket's), for these accounts."""
     c, t = onevoice.TABLES.commitments, onevoice.TABLES.tickets
-    found: dict[tuple[str, str], list[int]] = {}
+    found: Fixes = {}
     for start in range(0, len(account_ids), _CHUNK):
         chunk = account_ids[start : start + _CHUNK]
         rows = conn.execute(
@@ -108,12 +113,13 @@ def _fixes(conn: Connection, account_ids: Sequence[str]) -> dict[tuple[str, str]
         for r in rows:
             key = r.cause_key or r.category_key
             if key is not None:
-                found.setdefault((r.account_id, key), []).append(r.made_us)
+                found.setdefault((r.account_id, key), []).append((r.made_us, r.ticket_id))
     return found
 
 
-def _mark(complaints: Iterable[_Complaint], fixes: dict[tuple[str, str], list[int]],
-          as_of: AsOf) -> None:  # fmt: skip
+def _mark(complaints: Iterable[_Complaint], fixes: Fixes, as_of: AsOf) -> None:
+    """Mark ``recurring`` and ``after_fix`` (a prevention of another ticket, recorded before
+    the complaint was opened: the view's rule)."""
     by_key: dict[tuple[str, str], list[_Complaint]] = {}
     for c in complaints:
         if c.category_key is not None and c.opened_us is not None:
@@ -124,12 +130,14 @@ def _mark(complaints: Iterable[_Complaint], fixes: dict[tuple[str, str], list[in
         for i, c in enumerate(group):
             start = _window_start(c.opened_us or 0, as_of.tz, days)
             c.recurring = any(start <= (o.opened_us or 0) for o in group[:i])
-            c.after_fix = any(made < (c.opened_us or 0) for made in fixes.get(key, []))
+            c.after_fix = any(made < (c.opened_us or 0) and ticket != c.ticket_id
+                              for made, ticket in fixes.get(key, []))  # fmt: skip
 
 
 def opened_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf) -> list[_Complaint]:
     """The complaints opened in ``[from_us, to_us)``, with ``recurring`` and ``after_fix``."""
     lookback = _window_start(from_us, as_of.tz, as_of.policy.recurring_days + 1)
+    to_us = min(to_us, as_of.now_us + 1)  # up to now
     found = _load(conn, from_us, to_us, lookback)
     _mark(found.values(), _fixes(conn, sorted({c.account_id for c in found.values()})), as_of)
     return [c for c in found.values()
@@ -156,7 +164,7 @@ def _groups(conn: Connection, group_by: GroupBy, account_ids: Sequence[str]) -> 
 
 def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dict[str, Any]:
     periods = spans(query.from_us, query.to_us, query.period, as_of)
-    lo, hi = periods[0].start_us, periods[-1].end_us
+    lo, hi = periods[0].start_us, min(periods[-1].end_us, as_of.now_us + 1)  # up to now
     lookback = _window_start(lo, as_of.tz, as_of.policy.recurring_days + 1)
     complaints = _load(conn, lo, hi, lookback)
     account_ids = sorted({c.account_id for c in complaints.values()})

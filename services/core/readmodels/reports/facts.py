@@ -2,8 +2,9 @@
 keeps in a shape a report can query by time.
 
 - ``employees``: every ``employee.registered`` / ``employee.updated`` event (insert-once by event
-  id); the roster folds them in (occurred_at, partition, offset) order when read, so the fold
-  does not depend on the order the events arrived in.
+  id, with its stored body: ``GET /v1/events/{id}`` finds it there); the roster folds them in
+  (occurred_at, partition, offset) order when read, so the fold does not depend on the order
+  the events arrived in.
 - ``people``: per person of ours, their latest customer contact (any customer event they made or
   took part in, registrations excepted): newest by sort key wins.
 - ``touches``: one row per customer event, account touched and person of ours in it, indexed by
@@ -19,12 +20,15 @@ keeps in a shape a report can query by time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Float,
     Index,
     Integer,
@@ -32,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    select,
 )
 
 from services.core.readmodels.schema import METADATA
@@ -70,6 +75,7 @@ def report_tables(metadata: MetaData, prefix: str) -> ReportTables:
         Column("employee_id", String(256), nullable=False),
         Column("type", String(64), nullable=False),
         Column("fields", Text, nullable=False),  # JSON: the payload fields given
+        Column("body", Text, nullable=False),  # the stored event (GET /v1/events/{id})
         *_position(),
         Index(f"ix_{prefix}_employees_id", "employee_id"),
     )
@@ -92,10 +98,12 @@ def report_tables(metadata: MetaData, prefix: str) -> ReportTables:
         Column("person_id", String(256), primary_key=True),
         Column("department", String(32), nullable=False),
         Column("executive", Boolean, nullable=False),
+        Column("related", Boolean, nullable=False),  # a related account, not the event's own
         Column("type", String(64), nullable=False),
         Column("at_us", BigInteger, nullable=False),
         Index(f"ix_{prefix}_touches_at", "at_us"),
         Index(f"ix_{prefix}_touches_account", "account_id", "at_us"),
+        Index(f"ix_{prefix}_touches_person", "person_id", "at_us"),
     )
     firsts = Table(
         f"{prefix}_firsts",
@@ -132,9 +140,19 @@ def report_tables(metadata: MetaData, prefix: str) -> ReportTables:
         Column("period", String(8), nullable=False),
         Column("target", Float, nullable=False),
         Column("set_by", Text, nullable=False),  # actor JSON
+        Column("body", Text, nullable=False),  # the stored event (GET /v1/events/{id})
         *_position(),
     )
     return ReportTables(employees, people, touches, firsts, voice, targets)
 
 
 TABLES = report_tables(METADATA, PREFIX)
+
+
+def read_event(conn: Connection, event_id: str, tables: ReportTables = TABLES) -> Any:
+    """An organisation event as stored (no timeline holds it), or None."""
+    for table in (tables.employees, tables.targets):
+        body = conn.execute(select(table.c.body).where(table.c.event_id == event_id)).scalar()
+        if body is not None:
+            return json.loads(body)
+    return None

@@ -15,8 +15,9 @@ Two kinds of figure:
 
 Groups: ``segment`` (the account's current segment), ``owner`` (each current owner of the
 account, in any department) and ``department``. A department's accounts are those it owns or
-touched before the period's end; its touches and executive touches are its own people's, and
-its commitments those its people made. Groups with no accounts show zeros.
+touched before the period's end (an account none owns or touched is in the ``null`` group); its
+touches and executive touches are its own people's, and its commitments those its people made.
+Groups with no accounts show zeros.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import Connection, and_, select
 from services.core.health import health
 from services.core.readmodels import accounts, onevoice, view_facts
 from services.core.readmodels.reports import complaints, facts, handoffs
-from services.core.readmodels.reports.periods import Period, Span, spans
+from services.core.readmodels.reports.periods import Period, Span, TooManyPeriods, spans
 from services.core.readmodels.reports.targets import LOWER_IS_BETTER, METRICS, Targets
 from services.core.view_rules import (
     NEGLECT_DAYS,
@@ -77,7 +78,7 @@ class _Directory:
             return found or [None]
         touched = {d for d, at in self.firsts.get(account_id, {}).items() if at < end_us}
         found += sorted(({d for d, _ in owners} | touched) - {"*"})
-        return found
+        return found or [None]  # no department owns or touched it: the null group
 
 
 def _directory(conn: Connection) -> _Directory:
@@ -113,9 +114,19 @@ class _Figures:
         return self.counts[group][metric]
 
 
+MAX_PERIODS = 26
+"""At most this many periods per KPI report: each evaluates every account at its end."""
+
+
 def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
              departments: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+    """Raises ``TooManyPeriods`` past ``MAX_PERIODS``."""
     periods = spans(query.from_us, query.to_us, query.period, as_of)
+    if len(periods) > MAX_PERIODS:
+        raise TooManyPeriods(
+            f"at most {MAX_PERIODS} periods per KPI report (got"
+            f" {len(periods)} {query.period}s); choose a shorter range"
+        )
     directory = _directory(conn)
     targets = Targets.load(conn, query.group_by, query.period)
     known = _known_groups(query.group_by, directory, departments)
@@ -211,10 +222,11 @@ def _kept(conn: Connection, span: Span, end: int, by_department: bool, fig: _Fig
 
 def _handoffs(conn: Connection, span: Span, end: int, as_of: AsOf, fig: _Figures,
               groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
-    moment = replace(as_of, now_us=end)
-    for account_id, h in view_facts.handoffs_since(conn, span.start_us, moment):
-        if h.at_us < end and moment.past(h.followed_us) and \
-                (h.followed_us or 0) < handoffs.deadline(h, moment):  # fmt: skip
+    """The period's signals followed up in time — up to now, so a signal of the period's last
+    days followed up after the period ended still counts, in its own period."""
+    for account_id, h in view_facts.handoffs_since(conn, span.start_us, as_of):
+        if h.at_us < end and as_of.past(h.followed_us) and \
+                (h.followed_us or 0) < handoffs.deadline(h, as_of):  # fmt: skip
             fig.add(groups_of(account_id), "handoffs_followed_up")
 
 

@@ -11,8 +11,10 @@ in the leadership department (the rule of the views, ``events.is_executive``).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -34,12 +36,14 @@ class Employee:
     registered: bool = False
     registered_event_ids: tuple[str, ...] = ()
     last_contact: dict[str, Any] | None = None  # {at, at_us, event_id, account_id}
+    title_rule: bool = False  # the title matches ONEVOICE_EXECUTIVE_TITLES (set by ``load``)
 
     @property
     def executive(self) -> bool:
+        """The explicit flag, else the title rule, else the leadership department."""
         if self.executive_flag is not None:
             return self.executive_flag
-        return self.department == EXECUTIVE_DEPARTMENT
+        return self.title_rule or self.department == EXECUTIVE_DEPARTMENT
 
     def identity(self) -> dict[str, Any]:
         """Who they are, shaped like an event's actor (plus ``executive``)."""
@@ -49,38 +53,75 @@ class Employee:
         ) if v is not None}  # fmt: skip
 
 
-def load(conn: Connection, tables: facts.ReportTables = facts.TABLES) -> dict[str, Employee]:
-    """Every person on the roster, by id."""
+@lru_cache(maxsize=8)
+def _rule(pattern: str) -> re.Pattern[str] | None:
+    return re.compile(pattern, re.IGNORECASE) if pattern else None
+
+
+def load(conn: Connection, as_of: AsOf, employee_id: str | None = None,
+         tables: facts.ReportTables = facts.TABLES) -> dict[str, Employee]:  # fmt: skip
+    """Every person on the roster by id (or only ``employee_id``, when given), as of
+    ``as_of``: their last customer contact is the latest up to now, and the title rule is
+    the one of ``as_of.policy``."""
     e, p = tables.employees, tables.people
+    events = select(e.c.employee_id, e.c.type, e.c.fields, e.c.event_id)
+    people = select(p)
+    if employee_id is not None:
+        events = events.where(e.c.employee_id == employee_id)
+        people = people.where(p.c.person_id == employee_id)
+    seen = {r.person_id: r for r in conn.execute(people)}
     roster: dict[str, Employee] = {}
-    rows = conn.execute(select(e.c.employee_id, e.c.type, e.c.fields, e.c.event_id)
-                        .order_by(e.c.at_us, e.c.partition, e.c.offset))  # fmt: skip
-    for r in rows:
-        fields = json.loads(r.fields)
-        person = roster.setdefault(r.employee_id, Employee(r.employee_id))
-        if r.type == "employee.registered":
-            person.name, person.department = fields["name"], fields["department"]
-            person.title, person.executive_flag = fields.get("title"), fields.get("executive")
-            person.active, person.registered = fields.get("active", True), True
-        else:
-            for field in ("name", "department", "title", "active"):
-                if field in fields:
-                    setattr(person, field, fields[field])
-            if "executive" in fields:
-                person.executive_flag = fields["executive"]
+    for r in conn.execute(events.order_by(e.c.at_us, e.c.partition, e.c.offset)):
+        person = roster.get(r.employee_id) or _seen(r.employee_id, seen.get(r.employee_id))
+        roster[r.employee_id] = person
+        _apply(person, r.type, json.loads(r.fields))
         person.registered_event_ids += (r.event_id,)
-    for r in conn.execute(select(p)):
-        seen = json.loads(r.person)
-        if r.person_id not in roster:
-            roster[r.person_id] = Employee(
-                r.person_id, seen.get("name"), seen["department"], seen.get("title"),
-                seen.get("executive"),
-            )  # fmt: skip
-        roster[r.person_id].last_contact = {
-            "at": iso(r.at_us), "at_us": r.at_us, "event_id": r.event_id,
-            "account_id": r.account_id,
-        }  # fmt: skip
+    for person_id, r in seen.items():
+        person = roster.setdefault(person_id, _seen(person_id, r))
+        person.last_contact = _contact(r.at_us, r.event_id, r.account_id)
+        if r.at_us > as_of.now_us:  # dated after now: the latest contact up to now instead
+            person.last_contact = _contact_until(conn, person_id, as_of.now_us, tables)
+    rule = _rule(as_of.policy.executive_titles)
+    for person in roster.values():
+        person.title_rule = bool(rule and person.title and rule.search(person.title))
     return roster
+
+
+def _seen(person_id: str, row: Any) -> Employee:
+    """Someone as the latest customer event showed them (or only an id)."""
+    if row is None:
+        return Employee(person_id)
+    shown = json.loads(row.person)
+    return Employee(person_id, shown.get("name"), shown["department"], shown.get("title"),
+                    shown.get("executive"))  # fmt: skip
+
+
+def _apply(person: Employee, event_type: str, fields: dict[str, Any]) -> None:
+    if event_type == "employee.registered":
+        person.name, person.department = fields["name"], fields["department"]
+        person.title, person.executive_flag = fields.get("title"), fields.get("executive")
+        person.active, person.registered = fields.get("active", True), True
+        return
+    for field in ("name", "department", "title", "active"):
+        if field in fields:
+            setattr(person, field, fields[field])
+    if "executive" in fields:
+        person.executive_flag = fields["executive"]
+
+
+def _contact(at_us: int, event_id: str, account_id: str) -> dict[str, Any]:
+    return {"at": iso(at_us), "at_us": at_us, "event_id": event_id, "account_id": account_id}
+
+
+def _contact_until(conn: Connection, person_id: str, now_us: int,
+                   tables: facts.ReportTables) -> dict[str, Any] | None:  # fmt: skip
+    t = tables.touches
+    row = conn.execute(
+        select(t.c.at_us, t.c.event_id, t.c.account_id)
+        .where(t.c.person_id == person_id, t.c.at_us <= now_us, t.c.related.is_(False))
+        .order_by(t.c.at_us.desc(), t.c.event_id).limit(1)
+    ).first()  # fmt: skip
+    return None if row is None else _contact(row.at_us, row.event_id, row.account_id)
 
 
 def owners(conn: Connection) -> dict[str, list[str]]:
@@ -120,7 +161,7 @@ def habit(person: Employee, owned: Sequence[str], as_of: AsOf) -> dict[str, Any]
 def silent_people(conn: Connection, as_of: AsOf) -> list[dict[str, Any]]:
     """Active executives and account owners with no customer contact in ``silent_weeks``
     weeks: never contacted first, then the longest silent; each names their last contact."""
-    roster, owned = load(conn), owners(conn)
+    roster, owned = load(conn, as_of), owners(conn)
     for employee_id in owned:
         roster.setdefault(employee_id, Employee(employee_id))
     found = []

@@ -1,0 +1,85 @@
+"""The issue-11 figures: each leaders' report over HTTP (an ``api`` process) at this run's
+size, beside the same read in-process (no HTTP) in the same run. Goal: p99 < 100 ms.
+
+The KPI report evaluates every account's health at each period's end (4 weekly periods by
+default), so it runs fewer rounds."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bench import views
+from bench.base import BenchBase
+from bench.report import Row
+from bench.server import AppProcess
+from bench.stats import percentile
+from services.core.adapters.sql import Database
+from services.core.readmodels import leadership
+from services.core.readmodels.reports import complaints, handoffs, kpi, roster, voice
+from services.core.readmodels.timeline import to_micros
+from services.core.view_rules import AsOf
+
+Read = Callable[[Any, AsOf], object]
+
+
+def _window(as_of: AsOf, days: int) -> tuple[int, int]:
+    return as_of.now_us - days * 86_400_000_000, as_of.now_us
+
+
+REPORTS: dict[str, tuple[str, int, Read]] = {
+    # name: (path, rounds, the same read in-process)
+    "leadership (7 days)": ("/v1/reports/leadership", 20, lambda c, a: leadership.read_report(
+        c, *_window(a, 7), roster.load(c, a))),
+    "voice (7 days)": ("/v1/reports/voice", 20, lambda c, a: voice.read_voice(
+        c, voice.VoiceQuery(*_window(a, 7)))),
+    "complaints (8 weeks)": ("/v1/reports/complaints", 20, lambda c, a: complaints.read_complaints(
+        c, complaints.ComplaintQuery(*_window(a, 56)), a)),
+    "handoffs (30 days)": ("/v1/reports/handoffs", 20, lambda c, a: handoffs.read_handoffs(
+        c, handoffs.HandoffQuery(*_window(a, 30)), a)),
+    "kpi (4 weeks, department)": ("/v1/reports/kpi", 3, lambda c, a: kpi.read_kpi(
+        c, kpi.KpiQuery(*_window(a, 28)), a, ("sales", "marketing", "support", "success",
+                                              "leadership"))),
+    "employees (executives)": ("/v1/employees?executive=true", 20,
+                               lambda c, a: roster.load(c, a)),
+}  # fmt: skip
+
+
+def _inprocess(db_url: str, tz: str, read: Read, rounds: int) -> list[float]:
+    db = Database(db_url)
+    took: list[float] = []
+    try:
+        for _ in range(rounds):
+            as_of = AsOf(to_micros(datetime.now(UTC)), ZoneInfo(tz))
+            t0 = time.perf_counter()
+            with db.reading() as conn:
+                read(conn, as_of)
+            took.append((time.perf_counter() - t0) * 1000)
+    finally:
+        db.dispose()
+    return took
+
+
+def reports_phase(bench: BenchBase) -> None:
+    tz = bench.main.business_time_zone
+    app = AppProcess(bench.main, "api", bench.workdir / "api-reports.log", None)
+    http: dict[str, list[float]] = {}
+    with app as url, bench.meter() as m:
+        for name, (path, rounds, _) in REPORTS.items():
+            http[name] = views.http_ms(url, [path], rounds, 1)
+    local = {name: _inprocess(bench.db_url, tz, read, rounds)
+             for name, (_, rounds, read) in REPORTS.items()}  # fmt: skip
+    detail = {name: {"http_p50_ms": percentile(http[name], 0.5),
+                     "http_p99_ms": percentile(http[name], 0.99),
+                     "inprocess_p50_ms": percentile(local[name], 0.5),
+                     "inprocess_p99_ms": percentile(local[name], 0.99),
+                     "requests": len(http[name])}
+              for name in REPORTS}  # fmt: skip
+    bench.record("reports", m, reports=detail)
+    for name, d in detail.items():
+        bench.rows.append(Row(
+            f"report {name} p99, HTTP ({d['requests']} req)", d["http_p99_ms"], "ms",
+            d["inprocess_p99_ms"], "in-process", "< 100 ms", "<", 100.0))  # fmt: skip
