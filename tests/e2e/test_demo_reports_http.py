@@ -51,3 +51,17 @@ def test_every_report_has_something_to_show(demo: Live) -> None:
     assert len(demo.get("/v1/kpi-targets")["items"]) == 2
     csv = demo.http.get("/v1/reports/voice", params={"format": "csv"})
     assert csv.status_code == 200 and "가격 인상 우려" in csv.content.decode("utf-8-sig")
+
+
+def test_the_coverage_report_as_a_spreadsheet(demo: Live) -> None:
+    answer = demo.http.get("/v1/reports/coverage", headers={"accept": "text/csv"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    lines = answer.content.decode("utf-8-sig").splitlines()
+    assert lines[0] == "section,account_id,account_name,employee_id,at,details"
+    sections = [line.split(",", 1)[0] for line in lines[1:]]
+    report = demo.get("/v1/reports/coverage")
+    assert sections == [name for name, value in report.items()
+                        if isinstance(value, dict) and "items" in value
+                        for _ in value["items"]]  # fmt: skip
+    assert "neglected,northwind,Northwind Traders,," in "\n".join(lines)
+    assert any(line.startswith("silent_employees,,,emp-yoo,,") for line in lines)

@@ -83,17 +83,40 @@ def _leadership_rows(report: dict[str, Any]) -> Rows:
     return header, rows
 
 
-@router.get("/v1/reports/coverage")
+@router.get("/v1/reports/coverage", response_model=None, responses=CSV_RESPONSE)
 def coverage_report(
+    request: Request,
     conn: ReadConnDep,
     container: ContainerDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per section.")] = 100,
-) -> dict[str, Any]:
+    fmt: FormatQuery = None,
+) -> dict[str, Any] | Response:
     """Who needs attention: neglected accounts (touched before, not in the last 30 days),
-    never-contacted accounts, single-threaded accounts, accounts with recurring complaints, and
-    overdue commitments. Each section has its total `count` and its first `limit` items, most
-    urgent first; items cite the events behind them."""
-    return coverage.read_coverage(conn, as_of(container), limit)
+    never-contacted accounts, single-threaded accounts, accounts with recurring complaints,
+    overdue commitments, stale handoffs, recurrences after a fix, and silent executives and
+    account owners. Each section has its total `count` and its first `limit` items, most
+    urgent first; items cite the events behind them. CSV: one row per item shown, with its
+    section."""
+    report = coverage.read_coverage(conn, as_of(container), limit)
+    return respond(request, fmt, report, "coverage", _coverage_rows)
+
+
+def _coverage_rows(report: dict[str, Any]) -> Rows:
+    """Each item: its section, account or person, the moment that matters, and the rest."""
+    keys = ("account_id", "name", "employee", "last_touch_at", "due_at", "oldest_at",
+            "opened_at", "last_customer_contact")  # fmt: skip
+    rows = []
+    for section, value in report.items():
+        if not (isinstance(value, dict) and "items" in value):
+            continue
+        for item in value["items"]:
+            rest = {k: v for k, v in item.items() if k not in keys}
+            employee = item.get("employee") or {}
+            at = next((item[k] for k in keys[3:7] if item.get(k)), None) or (
+                (item.get("last_customer_contact") or {}).get("at"))  # fmt: skip
+            rows.append([section, item.get("account_id"), item.get("name"),
+                         employee.get("id"), at, rest])  # fmt: skip
+    return ["section", "account_id", "account_name", "employee_id", "at", "details"], rows
 
 
 @router.get("/v1/feed")
