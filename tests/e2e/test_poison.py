@@ -119,6 +119,7 @@ def test_garbage_and_foreign_records_are_parked_and_the_rest_flows(
         "AccountDirectory": 7,
         "LeadershipLog": 7,
         "OneVoiceView": 7,
+        "ReportFacts": 7,
     }
     assert every["OneVoiceView"] == {"total": 7, "undecodable": 2, "invalid": 2,
                                      "unsupported": 3}  # fmt: skip

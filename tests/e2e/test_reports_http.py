@@ -70,10 +70,20 @@ def test_the_weekly_leadership_report(client: httpx.Client, services: Services) 
     assert cfo["customers"][0]["name"] is None  # northwind was never registered
     assert [c["text"] for c in cfo["concerns"]] == ["budget cuts"]
 
+    # Both executives are on the roster (seen in events): listed in every window, with zeros
+    # where they met nobody.
     older = report(client, **{"from": ago(30), "to": ago(10)})
-    (only,) = older["executives"]
-    assert [h["text"] for h in only["heard"]] == ["not this week"]
-    assert report(client, **{"from": ago(1.5), "to": ago(0)})["executives"] == []
+    ceo_then, cfo_then = older["executives"]
+    assert [h["text"] for h in ceo_then["heard"]] == ["not this week"]
+    assert cfo_then["executive"]["id"] == "emp-han" and cfo_then["customers"] == []
+    assert cfo_then["counts"] == dict.fromkeys(cfo_then["counts"], 0)
+    quiet = report(client, **{"from": ago(1.5), "to": ago(0)})["executives"]
+    assert [(e["executive"]["id"], e["counts"]["touches"]) for e in quiet] == [
+        ("emp-choi", 0), ("emp-han", 0)]  # fmt: skip
+    assert quiet[0]["previous"]["customers_met"] == 1  # [3.0, 1.5) days ago: the dinner
+    assert week["executives"][0]["previous"]["customers_met"] == 0
+    assert ceo["counts"] == {"customers_met": 1, "touches": 1, "commitments": 1, "heard": 1,
+                             "concerns": 1, "complaints": 1, "learnings": 0}  # fmt: skip
 
 
 def test_bad_windows_name_the_parameter(client: httpx.Client) -> None:

@@ -737,7 +737,7 @@ def test_accounts_by_health_and_the_coverage_report(seoul: Live) -> None:
         "neglected": (2, ["golf"]), "never_contacted": (2, ["echo"]),
         "single_threaded": (4, ["alpha"]), "recurring_complaints": (1, ["charlie"]),
         "overdue_commitments": (3, ["bravo"]), "stale_handoffs": (0, []),
-        "recurrences_after_fix": (0, []),
+        "recurrences_after_fix": (0, []), "silent_employees": (0, []),  # no owners, nobody
     }  # fmt: skip
     assert short["overdue_commitments"]["items"][0]["commitment_id"] == "CM-B1"
     assert seoul.http.get("/v1/reports/coverage", params={"limit": 0}).status_code == 422

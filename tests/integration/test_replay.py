@@ -58,6 +58,15 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
             "contracts": 0,
             "churns": 0,
         },
+        # one rep (u-park) on 9 accounts; every meeting has a next step (the customer's voice)
+        "ReportFacts": {
+            "employees": 0,
+            "people": 1,
+            "touches": 120,
+            "firsts": 18,
+            "voice": 60,
+            "targets": 0,
+        },
     }
     assert "100%" in out.getvalue() and "ev/s" in out.getvalue() and "ETA" in out.getvalue()
     assert report.summary().startswith("replayed 60 events in ")
