@@ -123,6 +123,10 @@ def test_kpi_departments_show_accounts_nobody_owns_or_touched(live: Live) -> Non
     kpi = live.get("/v1/reports/kpi")["periods"][-1]["groups"]
     (nobody,) = [g for g in kpi if g["group"] is None]
     assert nobody["figures"]["accounts_never_contacted"]["value"] == 1
+    # Periods that have not begun have no figures: the report stops at this week.
+    ahead = live.get("/v1/reports/kpi", to="2026-12-14T00:00:00Z")["periods"]
+    assert [p["period"] for p in ahead][-1] == "2026-11-23"
+    assert ahead[-1]["as_of"] == "2026-11-23T01:00:00Z"  # now, not the week's end
 
 
 @pytest.mark.parametrize("path,params,field", [

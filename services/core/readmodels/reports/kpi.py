@@ -121,7 +121,11 @@ MAX_PERIODS = 26
 def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
              departments: Sequence[str]) -> dict[str, Any]:  # fmt: skip
     """Raises ``TooManyPeriods`` past ``MAX_PERIODS``."""
-    periods = spans(query.from_us, query.to_us, query.period, as_of)
+    periods = [
+        p
+        for p in spans(query.from_us, query.to_us, query.period, as_of)
+        if p.start_us <= as_of.now_us
+    ]  # a period that has not begun has no figures
     if len(periods) > MAX_PERIODS:
         raise TooManyPeriods(
             f"at most {MAX_PERIODS} periods per KPI report (got"
