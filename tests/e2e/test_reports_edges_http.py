@@ -129,7 +129,7 @@ def test_kpi_departments_show_accounts_nobody_owns_or_touched(live: Live) -> Non
     assert ahead[-1]["as_of"] == "2026-11-23T01:00:00Z"  # now, not the week's end
 
 
-@pytest.mark.parametrize("path,params,field", [
+BAD_WINDOWS = [
     ("/v1/reports/voice", {"from": "0001-01-01T00:00:00Z", "to": "0001-01-08T00:00:00Z"}, "from"),
     ("/v1/reports/leadership", {"from": "0001-01-01T00:00:00Z", "to": "0001-01-08T00:00:00Z"},
      "from"),
@@ -137,13 +137,19 @@ def test_kpi_departments_show_accounts_nobody_owns_or_touched(live: Live) -> Non
      "from"),
     ("/v1/reports/kpi", {"from": "0001-02-01T00:00:00Z", "to": "0001-03-01T00:00:00Z"}, "from"),
     ("/v1/reports/handoffs", {"to": "0001-01-20T00:00:00Z"}, "to"),
-    ("/v1/reports/kpi", {"from": "2025-01-01T00:00:00Z", "period": "week"}, "from"),
-])  # fmt: skip
-def test_windows_that_cannot_be_computed_are_422(live: Live, path: str, params: dict[str, str],
-                                                  field: str) -> None:  # fmt: skip
-    answer = live.http.get(path, params=params)
-    assert answer.status_code == 422, answer.text
-    assert [f["path"] for f in answer.json()["error"]["fields"]] == [f"query.{field}"]
+    ("/v1/reports/kpi", {"from": "2025-01-01T00:00:00Z", "period": "week"}, "from"),  # > 26
+]  # fmt: skip
+
+
+def test_windows_that_cannot_be_computed_are_422(live: Live) -> None:
+    wrong = {}
+    for path, params, field in BAD_WINDOWS:  # one app for every case: starting one costs seconds
+        answer = live.http.get(path, params=params)
+        fields = [f["path"] for f in answer.json()["error"]["fields"]] \
+            if answer.status_code == 422 else answer.text  # fmt: skip
+        if fields != [f"query.{field}"]:
+            wrong[(path, str(params))] = (answer.status_code, fields)
+    assert wrong == {}
 
 
 def test_a_target_must_name_a_group_it_can_judge(live: Live) -> None:
