@@ -49,9 +49,12 @@ class Chunk:
 
 
 def _rows(stored: codec.StoredEvent) -> int:
-    """Rough count of the view rows one event writes (timeline entries, contacts per account)."""
+    """An upper bound of the view rows one event writes, per account it touches: timeline
+    entries and directory rows, a contact row per contact and person of ours, and the
+    ReportFacts touch and first-touch rows per person (a participant may bring a department)."""
     accounts = 1 + len(stored.event.related_account_ids)
-    return 4 + accounts * (2 + len(stored.event.contacts))
+    people = 1 + len(stored.event.participants or ())
+    return 4 + accounts * (3 + len(stored.event.contacts) * people + 2 * people)
 
 
 def split(records: Sequence[LogRecord], bounds: Bounds) -> Iterator[Chunk]:

@@ -205,3 +205,20 @@ def test_an_executive_is_flagged_or_in_leadership() -> None:
     assert not roster.Employee("b", department="leadership", executive_flag=False).executive
     assert roster.Employee("c", department="sales", executive_flag=True).executive
     assert not roster.Employee("d", department="sales").executive
+
+
+def test_the_commit_bound_counts_reportfacts_rows_per_person_and_account() -> None:
+    """No contacts, 101 accounts, 21 people: the contact fan-out check at ingest lets it
+    through, and ReportFacts writes a touch and a first-touch row per person and account —
+    the runner's row bound must see them, or 1,000 such events would make one huge commit."""
+    from services.projections.chunks import _rows
+    from services.projections.reports import _touch_rows
+
+    people = [{"id": f"emp-{i}", "department": "sales"} for i in range(20)]
+    event = parse_event(make_event(
+        "sales.call_logged", contacts=[], participants=people,
+        related_account_ids=[f"rel-{i}" for i in range(100)]))  # fmt: skip
+    stored = StoredEvent(event, str(event.event_id), 0, 0, datetime(2026, 11, 20, tzinfo=UTC))
+    touches = len(_touch_rows(stored, 0))
+    assert touches == 101 * 21
+    assert _rows(stored) >= 2 * touches + 101 * 2  # touches, first touches, timeline, directory
