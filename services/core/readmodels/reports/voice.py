@@ -59,12 +59,17 @@ def read_voice(conn: Connection, query: VoiceQuery) -> dict[str, Any]:
         )
     ).all()
     prev_from, prev_to = previous(query.from_us, query.to_us)
-    before: dict[tuple[str, str], int] = {
-        (r.kind, r.theme_key): int(r.n)
-        for r in conn.execute(
-            _filtered(query, [v.c.kind, v.c.theme_key, func.count().label("n")],
-                      prev_from, prev_to).group_by(v.c.kind, v.c.theme_key))
-    }  # fmt: skip
+    before: dict[tuple[str, str], int] = {}
+    quiet_theme: dict[tuple[str, str], str] = {}  # how a theme was written, for quiet groups
+    counted = _filtered(
+        query,
+        [v.c.kind, v.c.theme_key, func.count().label("n"), func.max(v.c.theme).label("theme")],
+        prev_from,
+        prev_to,
+    )
+    for r in conn.execute(counted.group_by(v.c.kind, v.c.theme_key)):
+        before[(r.kind, r.theme_key)] = int(r.n)
+        quiet_theme[(r.kind, r.theme_key)] = str(r.theme)
     names = _names(conn, {r.account_id for r in rows})
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
@@ -82,8 +87,8 @@ def read_voice(conn: Connection, query: VoiceQuery) -> dict[str, Any]:
             })  # fmt: skip
     for key in before:
         if key not in groups:  # gone quiet: shown with 0, so a fall shows too
-            theme = _theme(conn, key, prev_from, prev_to)
-            groups[key] = {"kind": key[0], "theme": theme, "count": 0, "_accounts": set(),
+            groups[key] = {"kind": key[0], "theme": quiet_theme[key], "count": 0,
+                           "_accounts": set(),
                            "items": []}  # fmt: skip
     out = []
     for key, g in groups.items():
@@ -96,16 +101,6 @@ def read_voice(conn: Connection, query: VoiceQuery) -> dict[str, Any]:
     return {"from": iso(query.from_us), "to": iso(query.to_us),
             "previous": {"from": iso(prev_from), "to": iso(prev_to)},
             "totals": totals, "groups": out}  # fmt: skip
-
-
-def _theme(conn: Connection, key: tuple[str, str], from_us: int, to_us: int) -> str:
-    v = facts.TABLES.voice
-    found = conn.execute(
-        select(v.c.theme).where(and_(v.c.kind == key[0], v.c.theme_key == key[1],
-                                     v.c.at_us >= from_us, v.c.at_us < to_us))
-        .order_by(v.c.at_us.desc()).limit(1)
-    ).scalar()  # fmt: skip
-    return str(found) if found is not None else key[1]
 
 
 def _names(conn: Connection, account_ids: set[str]) -> dict[str, str | None]:
