@@ -117,6 +117,7 @@ class Commitment:
     ticket_id: str | None = None  # set: the prevention recorded when this ticket was resolved
     cause_key: str | None = None  # the prevention's cause category (case-folded), if given
     cause_text: str | None = None
+    account_id: str = ""  # whose: an account's roll-up merges its children's facts
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class Ticket:
     complaint: bool
     resolved_us: int | None
     resolved_event_id: str | None = None
+    account_id: str = ""  # whose: an account's roll-up merges its children's facts
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,7 @@ class Need:
     how: str | None
     on_site: bool | None
     addressed_by: dict[str, Any] | None
+    account_id: str = ""  # whose: an account's roll-up merges its children's facts
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,7 @@ def open_commitments(facts: Facts, as_of: AsOf) -> list[Commitment]:
     return sorted(
         (c for c in facts.commitments
          if as_of.past(c.made_us) and not as_of.past(c.closed_us)),
-        key=lambda c: (c.made_us or 0, c.commitment_id),
+        key=lambda c: (c.made_us or 0, c.commitment_id, c.account_id),
     )  # fmt: skip
 
 
@@ -278,7 +281,7 @@ def is_overdue(c: Commitment, as_of: AsOf) -> bool:
 def open_tickets(facts: Facts, as_of: AsOf) -> list[Ticket]:
     return sorted(
         (t for t in facts.tickets if as_of.past(t.opened_us) and not as_of.past(t.resolved_us)),
-        key=lambda t: (t.opened_us or 0, t.ticket_id),
+        key=lambda t: (t.opened_us or 0, t.ticket_id, t.account_id),
     )
 
 
@@ -292,7 +295,7 @@ def recurring_complaints(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
     found = []
     for _, tickets in sorted(by_category.items()):
         if len(tickets) >= 2:
-            tickets.sort(key=lambda t: (t.opened_us or 0, t.ticket_id))
+            tickets.sort(key=lambda t: (t.opened_us or 0, t.ticket_id, t.account_id))
             found.append({
                 "category": tickets[-1].category, "count": len(tickets),
                 "ticket_ids": [t.ticket_id for t in tickets],
@@ -325,7 +328,7 @@ def fixes(facts: Facts, as_of: AsOf) -> list[tuple[str | None, Commitment]]:
             continue
         ticket = tickets.get(c.ticket_id)
         found.append((c.cause_key or (None if ticket is None else ticket.category_key), c))
-    return sorted(found, key=lambda f: (f[1].made_us or 0, f[1].commitment_id))
+    return sorted(found, key=lambda f: (f[1].made_us or 0, f[1].commitment_id, f[1].account_id))
 
 
 def recurrences_after_fix(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
@@ -337,7 +340,7 @@ def recurrences_after_fix(facts: Facts, as_of: AsOf) -> list[dict[str, Any]]:
     complaints = sorted(
         (t for t in facts.tickets if t.complaint and t.category_key is not None
          and as_of.within(t.opened_us, as_of.policy.recurring_days)),
-        key=lambda t: (t.opened_us or 0, t.ticket_id),
+        key=lambda t: (t.opened_us or 0, t.ticket_id, t.account_id),
     )  # fmt: skip
     for t in complaints:
         before = [c for key, c in done if key == t.category_key and c.ticket_id != t.ticket_id
@@ -361,14 +364,15 @@ def open_needs(facts: Facts, as_of: AsOf) -> list[Need]:
     rank = {"high": 0, "normal": 1, "low": 2}
     return sorted(
         (n for n in facts.needs if as_of.past(n.identified_us) and not as_of.past(n.addressed_us)),
-        key=lambda n: (rank.get(n.priority or "normal", 1), n.identified_us or 0, n.need_id),
-    )
+        key=lambda n: (rank.get(n.priority or "normal", 1), n.identified_us or 0, n.need_id,
+                       n.account_id),
+    )  # fmt: skip
 
 
 def addressed_needs(facts: Facts, as_of: AsOf) -> list[Need]:
     """Needs addressed in the 90-day window, latest first."""
     return sorted((n for n in facts.needs if as_of.within(n.addressed_us, 90)),
-                  key=lambda n: (-(n.addressed_us or 0), n.need_id))  # fmt: skip
+                  key=lambda n: (-(n.addressed_us or 0), n.need_id, n.account_id))  # fmt: skip
 
 
 def contract_renewal(

@@ -345,11 +345,12 @@ def _add_facts(
             r.commitment_id, r.made_event_id, r.made_us, r.text,
             None if r.made_by is None else _json(r.made_by), r.department, r.due_us,
             r.closed_state, r.closed_event_id, r.closed_us, r.owner_id,
-            r.ticket_id, r.cause_key, r.cause_text))  # fmt: skip
+            r.ticket_id, r.cause_key, r.cause_text, r.account_id))  # fmt: skip
     for r in rows("tickets"):
         of(r.account_id).tickets.append(Ticket(
             r.ticket_id, r.opened_event_id, r.opened_us, r.subject, r.category, r.category_key,
-            r.severity, bool(r.complaint), r.resolved_us, r.resolved_event_id))  # fmt: skip
+            r.severity, bool(r.complaint), r.resolved_us, r.resolved_event_id,
+            r.account_id))  # fmt: skip
     for r in rows("messages"):
         of(r.account_id).messages.append(Message(
             r.event_id, r.kind, r.ref_id, r.name, r.channel, r.product, r.product_key,
@@ -382,7 +383,7 @@ def _add_value(
             r.department, None if r.identified_by is None else _json(r.identified_by),
             r.addressed_event_id, r.addressed_us, r.how,
             None if r.on_site is None else bool(r.on_site),
-            None if r.addressed_by is None else _json(r.addressed_by)))  # fmt: skip
+            None if r.addressed_by is None else _json(r.addressed_by), r.account_id))  # fmt: skip
     amounts: dict[tuple[str, str], list[tuple[float, int]]] = {}
     for r in rows("order_amounts") if orders else ():
         amounts.setdefault((r.account_id, r.currency), []).append((float(r.amount or 0),
