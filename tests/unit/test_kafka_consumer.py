@@ -87,3 +87,47 @@ def test_listener_errors_are_raised_from_poll_until_it_answers(
     assert again.offset == 7 and len(asked) == 3
     consumer.close()
     assert fake.closed
+
+
+class QuietConsumer(FakeKafkaConsumer):
+    """Joined, positioned at 3 on partition 0 whose end is 5, and every poll returns nothing."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.joined, self.positions, self.seeks = True, {0: 3, 1: 0}, []  # type: ignore[var-annotated]
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        return {}
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp.partition, offset))
+        super().seek(tp, offset)
+
+    def position(self, tp: Any) -> int:
+        return self.positions[tp.partition]
+
+    def end_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+        return {tp: (5 if tp.partition == 0 else 0) for tp in partitions}
+
+
+def test_a_lagging_partition_that_fetches_nothing_is_fetched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = QuietConsumer()
+    clock = [100.0]
+    monkeypatch.setattr(kafka_log, "KafkaConsumer", lambda **config: fake)
+    monkeypatch.setattr(kafka_log.time, "monotonic", lambda: clock[0])
+    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+    assert consumer.poll(10, 0) == [] and fake.seeks == []  # empty since now
+    clock[0] += 4.9
+    assert consumer.poll(10, 0) == [] and fake.seeks == []  # not yet 5 s
+    clock[0] += 0.2
+    consumer.poll(10, 0)
+    assert fake.seeks == [(0, 3)]  # where it stands: only the lagging partition
+    clock[0] += 1.0
+    consumer.poll(10, 0)
+    assert fake.seeks == [(0, 3)]  # at most once per 5 s
+    clock[0] += 5.0
+    consumer.poll(10, 0)
+    assert fake.seeks == [(0, 3), (0, 3)]
+    consumer.close()
