@@ -6,6 +6,8 @@ import copy
 import uuid
 from typing import Any
 
+from services.core.events import ORGANISATION_TYPES
+
 SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     "account.registered": {
         "name": "한빛전자", "segment": "enterprise", "tier": "gold",
@@ -60,7 +62,6 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
     "kpi.target_set": {"metric": "accounts_touched", "group_by": "department",
                        "group": "sales", "period": "week", "target": 40},
 }  # fmt: skip
-ORGANISATION_TYPES = ("employee.registered", "employee.updated", "kpi.target_set")
 CUSTOMER_TYPES = tuple(t for t in SAMPLE_PAYLOADS if t not in ORGANISATION_TYPES)
 
 # One way per type to break the payload (a required field missing or a value out of range).

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.core.view_rules import (
+    LOW_CSAT,
     NEGLECT_DAYS,
     URGENT,
     AsOf,
@@ -86,7 +87,7 @@ def _evidence(facts: Facts, as_of: AsOf) -> dict[str, list[list[str]]]:
                            if t.severity in URGENT and t.opened_event_id],
         "executive_concerns": [[h["event_id"]] for h in heard],
         "low_csat": [[e] for e, score, at in sorted(facts.csat, key=lambda c: (c[2], c[0]))
-                     if score <= 2 and as_of.within(at, 90)],
+                     if score <= LOW_CSAT and as_of.within(at, 90)],
         "conflicting_offers": [c["event_ids"] for c in conflicts(live_offers(facts, as_of))],
         "stale_handoffs": [[h.event_id] for h in open_handoffs(facts, as_of)
                            if is_stale(h, as_of)],

@@ -39,6 +39,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 DAY_US = 86_400_000_000
+HOUR_US = 3_600_000_000
+LOW_CSAT = 2
+"""A CSAT score (1-5) at or below this is low: a health penalty, and the customer's voice."""
 SINGLE_THREADED_SHARE = 0.8
 NEGLECT_DAYS = 30
 URGENT = ("high", "urgent")

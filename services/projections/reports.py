@@ -29,6 +29,7 @@ from services.core.events import (
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.reports import facts
 from services.core.readmodels.timeline import to_micros
+from services.core.view_rules import LOW_CSAT
 from services.projections.base import Projection
 
 Row = dict[str, Any]
@@ -41,7 +42,7 @@ def voice_items(stored: StoredEvent) -> Iterator[VoiceItem]:
     p = event_payload(stored.event)
     if isinstance(p, SupportTicketOpened) and p.complaint:
         yield "complaint", p.category, p.subject, None
-    elif isinstance(p, SupportCsatRecorded) and p.score <= facts.LOW_CSAT:
+    elif isinstance(p, SupportCsatRecorded) and p.score <= LOW_CSAT:
         yield "low_csat", None, p.comment, p.score
     elif isinstance(p, SuccessReviewHeld):
         for risk in p.risks:

@@ -11,7 +11,7 @@ related account.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -132,6 +132,16 @@ class AccountQuery:
 
 
 BadCursor = cursors.BadCursor
+
+
+def names_of(conn: Connection, account_ids: Collection[str]) -> dict[str, str | None]:
+    """``account id -> registered name`` (None when never registered), in bounded IN lists."""
+    a, ids, found = TABLES.accounts, sorted(account_ids), {}
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(a.c.account_id, a.c.name)
+                            .where(a.c.account_id.in_(ids[start : start + 500])))  # fmt: skip
+        found.update({r.account_id: r.name for r in rows})
+    return found
 
 
 def encode_cursor(sort: Sort, key: tuple[Any, str]) -> str:

@@ -69,12 +69,6 @@ def leadership_tables(metadata: MetaData, prefix: str) -> LeadershipTables:
 TABLES = leadership_tables(METADATA, PREFIX)
 
 
-def _account_names(conn: Connection, account_ids: set[str]) -> dict[str, str | None]:
-    a = accounts.TABLES.accounts
-    rows = conn.execute(select(a.c.account_id, a.c.name).where(a.c.account_id.in_(account_ids)))
-    return {r.account_id: r.name for r in rows}
-
-
 def read_report(
     conn: Connection, from_us: int, to_us: int, roster: Mapping[str, Any] | None = None,
     tables: LeadershipTables = TABLES,
@@ -126,7 +120,7 @@ def _entries(
     rows += [r for r in _roster_touches(conn, from_us, to_us, executives)
              if (r.executive_id, r.event_id) not in logged]  # fmt: skip
     rows.sort(key=lambda r: (r.executive_id, r.at_us, r.partition, r.offset, r.event_id))
-    names = _account_names(conn, {r.account_id for r in rows})
+    names = accounts.names_of(conn, {r.account_id for r in rows})
     report: dict[str, dict[str, Any]] = {}
     for r in rows:
         entry = report.setdefault(r.executive_id, _empty(json.loads(r.executive)))

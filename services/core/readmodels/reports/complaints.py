@@ -29,11 +29,10 @@ from sqlalchemy import Connection, and_, select
 
 from services.core.readmodels import accounts, onevoice
 from services.core.readmodels.reports.periods import Period, Span, spans
-from services.core.view_rules import AsOf, _window_start, iso
+from services.core.view_rules import HOUR_US, AsOf, _window_start, iso
 
 GroupBy = Literal["category", "segment", "owner"]
 _CHUNK = 500
-HOUR_US = 3_600_000_000
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,6 @@ from services.core.readmodels.schema import METADATA
 NAME = "ReportFacts"
 PREFIX = "report_facts"
 
-LOW_CSAT = 2
-"""A CSAT score at or below this is the customer's voice (scores are 1-5)."""
-
 
 @dataclass(frozen=True)
 class ReportTables:

@@ -23,6 +23,7 @@ from services.core.readmodels import accounts, view_facts
 from services.core.view_rules import (
     DAY_US,
     FOLLOW_UP_DEPARTMENTS,
+    HOUR_US,
     AsOf,
     Handoff,
     _micros,
@@ -30,7 +31,6 @@ from services.core.view_rules import (
     iso,
 )
 
-HOUR_US = 3_600_000_000
 _CHUNK = 500
 
 

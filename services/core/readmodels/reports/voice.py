@@ -70,7 +70,7 @@ def read_voice(conn: Connection, query: VoiceQuery) -> dict[str, Any]:
     for r in conn.execute(counted.group_by(v.c.kind, v.c.theme_key)):
         before[(r.kind, r.theme_key)] = int(r.n)
         quiet_theme[(r.kind, r.theme_key)] = str(r.theme)
-    names = _names(conn, {r.account_id for r in rows})
+    names = accounts.names_of(conn, {r.account_id for r in rows})
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
         group = groups.setdefault(
@@ -101,17 +101,6 @@ def read_voice(conn: Connection, query: VoiceQuery) -> dict[str, Any]:
     return {"from": iso(query.from_us), "to": iso(query.to_us),
             "previous": {"from": iso(prev_from), "to": iso(prev_to)},
             "totals": totals, "groups": out}  # fmt: skip
-
-
-def _names(conn: Connection, account_ids: set[str]) -> dict[str, str | None]:
-    a = accounts.TABLES.accounts
-    found: dict[str, str | None] = {}
-    ids = sorted(account_ids)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        rows = conn.execute(select(a.c.account_id, a.c.name).where(a.c.account_id.in_(chunk)))
-        found.update({r.account_id: r.name for r in rows})
-    return found
 
 
 def voice_rows(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
