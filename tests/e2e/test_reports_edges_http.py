@@ -177,3 +177,31 @@ def test_a_target_must_name_a_group_it_can_judge(live: Live) -> None:
     stored = live.http.get(f"/v1/events/{retry['event_id']}", headers=token)
     assert stored.status_code == 200, stored.text
     assert stored.json()["type"] == "kpi.target_set" and "account_id" not in stored.json()
+
+
+def test_the_longest_values_the_contract_allows_are_stored(live: Live) -> None:
+    """Every ReportFacts column at the contract's limits, on PostgreSQL too (which enforces
+    lengths SQLite ignores): 256-character ids, names, titles, groups and categories, Korean."""
+    long_id, long_text = "직" * 256, "고객의 목소리 " * 1250  # 256 characters; 10,000 characters
+    account = "a" * 128
+    live.load([
+        employee("employee.registered", "2026-11-01T00:00:00Z", employee_id=long_id,
+                 name="이" * 256, department="leadership", title="대표" * 128),
+        make_event("kpi.target_set", occurred_at="2026-11-01T00:00:00Z", actor=HR, payload={
+            "metric": "csat_average", "group_by": "segment", "group": "세" * 256,
+            "period": "month", "target": 4.5}),
+        ev("support.ticket_opened", account, "2026-11-20T01:00:00Z",
+           {"id": long_id, "department": "support"}, {
+               "ticket_id": "T" * 256, "subject": "불" * 256, "category": "ß" * 256,
+               "severity": "urgent", "complaint": True}),
+        ev("success.review_held", account, "2026-11-20T02:00:00Z", PARK | {"department":
+           "success"}, {"subject": "QBR", "risks": [long_text]}),
+    ])  # fmt: skip
+    (person,) = [e for e in live.get("/v1/employees")["items"] if e["employee_id"] == long_id]
+    assert person["executive"] and person["last_customer_contact"]["account_id"] == account
+    (target,) = live.get("/v1/kpi-targets")["items"]
+    assert target["group"] == "세" * 256
+    voice = live.get("/v1/reports/voice")["groups"]
+    themes = {g["kind"]: g for g in voice}
+    assert themes["complaint"]["theme"] == "ß" * 256  # its case-folded key is 512 long: Text
+    assert themes["success_risk"]["items"][0]["text"] == long_text
