@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 READ_COMMITTED = "read_committed"
 _JOIN_WAIT_S = 5.0  # longest poll while this member has no partitions (joining the group)
 _STUCK_S = 30.0  # a member with no partitions for this long rejoins
-_STALL_S = 5.0  # polls that return nothing for this long while a partition lags: fetch again
 
 
 class KafkaLog(EventLog):
@@ -313,8 +312,6 @@ class KafkaGroupConsumer(LogConsumer):
         self._assign_error: Exception | None = None
         self._reseek = False
         self._unassigned_since: float | None = None
-        self._empty_since: float | None = None
-        self._nudged_at = 0.0
         try:
             self._consumer = KafkaConsumer(
                 **config, group_id=group, isolation_level=READ_COMMITTED,
@@ -381,7 +378,6 @@ class KafkaGroupConsumer(LogConsumer):
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
         self._raise_assign_error()
         self._rejoin_if_stuck()
-        self._refetch_if_stalled(bool(batches))
         out = []
         for tp, messages in batches.items():
             for m in messages:
@@ -391,36 +387,6 @@ class KafkaGroupConsumer(LogConsumer):
                               headers)
                 )  # fmt: skip
         return out
-
-    def _refetch_if_stalled(self, got_records: bool) -> None:
-        """When polls have returned nothing for ``_STALL_S`` although an assigned partition's
-        position lies below its end, seek that partition to where it stands: kafka-python 3.0
-        then drops its fetch state and fetches again. (Seen: a projector idle at offset 3 of a
-        partition whose end was 5, every poll empty for 60 s, with incremental fetch sessions
-        off.) Seeking to the current position changes nothing else; at most once per
-        ``_STALL_S``."""
-        now = time.monotonic()
-        if got_records or not self._consumer.assignment():
-            self._empty_since = None
-            return
-        if self._empty_since is None:
-            self._empty_since = now
-        if now - self._empty_since < _STALL_S or now - self._nudged_at < _STALL_S:
-            return
-        self._nudged_at = now
-        assigned = sorted(self._consumer.assignment())
-        try:
-            ends = self._consumer.end_offsets(assigned)
-            behind = [(tp, int(self._consumer.position(tp))) for tp in assigned]
-        except KafkaError as exc:
-            log.info("could not check for a stalled fetch: %s", exc)
-            return
-        for tp, position in behind:
-            if position < int(ends.get(tp) or 0):
-                log.warning("partition %s: nothing fetched for %.0f s at offset %s below the end"
-                            " %s; fetching again", tp.partition, now - self._empty_since,
-                            position, ends[tp])  # fmt: skip
-                self._consumer.seek(tp, position)
 
     def _rejoin_if_stuck(self) -> None:
         """A member that holds no partition for ``_STUCK_S`` rejoins the group: kafka-python 3.0
