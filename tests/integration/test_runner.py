@@ -135,7 +135,8 @@ def test_a_replayed_batch_is_rejected_by_the_checkpoint(
     runner(log, db, topic, Recording()).catch_up(30)
     before = view(db)
     again = Recording()
-    assert consume(runner(Rewinding(log), db, topic, again), 12) == 12
+    # At least once each: a rebalance (or a restarted client) re-reads from 0 again.
+    assert consume(runner(Rewinding(log), db, topic, again), 12) >= 12
     assert again.seen == []
     assert view(db) == before
 

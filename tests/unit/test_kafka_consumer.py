@@ -87,3 +87,87 @@ def test_listener_errors_are_raised_from_poll_until_it_answers(
     assert again.offset == 7 and len(asked) == 3
     consumer.close()
     assert fake.closed
+
+
+class StalledConsumer(FakeKafkaConsumer):
+    """Joined at the caller's positions; every poll returns nothing, whatever the log holds."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(**config)
+        self.ends = {0: 5, 1: 0}
+        self.fail_checks = False
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        if not self.joined:
+            self.joined = True
+            self.listener.on_partitions_assigned(self.assignment())
+        return {}
+
+    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
+        return self.positions[tp.partition]
+
+    def end_offsets(self, partitions: list[Any], timeout_ms: int | None = None) -> dict[Any, int]:
+        if self.fail_checks:
+            raise kafka_log.KafkaError("request timed out")
+        return {tp: self.ends[tp.partition] for tp in partitions}
+
+    def close(self, timeout_ms: int | None = None) -> None:
+        self.closed = True
+
+
+def stalled_log(
+    monkeypatch: pytest.MonkeyPatch, clients: list[FakeKafkaConsumer]
+) -> tuple[list[float], list[FakeKafkaConsumer]]:
+    """KafkaConsumer() hands out ``clients`` in turn; returns the fake clock and those made."""
+    clock, made = [100.0], []
+
+    def new_client(**config: Any) -> FakeKafkaConsumer:
+        made.append(clients.pop(0))
+        return made[-1]
+
+    monkeypatch.setattr(kafka_log, "KafkaConsumer", new_client)
+    monkeypatch.setattr(kafka_log.time, "monotonic", lambda: clock[0])
+    return clock, made
+
+
+def test_a_client_that_stops_fetching_a_lagging_partition_is_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, made = stalled_log(monkeypatch, [StalledConsumer(), FakeKafkaConsumer()])
+    asked: list[list[int]] = []
+    consumer = KafkaLog("b:9092").consumer(
+        TOPIC, "g", lambda parts: (asked.append(sorted(parts)), {0: 3, 1: 0})[1]
+    )
+    assert consumer.poll(10, 0) == []  # joined at 3 of 5 on partition 0: empty since now
+    clock[0] += 4.9
+    assert consumer.poll(10, 0) == [] and len(made) == 1  # not yet 5 s
+    clock[0] += 0.2
+    assert consumer.poll(10, 0) == []
+    assert made[0].closed and len(made) == 2  # the stalled client left; a new one joined
+    [record] = consumer.poll(10, 0)  # the new client asks the caller where to start
+    assert (record.partition, record.offset) == (0, 3) and asked == [[0, 1], [0, 1]]
+    consumer.close()
+    assert made[1].closed
+
+
+def test_a_quiet_client_at_the_end_or_unanswered_checks_are_not_replaced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    at_end, unanswered = StalledConsumer(), StalledConsumer()
+    at_end.ends = {0: 3, 1: 0}  # nothing to fetch: an idle projector
+    clock, made = stalled_log(monkeypatch, [at_end])
+    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+    for _ in range(4):
+        assert consumer.poll(10, 0) == []
+        clock[0] += 6.0
+    assert made == [at_end] and not at_end.closed
+    consumer.close()
+
+    unanswered.fail_checks = True  # the cluster does not answer (an outage): wait, do not churn
+    clock, made = stalled_log(monkeypatch, [unanswered])
+    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+    for _ in range(4):
+        assert consumer.poll(10, 0) == []
+        clock[0] += 6.0
+    assert made == [unanswered] and not unanswered.closed
+    consumer.close()

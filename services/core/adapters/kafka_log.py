@@ -17,6 +17,9 @@
   caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory. An
   exception from that listener is raised from ``poll`` (kafka-python would only log it), and no
   record is returned until the listener has answered for every assigned partition.
+- A consumer whose polls return nothing for 5 s while an assigned partition lags behind the
+  log's end is replaced by a new client (kafka-python 3.0 can stop fetching a partition it
+  holds); the new one resumes from the listener's positions like after any rebalance.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from services.core.adapters.kafka_config import (
     topic_problems,
     topic_refusal,
 )
-from services.core.metrics.definitions import LOG_APPEND_FAILURES
+from services.core.metrics.definitions import LOG_APPEND_FAILURES, LOG_CONSUMER_RESTARTS
 from services.core.ports import (
     AssignListener,
     EventLog,
@@ -62,6 +65,8 @@ log = logging.getLogger(__name__)
 READ_COMMITTED = "read_committed"
 _JOIN_WAIT_S = 5.0  # longest poll while this member has no partitions (joining the group)
 _STUCK_S = 30.0  # a member with no partitions for this long rejoins
+_STALL_S = 5.0  # polls empty this long while an assigned partition lags: the client restarts
+_CLOSE_MS = 5_000  # longest wait for a stalled client to leave its group
 
 
 class KafkaLog(EventLog):
@@ -307,14 +312,23 @@ class KafkaGroupConsumer(LogConsumer):
     def __init__(
         self, config: dict[str, Any], topic: str, group: str, on_assign: AssignListener
     ) -> None:
+        self._config = config
         self._topic = topic
+        self._group = group
         self._on_assign = on_assign
         self._assign_error: Exception | None = None
         self._reseek = False
         self._unassigned_since: float | None = None
+        self._empty_since: float | None = None
+        self._stall_checked = 0.0
+        self._listener = _SeekToCheckpoints(self)
+        self._consumer = self._join()
+
+    def _join(self) -> Any:
+        """A new kafka-python consumer subscribed to the topic (it joins on its first poll)."""
         try:
-            self._consumer = KafkaConsumer(
-                **config, group_id=group, isolation_level=READ_COMMITTED,
+            consumer = KafkaConsumer(
+                **self._config, group_id=self._group, isolation_level=READ_COMMITTED,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
@@ -323,14 +337,20 @@ class KafkaGroupConsumer(LogConsumer):
                 # projector idle at its position while the record there was acknowledged).
                 enable_incremental_fetch_sessions=False,
             )  # fmt: skip
+        except KafkaError as exc:
+            raise LogUnavailable(f"joining group {self._group}: {exc}") from exc
+        try:
             # Know the topic's partitions before joining: an assignment computed without them
             # gives this member nothing until the next metadata refresh and rebalance.
-            if not self._consumer.partitions_for_topic(topic):
-                raise LogUnavailable(f"topic {topic!r} has no partitions (does it exist?)")
-            self._listener = _SeekToCheckpoints(self)
-            self._consumer.subscribe([topic], listener=self._listener)
-        except KafkaError as exc:
-            raise LogUnavailable(f"joining group {group}: {exc}") from exc
+            if not consumer.partitions_for_topic(self._topic):
+                raise LogUnavailable(f"topic {self._topic!r} has no partitions (does it exist?)")
+            consumer.subscribe([self._topic], listener=self._listener)
+        except BaseException as exc:
+            consumer.close(timeout_ms=_CLOSE_MS)
+            if isinstance(exc, KafkaError):
+                raise LogUnavailable(f"joining group {self._group}: {exc}") from exc
+            raise
+        return consumer
 
     def seek_assigned(self, assigned: list[Any]) -> None:
         """Seek ``assigned`` to where the caller's listener says; raises what it raises."""
@@ -378,6 +398,7 @@ class KafkaGroupConsumer(LogConsumer):
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
         self._raise_assign_error()
         self._rejoin_if_stuck()
+        self._restart_if_stalled(bool(batches))
         out = []
         for tp, messages in batches.items():
             for m in messages:
@@ -406,6 +427,51 @@ class KafkaGroupConsumer(LogConsumer):
             self._consumer.subscribe([self._topic], listener=self._listener)
             self._unassigned_since = now
 
+    def _restart_if_stalled(self, got_records: bool) -> None:
+        """Replace the kafka-python client when its polls have returned nothing for
+        ``_STALL_S`` although an assigned partition's position lies below the log's end.
+
+        kafka-python 3.0 can stop fetching a partition it holds: every poll returns nothing,
+        the position stays put, the end moves on, and neither seeking nor waiting brings it
+        back (seen in full test runs, with incremental fetch sessions off; upstream reports
+        much like it: dpkp/kafka-python#3106, #3131). A new client joins the group again and
+        starts from the caller's checkpoints, as after any rebalance, so nothing is skipped
+        or applied twice. Checked at most once per ``_STALL_S``; counted in
+        ``onevoice_log_consumer_restarts_total``. A check the cluster does not answer (an
+        outage) restarts nothing: the client reconnects by itself."""
+        now = time.monotonic()
+        if got_records or not self._consumer.assignment():
+            self._empty_since = None
+            return
+        if self._empty_since is None:
+            self._empty_since = now
+        if now - self._empty_since < _STALL_S or now - self._stall_checked < _STALL_S:
+            return
+        self._stall_checked = now
+        assigned = sorted(self._consumer.assignment())
+        wait_ms = int(_STALL_S * 1000)
+        try:
+            ends = self._consumer.end_offsets(assigned, timeout_ms=wait_ms)
+            lagging = {tp.partition: (int(self._consumer.position(tp, timeout_ms=wait_ms)),
+                                      int(ends.get(tp) or 0)) for tp in assigned}  # fmt: skip
+        except KafkaError as exc:
+            log.info("could not check %s for a stalled fetch: %s", self._topic, exc)
+            return
+        lagging = {p: at for p, at in lagging.items() if at[0] < at[1]}
+        if not lagging:
+            return
+        log.warning("nothing fetched from %s for %.0f s although partitions lag ({partition:"
+                    " (position, end)}: %s): restarting the kafka client", self._topic,
+                    now - self._empty_since, lagging)  # fmt: skip
+        LOG_CONSUMER_RESTARTS.labels("stalled").inc()
+        stalled, self._consumer = self._consumer, None
+        try:
+            stalled.close(timeout_ms=_CLOSE_MS)
+        except Exception:
+            log.exception("closing a stalled kafka consumer failed")
+        self._empty_since = self._unassigned_since = None
+        self._consumer = self._join()
+
     def _raise_assign_error(self) -> None:
         error, self._assign_error = self._assign_error, None
         if error is not None:
@@ -423,4 +489,5 @@ class KafkaGroupConsumer(LogConsumer):
             log.warning("could not commit offsets to kafka: %s", exc)
 
     def close(self) -> None:
-        self._consumer.close()
+        if self._consumer is not None:  # None: a restart's new client could not join
+            self._consumer.close()

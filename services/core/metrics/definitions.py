@@ -57,6 +57,12 @@ LOG_APPEND_FAILURES = Counter(
     "Appends to the event log that failed (the client got 503), by log backend.",
     ["backend"],
 )
+LOG_CONSUMER_RESTARTS = Counter(
+    "onevoice_log_consumer_restarts_total",
+    "Log consumers replaced by a new client, by reason ('stalled': polls returned nothing "
+    "for 5 s while an assigned partition lagged behind the log's end).",
+    ["reason"],
+)
 SCRAPE_ERRORS = Counter(
     "onevoice_scrape_errors_total",
     "Scrapes of /metrics that could not read a source (log or database); the samples that "
@@ -65,7 +71,8 @@ SCRAPE_ERRORS = Counter(
 )
 
 COUNTED = (INGEST_EVENTS, HTTP_REQUEST_DURATION, PROJECTION_BATCH_DURATION, PROJECTION_EVENTS,
-           PROJECTION_RECORDS_PARKED, LOG_APPEND_FAILURES, SCRAPE_ERRORS)  # fmt: skip
+           PROJECTION_RECORDS_PARKED, LOG_APPEND_FAILURES, LOG_CONSUMER_RESTARTS,
+           SCRAPE_ERRORS)  # fmt: skip
 """Every metric of this module (the README's metrics table names each one)."""
 
 
