@@ -215,3 +215,34 @@ def test_0013_downgrade_forgets_report_facts_and_indexes_every_generation(
             assert state == "failed" and "0013" in error
     finally:
         db.dispose()
+
+
+def test_0014_indexes_every_generation_by_time_and_downgrade_drops_them(
+    settings: Settings,
+) -> None:
+    """The time indexes go on the live tables and on a rebuild's shadows; down removes them."""
+    db = Database(settings.resolved_database_url())
+    new = {"account_timeline__g3_entries": "ix_account_timeline__g3_entries_time",
+           "one_voice_view__g3_contacts": "ix_one_voice_view__g3_contacts_time",
+           "account_timeline_entries": "ix_account_timeline_entries_time",
+           "one_voice_view_contacts": "ix_one_voice_view_contacts_time"}  # fmt: skip
+    try:
+        upgrade(db, "0013")
+        with db.transaction() as conn:  # a rebuild's shadows, in the 0013 shape
+            conn.execute(text("CREATE TABLE account_timeline__g3_entries"
+                              " (account_id TEXT, occurred_us BIGINT)"))  # fmt: skip
+            conn.execute(text("CREATE TABLE one_voice_view__g3_contacts"
+                              " (account_id TEXT, at_us BIGINT)"))  # fmt: skip
+        upgrade(db, "0014")
+        with db.reading() as conn:
+            for table, index in new.items():
+                assert index in {i["name"] for i in inspect(conn).get_indexes(table)}, table
+        config = Config(str(ROOT / "alembic.ini"))
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0013")
+        with db.reading() as conn:
+            for table, index in new.items():
+                assert index not in {i["name"] for i in inspect(conn).get_indexes(table)}, table
+    finally:
+        db.dispose()

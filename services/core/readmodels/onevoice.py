@@ -131,6 +131,7 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("at_us", BigInteger, nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
+        Index(f"ix_{prefix}_contacts_time", "at_us"),  # a window's contacts (handoffs)
     )
     csat = Table(
         f"{prefix}_csat",

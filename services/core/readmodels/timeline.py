@@ -72,6 +72,7 @@ def timeline_tables(metadata: MetaData, prefix: str) -> TimelineTables:
         Column("type", String(64), nullable=False),
         Column("department", String(32), nullable=False),
         Index(f"ix_{prefix}_entries_order", "account_id", "occurred_us", "partition", "offset"),
+        Index(f"ix_{prefix}_entries_time", "occurred_us"),  # touches of a window (handoffs)
     )
     # Our people besides the actor (``participants``): each is a touch of the event's accounts.
     participants = Table(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -444,18 +445,21 @@ def _handoffs(rows: Callable[[str], Any]) -> list[tuple[str, Handoff]]:
     if not signals:
         return []
     by_account: dict[str, list[tuple[int, int, int, str]]] = {}
-    for r in rows("account_follow_ups"):
+    for r in rows("account_follow_ups").all():  # all(): one fetch, not one per row
         by_account.setdefault(r.account_id, []).append((r.at_us, r.partition, r.offset,
                                                         r.event_id))  # fmt: skip
     by_contact: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
-    for r in rows("contact_follow_ups"):
+    for r in rows("contact_follow_ups").all():
         by_contact.setdefault((r.account_id, r.contact_key), []).append(
             (r.at_us, r.partition, r.offset, r.event_id))  # fmt: skip
+    for candidates in (*by_account.values(), *by_contact.values()):
+        candidates.sort()
     found = []
     for r in signals:
         candidates = by_account.get(r.account_id, []) if r.contact_key == "" else \
             by_contact.get((r.account_id, r.contact_key), [])  # fmt: skip
-        first = min((c for c in candidates if c[0] >= r.at_us), default=None)
+        at = bisect_left(candidates, (r.at_us,))  # the first candidate at or after the signal
+        first = candidates[at] if at < len(candidates) else None
         found.append((r.account_id, Handoff(
             r.event_id, r.type, r.at_us, r.contact_key,
             None if r.contact_pii is None else json.loads(r.contact_pii), r.campaign_id,

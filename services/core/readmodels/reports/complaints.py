@@ -21,6 +21,7 @@ without owners, and complaints without a category, count under ``null``.
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -96,23 +97,24 @@ def _load(conn: Connection, lo: int, hi: int, lookback: int) -> dict[tuple[str, 
 Fixes = dict[tuple[str, str], list[tuple[int, str]]]
 
 
-def _fixes(conn: Connection, account_ids: Sequence[str]) -> Fixes:
+def _fixes(conn: Connection, lookback: int, hi: int) -> Fixes:
     """``(account, category key) -> (when, ticket)`` of its preventions (the cause's category,
-    else the ticket's), for these accounts."""
+    else the ticket's), for the accounts with a complaint opened in ``[lookback, hi)``: one
+    query, whatever their number (a prevention made after ``hi`` fixes nothing before it)."""
     c, t = onevoice.TABLES.commitments, onevoice.TABLES.tickets
+    complained = select(t.c.account_id).where(
+        t.c.opened_us >= lookback, t.c.opened_us < hi, t.c.complaint.is_(True))  # fmt: skip
+    rows = conn.execute(
+        select(c.c.account_id, c.c.ticket_id, c.c.cause_key, c.c.made_us, t.c.category_key)
+        .outerjoin(t, and_(t.c.account_id == c.c.account_id, t.c.ticket_id == c.c.ticket_id))
+        .where(c.c.account_id.in_(complained), c.c.ticket_id.is_not(None),
+               c.c.made_us.is_not(None), c.c.made_us < hi)
+    ).all()  # fmt: skip
     found: Fixes = {}
-    for start in range(0, len(account_ids), _CHUNK):
-        chunk = account_ids[start : start + _CHUNK]
-        rows = conn.execute(
-            select(c.c.account_id, c.c.ticket_id, c.c.cause_key, c.c.made_us, t.c.category_key)
-            .outerjoin(t, and_(t.c.account_id == c.c.account_id, t.c.ticket_id == c.c.ticket_id))
-            .where(c.c.account_id.in_(chunk), c.c.ticket_id.is_not(None),
-                   c.c.made_us.is_not(None))
-        )  # fmt: skip
-        for r in rows:
-            key = r.cause_key or r.category_key
-            if key is not None:
-                found.setdefault((r.account_id, key), []).append((r.made_us, r.ticket_id))
+    for r in rows:
+        key = r.cause_key or r.category_key
+        if key is not None:
+            found.setdefault((r.account_id, key), []).append((r.made_us, r.ticket_id))
     return found
 
 
@@ -126,11 +128,13 @@ def _mark(complaints: Iterable[_Complaint], fixes: Fixes, as_of: AsOf) -> None:
     days = as_of.policy.recurring_days
     for key, group in by_key.items():
         group.sort(key=lambda c: (c.opened_us or 0, c.ticket_id))
+        made = fixes.get(key, [])
         for i, c in enumerate(group):
-            start = _window_start(c.opened_us or 0, as_of.tz, days)
-            c.recurring = any(start <= (o.opened_us or 0) for o in group[:i])
-            c.after_fix = any(made < (c.opened_us or 0) and ticket != c.ticket_id
-                              for made, ticket in fixes.get(key, []))  # fmt: skip
+            if i:  # the first of its account and category recurs nothing
+                start = _window_start(c.opened_us or 0, as_of.tz, days)
+                c.recurring = any(start <= (o.opened_us or 0) for o in group[:i])
+            c.after_fix = any(at < (c.opened_us or 0) and ticket != c.ticket_id
+                              for at, ticket in made)  # fmt: skip
 
 
 def opened_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf) -> list[_Complaint]:
@@ -138,7 +142,7 @@ def opened_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf) -> l
     lookback = _window_start(from_us, as_of.tz, as_of.policy.recurring_days + 1)
     to_us = min(to_us, as_of.now_us + 1)  # up to now
     found = _load(conn, from_us, to_us, lookback)
-    _mark(found.values(), _fixes(conn, sorted({c.account_id for c in found.values()})), as_of)
+    _mark(found.values(), _fixes(conn, lookback, to_us), as_of)
     return [c for c in found.values()
             if c.opened_us is not None and from_us <= c.opened_us < to_us]  # fmt: skip
 
@@ -167,7 +171,7 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
     lookback = _window_start(lo, as_of.tz, as_of.policy.recurring_days + 1)
     complaints = _load(conn, lo, hi, lookback)
     account_ids = sorted({c.account_id for c in complaints.values()})
-    _mark(complaints.values(), _fixes(conn, account_ids), as_of)
+    _mark(complaints.values(), _fixes(conn, lookback, hi), as_of)
     groups = {} if query.group_by == "category" else _groups(conn, query.group_by, account_ids)
     names: dict[str | None, str | None] = {}
     ordered = sorted(complaints.values(),
@@ -179,19 +183,23 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
             return [c.category_key]
         return sorted(set(groups.get(c.account_id) or [None]), key=lambda k: (k is None, k))
 
-    out = []
-    for span in periods:
-        cells: dict[str | None, _Cell] = {}
-        total = _Cell()
-        for c in ordered:
-            opened = c.opened_us is not None and span.start_us <= c.opened_us < span.end_us
-            resolved = c.resolved_us is not None and span.start_us <= c.resolved_us < span.end_us
-            if not (opened or resolved):
-                continue
-            for cell in (total, *(cells.setdefault(k, _Cell()) for k in keys(c))):
-                (cell.opened.append(c) if opened else None)
-                (cell.resolved.append(c) if resolved else None)
-        out.append(_period_json(span, cells, total, query.group_by, names))
+    starts = [span.start_us for span in periods]  # periods are consecutive
+
+    def period_of(at_us: int | None) -> int | None:
+        if at_us is None or not starts[0] <= at_us < periods[-1].end_us:
+            return None
+        return bisect_right(starts, at_us) - 1
+
+    cells: list[dict[str | None, _Cell]] = [{} for _ in periods]
+    totals = [_Cell() for _ in periods]
+    for c in ordered:  # each complaint once, into the periods it was opened and resolved in
+        for at_us, kind in ((c.opened_us, "opened"), (c.resolved_us, "resolved")):
+            i = period_of(at_us)
+            if i is not None:
+                for cell in (totals[i], *(cells[i].setdefault(k, _Cell()) for k in keys(c))):
+                    getattr(cell, kind).append(c)
+    out = [_period_json(span, cells[i], totals[i], query.group_by, names)
+           for i, span in enumerate(periods)]  # fmt: skip
     return {"from": iso(query.from_us), "to": iso(query.to_us), "period": query.period,
             "group_by": query.group_by, "time_zone": as_of.tz.key,
             "recurring_days": as_of.policy.recurring_days, "periods": out}  # fmt: skip

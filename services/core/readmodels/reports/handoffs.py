@@ -12,14 +12,13 @@ and the follow-up candidates of the accounts that have signals.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
-from services.core.readmodels import accounts, view_facts
+from services.core.readmodels import accounts, onevoice, view_facts
 from services.core.view_rules import (
     DAY_US,
     FOLLOW_UP_DEPARTMENTS,
@@ -30,8 +29,6 @@ from services.core.view_rules import (
     _utc,
     iso,
 )
-
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -50,18 +47,15 @@ def deadline(h: Handoff, as_of: AsOf) -> int:
                                     tzinfo=as_of.tz))  # fmt: skip
 
 
-def _owners(conn: Connection, account_ids: Sequence[str]) -> dict[str, list[str]]:
-    """The sales and success owners of these accounts."""
-    o = accounts.TABLES.owners
-    found: dict[str, list[str]] = {}
-    for start in range(0, len(account_ids), _CHUNK):
-        rows = conn.execute(
-            select(o.c.account_id, o.c.employee_id).where(
-                o.c.account_id.in_(account_ids[start : start + _CHUNK]),
-                o.c.department.in_(FOLLOW_UP_DEPARTMENTS)).distinct())  # fmt: skip
-        for r in rows:
-            found.setdefault(r.account_id, []).append(r.employee_id)
-    return {k: sorted(set(v)) for k, v in found.items()}
+def _owners(conn: Connection, from_us: int, as_of: AsOf) -> dict[str, list[str]]:
+    """The sales and success owners of the accounts with a signal from ``from_us`` up to now."""
+    o, s = accounts.TABLES.owners, onevoice.TABLES.signals
+    signalled = select(s.c.account_id).where(s.c.at_us.between(from_us, as_of.now_us))
+    found: dict[str, set[str]] = {}
+    for r in conn.execute(select(o.c.account_id, o.c.employee_id).where(
+            o.c.account_id.in_(signalled), o.c.department.in_(FOLLOW_UP_DEPARTMENTS))):  # fmt: skip
+        found.setdefault(r.account_id, set()).add(r.employee_id)
+    return {k: sorted(v) for k, v in found.items()}
 
 
 class _Tally:
@@ -70,15 +64,16 @@ class _Tally:
         self.hours: list[float] = []
         self.accounts_left: set[str] = set()
 
-    def add(self, account_id: str, h: Handoff, as_of: AsOf) -> None:
+    def add(self, account_id: str, h: Handoff, due_us: int, as_of: AsOf) -> None:
+        """Count ``h``, whose follow-up window ends at ``due_us`` (``deadline``)."""
         self.signals += 1
         if as_of.past(h.followed_us):
             self.followed += 1
             self.hours.append(((h.followed_us or 0) - h.at_us) / HOUR_US)
-            self.in_time += (h.followed_us or 0) < deadline(h, as_of)
+            self.in_time += (h.followed_us or 0) < due_us
         else:
             self.open += 1
-            self.stale += as_of.now_us >= deadline(h, as_of)
+            self.stale += as_of.now_us >= due_us
             self.accounts_left.add(account_id)
 
     def json(self) -> dict[str, Any]:
@@ -96,24 +91,25 @@ def read_handoffs(conn: Connection, query: HandoffQuery, as_of: AsOf) -> dict[st
     found = [(a, h) for a, h in view_facts.handoffs_since(conn, query.from_us, as_of)
              if h.at_us < query.to_us and as_of.past(h.at_us)
              and (query.campaign_id is None or h.campaign_id == query.campaign_id)]  # fmt: skip
-    owners = _owners(conn, sorted({a for a, _ in found}))
+    owners = _owners(conn, query.from_us, as_of)
     total = _Tally()
     campaigns: dict[str | None, _Tally] = {}
     by_owner: dict[str | None, _Tally] = {}
     left = []
     for account_id, h in sorted(found, key=lambda f: (f[1].at_us, f[0], f[1].event_id,
                                                       f[1].contact_key)):  # fmt: skip
-        total.add(account_id, h, as_of)
-        campaigns.setdefault(h.campaign_id, _Tally()).add(account_id, h, as_of)
+        due_us = deadline(h, as_of)
+        total.add(account_id, h, due_us, as_of)
+        campaigns.setdefault(h.campaign_id, _Tally()).add(account_id, h, due_us, as_of)
         owned: list[str | None] = [*owners.get(account_id, [])] or [None]
         for owner in owned:
-            by_owner.setdefault(owner, _Tally()).add(account_id, h, as_of)
+            by_owner.setdefault(owner, _Tally()).add(account_id, h, due_us, as_of)
         if not as_of.past(h.followed_us):
             left.append({"account_id": account_id, "contact": h.contact, "type": h.type,
                          "campaign_id": h.campaign_id, "detail": h.detail, "at": iso(h.at_us),
                          "event_id": h.event_id, "owners": owners.get(account_id, []),
                          "age_days": (as_of.now_us - h.at_us) // DAY_US,
-                         "stale": as_of.now_us >= deadline(h, as_of)})  # fmt: skip
+                         "stale": as_of.now_us >= due_us})  # fmt: skip
     order = lambda kv: (kv[0] is None, kv[0] or "")  # noqa: E731
     return {
         "from": iso(query.from_us), "to": iso(query.to_us), "as_of": iso(as_of.now_us),
