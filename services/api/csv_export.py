@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Request
 from fastapi.responses import Response
 
+from services.api.deps import json_answer
+
 Rows = tuple[Sequence[str], Iterable[Sequence[Any]]]
 """A report as a table: the header, then the rows."""
 
@@ -62,13 +64,18 @@ def csv_body(rows: Rows) -> bytes:
 
 
 def respond(
-    request: Request, fmt: str | None, report: dict[str, Any], name: str,
+    request: Request, response: Response, fmt: str | None, report: dict[str, Any], name: str,
     table: Callable[[dict[str, Any]], Rows],
-) -> dict[str, Any] | Response:  # fmt: skip
-    """``report`` as JSON, or as the CSV ``table(report)`` when the caller asked for CSV."""
+) -> Response:  # fmt: skip
+    """``report`` as JSON (plain JSON types only: FastAPI's jsonable_encoder is skipped, which
+    cost more than the report's own read for large ones), or as the CSV ``table(report)`` when
+    the caller asked for CSV; either keeps the headers dependencies set on ``response`` (e.g.
+    X-OneVoice-Stale)."""
     if not wants_csv(request, fmt):
-        return report
+        return json_answer(report, response)
+    extra = {k: v for k, v in response.headers.items()
+             if k not in ("content-length", "content-type")}  # fmt: skip
     return Response(
         csv_body(table(report)), media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{name}.csv"'},
+        headers={**extra, "content-disposition": f'attachment; filename="{name}.csv"'},
     )  # fmt: skip

@@ -118,3 +118,29 @@ def test_a_token_this_log_could_not_have_issued_is_a_422_at_once(
     fresh = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: answer["consistency_token"]})
     assert fresh.status_code == 200 and "X-OneVoice-Stale" not in fresh.headers
     assert [i["event_id"] for i in fresh.json()["items"]] == [answer["event_id"]]
+
+
+REPORTS = ["/v1/reports/leadership", "/v1/reports/coverage", "/v1/reports/voice",
+           "/v1/reports/complaints", "/v1/reports/handoffs", "/v1/reports/kpi"]  # fmt: skip
+
+
+def test_every_report_says_it_is_stale_as_json_and_as_csv(
+    paused: tuple[Services, httpx.Client],
+) -> None:
+    """A report answers through its own response (JSON or CSV): the stale header survives."""
+    services, http = paused
+    token = http.post("/v1/events", json=make_event(account_id="ryw-report")).json()[
+        "consistency_token"
+    ]
+    for path in REPORTS:
+        for fmt in ("json", "csv"):
+            stale = http.get(path, params={"format": fmt}, headers={TOKEN: token})
+            assert stale.status_code == 200, (path, fmt, stale.text)
+            assert stale.headers.get("X-OneVoice-Stale") == "true", (path, fmt)
+            assert stale.headers["content-type"].startswith(
+                "text/csv" if fmt == "csv" else "application/json"
+            )
+    services.start_projector()
+    for path in REPORTS:
+        fresh = http.get(path, headers={TOKEN: token, "accept": "text/csv"})
+        assert fresh.status_code == 200 and "X-OneVoice-Stale" not in fresh.headers, path

@@ -155,19 +155,12 @@ def test_a_quiet_client_at_the_end_or_unanswered_checks_are_not_replaced(
 ) -> None:
     at_end, unanswered = StalledConsumer(), StalledConsumer()
     at_end.ends = {0: 3, 1: 0}  # nothing to fetch: an idle projector
-    clock, made = stalled_log(monkeypatch, [at_end])
-    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
-    for _ in range(4):
-        assert consumer.poll(10, 0) == []
-        clock[0] += 6.0
-    assert made == [at_end] and not at_end.closed
-    consumer.close()
-
     unanswered.fail_checks = True  # the cluster does not answer (an outage): wait, do not churn
-    clock, made = stalled_log(monkeypatch, [unanswered])
-    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
-    for _ in range(4):
-        assert consumer.poll(10, 0) == []
-        clock[0] += 6.0
-    assert made == [unanswered] and not unanswered.closed
-    consumer.close()
+    for client in (at_end, unanswered):
+        clock, made = stalled_log(monkeypatch, [client])
+        consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+        for _ in range(4):
+            assert consumer.poll(10, 0) == []
+            clock[0] += 6.0
+        assert made == [client] and not client.closed
+        consumer.close()

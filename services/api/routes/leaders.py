@@ -35,6 +35,7 @@ def _department(container: Container, department: str | None) -> None:
 @router.get("/v1/reports/voice", response_model=None, responses=CSV_RESPONSE)
 def voice_report(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     from_: FromQuery = None,
@@ -47,7 +48,7 @@ def voice_report(
     kind: Annotated[Literal[voice.KINDS] | None, Query()] = None,  # type: ignore[valid-type]
     items: Annotated[int, Query(ge=0, le=500, description="Items listed per group.")] = 20,
     fmt: FormatQuery = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """The voice of the customer across accounts and departments (default: the last 7 days):
     complaints by category, low CSAT scores (1-2) with comments, success risks, needs by
     category, churn reasons, the concerns and complaints executives heard, and sales next
@@ -57,12 +58,13 @@ def voice_report(
     _department(container, department)
     from_us, to_us = window(container, from_, to, timedelta(days=7))
     query = voice.VoiceQuery(from_us, to_us, segment, department, category, kind, items)
-    return respond(request, fmt, voice.read_voice(conn, query), "voice", voice.voice_rows)
+    return respond(request, response, fmt, voice.read_voice(conn, query), "voice", voice.voice_rows)
 
 
 @router.get("/v1/reports/complaints", response_model=None, responses=CSV_RESPONSE)
 def complaints_report(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     from_: FromQuery = None,
@@ -70,7 +72,7 @@ def complaints_report(
     group_by: Annotated[Literal["category", "segment", "owner"], Query()] = "category",
     period: Annotated[Literal["week", "month"], Query()] = "week",
     fmt: FormatQuery = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """Complaint trends (default: the last 8 weeks): per week or month (business calendar;
     weeks start on ONEVOICE_WEEK_START) and per category, segment or account owner — opened,
     resolved, median hours to resolve, recurring (another complaint of the category on the
@@ -82,12 +84,13 @@ def complaints_report(
         report = complaints.read_complaints(conn, query, as_of(container))
     except periods.TooManyPeriods as exc:
         raise invalid_query("from", str(exc)) from exc
-    return respond(request, fmt, report, "complaints", complaints.complaint_rows)
+    return respond(request, response, fmt, report, "complaints", complaints.complaint_rows)
 
 
 @router.get("/v1/reports/handoffs", response_model=None, responses=CSV_RESPONSE)
 def handoffs_report(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     from_: FromQuery = None,
@@ -95,7 +98,7 @@ def handoffs_report(
     campaign_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
     limit: Annotated[int, Query(ge=0, le=1000, description="Open handoffs listed.")] = 100,
     fmt: FormatQuery = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """Handoff follow-through for the marketing signals of a window (default: the last 30
     days): per campaign and per owner (the account's sales and success owners) — signals,
     followed up (up to now), followed up in time (within ONEVOICE_HANDOFF_DAYS), open, stale,
@@ -104,12 +107,13 @@ def handoffs_report(
     from_us, to_us = window(container, from_, to, timedelta(days=30))
     query = handoffs.HandoffQuery(from_us, to_us, campaign_id, limit)
     report = handoffs.read_handoffs(conn, query, as_of(container))
-    return respond(request, fmt, report, "handoffs", handoffs.handoff_rows)
+    return respond(request, response, fmt, report, "handoffs", handoffs.handoff_rows)
 
 
 @router.get("/v1/reports/kpi", response_model=None, responses=CSV_RESPONSE)
 def kpi_report(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     from_: FromQuery = None,
@@ -117,7 +121,7 @@ def kpi_report(
     group_by: Annotated[Literal["department", "segment", "owner"], Query()] = "department",
     period: Annotated[Literal["week", "month"], Query()] = "week",
     fmt: FormatQuery = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """The joint KPIs (default: the last 4 weeks) per week or month and per department, segment
     or owner: accounts touched, neglected, at risk and never contacted; executive touches;
     complaints opened and recurring; commitments kept on time and overdue; handoffs followed
@@ -133,7 +137,7 @@ def kpi_report(
         report = kpi.read_kpi(conn, query, as_of(container), settings.department_list)
     except periods.TooManyPeriods as exc:
         raise invalid_query("from", str(exc)) from exc
-    return respond(request, fmt, report, "kpi", _kpi_rows)
+    return respond(request, response, fmt, report, "kpi", _kpi_rows)
 
 
 def _kpi_rows(report: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:

@@ -35,6 +35,7 @@ def _days_before(moment: datetime, days: int, param: str) -> datetime:
 @router.get("/v1/reports/leadership", response_model=None, responses=CSV_RESPONSE)
 def leadership_report(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     from_: Annotated[
@@ -43,7 +44,7 @@ def leadership_report(
     ] = None,
     to: Annotated[UtcDatetime | None, Query(description="End (exclusive); default: now.")] = None,
     fmt: FormatQuery = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """The weekly leadership question in one call: which customers did each executive meet,
     what did they hear, what worries the customer, what did they complain about, and what did
     the executive promise. Every item names the event it came from. An executive is a person
@@ -68,7 +69,7 @@ def leadership_report(
             conn, from_us, to_us, roster.load(conn, as_of(container))
         ),
     }
-    return respond(request, fmt, report, "leadership", _leadership_rows)
+    return respond(request, response, fmt, report, "leadership", _leadership_rows)
 
 
 def _leadership_rows(report: dict[str, Any]) -> Rows:
@@ -86,11 +87,12 @@ def _leadership_rows(report: dict[str, Any]) -> Rows:
 @router.get("/v1/reports/coverage", response_model=None, responses=CSV_RESPONSE)
 def coverage_report(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per section.")] = 100,
     fmt: FormatQuery = None,
-) -> dict[str, Any] | Response:
+) -> Response:
     """Who needs attention: neglected accounts (touched before, not in the last 30 days),
     never-contacted accounts, single-threaded accounts, accounts with recurring complaints,
     overdue commitments, stale handoffs, recurrences after a fix, and silent executives and
@@ -98,7 +100,7 @@ def coverage_report(
     urgent first; items cite the events behind them. CSV: one row per item shown, with its
     section."""
     report = coverage.read_coverage(conn, as_of(container), limit)
-    return respond(request, fmt, report, "coverage", _coverage_rows)
+    return respond(request, response, fmt, report, "coverage", _coverage_rows)
 
 
 def _coverage_rows(report: dict[str, Any]) -> Rows:
