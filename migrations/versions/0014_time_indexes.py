@@ -25,23 +25,31 @@ _NEW_INDEXES = (("account_timeline", "entries", "time", "occurred_us"),
                 ("one_voice_view", "contacts", "time", "at_us"))  # fmt: skip
 
 
-def _every_generation(bind: sa.engine.Connection) -> list[tuple[str, str, str]]:
-    """(table, index name, column) of each new index, on every generation's table."""
+def _every_generation(bind: sa.engine.Connection) -> list[tuple[str, str, str, bool]]:
+    """(table, index name, column, whether it exists) of each new index, on every
+    generation's table."""
     found = []
-    tables = sa.inspect(bind).get_table_names()
+    inspector = sa.inspect(bind)
+    tables = inspector.get_table_names()
     for prefix, suffix, name, column in _NEW_INDEXES:
         for table in tables:
             match = re.fullmatch(rf"({prefix}(?:__g\d+)?)_{suffix}", table)
             if match:
-                found.append((table, f"ix_{match.group(1)}_{suffix}_{name}", column))
+                index = f"ix_{match.group(1)}_{suffix}_{name}"
+                present = index in {i["name"] for i in inspector.get_indexes(table)}
+                found.append((table, index, column, present))
     return found
 
 
 def upgrade() -> None:
-    for table, index, column in _every_generation(op.get_bind()):
-        op.create_index(index, table, [column])
+    # Only where missing: a generation that an older release created during a rolling upgrade
+    # may lack them, one this release created has them.
+    for table, index, column, present in _every_generation(op.get_bind()):
+        if not present:
+            op.create_index(index, table, [column])
 
 
 def downgrade() -> None:
-    for table, index, _ in _every_generation(op.get_bind()):
-        op.drop_index(index, table)
+    for table, index, _, present in _every_generation(op.get_bind()):
+        if present:
+            op.drop_index(index, table)

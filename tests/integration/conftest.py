@@ -32,3 +32,14 @@ def log(settings: Settings) -> Iterator[EventLog]:
 @pytest.fixture
 def topic(settings: Settings) -> str:
     return settings.topic
+
+
+@pytest.fixture(autouse=True)
+def _close_runners() -> Iterator[None]:
+    """Close the runners a test made with ``test_runner.runner`` (their Kafka consumers would
+    otherwise stay in their groups, heartbeating, until the session ends)."""
+    from tests.integration.test_runner import OPEN_RUNNERS
+
+    yield
+    while OPEN_RUNNERS:
+        OPEN_RUNNERS.pop().close()

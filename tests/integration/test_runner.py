@@ -77,13 +77,20 @@ def post(log: EventLog, topic: str, count: int, **overrides: object) -> list[str
     return [str(e.event_id) for e in events]
 
 
+OPEN_RUNNERS: list[ProjectionRunner] = []
+"""Runners made by ``runner``; the integration conftest closes them after each test (a runner
+left open keeps a Kafka consumer heartbeating and refreshing metadata for the whole session)."""
+
+
 def runner(
     log: EventLog, db: Database, topic: str, projection: AccountTimeline, batch: int = 4
 ) -> ProjectionRunner:
     group = backends.unique("runner")
-    return ProjectionRunner(
+    made = ProjectionRunner(
         log, db, topic, [projection], group=group, batch_size=batch, idle_s=0.05
     )
+    OPEN_RUNNERS.append(made)
+    return made
 
 
 def consume(run: ProjectionRunner, count: int) -> int:

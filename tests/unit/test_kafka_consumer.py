@@ -50,7 +50,13 @@ class FakeKafkaConsumer:
         record = SimpleNamespace(offset=offset, key=b"k", value=b"v", timestamp=1, headers=[])
         return {kafka_log.TopicPartition(TOPIC, 0): [record]}
 
-    def close(self) -> None:
+    def position(self, tp: Any, timeout_ms: int | None = None) -> int | None:
+        return self.positions.get(tp.partition)
+
+    def end_offsets(self, partitions: list[Any], timeout_ms: int | None = None) -> dict[Any, int]:
+        return {tp: 0 for tp in partitions}  # nothing to fetch: never stalled
+
+    def close(self, timeout_ms: int | None = None) -> None:
         self.closed = True
 
 
@@ -103,16 +109,10 @@ class StalledConsumer(FakeKafkaConsumer):
             self.listener.on_partitions_assigned(self.assignment())
         return {}
 
-    def position(self, tp: Any, timeout_ms: int | None = None) -> int:
-        return self.positions[tp.partition]
-
     def end_offsets(self, partitions: list[Any], timeout_ms: int | None = None) -> dict[Any, int]:
         if self.fail_checks:
             raise kafka_log.KafkaError("request timed out")
         return {tp: self.ends[tp.partition] for tp in partitions}
-
-    def close(self, timeout_ms: int | None = None) -> None:
-        self.closed = True
 
 
 def stalled_log(
@@ -164,3 +164,78 @@ def test_a_quiet_client_at_the_end_or_unanswered_checks_are_not_replaced(
             clock[0] += 6.0
         assert made == [client] and not client.closed
         consumer.close()
+
+
+class BusyConsumer(StalledConsumer):
+    """Partition 1 hands out a record per poll (its position moves); partition 0 moves only
+    when ``moving``."""
+
+    def __init__(self, moving: bool = False) -> None:
+        super().__init__()
+        self.ends, self.moving = {0: 50, 1: 50}, moving
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        super().poll(timeout_ms, max_records)
+        out = {}
+        for p in (0, 1) if self.moving else (1,):
+            at = self.positions[p]
+            self.positions[p] = at + 1
+            record = SimpleNamespace(offset=at, key=b"k", value=b"v", timestamp=1, headers=[])
+            out[kafka_log.TopicPartition(TOPIC, p)] = [record]
+        return out
+
+
+def test_a_partition_stuck_beside_busy_ones_is_noticed_and_moving_ones_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for moving in (False, True):
+        client = BusyConsumer(moving)
+        clock, made = stalled_log(monkeypatch, [client, FakeKafkaConsumer()])
+        consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+        for _ in range(3):
+            assert consumer.poll(10, 0)  # records every time, from partition 1 at least
+            clock[0] += 5.0
+        assert len(made) == (1 if moving else 2) and client.closed is not moving, moving
+        consumer.close()
+
+
+def test_a_caller_that_paused_between_polls_is_not_taken_for_a_stall(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, made = stalled_log(monkeypatch, [StalledConsumer(), FakeKafkaConsumer()])
+    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+    consumer.poll(10, 0)
+    clock[0] += 60.0  # the caller did something else for a minute (a rebuild between passes)
+    consumer.poll(10, 0)
+    assert len(made) == 1  # one lagging check after a pause proves nothing
+    clock[0] += 5.0
+    consumer.poll(10, 0)
+    assert len(made) == 2  # polled on, 5 s apart, still at 3 of 5: stalled
+    consumer.close()
+
+
+def test_a_restart_that_cannot_join_raises_and_the_next_call_joins_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, made = stalled_log(monkeypatch, [StalledConsumer(), FakeKafkaConsumer()])
+    real_join = kafka_log.KafkaGroupConsumer._join
+    failing = [True]
+
+    def join(self: Any) -> Any:
+        if len(made) == 1 and failing[0]:
+            failing[0] = False
+            raise kafka_log.LogUnavailable("joining group g: no brokers available")
+        return real_join(self)
+
+    monkeypatch.setattr(kafka_log.KafkaGroupConsumer, "_join", join)
+    consumer = KafkaLog("b:9092").consumer(TOPIC, "g", lambda parts: {0: 3, 1: 0})
+    consumer.poll(10, 0)
+    clock[0] += 5.0
+    with pytest.raises(kafka_log.LogUnavailable, match="no brokers"):
+        consumer.poll(10, 0)  # the stalled client left; its successor could not join
+    assert made[0].closed and len(made) == 1
+    assert consumer.positions() == {}  # a new client, not yet joined: asks nothing of a None
+    [record] = consumer.poll(10, 0)
+    assert (record.partition, record.offset) == (0, 3) and len(made) == 2
+    consumer.close()
+    assert made[1].closed

@@ -17,8 +17,8 @@
   caller's listener returns (the database's checkpoints), so Kafka's offsets are advisory. An
   exception from that listener is raised from ``poll`` (kafka-python would only log it), and no
   record is returned until the listener has answered for every assigned partition.
-- A consumer whose polls return nothing for 5 s while an assigned partition lags behind the
-  log's end is replaced by a new client (kafka-python 3.0 can stop fetching a partition it
+- A consumer with an assigned partition that stays at one position below the log's end for 5 s
+  of polling is replaced by a new client (kafka-python 3.0 can stop fetching a partition it
   holds); the new one resumes from the listener's positions like after any rebalance.
 """
 
@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 READ_COMMITTED = "read_committed"
 _JOIN_WAIT_S = 5.0  # longest poll while this member has no partitions (joining the group)
 _STUCK_S = 30.0  # a member with no partitions for this long rejoins
-_STALL_S = 5.0  # polls empty this long while an assigned partition lags: the client restarts
+_STALL_S = 5.0  # a lagging partition whose position stays put this long: the client restarts
 _CLOSE_MS = 5_000  # longest wait for a stalled client to leave its group
 
 
@@ -319,10 +319,19 @@ class KafkaGroupConsumer(LogConsumer):
         self._assign_error: Exception | None = None
         self._reseek = False
         self._unassigned_since: float | None = None
-        self._empty_since: float | None = None
         self._stall_checked = 0.0
+        self._lagging: dict[int, tuple[int, int]] = {}  # at the last check: (position, end)
         self._listener = _SeekToCheckpoints(self)
-        self._consumer = self._join()
+        self._client: Any = None
+        self._client = self._join()
+
+    @property
+    def _consumer(self) -> Any:
+        """The kafka-python client; a new one when a restart could not build one (then this
+        raises ``LogUnavailable`` until it can)."""
+        if self._client is None:
+            self._client = self._join()
+        return self._client
 
     def _join(self) -> Any:
         """A new kafka-python consumer subscribed to the topic (it joins on its first poll)."""
@@ -346,7 +355,10 @@ class KafkaGroupConsumer(LogConsumer):
                 raise LogUnavailable(f"topic {self._topic!r} has no partitions (does it exist?)")
             consumer.subscribe([self._topic], listener=self._listener)
         except BaseException as exc:
-            consumer.close(timeout_ms=_CLOSE_MS)
+            try:
+                consumer.close(timeout_ms=_CLOSE_MS)
+            except Exception:
+                log.exception("closing a kafka consumer that could not subscribe failed")
             if isinstance(exc, KafkaError):
                 raise LogUnavailable(f"joining group {self._group}: {exc}") from exc
             raise
@@ -398,7 +410,7 @@ class KafkaGroupConsumer(LogConsumer):
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
         self._raise_assign_error()
         self._rejoin_if_stuck()
-        self._restart_if_stalled(bool(batches))
+        self._restart_if_stalled()
         out = []
         for tp, messages in batches.items():
             for m in messages:
@@ -427,50 +439,56 @@ class KafkaGroupConsumer(LogConsumer):
             self._consumer.subscribe([self._topic], listener=self._listener)
             self._unassigned_since = now
 
-    def _restart_if_stalled(self, got_records: bool) -> None:
-        """Replace the kafka-python client when its polls have returned nothing for
-        ``_STALL_S`` although an assigned partition's position lies below the log's end.
+    def _restart_if_stalled(self) -> None:
+        """Replace the kafka-python client when an assigned partition lay below the log's end
+        at two checks ``_STALL_S`` apart with its position unchanged, although the caller kept
+        polling.
 
-        kafka-python 3.0 can stop fetching a partition it holds: every poll returns nothing,
-        the position stays put, the end moves on, and neither seeking nor waiting brings it
+        kafka-python 3.0 can stop fetching a partition it holds: every poll returns nothing for
+        it, the position stays put, the end moves on, and neither seeking nor waiting brings it
         back (seen in full test runs, with incremental fetch sessions off; upstream reports
         much like it: dpkp/kafka-python#3106, #3131). A new client joins the group again and
-        starts from the caller's checkpoints, as after any rebalance, so nothing is skipped
-        or applied twice. Checked at most once per ``_STALL_S``; counted in
-        ``onevoice_log_consumer_restarts_total``. A check the cluster does not answer (an
-        outage) restarts nothing: the client reconnects by itself."""
+        starts from the caller's checkpoints, as after any rebalance, so nothing is skipped or
+        applied twice. Checked at most once per ``_STALL_S``, whatever the other partitions
+        return; counted in ``onevoice_log_consumer_restarts_total``. A check the cluster does
+        not answer (an outage) restarts nothing: the client reconnects by itself."""
         now = time.monotonic()
-        if got_records or not self._consumer.assignment():
-            self._empty_since = None
+        if now - self._stall_checked < _STALL_S:
             return
-        if self._empty_since is None:
-            self._empty_since = now
-        if now - self._empty_since < _STALL_S or now - self._stall_checked < _STALL_S:
-            return
-        self._stall_checked = now
+        previous, since = self._lagging, now - self._stall_checked
+        self._stall_checked, self._lagging = now, {}
         assigned = sorted(self._consumer.assignment())
+        if not assigned:
+            return
         wait_ms = int(_STALL_S * 1000)
         try:
             ends = self._consumer.end_offsets(assigned, timeout_ms=wait_ms)
-            lagging = {tp.partition: (int(self._consumer.position(tp, timeout_ms=wait_ms)),
-                                      int(ends.get(tp) or 0)) for tp in assigned}  # fmt: skip
+            positions = {tp.partition: self._consumer.position(tp, timeout_ms=wait_ms)
+                         for tp in assigned}  # fmt: skip
         except KafkaError as exc:
             log.info("could not check %s for a stalled fetch: %s", self._topic, exc)
             return
-        lagging = {p: at for p, at in lagging.items() if at[0] < at[1]}
-        if not lagging:
+        for tp in assigned:
+            position, end = positions[tp.partition], ends.get(tp)
+            if position is not None and end is not None and int(position) < int(end):
+                self._lagging[tp.partition] = (int(position), int(end))
+        if since > 2 * _STALL_S:
+            return  # the caller paused between polls: nothing to judge the client by
+        stuck = {p: at for p, at in self._lagging.items()
+                 if p in previous and previous[p][0] == at[0]}  # fmt: skip
+        if not stuck:
             return
         log.warning("nothing fetched from %s for %.0f s although partitions lag ({partition:"
-                    " (position, end)}: %s): restarting the kafka client", self._topic,
-                    now - self._empty_since, lagging)  # fmt: skip
+                    " (position, end)}: %s): restarting the kafka client", self._topic, since,
+                    stuck)  # fmt: skip
         LOG_CONSUMER_RESTARTS.labels("stalled").inc()
-        stalled, self._consumer = self._consumer, None
+        stalled, self._client = self._client, None
         try:
             stalled.close(timeout_ms=_CLOSE_MS)
         except Exception:
             log.exception("closing a stalled kafka consumer failed")
-        self._empty_since = self._unassigned_since = None
-        self._consumer = self._join()
+        self._lagging, self._unassigned_since = {}, None
+        self._client = self._join()
 
     def _raise_assign_error(self) -> None:
         error, self._assign_error = self._assign_error, None
@@ -489,5 +507,5 @@ class KafkaGroupConsumer(LogConsumer):
             log.warning("could not commit offsets to kafka: %s", exc)
 
     def close(self) -> None:
-        if self._consumer is not None:  # None: a restart's new client could not join
-            self._consumer.close()
+        if self._client is not None:  # None: a restart's new client could not join
+            self._client.close()

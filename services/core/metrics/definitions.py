@@ -59,8 +59,8 @@ LOG_APPEND_FAILURES = Counter(
 )
 LOG_CONSUMER_RESTARTS = Counter(
     "onevoice_log_consumer_restarts_total",
-    "Log consumers replaced by a new client, by reason ('stalled': polls returned nothing "
-    "for 5 s while an assigned partition lagged behind the log's end).",
+    "Log consumers replaced by a new client, by reason ('stalled': an assigned partition "
+    "stayed at one position below the log's end across two checks 5 s apart).",
     ["reason"],
 )
 SCRAPE_ERRORS = Counter(

@@ -179,7 +179,6 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
 
     def keys(c: _Complaint) -> list[str | None]:
         if query.group_by == "category":
-            names.setdefault(c.category_key, c.category)
             return [c.category_key]
         return sorted(set(groups.get(c.account_id) or [None]), key=lambda k: (k is None, k))
 
@@ -192,12 +191,17 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
 
     cells: list[dict[str | None, _Cell]] = [{} for _ in periods]
     totals = [_Cell() for _ in periods]
+    members: list[list[_Complaint]] = [[] for _ in periods]  # each period's, in ``ordered``
     for c in ordered:  # each complaint once, into the periods it was opened and resolved in
         for at_us, kind in ((c.opened_us, "opened"), (c.resolved_us, "resolved")):
             i = period_of(at_us)
             if i is not None:
+                if not members[i] or members[i][-1] is not c:
+                    members[i].append(c)
                 for cell in (totals[i], *(cells[i].setdefault(k, _Cell()) for k in keys(c))):
                     getattr(cell, kind).append(c)
+    for c in (c for period in members for c in period):  # a category is named as written by
+        names.setdefault(c.category_key, c.category)  # its first complaint of the first period
     out = [_period_json(span, cells[i], totals[i], query.group_by, names)
            for i, span in enumerate(periods)]  # fmt: skip
     return {"from": iso(query.from_us), "to": iso(query.to_us), "period": query.period,
