@@ -60,7 +60,8 @@ LOG_APPEND_FAILURES = Counter(
 LOG_CONSUMER_RESTARTS = Counter(
     "onevoice_log_consumer_restarts_total",
     "Log consumers replaced by a new client, by reason ('stalled': an assigned partition "
-    "stayed at one position below the log's end across two checks 5 s apart).",
+    "stayed at one position below the log's end across two checks 5 s apart, and no poll "
+    "in between returned anything).",
     ["reason"],
 )
 SCRAPE_ERRORS = Counter(
