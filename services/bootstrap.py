@@ -26,11 +26,14 @@ from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.container import Container
 from services.core.deadletters.store import Filters
 from services.core.ports import Clock, EventLog
+from services.core.readmodels.timeline import to_micros
 from services.core.settings import Settings
+from services.core.view_rules import AsOf
 from services.ingest.routes import build_router, build_targets_router
 from services.ingest.service import IngestService
 from services.projections.base import Projection
 from services.projections.directory import AccountDirectory
+from services.projections.health_refresh import HealthRefresher
 from services.projections.leadership import LeadershipLog
 from services.projections.onevoice import OneVoiceView
 from services.projections.rebuild.engine import Rebuilder
@@ -128,6 +131,7 @@ class Services:
     redriver: Redriver
     rebuilder: Rebuilder
     rebuild_worker: RebuildWorker
+    health_refresher: HealthRefresher
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -144,6 +148,7 @@ class Services:
         )
         self._thread.start()
         self.rebuild_worker.start()
+        self.health_refresher.start()
 
     def backfill_new(self) -> None:
         """Start building the read models this release added (the rebuild worker runs it)."""
@@ -170,6 +175,7 @@ class Services:
 
     def stop_projector(self) -> None:
         self.rebuild_worker.stop()
+        self.health_refresher.stop()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
@@ -229,7 +235,15 @@ def build(
         timedelta(seconds=settings.max_future_s), settings.max_fanout,
         settings.department_list, settings.executive_title_rule,
     )  # fmt: skip
-    return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder))
+    refresher = HealthRefresher(db, lambda: as_of_now(settings, clock),
+                                idle_s=settings.health_refresh_s)  # fmt: skip
+    return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder),
+                    refresher)  # fmt: skip
+
+
+def as_of_now(settings: Settings, clock: Clock) -> AsOf:
+    """Now by ``clock``, in the business time zone, under the configured rules."""
+    return AsOf(to_micros(clock()), settings.zone, settings.policy)
 
 
 def build_redriver(settings: Settings) -> Redriver:

@@ -88,6 +88,7 @@ def _projector(settings: Settings) -> int:
         services.redrive_unsupported()
         services.backfill_new()
         services.rebuild_worker.start()  # runs rebuilds started over HTTP and backfills
+        services.health_refresher.start()  # keeps the health cache ahead of the lists
         services.runner.run_forever(stop)
     finally:
         # The runner has finished its batch; then the health server, then the connections.

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     projector_idle_s: float = Field(
         default=0.2, gt=0, le=10, description="How long an idle projector waits between polls."
     )
+    health_refresh_s: float = Field(
+        default=1.0, gt=0, le=3600,
+        description="How long the health refresher waits when nothing was stale before it looks"
+        " again (it keeps the accounts list's and coverage report's health cache ahead).",
+    )  # fmt: skip
     stall_after_s: float = Field(
         default=60, gt=0, le=86_400,
         description="A read model with lag whose checkpoints have not moved for this long is"

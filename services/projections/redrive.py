@@ -15,7 +15,7 @@ from services.core import codec
 from services.core.adapters.sql import Database, is_systemic, is_transient
 from services.core.deadletters import RedriveReport
 from services.core.deadletters import store as dead_letters
-from services.core.readmodels import checkpoints, copies
+from services.core.readmodels import checkpoints, copies, health_cache
 from services.projections.base import Projection
 
 
@@ -63,6 +63,8 @@ class Redriver:
                 try:
                     with conn.begin_nested():
                         projection.apply(conn, [stored])
+                        if self.generation == checkpoints.LIVE_GENERATION:
+                            health_cache.touch(conn, health_cache.touched_accounts([stored]))
                 except Exception as exc:
                     if is_transient(exc) or is_systemic(exc):
                         raise

@@ -40,7 +40,8 @@ from services.core.metrics.definitions import (
     PROJECTION_RECORDS_PARKED,
 )
 from services.core.ports import EventLog, LogConsumer, LogRecord
-from services.core.readmodels import checkpoints, copies, generations
+from services.core.readmodels import checkpoints, copies, generations, health_cache
+from services.core.readmodels.health_cache import touched_accounts
 from services.projections.base import Projection
 from services.projections.chunks import Bounds, Chunk, split
 from services.projections.isolation import apply_isolated
@@ -233,6 +234,8 @@ class ProjectionRunner:
                 all_parked += parked
                 forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
                 checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
+            if self.generation == checkpoints.LIVE_GENERATION:
+                health_cache.touch(conn, touched_accounts(chunk.events))
         self._report(time.perf_counter() - started, applied, all_parked)  # once committed
         return next_offsets
 

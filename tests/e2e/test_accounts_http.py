@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from prometheus_client import REGISTRY
 
 from services.bootstrap import Services
 from tests.conftest import wait_projected
@@ -179,3 +180,31 @@ def test_include_children_rolls_the_hierarchy_into_the_parent(
     ).json()
     assert [i["event_id"] for i in type_filtered["items"]] == [events[8]["event_id"],
                                                                events[6]["event_id"]]  # fmt: skip
+
+
+def _read_evaluations() -> float:
+    return REGISTRY.get_sample_value("onevoice_health_evaluations_total", {"by": "read"}) or 0.0
+
+
+def test_health_reads_come_from_the_cache_and_a_write_is_seen_at_once(
+    client: httpx.Client, services: Services
+) -> None:
+    load(client, services, STORY)
+    services.health_refresher.refresh_all()
+    before = _read_evaluations()
+    for params in ({"sort": "health"}, {"at_risk": "true"}, {"sort": "value"},
+                   {"renewal_within": "30d"}, {"sort": "name"}):  # fmt: skip
+        assert client.get("/v1/accounts", params=params).status_code == 200
+    assert client.get("/v1/reports/coverage").status_code == 200
+    assert _read_evaluations() == before  # every account answered from the cache
+    health = {i["account_id"]: i["health"]["score"]
+              for i in client.get("/v1/accounts", params={"sort": "health"}).json()["items"]}
+    neglected_score = health["cold-c"]  # touched 40 days ago: neglected
+    # The projector marks the account stale in the batch's transaction: whether or not the
+    # refresher got to it yet, the next read sees the touch.
+    load(client, services, [touch("cold-c", "sales", 0)])
+    health = {i["account_id"]: i["health"]["score"]
+              for i in client.get("/v1/accounts", params={"sort": "health"}).json()["items"]}
+    assert health["cold-c"] == neglected_score + 25  # the neglect penalty is gone
+    neglected = client.get("/v1/reports/coverage").json()["neglected"]["items"]
+    assert "cold-c" not in [i["account_id"] for i in neglected]

@@ -246,3 +246,29 @@ def test_0014_indexes_every_generation_by_time_and_downgrade_drops_them(
                 assert index not in {i["name"] for i in inspect(conn).get_indexes(table)}, table
     finally:
         db.dispose()
+
+
+def test_0015_gives_every_existing_account_a_stale_health_row(settings: Settings) -> None:
+    """An install with history upgrades to a cache that answers for nothing yet: reads
+    evaluate every account as before until the refresher has been round."""
+    db = Database(settings.resolved_database_url())
+    insert = text("INSERT INTO account_directory_accounts (account_id, registered, name_key,"
+                  " owners) VALUES (:a, :registered, :k, '{}')")  # fmt: skip
+    try:
+        upgrade(db, "0014")
+        with db.transaction() as conn:
+            conn.execute(insert, [{"a": "hanbit", "k": "hanbit", "registered": False},
+                                  {"a": "고객-2", "k": "고객-2", "registered": True}])  # fmt: skip
+        upgrade(db, "0015")
+        with db.reading() as conn:
+            rows = conn.execute(text("SELECT account_id, stamp, valid_until_us, score"
+                                     " FROM account_health_cache")).all()  # fmt: skip
+        assert sorted(tuple(r) for r in rows) == [("hanbit", 0, 0, None), ("고객-2", 0, 0, None)]
+        config = Config(str(ROOT / "alembic.ini"))
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0014")
+        with db.reading() as conn:
+            assert "account_health_cache" not in inspect(conn).get_table_names()
+    finally:
+        db.dispose()

@@ -71,9 +71,16 @@ SCRAPE_ERRORS = Counter(
     ["source"],
 )
 
+HEALTH_EVALUATIONS = Counter(
+    "onevoice_health_evaluations_total",
+    "Accounts whose health was evaluated, by who: the refresher keeping the health cache "
+    "ahead ('refresher'), or a read that found the account's cached row stale ('read').",
+    ["by"],
+)
+
 COUNTED = (INGEST_EVENTS, HTTP_REQUEST_DURATION, PROJECTION_BATCH_DURATION, PROJECTION_EVENTS,
            PROJECTION_RECORDS_PARKED, LOG_APPEND_FAILURES, LOG_CONSUMER_RESTARTS,
-           SCRAPE_ERRORS)  # fmt: skip
+           SCRAPE_ERRORS, HEALTH_EVALUATIONS)  # fmt: skip
 """Every metric of this module (the README's metrics table names each one)."""
 
 

@@ -1,42 +1,149 @@
-"""Health on the accounts list: ``at_risk`` filtering and sorting by health.
+"""Health on the accounts list and the coverage report, read from the health cache.
 
-Scores come from the same facts and rules as the view's ``health`` (``view_facts.load_facts``
-with ``open_only``, which keeps every row the score depends on), evaluated when the list is read
-because windows and overdue depend on the clock.
+``evaluate`` is the rule: an account's score, list keys and coverage items from the same facts
+and rules as the view's ``health`` (``view_facts.load_facts`` with ``open_only``, which keeps
+every row the score depends on), plus the moment the result may next change on its own
+(``next_change``). The refresher stores it ahead of reads in ``health_cache``; a read takes the
+rows valid for its clock from there and evaluates the stale ones itself, so its answer is the
+same whatever the cache holds — only its cost differs. Sorting and filtering by health, value
+and renewal are indexed queries over the valid rows, merged with the stale ones.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, and_, func, select, tuple_
 
 from services.core.health import health
-from services.core.readmodels import accounts, view_facts
-from services.core.view_rules import AsOf, Facts, lifetime_value, next_renewal
+from services.core.metrics.definitions import HEALTH_EVALUATIONS
+from services.core.readmodels import accounts, attention, health_cache, timeline, view_facts
+from services.core.readmodels.health_cache import Entry
+from services.core.view_rules import (
+    DAY_US,
+    AsOf,
+    Facts,
+    _window_start,
+    lifetime_value,
+    next_renewal,
+)
 
-# Above this many accounts, loading every account's facts beats an IN list of ids.
+# Above this many accounts, loading every account's facts beats IN lists of ids.
 _IN_LIST_LIMIT = 500
 
 
-def scores(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, int]:
-    """Health score per account id."""
-    facts = _facts(conn, account_ids, as_of)
-    return {a: int(health(facts.get(a, Facts()), as_of)["score"]) for a in account_ids}
+# -- evaluation --------------------------------------------------------------------------------
 
 
-def _facts(
-    conn: Connection, account_ids: Sequence[str], as_of: AsOf, *, orders: bool = False
-) -> dict[str, Facts]:
-    wanted = None if len(account_ids) > _IN_LIST_LIMIT else account_ids
-    return view_facts.load_facts(conn, wanted, as_of, open_only=True, orders=orders)
+def next_change(f: Facts, as_of: AsOf, next_event_us: int | None) -> int:
+    """The earliest moment after now at which anything ``evaluate`` computes may change with no
+    new event: the next local midnight (every window of N calendar days rolls there), and each
+    fact's own moments still ahead — a due time, an offer's expiry, a renewal date, the start of
+    its reminder window and the instant after it, a future-dated fact or event (``next_event_us``:
+    the account's next event after now, which the windows do not load yet). Early is safe (the
+    account is evaluated again); late would be wrong, so in doubt a moment is added."""
+    now = as_of.now_us
+    moments = [_window_start(now, as_of.tz, 0)]  # local midnight tonight
+
+    def add(*times: int | None) -> None:
+        moments.extend(t for t in times if t is not None and t > now)
+
+    add(next_event_us, f.last_touch_us)
+    for c in f.commitments:
+        add(c.made_us, c.due_us, c.closed_us)
+    for t in f.tickets:
+        add(t.opened_us, t.resolved_us)
+    for m in f.messages:
+        add(m.sort_key[0], m.valid_until_us)
+    for x in f.executive_touches:
+        add(x.at_us)
+    for _, _, at in f.csat:
+        add(at)
+    for h in f.handoffs:
+        add(h.at_us, h.followed_us)
+    for n in f.needs:
+        add(n.identified_us, n.addressed_us)
+    reminder = as_of.policy.renewal_days * DAY_US
+    for k in f.contracts:
+        add(None if k.scheduled_key is None else k.scheduled_key[0],
+            None if k.renewed_key is None else k.renewed_key[0])  # fmt: skip
+        for renews in (k.renews_us, k.next_renews_us):
+            if renews is not None:
+                add(renews, renews + 1, renews - reminder)
+    for _, at, _, _ in f.churns:
+        add(at)
+    return min(moments)
 
 
 def _cents(value: float) -> int:
     """A sort key of whole hundredths, within int64: cursors carry integers."""
     return max(-(2**63), min(2**63 - 1, round(value * 100)))
+
+
+def evaluate(conn: Connection, account_ids: Sequence[str], as_of: AsOf, *,
+             by: str = "read") -> dict[str, Entry]:  # fmt: skip
+    """Each account's entry at ``as_of`` (accounts without a directory row count as
+    unregistered and never touched); ``by`` labels ``onevoice_health_evaluations_total``."""
+    ids = list(dict.fromkeys(account_ids))
+    if not ids:
+        return {}
+    HEALTH_EVALUATIONS.labels(by).inc(len(ids))
+    if len(ids) > _IN_LIST_LIMIT:
+        return _evaluate(conn, ids, None, as_of)
+    return _evaluate(conn, ids, ids, as_of)
+
+
+def _evaluate(conn: Connection, ids: Sequence[str], wanted: Sequence[str] | None,
+              as_of: AsOf) -> dict[str, Entry]:  # fmt: skip
+    a, e = accounts.TABLES.accounts, timeline.TABLES.entries
+    facts = view_facts.load_facts(conn, wanted, as_of, open_only=True, orders=True)
+    directory = select(a.c.account_id, a.c.name, a.c.registered, a.c.last_touch_us)
+    upcoming = (select(e.c.account_id, func.min(e.c.occurred_us).label("at"))
+                .where(e.c.occurred_us > as_of.now_us).group_by(e.c.account_id))  # fmt: skip
+    if wanted is not None:
+        directory = directory.where(a.c.account_id.in_(list(wanted)))
+        upcoming = upcoming.where(e.c.account_id.in_(list(wanted)))
+    rows = {r.account_id: r for r in conn.execute(directory)}
+    next_event = {r.account_id: r.at for r in conn.execute(upcoming)}
+    currency = as_of.policy.value_currency
+    out: dict[str, Entry] = {}
+    for account_id in ids:
+        f = facts.get(account_id, Facts())
+        row = rows.get(account_id)
+        renewal = next_renewal(f, as_of)
+        items = attention.items(
+            account_id, None if row is None else row.name,
+            False if row is None else bool(row.registered),
+            None if row is None else row.last_touch_us, f, as_of,
+        )  # fmt: skip
+        out[account_id] = Entry(
+            score=int(health(f, as_of)["score"]),
+            value_cents=_cents(lifetime_value(f, currency)),
+            renews_us=None if renewal is None else int(renewal["renews_us"]),
+            coverage=json.dumps(items, ensure_ascii=False) if items else None,
+            valid_from_us=as_of.now_us,
+            valid_until_us=next_change(f, as_of, next_event.get(account_id)),
+        )
+    return out
+
+
+def entries(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, Any]:
+    """``account_id -> row or Entry`` (both have ``score``, ``value_cents``, ``renews_us``,
+    ``coverage``): the cache's valid rows, the others evaluated now."""
+    found: dict[str, Any] = health_cache.valid_rows(conn, account_ids, as_of)
+    found.update(evaluate(conn, [a for a in account_ids if a not in found], as_of))
+    return found
+
+
+def scores(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, int]:
+    """Health score per account id."""
+    return {a: int(e.score) for a, e in entries(conn, account_ids, as_of).items()}
+
+
+# -- the accounts list -------------------------------------------------------------------------
 
 
 def read_accounts(
@@ -56,38 +163,96 @@ def read_accounts(
         items, cursor = accounts.read_accounts(conn, query)
         return _with_health(items, scores(conn, [i["account_id"] for i in items], as_of),
                             below), cursor  # fmt: skip
-    sorted_here = query.sort in ("health", "value")
-    sql_query = replace(query, after=None) if sorted_here else query
-    candidates = accounts.matching_ids(conn, sql_query)
-    facts = _facts(conn, [a for _, a in candidates], as_of, orders=query.sort == "value")
-    score = {a: int(health(facts.get(a, Facts()), as_of)["score"]) for _, a in candidates}
+    h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
+    primary, descending = _primary(query.sort)
+    keyset: list[Any] = []
+    if query.after is not None:
+        after = tuple_(primary, a.account_id)
+        keyset.append(after < tuple_(*query.after) if descending
+                      else after > tuple_(*query.after))  # fmt: skip
+    base = accounts.statement(replace(query, after=None))
+    # Outer: an account the directory got without a cache row (a path that bypassed the
+    # projector's marking) is stale, not missing.
+    joined = base.outerjoin_from(accounts.TABLES.accounts, health_cache.TABLE,
+                                 h.account_id == a.account_id)  # fmt: skip
+    # The page from the rows valid now: filters, order and limit in SQL.
+    conditions: list[Any] = [health_cache.valid(as_of), *keyset]
     if at_risk is not None:
-        candidates = [(k, a) for k, a in candidates if (score[a] < below) == at_risk]
+        conditions.append(h.score < below if at_risk else h.score >= below)
     if renewal_within_us is not None:
-        within = renewal_within_us
-        candidates = [(k, a) for k, a in candidates
-                      if _renews_within(facts.get(a, Facts()), as_of, within)]  # fmt: skip
-    if sorted_here:
-        if query.sort == "health":
-            candidates = sorted((score[a], a) for _, a in candidates)
-        else:
-            currency = as_of.policy.value_currency
-            candidates = sorted(
-                (-_cents(lifetime_value(facts.get(a, Facts()), currency)), a) for _, a in candidates
-            )
-        if query.after is not None:
-            candidates = [c for c in candidates if c > tuple(query.after)]
-    page = candidates[: query.limit]
-    more = len(candidates) > query.limit
-    found = accounts.account_items(conn, [a for _, a in page])
-    items = [found[a] for _, a in page if a in found]
+        conditions.append(and_(h.renews_us.is_not(None),
+                               h.renews_us <= as_of.now_us + renewal_within_us))  # fmt: skip
+    order = (primary.desc(), a.account_id.desc()) if descending \
+        else (primary.asc(), a.account_id.asc())  # fmt: skip
+    page_sql = (joined.with_only_columns(a.account_id, primary.label("k"), h.score)
+                .where(*conditions).order_by(*order).limit(query.limit + 1))  # fmt: skip
+    score: dict[str, int] = {}
+    page: list[tuple[Any, str]] = []
+    for r in conn.execute(page_sql):
+        page.append((r.k, r.account_id))
+        score[r.account_id] = int(r.score)
+    # The stale rows matching the filters (and, for the directory's own sorts, the cursor):
+    # evaluated here, filtered and merged.
+    own_sort = query.sort in ("last_touch", "name")
+    stale = conn.execute(joined.with_only_columns(a.account_id, primary.label("k")).where(
+        health_cache.stale_or_missing(as_of), *(keyset if own_sort else ()))).all()  # fmt: skip
+    fresh = evaluate(conn, [r.account_id for r in stale], as_of)
+    for r in stale:
+        e = fresh[r.account_id]
+        if at_risk is not None and (e.score < below) != at_risk:
+            continue
+        if renewal_within_us is not None and (
+                e.renews_us is None or e.renews_us > as_of.now_us + renewal_within_us):  # fmt: skip
+            continue
+        key = r.k if own_sort else _key_of(query.sort, e)
+        if not own_sort and query.after is not None \
+                and not (key, r.account_id) > tuple(query.after):  # fmt: skip
+            continue
+        page.append((key, r.account_id))
+        score[r.account_id] = e.score
+    if query.sort == "name" and stale:
+        page = _in_name_order(conn, page, query.limit + 1)  # the database's collation decides
+    else:
+        page.sort(reverse=descending)
+    more = len(page) > query.limit
+    page = page[: query.limit]
+    found = accounts.account_items(conn, [x for _, x in page])
+    items = [found[x] for _, x in page if x in found]
     cursor = accounts.encode_cursor(query.sort, page[-1]) if more else None
     return _with_health(items, score, below), cursor
 
 
-def _renews_within(facts: Facts, as_of: AsOf, within_us: int) -> bool:
-    upcoming = next_renewal(facts, as_of)
-    return upcoming is not None and upcoming["renews_us"] <= as_of.now_us + within_us
+def _in_name_order(conn: Connection, page: list[tuple[Any, str]],
+                   limit: int) -> list[tuple[Any, str]]:  # fmt: skip
+    a = accounts.TABLES.accounts.c
+    ids = [x for _, x in page]
+    ordered: list[tuple[Any, str]] = []
+    for start in range(0, len(ids), 500):
+        ordered += [(r.name_key, r.account_id) for r in conn.execute(
+            select(a.name_key, a.account_id).where(a.account_id.in_(ids[start : start + 500]))
+            .order_by(a.name_key, a.account_id).limit(limit))]  # fmt: skip
+    if len(ids) > 500:  # several chunks: order their union once more
+        keep = {x for _, x in ordered}
+        ordered = [(r.name_key, r.account_id) for r in conn.execute(
+            select(a.name_key, a.account_id).where(a.account_id.in_(sorted(keep)))
+            .order_by(a.name_key, a.account_id).limit(limit))]  # fmt: skip
+    return ordered
+
+
+def _primary(sort: accounts.Sort) -> tuple[Any, bool]:
+    """The sort's key column and whether pages run downwards."""
+    h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
+    if sort == "health":
+        return h.score, False
+    if sort == "value":
+        return -h.value_cents, False
+    if sort == "last_touch":
+        return func.coalesce(a.last_touch_us, -1), True  # never touched: -1, so last
+    return a.name_key, False
+
+
+def _key_of(sort: accounts.Sort, e: Entry) -> int:
+    return e.score if sort == "health" else -e.value_cents
 
 
 def _with_health(
@@ -97,3 +262,22 @@ def _with_health(
         value = score[item["account_id"]]
         item["health"] = {"score": value, "at_risk": value < below}
     return items
+
+
+# -- coverage ----------------------------------------------------------------------------------
+
+
+def coverage_items(conn: Connection, as_of: AsOf) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``account_id -> section -> items`` of every account of the directory with any."""
+    h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
+    joined = select(a.account_id).outerjoin_from(accounts.TABLES.accounts, health_cache.TABLE,
+                                                 a.account_id == h.account_id)  # fmt: skip
+    cached = joined.add_columns(h.coverage).where(health_cache.valid(as_of),
+                                                  h.coverage.is_not(None))  # fmt: skip
+    found = {r.account_id: json.loads(r.coverage) for r in conn.execute(cached)}
+    stale = [r.account_id for r in conn.execute(
+        joined.where(health_cache.stale_or_missing(as_of)))]  # fmt: skip
+    for account_id, e in evaluate(conn, stale, as_of).items():
+        if e.coverage is not None:
+            found[account_id] = json.loads(e.coverage)
+    return found

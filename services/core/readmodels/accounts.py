@@ -218,7 +218,29 @@ def account_items(
 def _statement(query: AccountQuery, tables: DirectoryTables) -> Any:
     """SELECT of the matching accounts (+ ``sort_key``) after the cursor, in page order."""
     a = tables.accounts
-    conditions = []
+    conditions = _filters(query, tables)
+    primary: ColumnElement[Any]
+    if query.sort == "last_touch":
+        primary = func.coalesce(a.c.last_touch_us, -1)  # never touched: -1, so last
+        if query.after is not None:
+            conditions.append(tuple_(primary, a.c.account_id) < tuple_(*query.after))
+        ordering = (primary.desc(), a.c.account_id.desc())
+    else:
+        primary = a.c.name_key
+        if query.after is not None and query.sort == "name":
+            conditions.append(tuple_(primary, a.c.account_id) > tuple_(*query.after))
+        ordering = (primary.asc(), a.c.account_id.asc())
+    return select(a, primary.label("sort_key")).where(and_(true(), *conditions)).order_by(*ordering)
+
+
+def statement(query: AccountQuery, tables: DirectoryTables = TABLES) -> Any:
+    """SELECT of the accounts matching the query's filters (no order, no cursor)."""
+    return select(tables.accounts).where(and_(true(), *_filters(query, tables)))
+
+
+def _filters(query: AccountQuery, tables: DirectoryTables) -> list[Any]:
+    a = tables.accounts
+    conditions: list[Any] = []
     if query.q:
         needle = query.q.casefold()
         conditions.append(
@@ -245,18 +267,7 @@ def _statement(query: AccountQuery, tables: DirectoryTables) -> Any:
         if query.silent_since_us is not None:
             recent.append(tt.c.at_us >= query.silent_since_us)
         conditions.append(not_(exists().where(and_(*recent))))
-    primary: ColumnElement[Any]
-    if query.sort == "last_touch":
-        primary = func.coalesce(a.c.last_touch_us, -1)  # never touched: -1, so last
-        if query.after is not None:
-            conditions.append(tuple_(primary, a.c.account_id) < tuple_(*query.after))
-        ordering = (primary.desc(), a.c.account_id.desc())
-    else:
-        primary = a.c.name_key
-        if query.after is not None and query.sort == "name":
-            conditions.append(tuple_(primary, a.c.account_id) > tuple_(*query.after))
-        ordering = (primary.asc(), a.c.account_id.asc())
-    return select(a, primary.label("sort_key")).where(and_(true(), *conditions)).order_by(*ordering)
+    return conditions
 
 
 def read_accounts(
@@ -270,15 +281,6 @@ def read_accounts(
     items = [_row_json(r, touches[r.account_id]) for r in rows]
     cursor = encode_cursor(query.sort, (rows[-1].sort_key, rows[-1].account_id)) if more else None
     return items, cursor
-
-
-def matching_ids(
-    conn: Connection, query: AccountQuery, tables: DirectoryTables = TABLES
-) -> list[tuple[Any, str]]:
-    """Every ``(sort_key, account_id)`` matching the query's filters, in page order (no limit)."""
-    stmt = _statement(query, tables)
-    stmt = stmt.with_only_columns(stmt.selected_columns.sort_key, tables.accounts.c.account_id)
-    return [(r.sort_key, r.account_id) for r in conn.execute(stmt)]
 
 
 def descendants(

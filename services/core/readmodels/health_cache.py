@@ -1,0 +1,204 @@
+"""The health cache: each account's health, list keys and coverage items, evaluated ahead of the
+reads that sort and filter on them, each with the span of time it is valid for.
+
+Health depends on events *and* on the clock. An evaluation at ``T0`` (``account_health.evaluate``)
+stays true until the account's facts change or until its next time-driven change
+(``valid_until_us``: the next local midnight, where every window rolls; the next due date,
+offer expiry or renewal edge; the next future-dated event). So a row answers for a clock ``T``
+when ``valid_from_us <= T < valid_until_us`` and it was evaluated under the same rules
+(``policy``); any other row is *stale*, and a read evaluates that account itself. The cache
+only ever saves work: what a read returns never depends on how far the refresher got.
+
+Who writes what:
+- the live projector, in the transaction that applies a batch, marks every account of the
+  batch stale (``touch``: ``stamp + 1``, ``valid_until_us = 0``, creating missing rows) — so
+  every account of the directory has a row;
+- a generation switch, a rollback and a replay mark every account stale (``touch_all``);
+- the refresher (``projections.health_refresh``) evaluates stale rows and stores each result
+  only if the row's ``stamp`` is still the one it read before loading the facts
+  (``store``): a batch applied meanwhile wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from services.core.adapters.sql import bulk_insert
+from services.core.codec import StoredEvent
+from services.core.readmodels import accounts
+from services.core.readmodels.schema import METADATA
+from services.core.view_rules import AsOf
+
+TABLE = Table(
+    "account_health_cache",
+    METADATA,
+    Column("account_id", String(128), primary_key=True),
+    Column("stamp", BigInteger, nullable=False, server_default="0"),
+    Column("valid_from_us", BigInteger, nullable=False, server_default="0"),
+    Column("valid_until_us", BigInteger, nullable=False, server_default="0"),
+    Column("policy", String(32), nullable=False, server_default=""),
+    Column("score", Integer, nullable=True),
+    Column("value_cents", BigInteger, nullable=True),
+    Column("renews_us", BigInteger, nullable=True),
+    Column("coverage", Text, nullable=True),  # JSON: this account's coverage items, or NULL
+    Index("ix_account_health_cache_until", "valid_until_us"),
+    Index("ix_account_health_cache_from", "valid_from_us"),
+    Index("ix_account_health_cache_policy", "policy"),
+    Index("ix_account_health_cache_score", "score", "account_id"),
+    Index("ix_account_health_cache_value", "value_cents", "account_id"),
+)
+
+
+def policy_key(as_of: AsOf) -> str:
+    """A fingerprint of the rules an evaluation used: the business time zone and the policy."""
+    text = f"{as_of.tz.key}|{as_of.policy!r}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def valid(as_of: AsOf) -> ColumnElement[bool]:
+    """Rows that answer for ``as_of``."""
+    t = TABLE.c
+    return and_(t.valid_from_us <= as_of.now_us, t.valid_until_us > as_of.now_us,
+                t.policy == policy_key(as_of))  # fmt: skip
+
+
+def stale(as_of: AsOf) -> ColumnElement[bool]:
+    """Rows that do not answer for ``as_of`` (each disjunct has its index)."""
+    t, key = TABLE.c, policy_key(as_of)
+    return or_(t.valid_until_us <= as_of.now_us, t.valid_from_us > as_of.now_us,
+               t.policy < key, t.policy > key)  # fmt: skip
+
+
+def stale_or_missing(as_of: AsOf) -> ColumnElement[bool]:
+    """``stale`` in a directory-outer-join-cache query, where a missing row counts as stale."""
+    return or_(TABLE.c.account_id.is_(None), stale(as_of))
+
+
+def adopt(conn: Connection) -> int:
+    """Give every account of the directory that has no row a stale one; returns how many."""
+    a, t = accounts.TABLES.accounts, TABLE
+    result = conn.execute(insert(t).from_select(
+        ["account_id"],
+        select(a.c.account_id).where(~exists().where(t.c.account_id == a.c.account_id)),
+    ))  # fmt: skip
+    return max(0, int(result.rowcount or 0))
+
+
+def touched_accounts(events: Iterable[StoredEvent]) -> set[str]:
+    """The accounts whose facts these events may change: each one's account and related
+    accounts (organisation events have none)."""
+    found: set[str] = set()
+    for s in events:
+        if not s.event.is_organisation:
+            found.add(s.event.account_id)
+            found.update(s.event.related_account_ids)
+    return found
+
+
+def touch(conn: Connection, account_ids: Iterable[str]) -> None:
+    """Mark these accounts stale (their facts just changed), creating missing rows."""
+    ids = sorted(set(account_ids))  # one lock order for every projector
+    if not ids:
+        return
+    stmt, params = bulk_insert(conn, TABLE, [{"account_id": a} for a in ids])
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[TABLE.c.account_id],
+        set_={"stamp": TABLE.c.stamp + 1, "valid_until_us": 0},
+    ), params)  # fmt: skip
+
+
+def touch_all(conn: Connection) -> None:
+    """Mark every account stale (the facts changed wholesale: a switch, rollback or replay),
+    giving every account of the directory a row and dropping rows of accounts it lost."""
+    a, t = accounts.TABLES.accounts, TABLE
+    conn.execute(update(t).values(stamp=t.c.stamp + 1, valid_until_us=0))
+    adopt(conn)
+    conn.execute(delete(t).where(~exists().where(a.c.account_id == t.c.account_id)))
+
+
+def stale_rows(conn: Connection, as_of: AsOf, limit: int) -> list[tuple[str, int]]:
+    """Up to ``limit`` ``(account_id, stamp)`` of rows to evaluate for ``as_of``, most
+    overdue first."""
+    t = TABLE.c
+    stmt = (select(t.account_id, t.stamp).where(stale(as_of))
+            .order_by(t.valid_until_us, t.account_id).limit(limit))  # fmt: skip
+    return [(r.account_id, r.stamp) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One account's evaluation, as stored."""
+
+    score: int
+    value_cents: int
+    renews_us: int | None
+    coverage: str | None  # JSON
+    valid_from_us: int
+    valid_until_us: int
+
+
+def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) -> int:
+    """Store each ``account_id -> (stamp read before its facts, entry)`` where the row still
+    has that stamp; returns how many were stored."""
+    if not entries:
+        return 0
+    t = TABLE
+    stmt = (
+        update(t)
+        .where(t.c.account_id == bindparam("k_id"), t.c.stamp == bindparam("k_stamp"))
+        .values(score=bindparam("score"), value_cents=bindparam("value_cents"),
+                renews_us=bindparam("renews_us"), coverage=bindparam("coverage"),
+                valid_from_us=bindparam("valid_from_us"),
+                valid_until_us=bindparam("valid_until_us"), policy=bindparam("policy"))
+    )  # fmt: skip
+    key = policy_key(as_of)
+    params = [
+        {"k_id": account_id, "k_stamp": stamp, "score": e.score, "value_cents": e.value_cents,
+         "renews_us": e.renews_us, "coverage": e.coverage, "valid_from_us": e.valid_from_us,
+         "valid_until_us": e.valid_until_us, "policy": key}
+        for account_id, (stamp, e) in sorted(entries.items())
+    ]  # fmt: skip
+    result = conn.execute(stmt, params)
+    return max(0, int(result.rowcount or 0))
+
+
+def valid_rows(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, Any]:
+    """The rows among ``account_ids`` that answer for ``as_of``."""
+    found: dict[str, Any] = {}
+    ids = sorted(set(account_ids))
+    for start in range(0, len(ids), 500):
+        rows = conn.execute(select(TABLE).where(
+            TABLE.c.account_id.in_(ids[start : start + 500]), valid(as_of)))  # fmt: skip
+        found.update({r.account_id: r for r in rows})
+    return found
+
+
+def counts(conn: Connection, as_of: AsOf) -> tuple[int, int]:
+    """(rows, stale rows) for ``as_of``: the refresher's progress."""
+    total = conn.execute(select(func.count()).select_from(TABLE)).scalar_one()
+    behind = conn.execute(select(func.count()).select_from(TABLE).where(stale(as_of))).scalar_one()
+    return int(total), int(behind)
