@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from services.core.adapters.sql import Database
+from services.core.adapters.sql import Database, is_systemic, is_transient
 from services.core.readmodels import account_health, health_cache
+from services.core.readmodels.health_cache import Entry
 from services.core.view_rules import AsOf
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class HealthRefresher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._adopt_at = 0.0
+        self.stored = 0  # by the last pass
 
     def refresh_once(self) -> int:
         """Evaluate up to one batch of stale rows; returns how many were stale."""
@@ -45,19 +47,49 @@ class HealthRefresher:
         with self._db.reading() as conn:
             stale = health_cache.stale_rows(conn, as_of, self._batch)
         if not stale:
+            self.stored = 0
             return 0
         stamps = dict(stale)
-        with self._db.reading() as conn:  # after the stamps were read: see health_cache.store
-            found = account_health.evaluate(conn, list(stamps), as_of, by="refresher")
+        found = self._evaluate(list(stamps), as_of)
         with self._db.transaction() as conn:
-            health_cache.store(conn, {a: (stamps[a], e) for a, e in found.items()}, as_of)
+            self.stored = health_cache.store(conn, {a: (stamps[a], e) for a, e in found.items()},
+                                             as_of)  # fmt: skip
         return len(stale)
 
+    def _evaluate(self, account_ids: list[str], as_of: AsOf) -> dict[str, Entry]:
+        """Evaluate after the stamps were read (see ``health_cache.store``). An account whose
+        evaluation fails is left stale (a read evaluates it, and fails, as before the cache);
+        the others are stored, so one account cannot hold the rest back."""
+        try:
+            with self._db.reading() as conn:
+                return account_health.evaluate(conn, account_ids, as_of, by="refresher")
+        except Exception as exc:
+            if is_transient(exc) or is_systemic(exc) or len(account_ids) == 1:
+                raise
+        found: dict[str, Entry] = {}
+        for account_id in account_ids:
+            try:
+                with self._db.reading() as conn:
+                    found.update(account_health.evaluate(conn, [account_id], as_of,
+                                                         by="refresher"))  # fmt: skip
+            except Exception as exc:
+                if is_transient(exc) or is_systemic(exc):
+                    raise
+                log.exception("evaluating the health of account %r failed; left stale",
+                              account_id)  # fmt: skip
+        return found
+
+    def behind(self) -> tuple[int, int]:
+        """(rows, rows stale for the clock's now)."""
+        with self._db.reading() as conn:
+            return health_cache.counts(conn, self._as_of())
+
     def refresh_all(self) -> int:
-        """Refresh until nothing is stale for the clock's now (tests, ``onevoice`` tools)."""
+        """Refresh until nothing is stale for the clock's now, or a pass stored nothing (an
+        account that cannot be evaluated); returns how many were stored (tests, the bench)."""
         total = 0
-        while (n := self.refresh_once()) > 0:
-            total += n
+        while self.refresh_once() > 0 and self.stored > 0:
+            total += self.stored
         return total
 
     def run_forever(self, stop: threading.Event) -> None:

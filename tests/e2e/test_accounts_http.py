@@ -197,14 +197,18 @@ def test_health_reads_come_from_the_cache_and_a_write_is_seen_at_once(
         assert client.get("/v1/accounts", params=params).status_code == 200
     assert client.get("/v1/reports/coverage").status_code == 200
     assert _read_evaluations() == before  # every account answered from the cache
-    health = {i["account_id"]: i["health"]["score"]
-              for i in client.get("/v1/accounts", params={"sort": "health"}).json()["items"]}
+    health = {
+        i["account_id"]: i["health"]["score"]
+        for i in client.get("/v1/accounts", params={"sort": "health"}).json()["items"]
+    }
     neglected_score = health["cold-c"]  # touched 40 days ago: neglected
     # The projector marks the account stale in the batch's transaction: whether or not the
     # refresher got to it yet, the next read sees the touch.
     load(client, services, [touch("cold-c", "sales", 0)])
-    health = {i["account_id"]: i["health"]["score"]
-              for i in client.get("/v1/accounts", params={"sort": "health"}).json()["items"]}
+    health = {
+        i["account_id"]: i["health"]["score"]
+        for i in client.get("/v1/accounts", params={"sort": "health"}).json()["items"]
+    }
     assert health["cold-c"] == neglected_score + 25  # the neglect penalty is gone
     neglected = client.get("/v1/reports/coverage").json()["neglected"]["items"]
     assert "cold-c" not in [i["account_id"] for i in neglected]

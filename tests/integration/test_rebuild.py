@@ -133,7 +133,12 @@ def test_cancel_drops_the_shadow_and_frees_the_read_model(loaded: Services) -> N
 def test_keep_old_allows_a_rollback_that_catches_up(loaded: Services) -> None:
     before = digests(loaded)
     rebuild = loaded.rebuilder.start(None, keep_old=True)
+    loaded.health_refresher.refresh_all()
+    assert loaded.health_refresher.behind()[1] == 0
     assert loaded.rebuilder.run(rebuild.id).state == "switched"
+    rows, stale = loaded.health_refresher.behind()
+    assert rows and stale == rows  # a switch marks every account's health stale
+    loaded.health_refresher.refresh_all()
     kept = shadow_tables(loaded)
     assert kept and all("__g1_" in t for t in kept)
     loaded.ingest.submit(_story(10, 500))
@@ -141,6 +146,8 @@ def test_keep_old_allows_a_rollback_that_catches_up(loaded: Services) -> None:
     with loaded.container.db.transaction() as conn:
         back = operations.rollback(conn, list(generations.PREFIXES), 1)
     assert back == dict.fromkeys(generations.PREFIXES, 1)
+    rows, stale = loaded.health_refresher.behind()
+    assert rows and stale == rows  # and so does a rollback
     loaded.runner.catch_up(60)  # fenced: resumes from the kept generation's checkpoints
     rolled = digests(loaded)
     assert rolled != before  # the ten new events reached the kept generation too

@@ -35,9 +35,12 @@ def loaded(settings: Settings) -> Iterator[Services]:
 def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     before = view(loaded.container.db)
     assert len(before) == 120
+    assert loaded.health_refresher.refresh_all() == 9
+    assert loaded.health_refresher.behind() == (9, 0)
     out = io.StringIO()
     report = replay(loaded.runner, loaded.container.db, 60, out)
     assert view(loaded.container.db) == before
+    assert loaded.health_refresher.behind() == (9, 9)  # the health cache answers for nothing
     assert report.events == 60
     assert report.parked == 0
     assert report.rows == {

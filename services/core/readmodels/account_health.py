@@ -165,9 +165,13 @@ def read_accounts(
                             below), cursor  # fmt: skip
     h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
     primary, descending = _primary(query.sort)
+    # Pages merged here order ids by code point, as Python does: PostgreSQL's collation may
+    # not (the name sort keeps the database's order throughout, as the plain list does).
+    by_name = query.sort == "name"
+    account_id = a.account_id if by_name else _code_point_order(conn, a.account_id)
     keyset: list[Any] = []
     if query.after is not None:
-        after = tuple_(primary, a.account_id)
+        after = tuple_(primary, account_id)
         keyset.append(after < tuple_(*query.after) if descending
                       else after > tuple_(*query.after))  # fmt: skip
     base = accounts.statement(replace(query, after=None))
@@ -182,8 +186,8 @@ def read_accounts(
     if renewal_within_us is not None:
         conditions.append(and_(h.renews_us.is_not(None),
                                h.renews_us <= as_of.now_us + renewal_within_us))  # fmt: skip
-    order = (primary.desc(), a.account_id.desc()) if descending \
-        else (primary.asc(), a.account_id.asc())  # fmt: skip
+    order = (primary.desc(), account_id.desc()) if descending \
+        else (primary.asc(), account_id.asc())  # fmt: skip
     page_sql = (joined.with_only_columns(a.account_id, primary.label("k"), h.score)
                 .where(*conditions).order_by(*order).limit(query.limit + 1))  # fmt: skip
     score: dict[str, int] = {}
@@ -210,8 +214,9 @@ def read_accounts(
             continue
         page.append((key, r.account_id))
         score[r.account_id] = e.score
-    if query.sort == "name" and stale:
-        page = _in_name_order(conn, page, query.limit + 1)  # the database's collation decides
+    if by_name:
+        if stale:
+            page = _in_name_order(conn, page, query.limit + 1)  # the database's collation
     else:
         page.sort(reverse=descending)
     more = len(page) > query.limit
@@ -224,19 +229,22 @@ def read_accounts(
 
 def _in_name_order(conn: Connection, page: list[tuple[Any, str]],
                    limit: int) -> list[tuple[Any, str]]:  # fmt: skip
+    """The first ``limit`` of ``page`` in the database's name order, 500 ids at a time."""
     a = accounts.TABLES.accounts.c
-    ids = [x for _, x in page]
+    best: list[str] = []
     ordered: list[tuple[Any, str]] = []
+    ids = [x for _, x in page]
     for start in range(0, len(ids), 500):
-        ordered += [(r.name_key, r.account_id) for r in conn.execute(
-            select(a.name_key, a.account_id).where(a.account_id.in_(ids[start : start + 500]))
-            .order_by(a.name_key, a.account_id).limit(limit))]  # fmt: skip
-    if len(ids) > 500:  # several chunks: order their union once more
-        keep = {x for _, x in ordered}
+        among = best + ids[start : start + 500]
         ordered = [(r.name_key, r.account_id) for r in conn.execute(
-            select(a.name_key, a.account_id).where(a.account_id.in_(sorted(keep)))
+            select(a.name_key, a.account_id).where(a.account_id.in_(among))
             .order_by(a.name_key, a.account_id).limit(limit))]  # fmt: skip
+        best = [x for _, x in ordered]
     return ordered
+
+
+def _code_point_order(conn: Connection, column: Any) -> Any:
+    return column.collate("C") if conn.dialect.name == "postgresql" else column
 
 
 def _primary(sort: accounts.Sort) -> tuple[Any, bool]:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from services.core.readmodels import accounts, health_cache, leadership, onevoice, timeline
+from services.core.readmodels import accounts, leadership, onevoice, timeline
 from services.core.readmodels.checkpoints import LIVE_GENERATION
 from services.core.readmodels.reports import facts
 from services.core.readmodels.schema import CHECKPOINTS, FENCES, METADATA
@@ -150,7 +150,6 @@ def swap(conn: Connection, projection: str, incoming: int, *, keep_outgoing: boo
         _rename(conn, name, f"{prefix}_{suffix}", shadow_prefix(prefix, incoming), prefix)
     _move(conn, projection, LIVE_GENERATION, outgoing if keep_outgoing else None)
     _move(conn, projection, incoming, LIVE_GENERATION)
-    health_cache.touch_all(conn)  # every account's facts may differ in the new generation
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(GENERATIONS)
     row = {"projection": projection, "active": incoming,

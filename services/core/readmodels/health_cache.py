@@ -38,12 +38,12 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    delete,
     exists,
     func,
     insert,
     or_,
     select,
+    text,
     update,
 )
 
@@ -73,10 +73,16 @@ TABLE = Table(
 )
 
 
+RULES_VERSION = 1
+"""Raise it with any change to what ``account_health.evaluate`` computes (a health rule, a
+penalty, a coverage item): rows evaluated by another release are stale to this one."""
+
+
 def policy_key(as_of: AsOf) -> str:
-    """A fingerprint of the rules an evaluation used: the business time zone and the policy."""
-    text = f"{as_of.tz.key}|{as_of.policy!r}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """A fingerprint of the rules an evaluation used: the release's rules, the business time
+    zone and the policy."""
+    rules = f"{RULES_VERSION}|{as_of.tz.key}|{as_of.policy!r}"
+    return hashlib.sha256(rules.encode()).hexdigest()[:32]
 
 
 def valid(as_of: AsOf) -> ColumnElement[bool]:
@@ -132,12 +138,16 @@ def touch(conn: Connection, account_ids: Iterable[str]) -> None:
 
 
 def touch_all(conn: Connection) -> None:
-    """Mark every account stale (the facts changed wholesale: a switch, rollback or replay),
-    giving every account of the directory a row and dropping rows of accounts it lost."""
-    a, t = accounts.TABLES.accounts, TABLE
-    conn.execute(update(t).values(stamp=t.c.stamp + 1, valid_until_us=0))
+    """Mark every account stale (the facts changed wholesale: a switch, rollback or replay)
+    and give every account of the directory a row. Rows are never deleted (an account the
+    directory lost keeps one, which no read joins): a stamp must never start over, or a
+    refresher that read it before could store an old evaluation under it."""
+    if conn.dialect.name == "postgresql":
+        # Before any row lock: the refresher's store and the projector's touch take row locks
+        # in account order, this whole-table update would take them in another.
+        conn.execute(text(f"LOCK TABLE {TABLE.name} IN SHARE ROW EXCLUSIVE MODE"))
+    conn.execute(update(TABLE).values(stamp=TABLE.c.stamp + 1, valid_until_us=0))
     adopt(conn)
-    conn.execute(delete(t).where(~exists().where(a.c.account_id == t.c.account_id)))
 
 
 def stale_rows(conn: Connection, as_of: AsOf, limit: int) -> list[tuple[str, int]]:
