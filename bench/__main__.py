@@ -27,6 +27,9 @@ from bench.report import machine, phase_table, table, write_json
 from bench.stats import Processes
 from tests import backends
 
+OPTIONAL = ("timeline_only", "projection", "lag", "replay", "query", "view", "reports",
+            "rebuild_serving")  # fmt: skip
+
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -47,6 +50,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     p.add_argument("--out", type=Path, help="JSON file (default bench-results/bench-<ts>.json)")
     p.add_argument("--quick", action="store_true", help="smoke run: 20000 events")
     p.add_argument("--profile", type=Path, help="write cProfile stats of servers and phases here")
+    p.add_argument("--phases", help="comma-separated phases to run after prepare, raw_limits and"
+                   f" ingest (default: all of {', '.join(OPTIONAL)}), e.g. projection,view"
+                   " for the lists at another account count")  # fmt: skip
     a = p.parse_args(argv)
     n = 20_000 if a.quick else a.events
     large = a.large if a.large is not None else min(n // 4, max(5000, n // 40))
@@ -122,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         phases_run: list[str] = []
         error: str | None = None
         try:
-            for phase in (bench.prepare, bench.raw_limits, bench.ingest, bench.timeline_only,
-                          bench.projection, bench.lag, bench.replay, bench.query,
-                          bench.view, bench.reports, bench.rebuild_serving):  # fmt: skip
+            wanted = OPTIONAL if args.phases is None else args.phases.split(",")
+            unknown = set(wanted) - set(OPTIONAL)
+            if unknown:
+                raise ValueError(f"unknown phases {sorted(unknown)}; choose from {OPTIONAL}")
+            chosen = [getattr(bench, name) for name in OPTIONAL if name in wanted]
+            for phase in (bench.prepare, bench.raw_limits, bench.ingest, *chosen):
                 say(f"phase {phase.__name__}")
                 phase()
                 phases_run.append(phase.__name__)
