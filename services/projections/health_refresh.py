@@ -44,20 +44,19 @@ class HealthRefresher:
             with self._db.transaction() as conn:
                 health_cache.adopt(conn)
             self._adopt_at = time.monotonic() + 60
-        with self._db.reading() as conn:
-            stale = health_cache.stale_rows(conn, as_of, self._batch)
-        if not stale:
+        with self._db.transaction() as conn:
+            stamps = health_cache.claim(conn, as_of, self._batch)
+        if not stamps:
             self.stored = 0
             return 0
-        stamps = dict(stale)
-        found = self._evaluate(list(stamps), as_of)
+        found = self._evaluate(sorted(stamps), as_of)
         with self._db.transaction() as conn:
             self.stored = health_cache.store(conn, {a: (stamps[a], e) for a, e in found.items()},
                                              as_of)  # fmt: skip
-        return len(stale)
+        return len(stamps)
 
     def _evaluate(self, account_ids: list[str], as_of: AsOf) -> dict[str, Entry]:
-        """Evaluate after the stamps were read (see ``health_cache.store``). An account whose
+        """Evaluate after the claim committed (see ``health_cache.claim``). An account whose
         evaluation fails is left stale (a read evaluates it, and fails, as before the cache);
         the others are stored, so one account cannot hold the rest back."""
         try:
@@ -93,9 +92,14 @@ class HealthRefresher:
         return total
 
     def run_forever(self, stop: threading.Event) -> None:
+        """Refresh until ``stop``: after a full batch, pause as long as it took (at most
+        ``idle_s``), so a backlog (after a replay, a switch, midnight) takes at most about half
+        of a core from the projector and the HTTP server it shares a process with; after a
+        pass that found less, wait ``idle_s``."""
         backoff = 0.1
         while not stop.is_set():
             try:
+                started = time.monotonic()
                 n = self.refresh_once()
                 backoff = 0.1
             except Exception:
@@ -105,6 +109,8 @@ class HealthRefresher:
                 continue
             if n < self._batch:
                 stop.wait(self._idle_s)
+            else:
+                stop.wait(min(self._idle_s, time.monotonic() - started))
 
     def start(self) -> None:
         if self._thread is not None:

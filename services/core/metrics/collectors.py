@@ -13,13 +13,16 @@ from services.core.container import Container
 from services.core.deadletters import REASONS
 from services.core.deadletters.store import parked_counts
 from services.core.metrics.definitions import SCRAPE_ERRORS
-from services.core.readmodels import checkpoints
+from services.core.readmodels import checkpoints, health_cache
+from services.core.readmodels.timeline import to_micros
+from services.core.view_rules import AsOf
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-Stored = tuple[dict[str, dict[int, int]], dict[str, dict[str, int]]]
-"""``projection -> partition -> next offset`` (live generation), and parked counts."""
+Stored = tuple[dict[str, dict[int, int]], dict[str, dict[str, int]], tuple[int, int]]
+"""``projection -> partition -> next offset`` (live generation), parked counts, and the health
+cache's (rows, stale rows)."""
 
 
 class PipelineCollector:
@@ -29,14 +32,16 @@ class PipelineCollector:
     - ``onevoice_projection_lag_records{projection,partition}``: the log's end offset minus the
       read model's stored checkpoint of the live generation (records not applied yet);
     - ``onevoice_dead_letters{projection,reason}``: records parked and not re-driven, every
-      reason of every read model present (0 when none).
+      reason of every read model present (0 when none);
+    - ``onevoice_health_cache_accounts{state}``: accounts whose cached health answers for now
+      (``valid``) and those a read would evaluate itself (``stale``).
 
     Never raises: a source that cannot be read counts once in
     ``onevoice_scrape_errors_total{source}`` and the samples that need it are left out.
     """
 
     NAMES = ("onevoice_log_up", "onevoice_database_up", "onevoice_projection_lag_records",
-             "onevoice_dead_letters")  # fmt: skip
+             "onevoice_dead_letters", "onevoice_health_cache_accounts")  # fmt: skip
 
     def __init__(self, container: Container) -> None:
         self._container = container
@@ -49,7 +54,16 @@ class PipelineCollector:
                   stored)  # fmt: skip
         if stored is None:
             return
-        done, parked = stored
+        done, parked, (rows, stale) = stored
+        cache = GaugeMetricFamily(
+            "onevoice_health_cache_accounts",
+            "Accounts of the health cache whose row answers for now (valid) or not (stale: a"
+            " read evaluates them itself until the refresher has).",
+            labels=["state"],
+        )
+        cache.add_metric(["valid"], rows - stale)
+        cache.add_metric(["stale"], stale)
+        yield cache
         dead = GaugeMetricFamily(
             "onevoice_dead_letters",
             "Records parked as dead letters and not re-driven, per read model and reason.",
@@ -80,7 +94,9 @@ class PipelineCollector:
                 name: checkpoints.load(conn, name, checkpoints.LIVE_GENERATION, topic)
                 for name in names
             }
-            return done, parked_counts(conn, names)
+            settings = self._container.settings
+            as_of = AsOf(to_micros(self._container.clock()), settings.zone, settings.policy)
+            return done, parked_counts(conn, names), health_cache.counts(conn, as_of)
 
 
 def _up(name: str, documentation: str, value: object | None) -> GaugeMetricFamily:

@@ -11,17 +11,19 @@ only ever saves work: what a read returns never depends on how far the refresher
 
 Who writes what:
 - the live projector, in the transaction that applies a batch, marks every account of the
-  batch stale (``touch``: ``stamp + 1``, ``valid_until_us = 0``, creating missing rows) — so
-  every account of the directory has a row;
+  batch stale (``touch``: ``stamp + 1``, ``valid_until_us = UNCLAIMED``, creating missing
+  rows) — so every account of the directory has a row;
 - a generation switch, a rollback and a replay mark every account stale (``touch_all``);
-- the refresher (``projections.health_refresh``) evaluates stale rows and stores each result
-  only if the row's ``stamp`` is still the one it read before loading the facts
-  (``store``): a batch applied meanwhile wins.
+- the refresher (``projections.health_refresh``) claims stale rows (``claim``:
+  ``valid_until_us = CLAIMED``, reading their stamps), then loads their facts and evaluates
+  them, and stores each result only if the row is still claimed with that stamp (``store``):
+  a batch applied meanwhile bumped it, and wins.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +74,11 @@ TABLE = Table(
     Index("ix_account_health_cache_value", "value_cents", "account_id"),
 )
 
+
+UNCLAIMED = 0
+"""``valid_until_us`` of a stale row nobody is evaluating (any value <= now is stale)."""
+CLAIMED = -1
+"""``valid_until_us`` of a stale row a refresher is evaluating (``claim``)."""
 
 RULES_VERSION = 1
 """Raise it with any change to what ``account_health.evaluate`` computes (a health rule, a
@@ -133,7 +140,12 @@ def touch(conn: Connection, account_ids: Iterable[str]) -> None:
     stmt, params = bulk_insert(conn, TABLE, [{"account_id": a} for a in ids])
     conn.execute(stmt.on_conflict_do_update(
         index_elements=[TABLE.c.account_id],
-        set_={"stamp": TABLE.c.stamp + 1, "valid_until_us": 0},
+        set_={"stamp": TABLE.c.stamp + 1, "valid_until_us": UNCLAIMED},
+        # A row already stale and not claimed by a refresher stays as it is: nobody is
+        # evaluating it, so there is no result to refuse, and a catch-up or replay touching
+        # the same accounts batch after batch writes nothing (every write here also rewrites
+        # the row's five index entries).
+        where=TABLE.c.valid_until_us != UNCLAIMED,
     ), params)  # fmt: skip
 
 
@@ -146,7 +158,7 @@ def touch_all(conn: Connection) -> None:
         # Before any row lock: the refresher's store and the projector's touch take row locks
         # in account order, this whole-table update would take them in another.
         conn.execute(text(f"LOCK TABLE {TABLE.name} IN SHARE ROW EXCLUSIVE MODE"))
-    conn.execute(update(TABLE).values(stamp=TABLE.c.stamp + 1, valid_until_us=0))
+    conn.execute(update(TABLE).values(stamp=TABLE.c.stamp + 1, valid_until_us=UNCLAIMED))
     adopt(conn)
 
 
@@ -157,6 +169,19 @@ def stale_rows(conn: Connection, as_of: AsOf, limit: int) -> list[tuple[str, int
     stmt = (select(t.account_id, t.stamp).where(stale(as_of))
             .order_by(t.valid_until_us, t.account_id).limit(limit))  # fmt: skip
     return [(r.account_id, r.stamp) for r in conn.execute(stmt)]
+
+
+def claim(conn: Connection, as_of: AsOf, limit: int) -> dict[str, int]:
+    """Mark up to ``limit`` stale rows as being evaluated (``valid_until_us = CLAIMED``);
+    returns ``account_id -> stamp`` of those claimed. Evaluate after this commits: a batch
+    applied from then on bumps the stamp of a claimed row, so ``store`` refuses the result."""
+    ids = [a for a, _ in stale_rows(conn, as_of, limit)]
+    if not ids:
+        return {}
+    t = TABLE.c
+    stmt = (update(TABLE).where(t.account_id.in_(ids), stale(as_of))
+            .values(valid_until_us=CLAIMED).returning(t.account_id, t.stamp))  # fmt: skip
+    return {r.account_id: int(r.stamp) for r in conn.execute(stmt)}
 
 
 @dataclass(frozen=True)
@@ -172,28 +197,46 @@ class Entry:
 
 
 def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) -> int:
-    """Store each ``account_id -> (stamp read before its facts, entry)`` where the row still
-    has that stamp; returns how many were stored."""
+    """Store each ``account_id -> (stamp claimed before its facts were read, entry)`` where the
+    row is still claimed with that stamp; returns how many were stored."""
     if not entries:
         return 0
+    key = policy_key(as_of)
+    rows = [
+        {"account_id": account_id, "stamp": stamp, "score": e.score,
+         "value_cents": e.value_cents, "renews_us": e.renews_us, "coverage": e.coverage,
+         "valid_from_us": e.valid_from_us, "valid_until_us": e.valid_until_us, "policy": key}
+        for account_id, (stamp, e) in sorted(entries.items())
+    ]  # fmt: skip
+    if conn.dialect.name == "postgresql":
+        # One statement (an executemany is one round trip per row, holding the rows' locks
+        # against the projector's batch meanwhile).
+        result = conn.execute(text(_PG_STORE), {"rows": json.dumps(rows, ensure_ascii=False)})
+        return max(0, int(result.rowcount or 0))
     t = TABLE
     stmt = (
         update(t)
-        .where(t.c.account_id == bindparam("k_id"), t.c.stamp == bindparam("k_stamp"))
+        .where(t.c.account_id == bindparam("k_id"), t.c.stamp == bindparam("k_stamp"),
+               t.c.valid_until_us == CLAIMED)
         .values(score=bindparam("score"), value_cents=bindparam("value_cents"),
                 renews_us=bindparam("renews_us"), coverage=bindparam("coverage"),
                 valid_from_us=bindparam("valid_from_us"),
                 valid_until_us=bindparam("valid_until_us"), policy=bindparam("policy"))
     )  # fmt: skip
-    key = policy_key(as_of)
-    params = [
-        {"k_id": account_id, "k_stamp": stamp, "score": e.score, "value_cents": e.value_cents,
-         "renews_us": e.renews_us, "coverage": e.coverage, "valid_from_us": e.valid_from_us,
-         "valid_until_us": e.valid_until_us, "policy": key}
-        for account_id, (stamp, e) in sorted(entries.items())
-    ]  # fmt: skip
+    params = [{**r, "k_id": r["account_id"], "k_stamp": r["stamp"]} for r in rows]
     result = conn.execute(stmt, params)
     return max(0, int(result.rowcount or 0))
+
+
+_PG_STORE = f"""
+UPDATE {TABLE.name} AS c SET score = u.score, value_cents = u.value_cents,
+    renews_us = u.renews_us, coverage = u.coverage, valid_from_us = u.valid_from_us,
+    valid_until_us = u.valid_until_us, policy = u.policy
+FROM json_to_recordset(CAST(:rows AS json)) AS u(account_id varchar, stamp bigint,
+    score integer, value_cents bigint, renews_us bigint, coverage text, valid_from_us bigint,
+    valid_until_us bigint, policy varchar)
+WHERE c.account_id = u.account_id AND c.stamp = u.stamp AND c.valid_until_us = {CLAIMED}
+"""
 
 
 def valid_rows(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dict[str, Any]:
