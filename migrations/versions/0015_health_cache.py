@@ -32,6 +32,15 @@ def upgrade() -> None:
         sa.Column("value_cents", sa.BigInteger, nullable=True),
         sa.Column("renews_us", sa.BigInteger, nullable=True),
         sa.Column("coverage", sa.Text, nullable=True),
+        sa.Column("cov_neglected", sa.Text, nullable=True),
+        sa.Column("cov_never", sa.Text, nullable=True),
+        sa.Column("cov_single", sa.Float, nullable=True),
+        sa.Column("cov_recurring", sa.Integer, nullable=True),
+        sa.Column("cov_overdue", sa.Text, nullable=True),
+        sa.Column("cov_overdue_n", sa.Integer, nullable=True),
+        sa.Column("cov_stale", sa.Text, nullable=True),
+        sa.Column("cov_after_fix", sa.Text, nullable=True),
+        sa.Column("cov_after_fix_n", sa.Integer, nullable=True),
     )
     op.create_index("ix_account_health_cache_until", TABLE, ["valid_until_us"])
     op.create_index("ix_account_health_cache_from", TABLE, ["valid_from_us"])

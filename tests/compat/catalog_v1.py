@@ -30,6 +30,7 @@ from services.core.readmodels import (
     accounts,
     coverage,
     feed,
+    health_cache,
     leadership,
     timeline,
     view,
@@ -61,6 +62,7 @@ def fold(db: Database, records: list[StoredEvent]) -> None:
             projection.clear(conn)
         for projection in views:
             projection.apply(conn, records)
+        health_cache.touch_all(conn)  # as the runner marks what it applied
 
 
 def read_everything(db: Database, records: list[StoredEvent]) -> dict[str, Any]:

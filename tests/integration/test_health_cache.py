@@ -49,8 +49,9 @@ def _oracle(db: Database, as_of: AsOf) -> dict[str, Entry]:
 
 
 def _same(row: Any, e: Entry) -> tuple[Any, ...]:
-    return (row.score, row.value_cents, row.renews_us, row.coverage) == \
-        (e.score, e.value_cents, e.renews_us, e.coverage), (row, e)  # fmt: skip
+    sections = {c: getattr(row, c) for c in e.sections}
+    return (row.score, row.value_cents, row.renews_us, row.coverage, sections) == \
+        (e.score, e.value_cents, e.renews_us, e.coverage, e.sections), (row, e)  # fmt: skip
 
 
 def _refresh(db: Database, as_of: AsOf) -> int:
@@ -303,3 +304,15 @@ def test_rows_evaluated_under_other_rules_are_stale(db: Database) -> None:
         with db.reading() as conn:
             assert not health_cache.valid_rows(conn, [*ACCOUNTS, QUIET], other)
             assert len(health_cache.stale_rows(conn, other, 100)) == len(ACCOUNTS) + 1
+
+
+def test_the_refresher_adopts_an_account_that_reached_the_directory_another_way(
+    db: Database,
+) -> None:
+    fold(db, [_story(7)])
+    with db.transaction() as conn:  # as if a path had written the directory without marking
+        conn.execute(health_cache.TABLE.delete().where(health_cache.TABLE.c.account_id == QUIET))
+    as_of = AsOf(to_micros(NOW), ZoneInfo("UTC"))
+    assert _refresh(db, as_of) == len(ACCOUNTS) + 1  # its first pass adopts, then evaluates
+    with db.reading() as conn:
+        assert QUIET in health_cache.valid_rows(conn, [QUIET], as_of)

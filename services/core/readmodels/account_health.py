@@ -11,6 +11,7 @@ and renewal are indexed queries over the valid rows, merged with the stale ones.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -126,6 +127,7 @@ def _evaluate(conn: Connection, ids: Sequence[str], wanted: Sequence[str] | None
             coverage=json.dumps(items, ensure_ascii=False) if items else None,
             valid_from_us=as_of.now_us,
             valid_until_us=next_change(f, as_of, next_event.get(account_id)),
+            sections=health_cache.section_values(items),
         )
     return out
 
@@ -175,10 +177,11 @@ def read_accounts(
         keyset.append(after < tuple_(*query.after) if descending
                       else after > tuple_(*query.after))  # fmt: skip
     base = accounts.statement(replace(query, after=None))
-    # Outer: an account the directory got without a cache row (a path that bypassed the
-    # projector's marking) is stale, not missing.
-    joined = base.outerjoin_from(accounts.TABLES.accounts, health_cache.TABLE,
-                                 h.account_id == a.account_id)  # fmt: skip
+    # Every account of the directory has a row (health_cache: the projector creates it with
+    # the account, migrations, switches and replays adopt, the refresher too): an inner join,
+    # so stale rows are found by the cache's own indexes, not by scanning the directory.
+    joined = base.join_from(accounts.TABLES.accounts, health_cache.TABLE,
+                            h.account_id == a.account_id)  # fmt: skip
     # The page from the rows valid now: filters, order and limit in SQL.
     conditions: list[Any] = [health_cache.valid(as_of), *keyset]
     if at_risk is not None:
@@ -199,7 +202,7 @@ def read_accounts(
     # evaluated here, filtered and merged.
     own_sort = query.sort in ("last_touch", "name")
     stale = conn.execute(joined.with_only_columns(a.account_id, primary.label("k")).where(
-        health_cache.stale_or_missing(as_of), *(keyset if own_sort else ()))).all()  # fmt: skip
+        health_cache.stale(as_of), *(keyset if own_sort else ()))).all()  # fmt: skip
     fresh = evaluate(conn, [r.account_id for r in stale], as_of)
     for r in stale:
         e = fresh[r.account_id]
@@ -275,17 +278,44 @@ def _with_health(
 # -- coverage ----------------------------------------------------------------------------------
 
 
-def coverage_items(conn: Connection, as_of: AsOf) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``account_id -> section -> items`` of every account of the directory with any."""
+def coverage_sections(conn: Connection, as_of: AsOf, limit: int) -> dict[str, dict[str, Any]]:
+    """Per coverage section ``{count, items}``: its item count and its first ``limit`` items
+    in ``attention.ORDER`` — what sorting every account's items would give, read from the
+    cache's per-section first keys and counts, with only the accounts that can hold a shown
+    item loaded (``attention.first_key``); stale accounts are evaluated here."""
     h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
-    joined = select(a.account_id).outerjoin_from(accounts.TABLES.accounts, health_cache.TABLE,
-                                                 a.account_id == h.account_id)  # fmt: skip
-    cached = joined.add_columns(h.coverage).where(health_cache.valid(as_of),
-                                                  h.coverage.is_not(None))  # fmt: skip
-    found = {r.account_id: json.loads(r.coverage) for r in conn.execute(cached)}
-    stale = [r.account_id for r in conn.execute(
-        joined.where(health_cache.stale_or_missing(as_of)))]  # fmt: skip
-    for account_id, e in evaluate(conn, stale, as_of).items():
-        if e.coverage is not None:
-            found[account_id] = json.loads(e.coverage)
-    return found
+    joined = select(a.account_id).join_from(accounts.TABLES.accounts, health_cache.TABLE,
+                                            a.account_id == h.account_id)  # fmt: skip
+    columns = health_cache.SECTION_COLUMNS
+    names = [c for pair in columns.values() for c in pair if c is not None]
+    at = {c: n for n, c in enumerate(names, 1)}  # position in a row; 0 is the account id
+    rows = [tuple(r) for r in conn.execute(joined.add_columns(*(h[c] for c in names)).where(
+        health_cache.valid(as_of), h.coverage.is_not(None)))]  # fmt: skip
+    stale_ids = [r.account_id for r in conn.execute(
+        joined.where(health_cache.stale(as_of)))]  # fmt: skip
+    stale = {x: json.loads(e.coverage) for x, e in evaluate(conn, stale_ids, as_of).items()
+             if e.coverage is not None}  # fmt: skip
+    counts = {s: sum(len(items.get(s, ())) for items in stale.values()) for s in columns}
+    shown: dict[str, list[str]] = {}
+    for section, (key, count) in columns.items():
+        k = at[key]
+        held = [(r[k], r[0]) for r in rows if r[k] is not None]
+        if count is None:
+            counts[section] += len(held)
+        else:
+            n = at[count]
+            counts[section] += sum(r[n] for r in rows if r[k] is not None)
+        shown[section] = [x for _, x in heapq.nsmallest(limit, held)]
+    wanted = sorted({x for ids in shown.values() for x in ids})
+    loaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found = conn.execute(select(h.account_id, h.coverage).where(h.account_id.in_(chunk)))
+        loaded.update({r.account_id: json.loads(r.coverage) for r in found})
+    out: dict[str, dict[str, Any]] = {}
+    for section in columns:
+        candidates = {x: loaded[x] for x in shown[section]} | stale
+        items = [i for x in sorted(candidates) for i in candidates[x].get(section, ())]
+        items.sort(key=attention.ORDER[section])
+        out[section] = {"count": counts[section], "items": items[:limit]}
+    return out

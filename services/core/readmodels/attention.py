@@ -4,6 +4,7 @@ the account's directory row, facts and clock, so the health cache can keep it ah
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from services.core.view_rules import (
@@ -22,6 +23,27 @@ from services.core.view_rules import (
 
 SECTIONS = ("neglected", "never_contacted", "single_threaded", "recurring_complaints",
             "overdue_commitments", "stale_handoffs", "recurrences_after_fix")  # fmt: skip
+
+Item = dict[str, Any]
+
+ORDER: dict[str, Callable[[Item], tuple[Any, ...]]] = {
+    "neglected": lambda i: (i["last_touch_at"], i["account_id"]),
+    "never_contacted": lambda i: (i["name"] or "", i["account_id"]),
+    "single_threaded": lambda i: (-i["share"], i["account_id"]),
+    "recurring_complaints": lambda i: (-sum(c["count"] for c in i["categories"]),
+                                       i["account_id"]),
+    "overdue_commitments": lambda i: (i["due_at"], i["account_id"]),
+    "stale_handoffs": lambda i: (i["oldest_at"], i["account_id"]),
+    "recurrences_after_fix": lambda i: (i["opened_at"], i["account_id"], i["ticket_id"]),
+}  # fmt: skip
+"""Each section's order in the report, most urgent first (a key of its items)."""
+
+
+def first_key(section: str, items: list[Item]) -> Any:
+    """The first component of ``ORDER`` over an account's items in ``section``: an account
+    whose smallest is among the ``limit`` smallest holds every item the report shows first
+    (for items of the same account compare equal up to it, then by account id)."""
+    return min(ORDER[section](i)[0] for i in items)
 
 
 def items(account_id: str, name: str | None, registered: bool, last_touch_us: int | None,

@@ -23,30 +23,11 @@ from services.core.view_rules import NEGLECT_DAYS, AsOf, iso
 
 def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
     """Every section, from each account's items (``attention``; kept ahead by the health
-    cache), in account id order within equal sort keys."""
-    sections: dict[str, list[dict[str, Any]]] = {s: [] for s in attention.SECTIONS}
-    found = account_health.coverage_items(conn, as_of)
-    for account_id in sorted(found):
-        for section, items in found[account_id].items():
-            sections[section] += items
+    cache), in ``attention.ORDER`` (account id order within equal keys)."""
+    sections = account_health.coverage_sections(conn, as_of, limit)
     return {
         "as_of": {"at": iso(as_of.now_us), "time_zone": as_of.tz.key},
-        "neglected": _section(sections["neglected"], limit,
-                              lambda i: (i["last_touch_at"], i["account_id"])),
-        "never_contacted": _section(sections["never_contacted"], limit,
-                                    lambda i: (i["name"] or "", i["account_id"])),
-        "single_threaded": _section(sections["single_threaded"], limit,
-                                    lambda i: (-i["share"], i["account_id"])),
-        "recurring_complaints": _section(
-            sections["recurring_complaints"], limit,
-            lambda i: (-sum(c["count"] for c in i["categories"]), i["account_id"])),
-        "overdue_commitments": _section(sections["overdue_commitments"], limit,
-                                        lambda i: (i["due_at"], i["account_id"])),
-        "stale_handoffs": _section(sections["stale_handoffs"], limit,
-                                   lambda i: (i["oldest_at"], i["account_id"])),
-        "recurrences_after_fix": _section(
-            sections["recurrences_after_fix"], limit,
-            lambda i: (i["opened_at"], i["account_id"], i["ticket_id"])),
+        **{s: sections[s] for s in attention.SECTIONS},
         "silent_employees": _section(roster.silent_people(conn, as_of), limit, lambda i: 0),
         "rules": {"neglected_days": NEGLECT_DAYS, "handoff_days": as_of.policy.handoff_days,
                   "recurring_days": as_of.policy.recurring_days,

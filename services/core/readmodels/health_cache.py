@@ -12,7 +12,9 @@ only ever saves work: what a read returns never depends on how far the refresher
 Who writes what:
 - the live projector, in the transaction that applies a batch, marks every account of the
   batch stale (``touch``: ``stamp + 1``, ``valid_until_us = UNCLAIMED``, creating missing
-  rows) — so every account of the directory has a row;
+  rows) — so every account of the directory has a row, which reads rely on (they join the
+  directory with this table); migration 0015, ``touch_all`` and the refresher (once a minute)
+  ``adopt`` any account that got into the directory another way;
 - a generation switch, a rollback and a replay mark every account stale (``touch_all``);
 - the refresher (``projections.health_refresh``) claims stale rows (``claim``:
   ``valid_until_us = CLAIMED``, reading their stamps), then loads their facts and evaluates
@@ -33,6 +35,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    Float,
     Index,
     Integer,
     String,
@@ -51,7 +54,7 @@ from sqlalchemy import (
 
 from services.core.adapters.sql import bulk_insert
 from services.core.codec import StoredEvent
-from services.core.readmodels import accounts
+from services.core.readmodels import accounts, attention
 from services.core.readmodels.schema import METADATA
 from services.core.view_rules import AsOf
 
@@ -67,6 +70,17 @@ TABLE = Table(
     Column("value_cents", BigInteger, nullable=True),
     Column("renews_us", BigInteger, nullable=True),
     Column("coverage", Text, nullable=True),  # JSON: this account's coverage items, or NULL
+    # Per coverage section, the first key of the account's items there (attention.first_key;
+    # NULL: none) and, for sections an account can have several items in, how many.
+    Column("cov_neglected", Text, nullable=True),
+    Column("cov_never", Text, nullable=True),
+    Column("cov_single", Float, nullable=True),
+    Column("cov_recurring", Integer, nullable=True),
+    Column("cov_overdue", Text, nullable=True),
+    Column("cov_overdue_n", Integer, nullable=True),
+    Column("cov_stale", Text, nullable=True),
+    Column("cov_after_fix", Text, nullable=True),
+    Column("cov_after_fix_n", Integer, nullable=True),
     Index("ix_account_health_cache_until", "valid_until_us"),
     Index("ix_account_health_cache_from", "valid_from_us"),
     Index("ix_account_health_cache_policy", "policy"),
@@ -83,6 +97,29 @@ CLAIMED = -1
 RULES_VERSION = 1
 """Raise it with any change to what ``account_health.evaluate`` computes (a health rule, a
 penalty, a coverage item): rows evaluated by another release are stale to this one."""
+
+
+SECTION_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "neglected": ("cov_neglected", None),
+    "never_contacted": ("cov_never", None),
+    "single_threaded": ("cov_single", None),
+    "recurring_complaints": ("cov_recurring", None),
+    "overdue_commitments": ("cov_overdue", "cov_overdue_n"),
+    "stale_handoffs": ("cov_stale", None),
+    "recurrences_after_fix": ("cov_after_fix", "cov_after_fix_n"),
+}
+"""Coverage section -> (its first-key column, its item-count column or None: one item)."""
+
+
+def section_values(items: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The ``cov_*`` columns of an account whose coverage items are ``items``."""
+    values: dict[str, Any] = {}
+    for section, (key, count) in SECTION_COLUMNS.items():
+        found = items.get(section)
+        values[key] = None if not found else attention.first_key(section, found)
+        if count is not None:
+            values[count] = None if not found else len(found)
+    return values
 
 
 def policy_key(as_of: AsOf) -> str:
@@ -104,11 +141,6 @@ def stale(as_of: AsOf) -> ColumnElement[bool]:
     t, key = TABLE.c, policy_key(as_of)
     return or_(t.valid_until_us <= as_of.now_us, t.valid_from_us > as_of.now_us,
                t.policy < key, t.policy > key)  # fmt: skip
-
-
-def stale_or_missing(as_of: AsOf) -> ColumnElement[bool]:
-    """``stale`` in a directory-outer-join-cache query, where a missing row counts as stale."""
-    return or_(TABLE.c.account_id.is_(None), stale(as_of))
 
 
 def adopt(conn: Connection) -> int:
@@ -194,6 +226,7 @@ class Entry:
     coverage: str | None  # JSON
     valid_from_us: int
     valid_until_us: int
+    sections: dict[str, Any]  # the cov_* columns (section_values)
 
 
 def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) -> int:
@@ -205,7 +238,8 @@ def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) 
     rows = [
         {"account_id": account_id, "stamp": stamp, "score": e.score,
          "value_cents": e.value_cents, "renews_us": e.renews_us, "coverage": e.coverage,
-         "valid_from_us": e.valid_from_us, "valid_until_us": e.valid_until_us, "policy": key}
+         "valid_from_us": e.valid_from_us, "valid_until_us": e.valid_until_us, "policy": key,
+         **e.sections}
         for account_id, (stamp, e) in sorted(entries.items())
     ]  # fmt: skip
     if conn.dialect.name == "postgresql":
@@ -221,20 +255,26 @@ def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) 
         .values(score=bindparam("score"), value_cents=bindparam("value_cents"),
                 renews_us=bindparam("renews_us"), coverage=bindparam("coverage"),
                 valid_from_us=bindparam("valid_from_us"),
-                valid_until_us=bindparam("valid_until_us"), policy=bindparam("policy"))
+                valid_until_us=bindparam("valid_until_us"), policy=bindparam("policy"),
+                **{c: bindparam(c) for c in _SECTION_NAMES})
     )  # fmt: skip
     params = [{**r, "k_id": r["account_id"], "k_stamp": r["stamp"]} for r in rows]
     result = conn.execute(stmt, params)
     return max(0, int(result.rowcount or 0))
 
 
+_SECTION_NAMES = [c for pair in SECTION_COLUMNS.values() for c in pair if c is not None]
+_SECTION_TYPES = {"cov_single": "double precision", "cov_recurring": "integer",
+                  "cov_overdue_n": "integer", "cov_after_fix_n": "integer"}  # fmt: skip
 _PG_STORE = f"""
 UPDATE {TABLE.name} AS c SET score = u.score, value_cents = u.value_cents,
     renews_us = u.renews_us, coverage = u.coverage, valid_from_us = u.valid_from_us,
-    valid_until_us = u.valid_until_us, policy = u.policy
+    valid_until_us = u.valid_until_us, policy = u.policy,
+    {", ".join(f"{c} = u.{c}" for c in _SECTION_NAMES)}
 FROM json_to_recordset(CAST(:rows AS json)) AS u(account_id varchar, stamp bigint,
     score integer, value_cents bigint, renews_us bigint, coverage text, valid_from_us bigint,
-    valid_until_us bigint, policy varchar)
+    valid_until_us bigint, policy varchar,
+    {", ".join(f"{c} {_SECTION_TYPES.get(c, 'text')}" for c in _SECTION_NAMES)})
 WHERE c.account_id = u.account_id AND c.stamp = u.stamp AND c.valid_until_us = {CLAIMED}
 """
 
