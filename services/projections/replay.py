@@ -89,7 +89,7 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
         checkpoints.reset(conn, names, runner.generation)
         dead_letters.clear(conn, names, runner.generation)
         copies.forget(conn, runner.topic)
-        health_cache.touch_all(conn)  # the directory is empty: drops every row
+        health_cache.touch_all(conn)  # every row stale; the catch-up below marks each again
     runner.rewind()
     bar = ProgressBar(out)
     started = time.monotonic()

@@ -246,26 +246,31 @@ def _lists_and_coverage_equal_the_evaluation(db: Database, zone: str) -> None:
 
 def test_a_batch_applied_while_the_refresher_evaluates_wins(db: Database) -> None:
     fold(db, [_story(5)])
-    with db.transaction() as conn:
-        health_cache.touch_all(conn)
     as_of = AsOf(to_micros(NOW), ZoneInfo("UTC"))
     with db.transaction() as conn:
         claimed = health_cache.claim(conn, as_of, 100)
-    assert sorted(claimed) == sorted([*ACCOUNTS, QUIET])
+    assert sorted(claimed.stamps) == sorted([*ACCOUNTS, QUIET])
+    with db.transaction() as conn:  # a second refresher finds nothing to do meanwhile
+        assert not health_cache.claim(conn, as_of, 100).stamps
     with db.reading() as conn:
-        found = account_health.evaluate(conn, list(claimed), as_of)
+        found = account_health.evaluate(conn, list(claimed.stamps), as_of)
     with db.transaction() as conn:  # the projector applies a batch for one account meanwhile
         health_cache.touch(conn, [ACCOUNTS[0]])
     with db.transaction() as conn:
-        stored = health_cache.store(conn, {a: (claimed[a], e) for a, e in found.items()}, as_of)
+        stored = health_cache.store(conn, claimed, found, as_of)
     assert stored == len(found) - 1
     with db.reading() as conn:
         assert [a for a, _ in health_cache.stale_rows(conn, as_of, 100)] == [ACCOUNTS[0]]
         assert not health_cache.valid_rows(conn, [ACCOUNTS[0]], as_of)
-    # A refresher that died after claiming leaves its rows stale: the next one claims them.
+    # A refresher that dies after claiming: its rows stay stale, and another takes them over
+    # when the lease ends.
     with db.transaction() as conn:
-        assert list(health_cache.claim(conn, as_of, 100)) == [ACCOUNTS[0]]
-    assert _refresh(db, as_of) == 1
+        assert list(health_cache.claim(conn, as_of, 100).stamps) == [ACCOUNTS[0]]
+    assert _refresh(db, as_of) == 0
+    later = AsOf(as_of.now_us + health_cache.LEASE_US, as_of.tz)
+    assert _refresh(db, later) == 1
+    with db.reading() as conn:
+        assert not health_cache.stale_rows(conn, later, 100)
 
 
 def test_touching_a_row_nobody_evaluates_writes_nothing(db: Database) -> None:

@@ -218,6 +218,12 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     return pg_insert(table).from_select(columns, source), params
 
 
+def pg_record(table: Table, columns: Sequence[str]) -> str:
+    """The column definition list of ``json_to_recordset(...) AS u(<this>)`` for ``columns``
+    of ``table``, with the table's own PostgreSQL types."""
+    return _pg_record(table, columns)
+
+
 def _pg_record(table: Table, columns: Sequence[str]) -> str:
     key = (table.name, *columns)
     found = _PG_RECORDS.get(key)

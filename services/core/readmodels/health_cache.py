@@ -16,10 +16,10 @@ Who writes what:
   directory with this table); migration 0015, ``touch_all`` and the refresher (once a minute)
   ``adopt`` any account that got into the directory another way;
 - a generation switch, a rollback and a replay mark every account stale (``touch_all``);
-- the refresher (``projections.health_refresh``) claims stale rows (``claim``:
-  ``valid_until_us = CLAIMED``, reading their stamps), then loads their facts and evaluates
-  them, and stores each result only if the row is still claimed with that stamp (``store``):
-  a batch applied meanwhile bumped it, and wins.
+- the refresher (``projections.health_refresh``) claims stale rows for a lease (``claim``:
+  ``valid_until_us = -(lease end)``, reading their stamps), then loads their facts and
+  evaluates them, and stores each result only if the row is still under that claim with that
+  stamp (``store``): a batch applied meanwhile bumped it, and wins.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.core.adapters.sql import bulk_insert
+from services.core.adapters.sql import bulk_insert, pg_record
 from services.core.codec import StoredEvent
 from services.core.readmodels import accounts, attention
 from services.core.readmodels.schema import METADATA
@@ -90,9 +90,10 @@ TABLE = Table(
 
 
 UNCLAIMED = 0
-"""``valid_until_us`` of a stale row nobody is evaluating (any value <= now is stale)."""
-CLAIMED = -1
-"""``valid_until_us`` of a stale row a refresher is evaluating (``claim``)."""
+"""``valid_until_us`` of a stale row nobody is evaluating (any value <= now is stale; a
+negative one is a refresher's claim, ``-(the end of its lease)``)."""
+LEASE_US = 60_000_000
+"""How long a claim keeps other refreshers off its rows (then they take over)."""
 
 RULES_VERSION = 1
 """Raise it with any change to what ``account_health.evaluate`` computes (a health rule, a
@@ -187,8 +188,8 @@ def touch_all(conn: Connection) -> None:
     directory lost keeps one, which no read joins): a stamp must never start over, or a
     refresher that read it before could store an old evaluation under it."""
     if conn.dialect.name == "postgresql":
-        # Before any row lock: the refresher's store and the projector's touch take row locks
-        # in account order, this whole-table update would take them in another.
+        # Before any row lock: the projector's touch takes row locks in account order (the
+        # refresher's claim and store skip locked rows), this whole-table update in another.
         conn.execute(text(f"LOCK TABLE {TABLE.name} IN SHARE ROW EXCLUSIVE MODE"))
     conn.execute(update(TABLE).values(stamp=TABLE.c.stamp + 1, valid_until_us=UNCLAIMED))
     adopt(conn)
@@ -203,17 +204,31 @@ def stale_rows(conn: Connection, as_of: AsOf, limit: int) -> list[tuple[str, int
     return [(r.account_id, r.stamp) for r in conn.execute(stmt)]
 
 
-def claim(conn: Connection, as_of: AsOf, limit: int) -> dict[str, int]:
-    """Mark up to ``limit`` stale rows as being evaluated (``valid_until_us = CLAIMED``);
-    returns ``account_id -> stamp`` of those claimed. Evaluate after this commits: a batch
-    applied from then on bumps the stamp of a claimed row, so ``store`` refuses the result."""
-    ids = [a for a, _ in stale_rows(conn, as_of, limit)]
-    if not ids:
-        return {}
+@dataclass(frozen=True)
+class Claim:
+    """Rows one refresher is evaluating: ``valid_until_us = token`` (``-(lease end)``)."""
+
+    token: int
+    stamps: dict[str, int]  # account_id -> stamp when claimed
+
+
+def claim(conn: Connection, as_of: AsOf, limit: int, lease_us: int = LEASE_US) -> Claim:
+    """Claim up to ``limit`` stale rows, most overdue first, for ``lease_us``: another
+    refresher skips them until the lease ends (then a claim that died is taken over). Evaluate
+    after this commits: a batch applied from then on bumps a claimed row's stamp and clears
+    the claim, so ``store`` refuses the result. Rows another transaction holds are skipped
+    (PostgreSQL), so a claim never waits for the projector's batch."""
     t = TABLE.c
-    stmt = (update(TABLE).where(t.account_id.in_(ids), stale(as_of))
-            .values(valid_until_us=CLAIMED).returning(t.account_id, t.stamp))  # fmt: skip
-    return {r.account_id: int(r.stamp) for r in conn.execute(stmt)}
+    token = -(as_of.now_us + lease_us)
+    claimable = and_(stale(as_of), t.valid_until_us >= -as_of.now_us)  # no lease running
+    ids = list(conn.execute(
+        select(t.account_id).where(claimable).order_by(t.valid_until_us, t.account_id)
+        .limit(limit).with_for_update(skip_locked=True)).scalars())  # fmt: skip
+    if not ids:
+        return Claim(token, {})
+    stmt = (update(TABLE).where(t.account_id.in_(ids), claimable)
+            .values(valid_until_us=token).returning(t.account_id, t.stamp))  # fmt: skip
+    return Claim(token, {r.account_id: int(r.stamp) for r in conn.execute(stmt)})
 
 
 @dataclass(frozen=True)
@@ -229,29 +244,34 @@ class Entry:
     sections: dict[str, Any]  # the cov_* columns (section_values)
 
 
-def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) -> int:
-    """Store each ``account_id -> (stamp claimed before its facts were read, entry)`` where the
-    row is still claimed with that stamp; returns how many were stored."""
+def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: AsOf) -> int:
+    """Store each entry whose row is still under ``claimed`` with the stamp it had then (no
+    batch touched it since); returns how many were stored. On PostgreSQL rows another
+    transaction holds are skipped (the projector is touching them: they would be refused),
+    so a store never waits for a batch, nor a batch for a store it could deadlock with."""
     if not entries:
         return 0
     key = policy_key(as_of)
     rows = [
-        {"account_id": account_id, "stamp": stamp, "score": e.score,
+        {"account_id": account_id, "stamp": claimed.stamps[account_id], "score": e.score,
          "value_cents": e.value_cents, "renews_us": e.renews_us, "coverage": e.coverage,
          "valid_from_us": e.valid_from_us, "valid_until_us": e.valid_until_us, "policy": key,
          **e.sections}
-        for account_id, (stamp, e) in sorted(entries.items())
+        for account_id, e in sorted(entries.items()) if account_id in claimed.stamps
     ]  # fmt: skip
+    if not rows:
+        return 0
     if conn.dialect.name == "postgresql":
         # One statement (an executemany is one round trip per row, holding the rows' locks
         # against the projector's batch meanwhile).
-        result = conn.execute(text(_PG_STORE), {"rows": json.dumps(rows, ensure_ascii=False)})
+        result = conn.execute(text(_PG_STORE), {"rows": json.dumps(rows, ensure_ascii=False),
+                                                "token": claimed.token})  # fmt: skip
         return max(0, int(result.rowcount or 0))
     t = TABLE
     stmt = (
         update(t)
         .where(t.c.account_id == bindparam("k_id"), t.c.stamp == bindparam("k_stamp"),
-               t.c.valid_until_us == CLAIMED)
+               t.c.valid_until_us == claimed.token)
         .values(score=bindparam("score"), value_cents=bindparam("value_cents"),
                 renews_us=bindparam("renews_us"), coverage=bindparam("coverage"),
                 valid_from_us=bindparam("valid_from_us"),
@@ -264,18 +284,27 @@ def store(conn: Connection, entries: dict[str, tuple[int, Entry]], as_of: AsOf) 
 
 
 _SECTION_NAMES = [c for pair in SECTION_COLUMNS.values() for c in pair if c is not None]
-_SECTION_TYPES = {"cov_single": "double precision", "cov_recurring": "integer",
-                  "cov_overdue_n": "integer", "cov_after_fix_n": "integer"}  # fmt: skip
+_STORED = [
+    "account_id",
+    "stamp",
+    "score",
+    "value_cents",
+    "renews_us",
+    "coverage",
+    "valid_from_us",
+    "valid_until_us",
+    "policy",
+    *_SECTION_NAMES,
+]
 _PG_STORE = f"""
-UPDATE {TABLE.name} AS c SET score = u.score, value_cents = u.value_cents,
-    renews_us = u.renews_us, coverage = u.coverage, valid_from_us = u.valid_from_us,
-    valid_until_us = u.valid_until_us, policy = u.policy,
-    {", ".join(f"{c} = u.{c}" for c in _SECTION_NAMES)}
-FROM json_to_recordset(CAST(:rows AS json)) AS u(account_id varchar, stamp bigint,
-    score integer, value_cents bigint, renews_us bigint, coverage text, valid_from_us bigint,
-    valid_until_us bigint, policy varchar,
-    {", ".join(f"{c} {_SECTION_TYPES.get(c, 'text')}" for c in _SECTION_NAMES)})
-WHERE c.account_id = u.account_id AND c.stamp = u.stamp AND c.valid_until_us = {CLAIMED}
+WITH u AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))
+           AS u({pg_record(TABLE, _STORED)})),
+locked AS (SELECT c.account_id FROM {TABLE.name} AS c
+           WHERE c.account_id IN (SELECT account_id FROM u) AND c.valid_until_us = :token
+           FOR UPDATE SKIP LOCKED)
+UPDATE {TABLE.name} AS c SET {", ".join(f"{n} = u.{n}" for n in _STORED[2:])}
+FROM u WHERE c.account_id = u.account_id AND c.account_id IN (SELECT account_id FROM locked)
+    AND c.stamp = u.stamp AND c.valid_until_us = :token
 """
 
 
