@@ -195,15 +195,6 @@ def touch_all(conn: Connection) -> None:
     adopt(conn)
 
 
-def stale_rows(conn: Connection, as_of: AsOf, limit: int) -> list[tuple[str, int]]:
-    """Up to ``limit`` ``(account_id, stamp)`` of rows to evaluate for ``as_of``, most
-    overdue first."""
-    t = TABLE.c
-    stmt = (select(t.account_id, t.stamp).where(stale(as_of))
-            .order_by(t.valid_until_us, t.account_id).limit(limit))  # fmt: skip
-    return [(r.account_id, r.stamp) for r in conn.execute(stmt)]
-
-
 @dataclass(frozen=True)
 class Claim:
     """Rows one refresher is evaluating: ``valid_until_us = token`` (``-(lease end)``)."""
@@ -268,16 +259,10 @@ def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: As
                                                 "token": claimed.token})  # fmt: skip
         return max(0, int(result.rowcount or 0))
     t = TABLE
-    stmt = (
-        update(t)
-        .where(t.c.account_id == bindparam("k_id"), t.c.stamp == bindparam("k_stamp"),
-               t.c.valid_until_us == claimed.token)
-        .values(score=bindparam("score"), value_cents=bindparam("value_cents"),
-                renews_us=bindparam("renews_us"), coverage=bindparam("coverage"),
-                valid_from_us=bindparam("valid_from_us"),
-                valid_until_us=bindparam("valid_until_us"), policy=bindparam("policy"),
-                **{c: bindparam(c) for c in _SECTION_NAMES})
-    )  # fmt: skip
+    stmt = (update(t)
+            .where(t.c.account_id == bindparam("k_id"), t.c.stamp == bindparam("k_stamp"),
+                   t.c.valid_until_us == claimed.token)
+            .values(**{c: bindparam(c) for c in _STORED[2:]}))  # fmt: skip
     params = [{**r, "k_id": r["account_id"], "k_stamp": r["stamp"]} for r in rows]
     result = conn.execute(stmt, params)
     return max(0, int(result.rowcount or 0))
