@@ -236,7 +236,9 @@ def build(
         settings.department_list, settings.executive_title_rule,
     )  # fmt: skip
     refresher = HealthRefresher(db, lambda: as_of_now(settings, clock),
-                                idle_s=settings.health_refresh_s)  # fmt: skip
+                                idle_s=settings.health_refresh_s,
+                                history=(settings.kpi_history_weeks,
+                                         settings.kpi_history_months))  # fmt: skip
     return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder),
                     refresher)  # fmt: skip
 

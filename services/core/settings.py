@@ -121,6 +121,16 @@ class Settings(BaseSettings):
         description="How long the health refresher waits when nothing was stale before it looks"
         " again (it keeps the accounts list's and coverage report's health cache ahead).",
     )  # fmt: skip
+    kpi_history_weeks: int = Field(
+        default=8, ge=0, le=106,
+        description="How many past weeks' ends the refresher keeps every account's state at,"
+        " so the KPI report reads them instead of evaluating every account per period.",
+    )  # fmt: skip
+    kpi_history_months: int = Field(
+        default=3, ge=0, le=24,
+        description="How many past months' ends the refresher keeps every account's state at"
+        " (as ONEVOICE_KPI_HISTORY_WEEKS).",
+    )  # fmt: skip
     stall_after_s: float = Field(
         default=60, gt=0, le=86_400,
         description="A read model with lag whose checkpoints have not moved for this long is"

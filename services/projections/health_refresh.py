@@ -1,5 +1,7 @@
 """The health refresher: keeps ``health_cache`` ahead of the reads that sort and filter on
-health (the accounts list, the coverage report).
+health (the accounts list, the coverage report), and, when that is caught up, the state history
+(``state_history``: every account's state at the last weeks' and months' ends, which the KPI
+report reads).
 
 Each pass takes the stale rows for the clock's now — accounts a batch just changed, and those
 whose next time-driven change has come (``valid_until_us``) — most overdue first, evaluates them
@@ -14,18 +16,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from sqlalchemy import Connection
 
 from services.core.adapters.sql import Database, is_systemic, is_transient
-from services.core.readmodels import account_health, health_cache
+from services.core.readmodels import account_health, health_cache, state_history
 from services.core.readmodels.health_cache import Entry
+from services.core.readmodels.state_history import State
 from services.core.view_rules import AsOf
 
 log = logging.getLogger(__name__)
+T = TypeVar("T", Entry, State)
 
 
 class HealthRefresher:
     def __init__(self, db: Database, as_of: Callable[[], AsOf], *, batch: int = 500,
-                 idle_s: float = 1.0) -> None:  # fmt: skip
+                 idle_s: float = 1.0, history: tuple[int, int] = (8, 3)) -> None:  # fmt: skip
         self._db = db
         self._as_of = as_of
         self._batch = batch
@@ -33,21 +41,26 @@ class HealthRefresher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._adopt_at = 0.0
+        self._weeks, self._months = history
         self.stored = 0  # by the last pass
 
-    def refresh_once(self) -> int:
-        """Evaluate up to one batch of stale rows; returns how many were stale."""
+    def refresh_once(self, *, history: bool = True) -> int:
+        """Evaluate up to one batch of stale rows or, when none is stale (and ``history``), of
+        accounts missing from the state history; returns how many were taken."""
         as_of = self._as_of()
         if time.monotonic() >= self._adopt_at:
             # Accounts that reached the directory without the projector's marking (none are
-            # expected; until then the lists that join the cache leave them out): once a
-            # minute, not every pass.
+            # expected; until then the lists that join the cache leave them out), and states
+            # of ends no longer kept: once a minute, not every pass.
             with self._db.transaction() as conn:
                 health_cache.adopt(conn)
+                state_history.prune(conn, self._ends(as_of), as_of)
             self._adopt_at = time.monotonic() + 60
         with self._db.transaction() as conn:
             claimed = health_cache.claim(conn, as_of, self._batch)
         if not claimed.stamps:
+            if history:
+                return self._fill_history(as_of)
             self.stored = 0
             return 0
         found = self._evaluate(sorted(claimed.stamps), as_of)
@@ -55,27 +68,54 @@ class HealthRefresher:
             self.stored = health_cache.store(conn, claimed, found, as_of)
         return len(claimed.stamps)
 
+    def _ends(self, as_of: AsOf) -> list[int]:
+        return state_history.ends(as_of, self._weeks, self._months)
+
+    def _fill_history(self, as_of: AsOf) -> int:
+        """One batch of accounts missing at the latest end that has any (their health rows are
+        fresh: the health cache comes first)."""
+        self.stored = 0
+        for end in self._ends(as_of):
+            with self._db.reading() as conn:
+                stamps = state_history.missing(conn, end, as_of, self._batch)
+            if not stamps:
+                continue
+            at_end = replace(as_of, now_us=end)
+            states = self._isolated(
+                sorted(stamps),
+                lambda conn, ids, at=at_end: state_history.evaluate(conn, ids, at),  # type: ignore[misc]
+            )
+            with self._db.transaction() as conn:
+                self.stored = state_history.store(conn, end, as_of, states, stamps)
+            return len(stamps)
+        return 0
+
     def _evaluate(self, account_ids: list[str], as_of: AsOf) -> dict[str, Entry]:
-        """Evaluate after the claim committed (see ``health_cache.claim``). An account whose
-        evaluation fails is left stale (a read evaluates it, and fails, as before the cache);
-        the others are stored, so one account cannot hold the rest back."""
+        """Evaluate after the claim committed (see ``health_cache.claim``)."""
+        return self._isolated(account_ids, lambda conn, ids: account_health.evaluate(
+            conn, ids, as_of, by="refresher"))  # fmt: skip
+
+    def _isolated(
+        self, account_ids: list[str], evaluate: Callable[[Connection, list[str]], dict[str, T]]
+    ) -> dict[str, T]:
+        """``evaluate`` all at once or, when that fails, one by one: an account whose
+        evaluation fails is left out (a read evaluates it, and fails, as before the cache), so
+        one account cannot hold the rest back."""
         try:
             with self._db.reading() as conn:
-                return account_health.evaluate(conn, account_ids, as_of, by="refresher")
+                return evaluate(conn, account_ids)
         except Exception as exc:
             if is_transient(exc) or is_systemic(exc) or len(account_ids) == 1:
                 raise
-        found: dict[str, Entry] = {}
+        found: dict[str, T] = {}
         for account_id in account_ids:
             try:
                 with self._db.reading() as conn:
-                    found.update(account_health.evaluate(conn, [account_id], as_of,
-                                                         by="refresher"))  # fmt: skip
+                    found.update(evaluate(conn, [account_id]))
             except Exception as exc:
                 if is_transient(exc) or is_systemic(exc):
                     raise
-                log.exception("evaluating the health of account %r failed; left stale",
-                              account_id)  # fmt: skip
+                log.exception("evaluating account %r failed; left to the reads", account_id)
         return found
 
     def behind(self) -> tuple[int, int]:
@@ -83,11 +123,12 @@ class HealthRefresher:
         with self._db.reading() as conn:
             return health_cache.counts(conn, self._as_of())
 
-    def refresh_all(self) -> int:
-        """Refresh until nothing is stale for the clock's now, or a pass stored nothing (an
-        account that cannot be evaluated); returns how many were stored (tests, the bench)."""
+    def refresh_all(self, *, history: bool = True) -> int:
+        """Refresh until nothing is stale for the clock's now and (with ``history``) no state
+        of a kept end is missing, or a pass stored nothing (an account that cannot be
+        evaluated); returns how many were stored (tests, the bench)."""
         total = 0
-        while self.refresh_once() > 0 and self.stored > 0:
+        while self.refresh_once(history=history) > 0 and self.stored > 0:
             total += self.stored
         return total
 

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, Table
+from sqlalchemy import Connection, MetaData, Table, select, tuple_
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
@@ -128,6 +128,44 @@ class OneVoiceView(Projection):
         return {"commitments": t.commitments, "tickets": t.tickets, "messages": t.messages,
                 "contacts": t.contacts, "csat": t.csat, "signals": t.signals, "needs": t.needs,
                 "orders": t.orders, "contracts": t.contracts, "churns": t.churns}  # fmt: skip
+
+
+def replaced_since(
+    conn: Connection, events: Sequence[StoredEvent],
+    tables: onevoice.OneVoiceTables = onevoice.TABLES,
+) -> dict[str, int]:  # fmt: skip
+    """Per account, the earliest time of the lifecycle sides these events write that are
+    already stored (a commitment made again, a renewal rescheduled): the view keeps each side's
+    latest event, so its state from that time on may change, before the events' own times.
+    Read before the events are applied. An event the batch cannot read is left out (applying
+    it fails the same way, and parks it)."""
+    batch = _Batch()
+    for stored in customer_events(events):
+        try:
+            batch.add(stored)
+        except Exception:  # the projection parks it
+            continue
+    found: dict[str, int] = {}
+    for table, id_column, latest in (
+        (tables.commitments, "commitment_id", batch.commitments),
+        (tables.tickets, "ticket_id", batch.tickets),
+        (tables.needs, "need_id", batch.needs),
+        (tables.orders, "order_id", batch.orders),
+        (tables.contracts, "contract_id", batch.contracts),
+    ):
+        by_side: dict[str, list[tuple[str, str]]] = {}
+        for account_id, item_id, side in sorted(latest):
+            by_side.setdefault(side, []).append((account_id, item_id))
+        for side, keys in by_side.items():
+            at = table.c[f"{side}_us"]
+            for start in range(0, len(keys), 500):
+                rows = conn.execute(select(table.c.account_id, at).where(
+                    tuple_(table.c.account_id, table.c[id_column]).in_(keys[start : start + 500]),
+                    at.is_not(None)))  # fmt: skip
+                for account_id, us in rows:
+                    if account_id not in found or us < found[account_id]:
+                        found[account_id] = int(us)
+    return found
 
 
 class _Batch:

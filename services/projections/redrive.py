@@ -15,7 +15,8 @@ from services.core import codec
 from services.core.adapters.sql import Database, is_systemic, is_transient
 from services.core.deadletters import RedriveReport
 from services.core.deadletters import store as dead_letters
-from services.core.readmodels import checkpoints, copies, health_cache
+from services.core.readmodels import checkpoints, copies
+from services.projections import derived
 from services.projections.base import Projection
 
 
@@ -62,9 +63,11 @@ class Redriver:
             if position in copies.first_copies(conn, row["topic"], [(stored.event_id, *position)]):
                 try:
                     with conn.begin_nested():
+                        live = self.generation == checkpoints.LIVE_GENERATION
+                        changes = derived.read_changes(conn, [stored]) if live else None
                         projection.apply(conn, [stored])
-                        if self.generation == checkpoints.LIVE_GENERATION:
-                            health_cache.touch(conn, health_cache.touched_accounts([stored]))
+                        if changes is not None:
+                            derived.mark(conn, changes)
                 except Exception as exc:
                     if is_transient(exc) or is_systemic(exc):
                         raise

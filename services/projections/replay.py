@@ -15,8 +15,9 @@ from typing import TextIO
 
 from services.core.adapters.sql import Database
 from services.core.deadletters import store as dead_letters
-from services.core.readmodels import checkpoints, copies, health_cache
+from services.core.readmodels import checkpoints, copies
 from services.core.rebuilds import store as rebuilds
+from services.projections import derived
 from services.projections.runner import ProjectionRunner
 
 
@@ -89,7 +90,7 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
         checkpoints.reset(conn, names, runner.generation)
         dead_letters.clear(conn, names, runner.generation)
         copies.forget(conn, runner.topic)
-        health_cache.touch_all(conn)  # every row stale; the catch-up below marks each again
+        derived.mark_all(conn)  # every row stale; the catch-up below marks each again
     runner.rewind()
     bar = ProgressBar(out)
     started = time.monotonic()

@@ -40,8 +40,8 @@ from services.core.metrics.definitions import (
     PROJECTION_RECORDS_PARKED,
 )
 from services.core.ports import EventLog, LogConsumer, LogRecord
-from services.core.readmodels import checkpoints, copies, generations, health_cache
-from services.core.readmodels.health_cache import touched_accounts
+from services.core.readmodels import checkpoints, copies, generations
+from services.projections import derived
 from services.projections.base import Projection
 from services.projections.chunks import Bounds, Chunk, split
 from services.projections.isolation import apply_isolated
@@ -210,6 +210,8 @@ class ProjectionRunner:
                 if o >= lowest[p]
             ])  # fmt: skip
             now_us = _now_us()
+            live = self.generation == checkpoints.LIVE_GENERATION
+            changes = derived.read_changes(conn, chunk.events) if live else None
             for projection in self._active:
                 done = stored[projection.name]
                 parked: list[dead_letters.Parked] = []
@@ -234,8 +236,8 @@ class ProjectionRunner:
                 all_parked += parked
                 forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
                 checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
-            if self.generation == checkpoints.LIVE_GENERATION:
-                health_cache.touch(conn, touched_accounts(chunk.events))
+            if changes is not None:
+                derived.mark(conn, changes)
         self._report(time.perf_counter() - started, applied, all_parked)  # once committed
         return next_offsets
 

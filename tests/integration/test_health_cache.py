@@ -61,7 +61,7 @@ def _stale(conn: Connection, as_of: AsOf) -> list[str]:
 
 
 def _refresh(db: Database, as_of: AsOf) -> int:
-    return HealthRefresher(db, lambda: as_of, batch=3).refresh_all()
+    return HealthRefresher(db, lambda: as_of, batch=3).refresh_all(history=False)
 
 
 def _all_pages(db: Database, as_of: AsOf, sort: accounts.Sort, **filters: Any) -> list[Any]:

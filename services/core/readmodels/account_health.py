@@ -19,9 +19,15 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, tuple_
 
-from services.core.health import health
 from services.core.metrics.definitions import HEALTH_EVALUATIONS
-from services.core.readmodels import accounts, attention, health_cache, timeline, view_facts
+from services.core.readmodels import (
+    accounts,
+    attention,
+    health_cache,
+    state_history,
+    timeline,
+    view_facts,
+)
 from services.core.readmodels.health_cache import Entry
 from services.core.view_rules import (
     DAY_US,
@@ -120,14 +126,16 @@ def _evaluate(conn: Connection, ids: Sequence[str], wanted: Sequence[str] | None
             False if row is None else bool(row.registered),
             None if row is None else row.last_touch_us, f, as_of,
         )  # fmt: skip
+        state = state_history.of_facts(f, as_of)
         out[account_id] = Entry(
-            score=int(health(f, as_of)["score"]),
+            score=state.score,
             value_cents=_cents(lifetime_value(f, currency)),
             renews_us=None if renewal is None else int(renewal["renews_us"]),
             coverage=json.dumps(items, ensure_ascii=False) if items else None,
             valid_from_us=as_of.now_us,
             valid_until_us=next_change(f, as_of, next_event.get(account_id)),
             sections=health_cache.section_values(items),
+            state=state.columns(),
         )
     return out
 

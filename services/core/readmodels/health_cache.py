@@ -81,6 +81,10 @@ TABLE = Table(
     Column("cov_stale", Text, nullable=True),
     Column("cov_after_fix", Text, nullable=True),
     Column("cov_after_fix_n", Integer, nullable=True),
+    # What the KPI report counts for the current period (state_history.State; score above).
+    Column("last_touch_us", BigInteger, nullable=True),  # the latest touch up to now
+    Column("conflicts", Integer, nullable=True),
+    Column("overdue_by", Text, nullable=True),  # JSON: committing department -> overdue count
     Index("ix_account_health_cache_until", "valid_until_us"),
     Index("ix_account_health_cache_from", "valid_from_us"),
     Index("ix_account_health_cache_policy", "policy"),
@@ -95,9 +99,10 @@ negative one is a refresher's claim, ``-(the end of its lease)``)."""
 LEASE_US = 60_000_000
 """How long a claim keeps other refreshers off its rows (then they take over)."""
 
-RULES_VERSION = 1
-"""Raise it with any change to what ``account_health.evaluate`` computes (a health rule, a
-penalty, a coverage item): rows evaluated by another release are stale to this one."""
+RULES_VERSION = 2
+"""Raise it with any change to what ``account_health.evaluate`` or ``state_history.of_facts``
+computes (a health rule, a penalty, a coverage item): rows evaluated by another release are
+stale to this one (2: the KPI state columns)."""
 
 
 SECTION_COLUMNS: dict[str, tuple[str, str | None]] = {
@@ -233,6 +238,7 @@ class Entry:
     valid_from_us: int
     valid_until_us: int
     sections: dict[str, Any]  # the cov_* columns (section_values)
+    state: dict[str, Any]  # the KPI state columns (state_history.State.columns)
 
 
 def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: AsOf) -> int:
@@ -247,7 +253,7 @@ def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: As
         {"account_id": account_id, "stamp": claimed.stamps[account_id], "score": e.score,
          "value_cents": e.value_cents, "renews_us": e.renews_us, "coverage": e.coverage,
          "valid_from_us": e.valid_from_us, "valid_until_us": e.valid_until_us, "policy": key,
-         **e.sections}
+         **e.sections, **e.state}
         for account_id, e in sorted(entries.items()) if account_id in claimed.stamps
     ]  # fmt: skip
     if not rows:
@@ -280,6 +286,9 @@ _STORED = [
     "valid_until_us",
     "policy",
     *_SECTION_NAMES,
+    "last_touch_us",
+    "conflicts",
+    "overdue_by",
 ]
 _PG_STORE = f"""
 WITH u AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))

@@ -29,9 +29,10 @@ from sqlalchemy.exc import DBAPIError
 from services.core.adapters.sql import Database, is_lock_timeout
 from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogUnavailable, StoreUnavailable
-from services.core.readmodels import checkpoints, generations, health_cache
+from services.core.readmodels import checkpoints, generations
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 from services.core.rebuilds.store import Rebuild
+from services.projections import derived
 from services.projections.base import Projection
 from services.projections.rebuild.verify import compare, compare_nothing
 from services.projections.runner import ProjectionRunner
@@ -352,7 +353,7 @@ class _Run:
         if self.backfill:
             # Live projectors skip these until they resume: fence them so they resume now.
             checkpoints.bump(conn, sorted(self.backfill), live)
-        health_cache.touch_all(conn)  # every account's facts may differ in the new generation
+        derived.mark_all(conn)  # every account's facts may differ in the new generation
         return retired
 
     # -- catching up -----------------------------------------------------------------------

@@ -7,11 +7,13 @@ Two kinds of figure:
   executive touches, complaints opened and recurring (``complaints``), commitments kept on time
   (fulfilled in the period, by their due time or with none), handoffs followed up in time
   (signals of the period, ``handoffs``), the CSAT average.
-- **States** are evaluated at the period's end (for the current period: now) by the view's own
-  rules (``view_facts.load_facts`` + ``health``), so a figure equals what the accounts list
-  and the coverage report showed at that moment: accounts neglected, at risk and never
-  contacted, overdue commitments and conflicting offers. This costs one evaluation of every
-  account per period; precomputed health (issue 13) will make it an indexed read.
+- **States** are the view's own rules (``state_history.of_facts``: ``health`` and the offer and
+  commitment rules) at the period's end (for the current period: now), so a figure equals what
+  the accounts list and the coverage report show for that moment: accounts neglected, at risk
+  and never contacted, overdue commitments and conflicting offers. They are read from the
+  state history (past ends) and the health cache (now), which the refresher keeps; an account
+  neither holds is evaluated in the request, so an end older than the history kept
+  (``ONEVOICE_KPI_HISTORY_WEEKS`` / ``_MONTHS``) costs one evaluation of every account.
 
 Groups: ``segment`` (the account's current segment), ``owner`` (each current owner of the
 account, in any department) and ``department``. A department's accounts are those it owns or
@@ -30,21 +32,11 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, select
 
-from services.core.health import health
-from services.core.readmodels import accounts, onevoice, view_facts
+from services.core.readmodels import accounts, health_cache, onevoice, state_history, view_facts
 from services.core.readmodels.reports import complaints, facts, handoffs
 from services.core.readmodels.reports.periods import Period, Span, TooManyPeriods, spans
 from services.core.readmodels.reports.targets import LOWER_IS_BETTER, METRICS, Targets
-from services.core.view_rules import (
-    NEGLECT_DAYS,
-    AsOf,
-    Facts,
-    conflicts,
-    is_overdue,
-    iso,
-    live_offers,
-    open_commitments,
-)
+from services.core.view_rules import NEGLECT_DAYS, AsOf, iso
 
 GroupBy = Literal["department", "segment", "owner"]
 Group = str | None
@@ -140,7 +132,9 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
         figures = _Figures()
         groups_of = _grouper(directory, query.group_by, span.end_us)
         _flows(conn, span, end, as_of, query, figures, groups_of)
-        _states(conn, replace(as_of, now_us=end), query, directory, figures, groups_of)
+        _states(
+            conn, replace(as_of, now_us=end), query, directory, figures, groups_of, as_of.now_us
+        )
         names = sorted(set(known) | set(figures.counts) | set(figures.scores),
                        key=lambda g: (g is None, g or ""))  # fmt: skip
         out.append({
@@ -235,27 +229,41 @@ def _handoffs(conn: Connection, span: Span, end: int, as_of: AsOf, fig: _Figures
 
 
 def _states(conn: Connection, as_of: AsOf, query: KpiQuery, d: _Directory, fig: _Figures,
-            groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
+            groups_of: Callable[[str], list[Group]], now_us: int) -> None:  # fmt: skip
     """The figures of the moment ``as_of``: the view's rules over every account's facts."""
     by_department = query.group_by == "department"
-    all_facts = view_facts.load_facts(conn, None, as_of, open_only=True, orders=False)
     since = as_of.since(NEGLECT_DAYS)
-    for account_id in sorted(set(all_facts) | set(d.registered)):
-        f = all_facts.get(account_id, Facts())
+    for account_id, state in sorted(_states_at(conn, as_of, d, now_us).items()):
         registered = d.registered.get(account_id)
         first = d.firsts.get(account_id, {}).get("*")
         if not ((registered is not None and registered <= as_of.now_us)
                 or (first is not None and first <= as_of.now_us)):  # fmt: skip
             continue  # the account did not exist yet
         groups = groups_of(account_id)
-        if f.last_touch_us is None:
+        if state.last_touch_us is None:
             if registered is not None:
                 fig.add(groups, "accounts_never_contacted")
-        elif f.last_touch_us < since:
+        elif state.last_touch_us < since:
             fig.add(groups, "accounts_neglected")
-        if health(f, as_of, at_risk_below=query.at_risk_below)["at_risk"]:
+        if state.score < query.at_risk_below:
             fig.add(groups, "accounts_at_risk")
-        fig.add(groups, "conflicting_offers", len(conflicts(live_offers(f, as_of))))
-        for c in open_commitments(f, as_of):
-            if is_overdue(c, as_of):
-                fig.add([c.department] if by_department else groups, "commitments_overdue")
+        fig.add(groups, "conflicting_offers", state.conflicts)
+        for department, n in state.overdue_by.items():
+            fig.add([department] if by_department else groups, "commitments_overdue", n)
+
+
+def _states_at(conn: Connection, as_of: AsOf, d: _Directory,
+               now_us: int) -> dict[str, state_history.State]:  # fmt: skip
+    """Every account's state at ``as_of``: a past period's end from the state history, now
+    from the health cache, and the accounts either lacks evaluated here."""
+    if as_of.now_us < now_us:
+        found = state_history.read(conn, as_of.now_us, as_of)
+    else:
+        h = health_cache.TABLE.c
+        found = {r.account_id: state_history.of_row(r) for r in conn.execute(
+            select(h.account_id, h.last_touch_us, h.score, h.conflicts, h.overdue_by)
+            .where(health_cache.valid(as_of)))}  # fmt: skip
+    lacking = sorted((set(d.registered) | set(d.firsts)) - set(found))
+    if lacking:
+        found.update(state_history.evaluate(conn, lacking, as_of))
+    return found

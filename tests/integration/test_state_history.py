@@ -1,0 +1,239 @@
+"""The state history answers exactly what evaluating every account at a period's end answers,
+whatever arrives late.
+
+The oracle is ``state_history.evaluate`` over the current facts (what the KPI report computed for
+every account and period before the history). Random stories (``test_view_fold.history``: every
+event kind, lifecycle ids used again — a commitment made twice, a renewal rescheduled — related
+accounts, future-dated events) arrive in random batches, so most batches hold events older than
+ends already kept. The batches go through the projector's own marking (``derived``); between
+them the refresher fills the history part way or fully. After every batch, every kept state must
+equal the oracle, and the KPI report read through the history and the health cache must equal
+the report computed with neither.
+
+Runs on both backends (SQLite and PostgreSQL) through the ``db`` fixture.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+
+from services.bootstrap import projections
+from services.core.adapters.sql import Database
+from services.core.codec import StoredEvent
+from services.core.events import parse_event
+from services.core.readmodels import accounts, state_history
+from services.core.readmodels.reports import kpi
+from services.core.readmodels.timeline import to_micros
+from services.core.view_rules import AsOf, Policy
+from services.projections import derived
+from services.projections.health_refresh import HealthRefresher
+from tests.integration.test_view_fold import NOW, fold, history
+from tests.samples import make_event
+
+DEPARTMENTS = ("sales", "marketing", "support", "success", "leadership")
+CLOCK = NOW + timedelta(days=2, hours=5)
+
+
+class _Rollback(Exception):
+    pass
+
+
+def _deliver(db: Database, views: list[Any], batch: list[StoredEvent]) -> None:
+    """Apply ``batch`` as the live projector does: changes read first, marked after."""
+    with db.transaction() as conn:
+        changes = derived.read_changes(conn, batch)
+        for view in views:
+            view.apply(conn, batch)
+        derived.mark(conn, changes)
+
+
+def _kept(conn: Connection) -> dict[tuple[int, str], state_history.State]:
+    return {(r.end_us, r.account_id): state_history.of_row(r)
+            for r in conn.execute(select(state_history.TABLE))}  # fmt: skip
+
+
+def _ids(conn: Connection) -> list[str]:
+    return list(conn.execute(select(accounts.TABLES.accounts.c.account_id)).scalars())
+
+
+def _check_kept(db: Database, as_of: AsOf) -> int:
+    """Every kept state equals the oracle at its end; returns how many were checked."""
+    with db.reading() as conn:
+        kept = _kept(conn)
+        by_end: dict[int, dict[str, state_history.State]] = {}
+        for end, _ in kept:
+            if end not in by_end:
+                by_end[end] = state_history.evaluate(conn, _ids(conn),
+                                                     replace(as_of, now_us=end))  # fmt: skip
+        for (end, account_id), state in kept.items():
+            assert state == by_end[end][account_id], (end, account_id, state)
+    return len(kept)
+
+
+def _reports(conn: Connection, as_of: AsOf) -> list[Any]:
+    start = to_micros(CLOCK - timedelta(days=120))
+    end = to_micros(CLOCK + timedelta(days=1))
+    return [kpi.read_kpi(conn, kpi.KpiQuery(start, end, group_by, period), as_of, DEPARTMENTS)
+            for group_by in ("department", "segment", "owner")
+            for period in ("week", "month")]  # fmt: skip
+
+
+def _check_reports(db: Database, as_of: AsOf) -> None:
+    """The KPI report through the history and the cache equals the one computed without."""
+    with db.reading() as conn:
+        through = _reports(conn, as_of)
+    try:
+        with db.transaction() as conn:
+            derived.mark_all(conn)  # neither holds anything for as_of: every account evaluated
+            oracle = _reports(conn, as_of)
+            raise _Rollback
+    except _Rollback:
+        pass
+    assert through == oracle
+
+
+SEEDS = {"embedded": (1, 2, 3), "kafka": (1,)}
+ZONES = {"embedded": ("UTC", "Asia/Seoul", "America/New_York"), "kafka": ("America/New_York",)}
+
+
+def test_kept_states_equal_the_evaluation_whatever_arrives_late(db: Database,
+                                                                backend: str) -> None:  # fmt: skip
+    checked = forgotten = 0
+    for n, seed in enumerate(SEEDS[backend]):
+        zone = ZONES[backend][n % len(ZONES[backend])]
+        c, f = _kept_states_equal_the_evaluation(db, seed, zone)
+        checked, forgotten = checked + c, forgotten + f
+    assert checked > 300 and forgotten > 0, (checked, forgotten)
+
+
+def _kept_states_equal_the_evaluation(db: Database, seed: int, zone: str) -> tuple[int, int]:
+    rng = random.Random(seed)
+    events = [e for log in history(seed) for e in log]
+    rng.shuffle(events)
+    cut = sorted(rng.sample(range(1, len(events)), 7))
+    batches = [events[a:b] for a, b in zip([0, *cut], [*cut, len(events)], strict=True)]
+    fold(db, [])  # empty views
+    with db.transaction() as conn:
+        derived.mark_all(conn)
+    views = projections()
+    policy = Policy(week_start=rng.randrange(7))
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo(zone), policy)
+    refresher = HealthRefresher(db, lambda: as_of, batch=2, history=(6, 3))
+    checked = forgotten = 0
+    for n, batch in enumerate(batches):
+        _deliver(db, views, batch)
+        if n % 3 == 2:
+            refresher.refresh_all()
+        else:  # part way: a few passes
+            for _ in range(rng.randrange(4, 40)):
+                refresher.refresh_once()
+        checked += _check_kept(db, as_of)
+        if n + 1 < len(batches):  # the next batch's first event, alone, ahead of the rest
+            with db.reading() as conn:
+                before = len(_kept(conn))
+            _deliver(db, views, batches[n + 1][:1])
+            batches[n + 1] = batches[n + 1][1:]
+            with db.reading() as conn:
+                forgotten += max(0, before - len(_kept(conn)))
+            checked += _check_kept(db, as_of)
+    refresher.refresh_all()
+    with db.reading() as conn:
+        kept = _kept(conn)
+        ends = state_history.ends(as_of, 6, 3)
+        assert {end for end, _ in kept} == set(ends)
+        assert len(kept) == len(ends) * len(_ids(conn))
+    checked += _check_kept(db, as_of)
+    _check_reports(db, as_of)
+    return checked, forgotten
+
+
+def test_a_batch_applied_while_the_history_is_evaluated_wins(db: Database) -> None:
+    """The refresher read an account's stamp and its facts; a late event changed them before
+    it stored: the state is not kept (a read evaluates the account, and the next pass keeps the
+    new state)."""
+    events = [e for log in history(4) for e in log]
+    early = [e for e in events if e.event.occurred_at < NOW - timedelta(days=20)]
+    late = [e for e in events if e not in early]
+    views = projections()
+    fold(db, [])
+    _deliver(db, views, late)
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(4, 0))
+    refresher.refresh_all(history=False)
+    end = state_history.ends(as_of, 4, 0)[-1]  # the oldest: early events change it
+    with db.reading() as conn:
+        stamps = state_history.missing(conn, end, as_of, 100)
+        states = state_history.evaluate(conn, sorted(stamps), replace(as_of, now_us=end))
+    assert stamps
+    touched = set(state_history.changed_since(early)) & set(stamps)
+    _deliver(db, views, early)  # every touched row was fresh: its stamp moves
+    with db.transaction() as conn:
+        kept = state_history.store(conn, end, as_of, states, stamps)
+    assert kept == len(stamps) - len(touched)
+    with db.reading() as conn:
+        assert not touched & {a for e, a in _kept(conn) if e == end}
+    refresher.refresh_all()
+    with db.reading() as conn:
+        every = len(_ids(conn))
+    assert _check_kept(db, as_of) == len(state_history.ends(as_of, 4, 0)) * every
+
+
+def test_a_state_kept_under_other_rules_is_not_read(db: Database) -> None:
+    fold(db, [[e for log in history(5) for e in log]])
+    with db.transaction() as conn:
+        derived.mark_all(conn)
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    HealthRefresher(db, lambda: as_of, history=(2, 0)).refresh_all()
+    other = replace(as_of, policy=Policy(recurring_days=30))
+    end = state_history.ends(as_of, 2, 0)[0]
+    with db.reading() as conn:
+        assert state_history.read(conn, end, as_of)
+        assert state_history.read(conn, end, other) == {}
+    # The refresher under the other rules replaces them, and prunes ends no longer kept.
+    HealthRefresher(db, lambda: other, history=(1, 0)).refresh_all()
+    with db.reading() as conn:
+        assert state_history.read(conn, end, as_of) == {}
+        assert {e for e, _ in _kept(conn)} == {end}
+
+
+def _event(n: int, kind: str, days_ago: float, payload: dict[str, Any]) -> StoredEvent:
+    body = make_event(kind, account_id="acct-redo", payload=payload,
+                      occurred_at=(NOW - timedelta(days=days_ago)).isoformat())  # fmt: skip
+    return StoredEvent(parse_event(body), f"redo-{n}", 0, n, NOW)
+
+
+def test_an_event_that_replaces_an_older_row_forgets_the_states_since_that_row(
+    db: Database,
+) -> None:
+    """The view keeps each lifecycle side's latest event: a commitment made again today moves
+    its making from 30 days ago to today, so at the ends between it was not made yet (and not
+    overdue) — though the new event itself is not late."""
+    views = projections()
+    fold(db, [])
+    _deliver(db, views, [
+        _event(0, "account.registered", 60, {"name": "다시 약속한 고객"}),
+        _event(1, "commitment.made", 30, {"commitment_id": "CM-1", "text": "보안 검토",
+                                          "due_at": (NOW - timedelta(days=25)).isoformat()}),
+    ])  # fmt: skip
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(4, 0))
+    refresher.refresh_all()
+    with db.reading() as conn:
+        before = _kept(conn)
+    overdue = {end for (end, _), s in before.items() if s.overdue_by}
+    assert overdue, before  # the commitment is overdue at the latest ends
+    _deliver(db, views, [_event(2, "commitment.made", 0, {
+        "commitment_id": "CM-1", "text": "보안 검토 (다시)",
+        "due_at": (NOW + timedelta(days=5)).isoformat()})])  # fmt: skip
+    with db.reading() as conn:
+        assert not overdue & {end for end, _ in _kept(conn)}  # forgotten
+    refresher.refresh_all()
+    with db.reading() as conn:
+        assert not any(s.overdue_by for s in _kept(conn).values())
+    assert _check_kept(db, as_of) == 4
