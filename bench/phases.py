@@ -149,8 +149,9 @@ class Bench(BenchBase):
                     prof.disable()
             with services.container.db.reading() as conn:
                 counts = services.runner.projections[0].count(conn)
-            # A running projector's refresher keeps the health cache filled; the lag phase
-            # starts from a filled one, as a service that has been running would.
+            # A running projector's refresher keeps the health cache and the state history
+            # filled; the lag phase starts from filled ones, as a service that has been running
+            # would.
             services.health_refresher.refresh_all()
         finally:
             close(services)
@@ -316,7 +317,7 @@ class Bench(BenchBase):
                 # What a projector's refresher does after a replay: evaluate every account.
                 refresher = HealthRefresher(db, lambda: as_of_now(self.main, _utc_now))
                 t0 = time.perf_counter()
-                filled = refresher.refresh_all()
+                filled = refresher.refresh_all(history=False)
                 fill_s = time.perf_counter() - t0
                 self.procs.server = app.pid
                 per_list = {p: views.http_ms(url, [p], 20, 2) for p in lists}

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
         " again (it keeps the accounts list's and coverage report's health cache ahead).",
     )  # fmt: skip
     kpi_history_weeks: int = Field(
-        default=8, ge=0, le=106,
+        default=6, ge=0, le=106,
         description="How many past weeks' ends the refresher keeps every account's state at,"
         " so the KPI report reads them instead of evaluating every account per period.",
     )  # fmt: skip

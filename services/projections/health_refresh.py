@@ -33,7 +33,7 @@ T = TypeVar("T", Entry, State)
 
 class HealthRefresher:
     def __init__(self, db: Database, as_of: Callable[[], AsOf], *, batch: int = 500,
-                 idle_s: float = 1.0, history: tuple[int, int] = (8, 3)) -> None:  # fmt: skip
+                 idle_s: float = 1.0, history: tuple[int, int] = (6, 3)) -> None:  # fmt: skip
         self._db = db
         self._as_of = as_of
         self._batch = batch

@@ -13,16 +13,18 @@ from services.core.container import Container
 from services.core.deadletters import REASONS
 from services.core.deadletters.store import parked_counts
 from services.core.metrics.definitions import SCRAPE_ERRORS
-from services.core.readmodels import checkpoints, health_cache
+from services.core.readmodels import checkpoints, health_cache, state_history
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-Stored = tuple[dict[str, dict[int, int]], dict[str, dict[str, int]], tuple[int, int]]
-"""``projection -> partition -> next offset`` (live generation), parked counts, and the health
-cache's (rows, stale rows)."""
+Stored = tuple[
+    dict[str, dict[int, int]], dict[str, dict[str, int]], tuple[int, int], tuple[int, int]
+]
+"""``projection -> partition -> next offset`` (live generation), parked counts, the health
+cache's (rows, stale rows) and the state history's (kept, missing)."""
 
 
 class PipelineCollector:
@@ -34,14 +36,17 @@ class PipelineCollector:
     - ``onevoice_dead_letters{projection,reason}``: records parked and not re-driven, every
       reason of every read model present (0 when none);
     - ``onevoice_health_cache_accounts{state}``: accounts whose cached health answers for now
-      (``valid``) and those a read would evaluate itself (``stale``).
+      (``valid``) and those a read would evaluate itself (``stale``);
+    - ``onevoice_state_history_states{state}``: account states kept at the past period ends
+      the refresher keeps (``kept``) and those still to evaluate (``missing``).
 
     Never raises: a source that cannot be read counts once in
     ``onevoice_scrape_errors_total{source}`` and the samples that need it are left out.
     """
 
     NAMES = ("onevoice_log_up", "onevoice_database_up", "onevoice_projection_lag_records",
-             "onevoice_dead_letters", "onevoice_health_cache_accounts")  # fmt: skip
+             "onevoice_dead_letters", "onevoice_health_cache_accounts",
+             "onevoice_state_history_states")  # fmt: skip
 
     def __init__(self, container: Container) -> None:
         self._container = container
@@ -54,7 +59,7 @@ class PipelineCollector:
                   stored)  # fmt: skip
         if stored is None:
             return
-        done, parked, (rows, stale) = stored
+        done, parked, (rows, stale), (kept, missing) = stored
         cache = GaugeMetricFamily(
             "onevoice_health_cache_accounts",
             "Accounts of the health cache whose row answers for now (valid) or not (stale: a"
@@ -64,6 +69,15 @@ class PipelineCollector:
         cache.add_metric(["valid"], rows - stale)
         cache.add_metric(["stale"], stale)
         yield cache
+        history = GaugeMetricFamily(
+            "onevoice_state_history_states",
+            "Account states kept at the past period ends the refresher keeps (kept) and those"
+            " not evaluated yet (missing: the KPI report evaluates them itself).",
+            labels=["state"],
+        )
+        history.add_metric(["kept"], kept)
+        history.add_metric(["missing"], missing)
+        yield history
         dead = GaugeMetricFamily(
             "onevoice_dead_letters",
             "Records parked as dead letters and not re-driven, per read model and reason.",
@@ -96,7 +110,10 @@ class PipelineCollector:
             }
             settings = self._container.settings
             as_of = AsOf(to_micros(self._container.clock()), settings.zone, settings.policy)
-            return done, parked_counts(conn, names), health_cache.counts(conn, as_of)
+            ends = state_history.ends(as_of, settings.kpi_history_weeks,
+                                      settings.kpi_history_months)  # fmt: skip
+            return (done, parked_counts(conn, names), health_cache.counts(conn, as_of),
+                    state_history.progress(conn, ends, as_of))  # fmt: skip
 
 
 def _up(name: str, documentation: str, value: object | None) -> GaugeMetricFamily:

@@ -276,3 +276,15 @@ def prune(conn: Connection, keep: Sequence[int], as_of: AsOf) -> int:
 def counts(conn: Connection) -> int:
     """How many states are kept."""
     return int(conn.execute(select(func.count()).select_from(TABLE)).scalar_one())
+
+
+def progress(conn: Connection, keep: Sequence[int], as_of: AsOf) -> tuple[int, int]:
+    """(states kept at the ends ``keep`` under ``as_of``'s rules, states missing there: one per
+    end and account of the directory not kept yet)."""
+    if not keep:
+        return 0, 0
+    t = TABLE.c
+    ours = (t.end_us.in_(list(keep)), t.policy == health_cache.policy_key(as_of))
+    kept = conn.execute(select(func.count()).select_from(TABLE).where(*ours)).scalar_one()
+    every = conn.execute(select(func.count()).select_from(accounts.TABLES.accounts)).scalar_one()
+    return int(kept), max(0, len(keep) * int(every) - int(kept))
