@@ -25,6 +25,7 @@ TABLE = "account_state_history"
 def upgrade() -> None:
     op.add_column(CACHE, sa.Column("last_touch_us", sa.BigInteger, nullable=True))
     op.add_column(CACHE, sa.Column("conflicts", sa.Integer, nullable=True))
+    op.add_column(CACHE, sa.Column("overdue", sa.Integer, nullable=True))
     op.add_column(CACHE, sa.Column("overdue_by", sa.Text, nullable=True))
     op.create_table(
         TABLE,
@@ -45,5 +46,6 @@ def downgrade() -> None:
     op.drop_table(TABLE)
     with op.batch_alter_table(CACHE) as batch:
         batch.drop_column("overdue_by")
+        batch.drop_column("overdue")
         batch.drop_column("conflicts")
         batch.drop_column("last_touch_us")

@@ -17,6 +17,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
     create_engine,
     event,
     literal_column,
@@ -216,6 +220,27 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     )
     params = {"rows": json.dumps(rows, ensure_ascii=False, separators=(",", ":"))}
     return pg_insert(table).from_select(columns, source), params
+
+
+def id_chunks(conn: Connection, ids: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    """``ids`` in lists ``among`` takes: all at once on PostgreSQL, ``size`` at a time on SQLite
+    (its bound-variable limit)."""
+    if conn.dialect.name == "postgresql":
+        if ids:
+            yield list(ids)
+        return
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+def among(conn: Connection, column: Any, ids: Sequence[str]) -> Any:
+    """``column`` is one of ``ids``: on PostgreSQL one array parameter (``= ANY``), which
+    psycopg sends as it is, where an IN list of many placeholders costs Python time per id;
+    elsewhere an IN list (give it ``id_chunks``)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(cast(bindparam(None, list(ids), expanding=False),
+                                   postgresql.ARRAY(Text)))  # fmt: skip
+    return column.in_(list(ids))
 
 
 def pg_record(table: Table, columns: Sequence[str]) -> str:

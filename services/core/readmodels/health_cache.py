@@ -84,6 +84,7 @@ TABLE = Table(
     # What the KPI report counts for the current period (state_history.State; score above).
     Column("last_touch_us", BigInteger, nullable=True),  # the latest touch up to now
     Column("conflicts", Integer, nullable=True),
+    Column("overdue", Integer, nullable=True),
     Column("overdue_by", Text, nullable=True),  # JSON: committing department -> overdue count
     Index("ix_account_health_cache_until", "valid_until_us"),
     Index("ix_account_health_cache_from", "valid_from_us"),
@@ -288,6 +289,7 @@ _STORED = [
     *_SECTION_NAMES,
     "last_touch_us",
     "conflicts",
+    "overdue",
     "overdue_by",
 ]
 _PG_STORE = f"""

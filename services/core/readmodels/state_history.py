@@ -95,6 +95,7 @@ class State:
     def columns(self) -> dict[str, Any]:
         """The columns this table and the health cache keep it in (``score`` aside)."""
         return {"last_touch_us": self.last_touch_us, "conflicts": self.conflicts,
+                "overdue": sum(self.overdue_by.values()),
                 "overdue_by": _dump(self.overdue_by)}  # fmt: skip
 
 
@@ -108,7 +109,7 @@ def of_facts(f: Facts, as_of: AsOf) -> State:
 def of_row(row: Any) -> State:
     """A state from a row with the columns of ``State.columns``."""
     return State(row.last_touch_us, int(row.score), int(row.conflicts),
-                 _load(row.overdue_by))  # fmt: skip
+                 load_by(row.overdue_by))  # fmt: skip
 
 
 def _dump(by: Mapping[str | None, int]) -> str | None:
@@ -117,7 +118,8 @@ def _dump(by: Mapping[str | None, int]) -> str | None:
                       ensure_ascii=False) if by else None  # fmt: skip
 
 
-def _load(text_: str | None) -> dict[str | None, int]:
+def load_by(text_: str | None) -> dict[str | None, int]:
+    """``overdue_by`` as stored, read back."""
     return {} if not text_ else {k or None: int(v) for k, v in json.loads(text_).items()}
 
 
@@ -253,7 +255,7 @@ def store(conn: Connection, end_us: int, as_of: AsOf, states: Mapping[str, State
         return 0
     key = health_cache.policy_key(as_of)
     rows = [{"end_us": end_us, "account_id": a, "policy": key, "score": states[a].score,
-             "overdue": sum(states[a].overdue_by.values()), **states[a].columns()}
+             **states[a].columns()}
             for a in sorted(same)]  # fmt: skip
     stmt, params = bulk_insert(conn, TABLE, rows)
     conn.execute(stmt.on_conflict_do_update(

@@ -24,14 +24,14 @@ Groups with no accounts show zeros.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, case, exists, func, or_, select, union, union_all
 
+from services.core.adapters.sql import among, id_chunks
 from services.core.readmodels import accounts, health_cache, onevoice, state_history, view_facts
 from services.core.readmodels.reports import complaints, facts, handoffs
 from services.core.readmodels.reports.periods import Period, Span, TooManyPeriods, spans
@@ -53,7 +53,7 @@ class KpiQuery:
 
 @dataclass
 class _Directory:
-    """Who each account belongs to, for grouping."""
+    """Who some accounts belong to, for grouping what is counted in Python."""
 
     segment: dict[str, Group]
     owners: dict[str, list[tuple[str, str]]]  # account -> [(department, employee)]
@@ -73,27 +73,30 @@ class _Directory:
         return found or [None]  # no department owns or touched it: the null group
 
 
-def _directory(conn: Connection) -> _Directory:
+def _directory(conn: Connection, account_ids: Iterable[str]) -> _Directory:
+    """The directory rows of ``account_ids``."""
     a, o, f = accounts.TABLES.accounts, accounts.TABLES.owners, facts.TABLES.firsts
-    segment, registered = {}, {}
-    for r in conn.execute(select(a.c.account_id, a.c.segment, a.c.registered, a.c.reg_us)):
-        segment[r.account_id] = r.segment
-        registered[r.account_id] = r.reg_us if r.registered else None
-    owners: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for o_row in conn.execute(select(o.c.account_id, o.c.department, o.c.employee_id)):
-        owners[o_row.account_id].append((o_row.department, o_row.employee_id))
-    firsts: dict[str, dict[str, int]] = defaultdict(dict)
-    for f_row in conn.execute(select(f.c.account_id, f.c.department, f.c.first_us)):
-        firsts[f_row.account_id][f_row.department] = f_row.first_us
-    return _Directory(segment, owners, firsts, registered)
+    d = _Directory({}, defaultdict(list), defaultdict(dict), {})
+    for chunk in id_chunks(conn, sorted(set(account_ids))):
+        for r in conn.execute(select(a.c.account_id, a.c.segment, a.c.registered, a.c.reg_us)
+                              .where(among(conn, a.c.account_id, chunk))):  # fmt: skip
+            d.segment[r.account_id] = r.segment
+            d.registered[r.account_id] = r.reg_us if r.registered else None
+        for o_row in conn.execute(select(o.c.account_id, o.c.department, o.c.employee_id)
+                                  .where(among(conn, o.c.account_id, chunk))):  # fmt: skip
+            d.owners[o_row.account_id].append((o_row.department, o_row.employee_id))
+        for f_row in conn.execute(select(f.c.account_id, f.c.department, f.c.first_us)
+                                  .where(among(conn, f.c.account_id, chunk))):  # fmt: skip
+            d.firsts[f_row.account_id][f_row.department] = f_row.first_us
+    return d
 
 
 class _Figures:
-    """One period's figures per group: counts, and the values averaged."""
+    """One period's figures per group: counts, and the CSAT scores' sum and count."""
 
     def __init__(self) -> None:
         self.counts: dict[Group, dict[str, int]] = defaultdict(lambda: dict.fromkeys(METRICS, 0))
-        self.scores: dict[Group, list[int]] = defaultdict(list)
+        self.scores: dict[Group, list[int]] = defaultdict(lambda: [0, 0])
 
     def add(self, groups: Iterable[Group], metric: str, n: int = 1) -> None:
         for g in groups:
@@ -101,13 +104,13 @@ class _Figures:
 
     def value(self, group: Group, metric: str) -> float | int | None:
         if metric == "csat_average":
-            scores = self.scores.get(group)
-            return round(statistics.fmean(scores), 2) if scores else None
+            total, n = self.scores.get(group, (0, 0))
+            return round(total / n, 2) if n else None  # = statistics.fmean of the scores
         return self.counts[group][metric]
 
 
 MAX_PERIODS = 26
-"""At most this many periods per KPI report: each evaluates every account at its end."""
+"""At most this many periods per KPI report."""
 
 
 def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
@@ -123,18 +126,21 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
             f"at most {MAX_PERIODS} periods per KPI report (got"
             f" {len(periods)} {query.period}s); choose a shorter range"
         )
-    directory = _directory(conn)
     targets = Targets.load(conn, query.group_by, query.period)
-    known = _known_groups(query.group_by, directory, departments)
+    known = _known_groups(conn, query.group_by, departments)
+    counted = _Counted.load(conn, periods, as_of) if periods else _Counted([], [])
+    directory = _directory(conn, counted.accounts())
     out = []
     for span in periods:
         end = min(span.end_us, as_of.now_us)
         figures = _Figures()
+        groups = _group_rows(query.group_by, span.end_us)
         groups_of = _grouper(directory, query.group_by, span.end_us)
-        _flows(conn, span, end, as_of, query, figures, groups_of)
-        _states(
-            conn, replace(as_of, now_us=end), query, directory, figures, groups_of, as_of.now_us
-        )
+        _touches(conn, span, end, query.group_by, groups, figures)
+        _kept(conn, span, end, query.group_by, groups, figures)
+        counted.add(span, end, as_of, figures, groups_of)
+        _states(conn, replace(as_of, now_us=end), query, span.end_us, as_of.now_us, groups,
+                figures)  # fmt: skip
         names = sorted(set(known) | set(figures.counts) | set(figures.scores),
                        key=lambda g: (g is None, g or ""))  # fmt: skip
         out.append({
@@ -149,12 +155,31 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
             "lower_is_better": sorted(LOWER_IS_BETTER), "periods": out}  # fmt: skip
 
 
-def _known_groups(group_by: GroupBy, d: _Directory, departments: Sequence[str]) -> list[Group]:
+def _known_groups(conn: Connection, group_by: GroupBy,
+                  departments: Sequence[str]) -> list[Group]:  # fmt: skip
+    """The groups shown with zeros when nothing is counted for them."""
     if group_by == "department":
         return list(departments)
+    a, o = accounts.TABLES.accounts.c, accounts.TABLES.owners.c
+    column = a.segment if group_by == "segment" else o.employee_id
+    return list(conn.execute(select(column).distinct()).scalars())
+
+
+def _group_rows(group_by: GroupBy, end_us: int) -> Any:
+    """``(account_id, grp)`` of every account with a group at a period ending at ``end_us``
+    (``_Directory.groups`` in SQL; an account with none is left out: joined from the left, it
+    falls in the ``null`` group)."""
+    a, o, f = accounts.TABLES.accounts.c, accounts.TABLES.owners.c, facts.TABLES.firsts.c
     if group_by == "segment":
-        return list(set(d.segment.values()))
-    return list({e for owners in d.owners.values() for _, e in owners})
+        return select(a.account_id, a.segment.label("grp")).subquery("g")
+    if group_by == "owner":
+        return select(o.account_id, o.employee_id.label("grp")).distinct().subquery("g")
+    # The departments that touched it before the end and do not own it (a UNION would sort
+    # both sides to drop the duplicates).
+    owns = exists().where(o.account_id == f.account_id, o.department == f.department)
+    touched = select(f.account_id, f.department.label("grp")).where(
+        f.first_us < end_us, f.department != "*", ~owns)  # fmt: skip
+    return union_all(select(o.account_id, o.department.label("grp")), touched).subquery("g")
 
 
 def _grouper(d: _Directory, group_by: GroupBy, end_us: int) -> Callable[[str], list[Group]]:
@@ -168,72 +193,159 @@ def _grouper(d: _Directory, group_by: GroupBy, end_us: int) -> Callable[[str], l
     return groups_of
 
 
-def _flows(conn: Connection, span: Span, end: int, as_of: AsOf, query: KpiQuery,
-           fig: _Figures, groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
-    t = facts.TABLES.touches
+def _count(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _touches(conn: Connection, span: Span, end: int, group_by: GroupBy, groups: Any,
+             fig: _Figures) -> None:  # fmt: skip
+    """Accounts touched, and executive touches (event and account pairs), per group: by
+    department, the touch's own department."""
+    t = facts.TABLES.touches.c
+    in_span = and_(t.at_us >= span.start_us, t.at_us < end)
+    if group_by == "department":
+        grp: Any = t.department
+        source: Any = facts.TABLES.touches
+    else:
+        grp = groups.c.grp
+        source = facts.TABLES.touches.outerjoin(groups, groups.c.account_id == t.account_id)
+    touched = (select(grp.label("grp"), t.account_id).select_from(source).where(in_span)
+               .distinct().subquery())  # fmt: skip
+    for r in conn.execute(select(touched.c.grp, func.count()).group_by(touched.c.grp)):
+        fig.add([r[0]], "accounts_touched", int(r[1]))
+    executive = (select(grp.label("grp"), t.event_id, t.account_id).select_from(source)
+                 .where(in_span, t.executive.is_(True)).distinct().subquery())  # fmt: skip
+    for r in conn.execute(select(executive.c.grp, func.count()).group_by(executive.c.grp)):
+        fig.add([r[0]], "executive_touches", int(r[1]))
+
+
+def _kept(conn: Connection, span: Span, end: int, group_by: GroupBy, groups: Any,
+          fig: _Figures) -> None:  # fmt: skip
+    """Commitments fulfilled in the period by their due time (or with none): by department,
+    the committing department's."""
+    t = onevoice.TABLES.commitments.c
+    on_time = and_(t.closed_state == "fulfilled", t.closed_us >= span.start_us, t.closed_us < end,
+                   or_(t.due_us.is_(None), t.closed_us <= t.due_us))  # fmt: skip
+    if group_by == "department":
+        stmt = select(t.department, func.count()).where(on_time).group_by(t.department)
+    else:
+        stmt = (select(groups.c.grp, func.count())
+                .select_from(onevoice.TABLES.commitments.outerjoin(
+                    groups, groups.c.account_id == t.account_id))
+                .where(on_time).group_by(groups.c.grp))  # fmt: skip
+    for r in conn.execute(stmt):
+        fig.add([r[0]], "commitments_kept_on_time", int(r[1]))
+
+
+@dataclass
+class _Counted:
+    """What is counted in Python, loaded once for every period: complaints opened (and
+    recurring), handoffs with their first follow-ups, and CSAT scores."""
+
+    opened: list[Any]  # complaints._Complaint
+    handoffs: list[tuple[str, Any]]  # (account, view_rules.Handoff)
+    csat: list[Any] = field(default_factory=list)  # rows: account_id, score, at_us
+
+    @classmethod
+    def load(cls, conn: Connection, periods: Sequence[Span], as_of: AsOf) -> _Counted:
+        lo, hi = periods[0].start_us, min(periods[-1].end_us, as_of.now_us)
+        opened = complaints.opened_between(conn, lo, hi, as_of)
+        c = onevoice.TABLES.csat.c
+        csat = conn.execute(select(c.account_id, c.score, c.at_us)
+                            .where(c.at_us >= lo, c.at_us < hi)).all()  # fmt: skip
+        return cls(opened, view_facts.handoffs_since(conn, lo, as_of), list(csat))
+
+    def accounts(self) -> set[str]:
+        return {c.account_id for c in self.opened} | {a for a, _ in self.handoffs} | \
+            {r.account_id for r in self.csat}  # fmt: skip
+
+    def add(self, span: Span, end: int, as_of: AsOf, fig: _Figures,
+            groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
+        for c in self.opened:
+            if span.start_us <= (c.opened_us or 0) < end:
+                fig.add(groups_of(c.account_id), "complaints_opened")
+                if c.recurring:
+                    fig.add(groups_of(c.account_id), "complaints_recurring")
+        # The period's signals followed up in time — up to now, so a signal of the period's
+        # last days followed up after the period ended still counts, in its own period.
+        for account_id, h in self.handoffs:
+            if span.start_us <= h.at_us < end and as_of.past(h.followed_us) and \
+                    (h.followed_us or 0) < handoffs.deadline(h, as_of):  # fmt: skip
+                fig.add(groups_of(account_id), "handoffs_followed_up")
+        for r in self.csat:
+            if span.start_us <= r.at_us < end:
+                for g in groups_of(r.account_id):
+                    fig.scores[g][0] += r.score
+                    fig.scores[g][1] += 1
+
+
+def _states(conn: Connection, as_of: AsOf, query: KpiQuery, end_us: int, now_us: int,
+            groups: Any, fig: _Figures) -> None:  # fmt: skip
+    """The figures of the moment ``as_of``: the view's rules over every account's state (kept
+    ones aggregated in SQL, the others evaluated here)."""
+    rows, kept = _state_rows(as_of, now_us)
+    a, f = accounts.TABLES.accounts, facts.TABLES.firsts.alias("anyone")
+    anyone = and_(f.c.account_id == rows.c.account_id, f.c.department == "*")
+    joined = rows.outerjoin(a, a.c.account_id == rows.c.account_id).outerjoin(f, anyone)
+    existed = or_(and_(a.c.registered.is_(True), a.c.reg_us <= as_of.now_us),
+                  f.c.first_us <= as_of.now_us)  # fmt: skip
+    registered = and_(a.c.registered.is_(True), a.c.reg_us.is_not(None))
+    last = rows.c.last_touch_us
     by_department = query.group_by == "department"
-    touched: set[tuple[Group, str]] = set()
-    executive: set[tuple[Group, str, str]] = set()
-    rows = conn.execute(select(t.c.event_id, t.c.account_id, t.c.department, t.c.executive)
-                        .where(and_(t.c.at_us >= span.start_us, t.c.at_us < end)))  # fmt: skip
-    for r in rows:
-        groups = [r.department] if by_department else groups_of(r.account_id)
-        touched |= {(g, r.account_id) for g in groups}
-        if r.executive:
-            executive |= {(g, r.event_id, r.account_id) for g in groups}
-    for g, _ in touched:
-        fig.add([g], "accounts_touched")
-    for g, _, _ in executive:
-        fig.add([g], "executive_touches")
-    _complaints(conn, span, end, as_of, fig, groups_of)
-    _kept(conn, span, end, by_department, fig, groups_of)
-    _handoffs(conn, span, end, as_of, fig, groups_of)
-    c = onevoice.TABLES.csat
-    in_span = and_(c.c.at_us >= span.start_us, c.c.at_us < end)
-    for score in conn.execute(select(c.c.account_id, c.c.score).where(in_span)):
-        for g in groups_of(score.account_id):
-            fig.scores[g].append(score.score)
+    stmt = select(
+        groups.c.grp,
+        _count(and_(last.is_(None), registered)).label("never"),
+        _count(last < as_of.since(NEGLECT_DAYS)).label("neglected"),
+        _count(rows.c.score < query.at_risk_below).label("at_risk"),
+        func.coalesce(func.sum(rows.c.conflicts), 0).label("conflicts"),
+        func.coalesce(func.sum(rows.c.overdue), 0).label("overdue"),
+    ).select_from(joined.outerjoin(groups, groups.c.account_id == rows.c.account_id)) \
+        .where(existed).group_by(groups.c.grp)  # fmt: skip
+    for r in conn.execute(stmt):
+        g = [r.grp]
+        fig.add(g, "accounts_never_contacted", int(r.never))
+        fig.add(g, "accounts_neglected", int(r.neglected))
+        fig.add(g, "accounts_at_risk", int(r.at_risk))
+        fig.add(g, "conflicting_offers", int(r.conflicts))
+        if not by_department:
+            fig.add(g, "commitments_overdue", int(r.overdue))
+    if by_department:  # the committing department's
+        for (by,) in conn.execute(select(rows.c.overdue_by).select_from(joined)
+                                  .where(existed, rows.c.overdue > 0)):  # fmt: skip
+            for department, n in state_history.load_by(by).items():
+                fig.add([department], "commitments_overdue", n)
+    # The accounts neither the history nor the cache holds for this moment.
+    x, d = accounts.TABLES.accounts.c, facts.TABLES.firsts.c
+    lacking = sorted(set(conn.execute(union(
+        select(x.account_id).where(~kept(x.account_id)),
+        select(d.account_id).where(~kept(d.account_id)),
+    )).scalars()))  # fmt: skip
+    if lacking:
+        _evaluated(conn, as_of, query, end_us, lacking, fig)
 
 
-def _complaints(conn: Connection, span: Span, end: int, as_of: AsOf, fig: _Figures,
-                groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
-    for c in complaints.opened_between(conn, span.start_us, end, as_of):
-        groups = groups_of(c.account_id)
-        fig.add(groups, "complaints_opened")
-        if c.recurring:
-            fig.add(groups, "complaints_recurring")
+def _state_rows(as_of: AsOf, now_us: int) -> tuple[Any, Callable[[Any], Any]]:
+    """The kept states at ``as_of`` (a past period's end: the state history; now: the health
+    cache's valid rows), and a condition: an account has one."""
+    if as_of.now_us < now_us:
+        t: Any = state_history.TABLE
+        ours: Any = and_(t.c.end_us == as_of.now_us,
+                         t.c.policy == health_cache.policy_key(as_of))  # fmt: skip
+    else:
+        t, ours = health_cache.TABLE, health_cache.valid(as_of)
+    rows = select(t.c.account_id, t.c.last_touch_us, t.c.score, t.c.conflicts, t.c.overdue,
+                  t.c.overdue_by).where(ours).subquery("s")  # fmt: skip
+    return rows, lambda account_id: exists().where(t.c.account_id == account_id, ours)
 
 
-def _kept(conn: Connection, span: Span, end: int, by_department: bool, fig: _Figures,
-          groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
-    t = onevoice.TABLES.commitments
-    rows = conn.execute(
-        select(t.c.account_id, t.c.department, t.c.due_us, t.c.closed_us).where(
-            t.c.closed_state == "fulfilled", t.c.closed_us >= span.start_us, t.c.closed_us < end
-        )
-    )
-    for r in rows:
-        if r.due_us is None or r.closed_us <= r.due_us:
-            fig.add([r.department] if by_department else groups_of(r.account_id),
-                    "commitments_kept_on_time")  # fmt: skip
-
-
-def _handoffs(conn: Connection, span: Span, end: int, as_of: AsOf, fig: _Figures,
-              groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
-    """The period's signals followed up in time — up to now, so a signal of the period's last
-    days followed up after the period ended still counts, in its own period."""
-    for account_id, h in view_facts.handoffs_since(conn, span.start_us, as_of):
-        if h.at_us < end and as_of.past(h.followed_us) and \
-                (h.followed_us or 0) < handoffs.deadline(h, as_of):  # fmt: skip
-            fig.add(groups_of(account_id), "handoffs_followed_up")
-
-
-def _states(conn: Connection, as_of: AsOf, query: KpiQuery, d: _Directory, fig: _Figures,
-            groups_of: Callable[[str], list[Group]], now_us: int) -> None:  # fmt: skip
-    """The figures of the moment ``as_of``: the view's rules over every account's facts."""
+def _evaluated(conn: Connection, as_of: AsOf, query: KpiQuery, end_us: int,
+               account_ids: list[str], fig: _Figures) -> None:  # fmt: skip
+    """The states of ``account_ids`` evaluated here, counted as the SQL above counts."""
+    d = _directory(conn, account_ids)
+    groups_of = _grouper(d, query.group_by, end_us)
     by_department = query.group_by == "department"
     since = as_of.since(NEGLECT_DAYS)
-    for account_id, state in sorted(_states_at(conn, as_of, d, now_us).items()):
+    for account_id, state in sorted(state_history.evaluate(conn, account_ids, as_of).items()):
         registered = d.registered.get(account_id)
         first = d.firsts.get(account_id, {}).get("*")
         if not ((registered is not None and registered <= as_of.now_us)
@@ -250,20 +362,3 @@ def _states(conn: Connection, as_of: AsOf, query: KpiQuery, d: _Directory, fig: 
         fig.add(groups, "conflicting_offers", state.conflicts)
         for department, n in state.overdue_by.items():
             fig.add([department] if by_department else groups, "commitments_overdue", n)
-
-
-def _states_at(conn: Connection, as_of: AsOf, d: _Directory,
-               now_us: int) -> dict[str, state_history.State]:  # fmt: skip
-    """Every account's state at ``as_of``: a past period's end from the state history, now
-    from the health cache, and the accounts either lacks evaluated here."""
-    if as_of.now_us < now_us:
-        found = state_history.read(conn, as_of.now_us, as_of)
-    else:
-        h = health_cache.TABLE.c
-        found = {r.account_id: state_history.of_row(r) for r in conn.execute(
-            select(h.account_id, h.last_touch_us, h.score, h.conflicts, h.overdue_by)
-            .where(health_cache.valid(as_of)))}  # fmt: skip
-    lacking = sorted((set(d.registered) | set(d.firsts)) - set(found))
-    if lacking:
-        found.update(state_history.evaluate(conn, lacking, as_of))
-    return found
