@@ -17,9 +17,11 @@ from services.projections.onevoice import replaced_since
 
 @dataclass(frozen=True)
 class Changes:
-    """The accounts a batch changes, and per account the earliest moment it changes from."""
+    """The accounts a batch changes, per account the earliest moment it changes from, and
+    whether the rows it replaces were looked up."""
 
     since: dict[str, int]
+    looked_up: bool
 
 
 def read_changes(conn: Connection, events: Sequence[StoredEvent]) -> Changes:
@@ -27,18 +29,23 @@ def read_changes(conn: Connection, events: Sequence[StoredEvent]) -> Changes:
     replace are looked up only while some past state is kept."""
     since = state_history.changed_since(events)
     if since and state_history.latest_end(conn) is not None:
-        since = state_history.earliest(since, replaced_since(conn, events))
-    return Changes(since)
+        return Changes(state_history.earliest(since, replaced_since(conn, events)), True)
+    return Changes(since, False)
 
 
 def mark(conn: Connection, changes: Changes) -> None:
     """After applying, in the same transaction: the health rows first (the order
-    ``state_history.store`` relies on), then the past states."""
+    ``state_history.store`` relies on), then the past states. When no state was kept as the
+    batch began, the rows it replaced were not looked up; a refresher may have kept some since
+    (PostgreSQL: it commits while the batch runs), from facts before the batch: every state of
+    the batch's accounts goes then."""
     health_cache.touch(conn, changes.since)
-    state_history.forget(conn, changes.since)
+    since = changes.since
+    if not changes.looked_up and since and state_history.latest_end(conn) is not None:
+        since = dict.fromkeys(since, state_history.EVER)
+    state_history.forget(conn, since)
 
 
 def mark_all(conn: Connection) -> None:
     """The facts changed wholesale (a switch, rollback or replay)."""
-    health_cache.touch_all(conn)
-    state_history.forget_all(conn)
+    state_history.changed_wholesale(conn)

@@ -29,6 +29,8 @@ from services.core.view_rules import AsOf
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", Entry, State)
+SKIP_FAILED_S = 600.0
+"""How long the state history passes over an account whose evaluation failed."""
 
 
 class HealthRefresher:
@@ -42,7 +44,9 @@ class HealthRefresher:
         self._stop = threading.Event()
         self._adopt_at = 0.0
         self._weeks, self._months = history
+        self._failed: dict[str, float] = {}  # account -> monotonic time to try it again
         self.stored = 0  # by the last pass
+        self.passed_over = 0  # accounts the last pass could not evaluate (state history)
 
     def refresh_once(self, *, history: bool = True) -> int:
         """Evaluate up to one batch of stale rows or, when none is stale (and ``history``), of
@@ -73,18 +77,27 @@ class HealthRefresher:
 
     def _fill_history(self, as_of: AsOf) -> int:
         """One batch of accounts missing at the latest end that has any (their health rows are
-        fresh: the health cache comes first)."""
-        self.stored = 0
+        fresh: the health cache comes first). An account whose evaluation failed is passed
+        over for ``SKIP_FAILED_S`` (the KPI report evaluates it, and fails, as before the
+        history), so it holds back neither the others nor the older ends."""
+        self.stored = self.passed_over = 0
+        now = time.monotonic()
+        self._failed = {a: until for a, until in self._failed.items() if until > now}
         for end in self._ends(as_of):
             with self._db.reading() as conn:
-                stamps = state_history.missing(conn, end, as_of, self._batch)
+                found = state_history.missing(conn, end, as_of, self._batch + len(self._failed))
+            stamps = {a: s for a, s in found.items() if a not in self._failed}
             if not stamps:
                 continue
             at_end = replace(as_of, now_us=end)
             states = self._isolated(
                 sorted(stamps),
                 lambda conn, ids, at=at_end: state_history.evaluate(conn, ids, at),  # type: ignore[misc]
+                alone_too=True,
             )
+            failed = stamps.keys() - states.keys()
+            self._failed.update(dict.fromkeys(failed, now + SKIP_FAILED_S))
+            self.passed_over = len(failed)
             with self._db.transaction() as conn:
                 self.stored = state_history.store(conn, end, as_of, states, stamps)
             return len(stamps)
@@ -96,16 +109,21 @@ class HealthRefresher:
             conn, ids, as_of, by="refresher"))  # fmt: skip
 
     def _isolated(
-        self, account_ids: list[str], evaluate: Callable[[Connection, list[str]], dict[str, T]]
+        self,
+        account_ids: list[str],
+        evaluate: Callable[[Connection, list[str]], dict[str, T]],
+        *,
+        alone_too: bool = False,
     ) -> dict[str, T]:
         """``evaluate`` all at once or, when that fails, one by one: an account whose
         evaluation fails is left out (a read evaluates it, and fails, as before the cache), so
-        one account cannot hold the rest back."""
+        one account cannot hold the rest back. A single account's failure is raised unless
+        ``alone_too`` (the refresher logs it and backs off)."""
         try:
             with self._db.reading() as conn:
                 return evaluate(conn, account_ids)
         except Exception as exc:
-            if is_transient(exc) or is_systemic(exc) or len(account_ids) == 1:
+            if is_transient(exc) or is_systemic(exc) or (len(account_ids) == 1 and not alone_too):
                 raise
         found: dict[str, T] = {}
         for account_id in account_ids:
@@ -125,10 +143,10 @@ class HealthRefresher:
 
     def refresh_all(self, *, history: bool = True) -> int:
         """Refresh until nothing is stale for the clock's now and (with ``history``) no state
-        of a kept end is missing, or a pass stored nothing (an account that cannot be
-        evaluated); returns how many were stored (tests, the bench)."""
+        of a kept end is missing, or a pass stored nothing and passed over no account it could
+        not evaluate; returns how many were stored (tests, the bench)."""
         total = 0
-        while self.refresh_once(history=history) > 0 and self.stored > 0:
+        while self.refresh_once(history=history) > 0 and (self.stored or self.passed_over):
             total += self.stored
         return total
 

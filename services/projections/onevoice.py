@@ -134,11 +134,13 @@ def replaced_since(
     conn: Connection, events: Sequence[StoredEvent],
     tables: onevoice.OneVoiceTables = onevoice.TABLES,
 ) -> dict[str, int]:  # fmt: skip
-    """Per account, the earliest time of the lifecycle sides these events write that are
-    already stored (a commitment made again, a renewal rescheduled): the view keeps each side's
-    latest event, so its state from that time on may change, before the events' own times.
-    Read before the events are applied. An event the batch cannot read is left out (applying
-    it fails the same way, and parks it)."""
+    """Per account, the earliest time of the rows these events change that are already stored:
+    a lifecycle side they replace (a commitment made again, a renewal rescheduled: the view
+    keeps each side's latest event), and the preventions of a ticket whose opening they write
+    (a prevention with no cause takes its ticket's category, whenever the ticket was opened).
+    From there on the account's state may change, before the events' own times. Read before
+    the events are applied. An event the batch cannot read is left out (applying it fails the
+    same way, and parks it)."""
     batch = _Batch()
     for stored in customer_events(events):
         try:
@@ -146,6 +148,12 @@ def replaced_since(
         except Exception:  # the projection parks it
             continue
     found: dict[str, int] = {}
+
+    def earliest(rows: Any) -> None:
+        for account_id, us in rows:
+            if us is not None and (account_id not in found or us < found[account_id]):
+                found[account_id] = int(us)
+
     for table, id_column, latest in (
         (tables.commitments, "commitment_id", batch.commitments),
         (tables.tickets, "ticket_id", batch.tickets),
@@ -158,13 +166,16 @@ def replaced_since(
             by_side.setdefault(side, []).append((account_id, item_id))
         for side, keys in by_side.items():
             at = table.c[f"{side}_us"]
-            for start in range(0, len(keys), 500):
-                rows = conn.execute(select(table.c.account_id, at).where(
-                    tuple_(table.c.account_id, table.c[id_column]).in_(keys[start : start + 500]),
-                    at.is_not(None)))  # fmt: skip
-                for account_id, us in rows:
-                    if account_id not in found or us < found[account_id]:
-                        found[account_id] = int(us)
+            for start in range(0, len(keys), 400):  # 2 bound variables a key
+                earliest(conn.execute(select(table.c.account_id, at).where(
+                    tuple_(table.c.account_id, table.c[id_column]).in_(keys[start : start + 400]),
+                    at.is_not(None))))  # fmt: skip
+            if table is tables.tickets and side == "opened":
+                c = tables.commitments.c
+                for start in range(0, len(keys), 400):
+                    chunk = keys[start : start + 400]
+                    earliest(conn.execute(select(c.account_id, c.made_us).where(
+                        tuple_(c.account_id, c.ticket_id).in_(chunk))))  # fmt: skip
     return found
 
 

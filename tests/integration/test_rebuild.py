@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from services.bootstrap import Services, build
-from services.core.readmodels import generations, timeline
+from services.core.readmodels import generations, state_history, timeline
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 from services.core.settings import Settings
 from services.projections.base import Projection
@@ -130,15 +130,23 @@ def test_cancel_drops_the_shadow_and_frees_the_read_model(loaded: Services) -> N
     assert again.generation == 3
 
 
+def _states(services: Services) -> int:
+    with services.container.db.reading() as conn:
+        return state_history.counts(conn)
+
+
 def test_keep_old_allows_a_rollback_that_catches_up(loaded: Services) -> None:
     before = digests(loaded)
     rebuild = loaded.rebuilder.start(None, keep_old=True)
     loaded.health_refresher.refresh_all()
     assert loaded.health_refresher.behind()[1] == 0
+    assert _states(loaded) > 0
     assert loaded.rebuilder.run(rebuild.id).state == "switched"
     rows, stale = loaded.health_refresher.behind()
     assert rows and stale == rows  # a switch marks every account's health stale
+    assert _states(loaded) == 0  # and forgets every state at past period ends
     loaded.health_refresher.refresh_all()
+    assert _states(loaded) > 0
     kept = shadow_tables(loaded)
     assert kept and all("__g1_" in t for t in kept)
     loaded.ingest.submit(_story(10, 500))
@@ -148,6 +156,7 @@ def test_keep_old_allows_a_rollback_that_catches_up(loaded: Services) -> None:
     assert back == dict.fromkeys(generations.PREFIXES, 1)
     rows, stale = loaded.health_refresher.behind()
     assert rows and stale == rows  # and so does a rollback
+    assert _states(loaded) == 0
     loaded.runner.catch_up(60)  # fenced: resumes from the kept generation's checkpoints
     rolled = digests(loaded)
     assert rolled != before  # the ten new events reached the kept generation too

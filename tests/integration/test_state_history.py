@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Connection, select
 
 from services.bootstrap import projections
@@ -237,3 +238,101 @@ def test_an_event_that_replaces_an_older_row_forgets_the_states_since_that_row(
     with db.reading() as conn:
         assert not any(s.overdue_by for s in _kept(conn).values())
     assert _check_kept(db, as_of) == 4
+
+
+def test_a_ticket_opened_after_its_fix_forgets_the_states_since_the_fix(db: Database) -> None:
+    """A prevention recorded without a cause takes its ticket's category, whenever the ticket
+    was opened: the opening, dated after the end, changes the state at an end after the fix
+    (a complaint of that category after the fix recurs)."""
+    views = projections()
+    fold(db, [])
+    complaint = {"subject": "로그인 실패", "category": "sso", "severity": "high",
+                 "complaint": True}  # fmt: skip
+    _deliver(db, views, [
+        _event(0, "account.registered", 60, {"name": "다시 불만인 고객"}),
+        _event(1, "support.ticket_resolved", 27, {"ticket_id": "T-1",
+                                                  "prevention": {"action": "인증서 자동 갱신"}}),
+        _event(2, "support.ticket_opened", 24, {"ticket_id": "T-2", **complaint}),
+    ])  # fmt: skip
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(4, 0))
+    refresher.refresh_all()
+    with db.reading() as conn:
+        before = _kept(conn)
+    _deliver(db, views, [_event(3, "support.ticket_opened", 0, {"ticket_id": "T-1",
+                                                                **complaint})])  # fmt: skip
+    with db.reading() as conn:
+        after = _kept(conn)
+    assert len(after) < len(before)  # forgotten from the fix on
+    assert _check_kept(db, as_of) == len(after)
+    refresher.refresh_all()
+    with db.reading() as conn:
+        changed = {k for k, s in _kept(conn).items() if before[k] != s}
+    assert changed  # the recurrence after the fix lowered the score at the ends between
+    assert _check_kept(db, as_of) == 4
+
+
+def test_an_account_that_cannot_be_evaluated_holds_back_no_other_and_no_end(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fold(db, [[e for log in history(6) for e in log]])
+    with db.transaction() as conn:
+        derived.mark_all(conn)
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, batch=1, history=(3, 0))  # acct-0 alone
+    refresher.refresh_all(history=False)
+    real = state_history.evaluate
+
+    def failing(conn: Connection, ids: Any, at: AsOf) -> dict[str, state_history.State]:
+        if "acct-0" in ids:
+            raise ValueError("a fact this release cannot read")
+        return real(conn, ids, at)
+
+    monkeypatch.setattr(state_history, "evaluate", failing)
+    refresher.refresh_all()
+    with db.reading() as conn:
+        kept = _kept(conn)
+        others = [a for a in _ids(conn) if a != "acct-0"]
+    assert {a for _, a in kept} == set(others)
+    assert len(kept) == 3 * len(others)  # every end, every other account
+
+
+@pytest.mark.parametrize("backend", ["kafka"], indirect=True)
+def test_a_state_kept_while_a_batch_began_with_none_kept_is_forgotten(db: Database) -> None:
+    """PostgreSQL: the refresher keeps the first states while a batch runs that, finding none
+    kept, did not look up the rows it replaces; the batch forgets all of its accounts' states."""
+    views = projections()
+    fold(db, [])
+    _deliver(db, views, [
+        _event(0, "account.registered", 60, {"name": "동시에 바뀐 고객"}),
+        _event(1, "commitment.made", 30, {"commitment_id": "CM-1", "text": "보안 검토",
+                                          "due_at": (NOW - timedelta(days=25)).isoformat()}),
+    ])  # fmt: skip
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    HealthRefresher(db, lambda: as_of, history=(4, 0)).refresh_all(history=False)
+    again = [
+        _event(
+            2,
+            "commitment.made",
+            0,
+            {
+                "commitment_id": "CM-1",
+                "text": "다시",
+                "due_at": (NOW + timedelta(days=5)).isoformat(),
+            },
+        )
+    ]
+    end = state_history.ends(as_of, 4, 0)[0]
+    with db.transaction() as batch:
+        changes = derived.read_changes(batch, again)
+        assert not changes.looked_up  # nothing kept yet
+        for view in views:
+            view.apply(batch, again)
+        # The refresher, meanwhile, from the facts before the batch:
+        with db.reading() as conn:
+            stamps = state_history.missing(conn, end, as_of, 10)
+            states = state_history.evaluate(conn, list(stamps), replace(as_of, now_us=end))
+        with db.transaction() as conn:
+            assert state_history.store(conn, end, as_of, states, stamps) == 1
+        derived.mark(batch, changes)
+    assert _check_kept(db, as_of) == 0  # forgotten

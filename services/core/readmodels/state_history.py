@@ -148,6 +148,10 @@ def read(conn: Connection, end_us: int, as_of: AsOf) -> dict[str, State]:
 # -- the projector's side ----------------------------------------------------------------------
 
 
+EVER = -(2**63)
+"""A moment before every end: ``forget`` from it deletes all of an account's states."""
+
+
 def changed_since(events: Iterable[StoredEvent]) -> dict[str, int]:
     """Per account whose facts these events may change (``health_cache.touched_accounts``),
     the earliest moment they change at: the earliest of its events' times."""
@@ -204,6 +208,13 @@ WHERE h.account_id = v.account_id AND h.end_us >= v.since_us
 def forget_all(conn: Connection) -> None:
     """Delete every state (the facts changed wholesale: a switch, rollback or replay)."""
     conn.execute(delete(TABLE))
+
+
+def changed_wholesale(conn: Connection) -> None:
+    """Every account's facts may have changed (a generation switch, a rollback, a replay):
+    every health row stale, every state forgotten (in that order: see the module's note)."""
+    health_cache.touch_all(conn)
+    forget_all(conn)
 
 
 # -- the refresher's side ----------------------------------------------------------------------

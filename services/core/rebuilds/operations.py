@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, delete, select
 
 from services.core.adapters.sql import is_lock_timeout
 from services.core.deadletters import store as dead_letters
-from services.core.readmodels import checkpoints, generations, health_cache
+from services.core.readmodels import checkpoints, generations, state_history
 from services.core.readmodels.schema import CHECKPOINTS, FENCES
 from services.core.rebuilds import OPEN_STATES, RebuildStateError, store
 from services.core.rebuilds.store import Rebuild
@@ -92,7 +92,7 @@ def rollback(conn: Connection, projections: Sequence[str], now_us: int) -> dict[
         dead_letters.move(conn, name, back, live)
         out[name] = back
     checkpoints.bump(conn, list(projections), live)
-    health_cache.touch_all(conn)  # every account's facts may differ in the kept generation
+    state_history.changed_wholesale(conn)  # every account's facts may differ in the kept one
     return out
 
 
