@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bench import views
 from bench.base import BenchBase
@@ -22,7 +21,7 @@ from services.bootstrap import as_of_now
 from services.core.adapters.sql import Database
 from services.core.readmodels import leadership, state_history
 from services.core.readmodels.reports import complaints, handoffs, kpi, roster, voice
-from services.core.readmodels.timeline import to_micros
+from services.core.settings import Settings
 from services.core.view_rules import AsOf
 from services.projections import derived
 from services.projections.health_refresh import HealthRefresher
@@ -52,12 +51,18 @@ REPORTS: dict[str, tuple[str, int, Read]] = {
 }  # fmt: skip
 
 
-def _inprocess(db_url: str, tz: str, read: Read, rounds: int) -> list[float]:
+def _now(settings: Settings) -> AsOf:
+    """Now under the server's rules (the caches answer only for the rules they were made
+    under: the default ``Policy()`` differs from the settings', e.g. the executive titles)."""
+    return as_of_now(settings, lambda: datetime.now(UTC))
+
+
+def _inprocess(db_url: str, settings: Settings, read: Read, rounds: int) -> list[float]:
     db = Database(db_url)
     took: list[float] = []
     try:
         for _ in range(rounds):
-            as_of = AsOf(to_micros(datetime.now(UTC)), ZoneInfo(tz))
+            as_of = _now(settings)
             t0 = time.perf_counter()
             with db.reading() as conn:
                 read(conn, as_of)
@@ -71,14 +76,14 @@ class _Rollback(Exception):
     pass
 
 
-def _kpi_without_history(db_url: str, tz: str, rounds: int) -> list[float]:
+def _kpi_without_history(db_url: str, settings: Settings, rounds: int) -> list[float]:
     """The KPI report in-process with every health row stale and no state kept (rolled back):
     every account evaluated at every period's end."""
     db = Database(db_url)
     took: list[float] = []
     try:
         for _ in range(rounds):
-            as_of = AsOf(to_micros(datetime.now(UTC)), ZoneInfo(tz))
+            as_of = _now(settings)
             try:
                 with db.transaction() as conn:
                     derived.mark_all(conn)
@@ -98,7 +103,7 @@ def _fill(bench: BenchBase) -> dict[str, Any]:
     emptied both); returns its figures."""
     db = Database(bench.db_url)
     try:
-        refresher = HealthRefresher(db, lambda: as_of_now(bench.main, lambda: datetime.now(UTC)),
+        refresher = HealthRefresher(db, lambda: _now(bench.main),
                                     history=(bench.main.kpi_history_weeks,
                                              bench.main.kpi_history_months))  # fmt: skip
         t0 = time.perf_counter()
@@ -116,15 +121,14 @@ def _fill(bench: BenchBase) -> dict[str, Any]:
 
 
 def reports_phase(bench: BenchBase) -> None:
-    tz = bench.main.business_time_zone
-    baseline = _kpi_without_history(bench.db_url, tz, 2)
+    baseline = _kpi_without_history(bench.db_url, bench.main, 2)
     filled = _fill(bench)
     app = AppProcess(bench.main, "api", bench.workdir / "api-reports.log", None)
     http: dict[str, list[float]] = {}
     with app as url, bench.meter() as m:
         for name, (path, rounds, _) in REPORTS.items():
             http[name] = views.http_ms(url, [path], rounds, 1)
-    local = {name: _inprocess(bench.db_url, tz, read, rounds)
+    local = {name: _inprocess(bench.db_url, bench.main, read, rounds)
              for name, (_, rounds, read) in REPORTS.items()}  # fmt: skip
     detail = {name: {"http_p50_ms": percentile(http[name], 0.5),
                      "http_p99_ms": percentile(http[name], 0.99),
