@@ -209,19 +209,26 @@ def _event(n: int, kind: str, days_ago: float, payload: dict[str, Any]) -> Store
     return StoredEvent(parse_event(body), f"redo-{n}", 0, n, NOW)
 
 
+def _overdue_commitment(db: Database) -> list[Any]:
+    """Empty views, then an account whose commitment, made 30 days before NOW, fell due 25
+    days before it; returns the views."""
+    views = projections()
+    fold(db, [])
+    _deliver(db, views, [
+        _event(0, "account.registered", 60, {"name": "약속한 고객"}),
+        _event(1, "commitment.made", 30, {"commitment_id": "CM-1", "text": "보안 검토",
+                                          "due_at": (NOW - timedelta(days=25)).isoformat()}),
+    ])  # fmt: skip
+    return views
+
+
 def test_an_event_that_replaces_an_older_row_forgets_the_states_since_that_row(
     db: Database,
 ) -> None:
     """The view keeps each lifecycle side's latest event: a commitment made again today moves
     its making from 30 days ago to today, so at the ends between it was not made yet (and not
     overdue) — though the new event itself is not late."""
-    views = projections()
-    fold(db, [])
-    _deliver(db, views, [
-        _event(0, "account.registered", 60, {"name": "다시 약속한 고객"}),
-        _event(1, "commitment.made", 30, {"commitment_id": "CM-1", "text": "보안 검토",
-                                          "due_at": (NOW - timedelta(days=25)).isoformat()}),
-    ])  # fmt: skip
+    views = _overdue_commitment(db)
     as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
     refresher = HealthRefresher(db, lambda: as_of, history=(4, 0))
     refresher.refresh_all()
@@ -301,13 +308,7 @@ def test_an_account_that_cannot_be_evaluated_holds_back_no_other_and_no_end(
 def test_a_state_kept_while_a_batch_began_with_none_kept_is_forgotten(db: Database) -> None:
     """PostgreSQL: the refresher keeps the first states while a batch runs that, finding none
     kept, did not look up the rows it replaces; the batch forgets all of its accounts' states."""
-    views = projections()
-    fold(db, [])
-    _deliver(db, views, [
-        _event(0, "account.registered", 60, {"name": "동시에 바뀐 고객"}),
-        _event(1, "commitment.made", 30, {"commitment_id": "CM-1", "text": "보안 검토",
-                                          "due_at": (NOW - timedelta(days=25)).isoformat()}),
-    ])  # fmt: skip
+    views = _overdue_commitment(db)
     as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
     HealthRefresher(db, lambda: as_of, history=(4, 0)).refresh_all(history=False)
     again = [
