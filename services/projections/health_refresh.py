@@ -52,6 +52,7 @@ class HealthRefresher:
         """Evaluate up to one batch of stale rows or, when none is stale (and ``history``), of
         accounts missing from the state history; returns how many were taken."""
         as_of = self._as_of()
+        self.passed_over = 0
         if time.monotonic() >= self._adopt_at:
             # Accounts that reached the directory without the projector's marking (none are
             # expected; until then the lists that join the cache leave them out), and states
@@ -86,7 +87,8 @@ class HealthRefresher:
         for end in self._ends(as_of):
             with self._db.reading() as conn:
                 found = state_history.missing(conn, end, as_of, self._batch + len(self._failed))
-            stamps = {a: s for a, s in found.items() if a not in self._failed}
+            kept = [a for a in sorted(found) if a not in self._failed][: self._batch]
+            stamps = {a: found[a] for a in kept}
             if not stamps:
                 continue
             at_end = replace(as_of, now_us=end)

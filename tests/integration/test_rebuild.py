@@ -151,6 +151,8 @@ def test_keep_old_allows_a_rollback_that_catches_up(loaded: Services) -> None:
     assert kept and all("__g1_" in t for t in kept)
     loaded.ingest.submit(_story(10, 500))
     loaded.runner.catch_up(60)
+    loaded.health_refresher.refresh_all()
+    assert _states(loaded) > 0
     with loaded.container.db.transaction() as conn:
         back = operations.rollback(conn, list(generations.PREFIXES), 1)
     assert back == dict.fromkeys(generations.PREFIXES, 1)
