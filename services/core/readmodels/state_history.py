@@ -4,16 +4,19 @@ The KPI report's state figures (accounts neglected, at risk, never contacted; co
 overdue; conflicting offers) are the view's rules applied to every account at a period's end
 ``E``. For the current period that moment is now, and the health cache holds it. A past ``E``
 never moves, so an account's state there changes only when the facts *before* ``E`` change: an
-event that occurred at or before ``E`` (a late one), or one that replaces a row whose time is at
+event that occurred at or before ``E`` (a late one), or one that changes a row whose time is at
 or before ``E`` (a commitment made again, a renewal rescheduled: the view keeps each lifecycle
-side's latest event). This table keeps those states per (period end, account):
+side's latest event; a ticket's opening gives its preventions their category:
+``projections.onevoice.replaced_since``). This table keeps those states per (period end,
+account):
 
 - the refresher (``projections.health_refresh``) fills the ends of the last
   ``ONEVOICE_KPI_HISTORY_WEEKS`` weeks and ``ONEVOICE_KPI_HISTORY_MONTHS`` months, after the
-  health cache is caught up (``fill``);
-- the live projector, in the transaction that applies a batch, deletes every state of an
-  account at or after the earliest moment the batch changes for it (``forget``); a switch, a
-  rollback and a replay delete them all (``forget_all``);
+  health cache is caught up (``missing``, ``evaluate``, ``store``);
+- the live projector and the re-driver, in the transaction that applies a batch, delete every
+  state of an account at or after the earliest moment the batch changes for it (``forget``,
+  through ``projections.derived``); a switch, a rollback and a replay delete them all
+  (``changed_wholesale``);
 - a read takes the rows of its end and evaluates the accounts without one itself (``evaluate``),
   so, as with the health cache, the answer never depends on how far the refresher got.
 
