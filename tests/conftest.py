@@ -27,8 +27,10 @@ for _chatty in ("kafka", "alembic", "httpx", "httpcore"):
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a test: embedded log + SQLite under ``data_dir``, few partitions."""
-    values: dict[str, Any] = {"data_dir": data_dir, "partitions": 4,
-                              "projector_idle_s": 0.05}  # fmt: skip
+    # Three kept period ends, not nine: every app's refresher fills the state history in the
+    # background (tests that need more ends give them their own refresher).
+    values: dict[str, Any] = {"data_dir": data_dir, "partitions": 4, "projector_idle_s": 0.05,
+                              "kpi_history_weeks": 2, "kpi_history_months": 1}  # fmt: skip
     values.update(overrides)
     return Settings(**values)
 

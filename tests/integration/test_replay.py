@@ -36,7 +36,7 @@ def loaded(settings: Settings) -> Iterator[Services]:
 def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     before = view(loaded.container.db)
     assert len(before) == 120
-    # 9 health rows, then the 9 accounts at each period end kept (6 weeks, 3 months)
+    # 9 health rows, then the 9 accounts at each period end kept
     settings = loaded.container.settings
     ends = state_history.ends(as_of_now(settings, loaded.container.clock),
                               settings.kpi_history_weeks, settings.kpi_history_months)  # fmt: skip
