@@ -41,9 +41,12 @@ def mark(conn: Connection, changes: Changes) -> None:
     the batch's accounts goes then."""
     health_cache.touch(conn, changes.since)
     since = changes.since
-    if not changes.looked_up and since and state_history.latest_end(conn) is not None:
+    if not since:
+        return
+    last = state_history.latest_end(conn)
+    if not changes.looked_up and last is not None:
         since = dict.fromkeys(since, state_history.EVER)
-    state_history.forget(conn, since)
+    state_history.forget(conn, since, last)
 
 
 def mark_all(conn: Connection) -> None:

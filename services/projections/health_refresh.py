@@ -45,6 +45,8 @@ class HealthRefresher:
         self._adopt_at = 0.0
         self._weeks, self._months = history
         self._failed: dict[str, float] = {}  # account -> monotonic time to try it again
+        self._history_done: tuple[str, tuple[int, ...]] | None = None  # (rules, ends) complete
+        self._history_recheck_at = 0.0
         self.stored = 0  # by the last pass
         self.passed_over = 0  # accounts the last pass could not evaluate (state history)
 
@@ -68,6 +70,7 @@ class HealthRefresher:
                 return self._fill_history(as_of)
             self.stored = 0
             return 0
+        self._history_done = None  # these accounts changed: their past states may be gone
         found = self._evaluate(sorted(claimed.stamps), as_of)
         with self._db.transaction() as conn:
             self.stored = health_cache.store(conn, claimed, found, as_of)
@@ -83,8 +86,13 @@ class HealthRefresher:
         history), so it holds back neither the others nor the older ends."""
         self.stored = self.passed_over = 0
         now = time.monotonic()
+        ends = self._ends(as_of)
+        checked = (health_cache.policy_key(as_of), tuple(ends))
+        if self._history_done == checked and now < self._history_recheck_at:
+            return 0  # nothing was missing, and no account changed since
+
         self._failed = {a: until for a, until in self._failed.items() if until > now}
-        for end in self._ends(as_of):
+        for end in ends:
             with self._db.reading() as conn:
                 found = state_history.missing(conn, end, as_of, self._batch + len(self._failed))
             kept = [a for a in sorted(found) if a not in self._failed][: self._batch]
@@ -103,6 +111,11 @@ class HealthRefresher:
             with self._db.transaction() as conn:
                 self.stored = state_history.store(conn, end, as_of, states, stamps)
             return len(stamps)
+        # Nothing missing: look again when an account changes (a health pass finds it stale),
+        # a period ends, the rules change, or in a minute (accounts passed over, other
+        # refreshers), not on every idle pass (each end's lookup is an anti-join over the
+        # directory).
+        self._history_done, self._history_recheck_at = checked, now + 60
         return 0
 
     def _evaluate(self, account_ids: list[str], as_of: AsOf) -> dict[str, Entry]:

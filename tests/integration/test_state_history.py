@@ -337,3 +337,26 @@ def test_a_state_kept_while_a_batch_began_with_none_kept_is_forgotten(db: Databa
             assert state_history.store(conn, end, as_of, states, stamps) == 1
         derived.mark(batch, changes)
     assert _check_kept(db, as_of) == 0  # forgotten
+
+
+def test_an_idle_refresher_does_not_look_for_missing_states_on_every_pass(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    views = _overdue_commitment(db)
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(4, 0))
+    refresher.refresh_all()
+    calls: list[int] = []
+    real = state_history.missing
+
+    def counted(conn: Connection, end: int, at: AsOf, limit: int) -> dict[str, int]:
+        calls.append(end)
+        return real(conn, end, at, limit)
+
+    monkeypatch.setattr(state_history, "missing", counted)
+    assert [refresher.refresh_once() for _ in range(5)] == [0] * 5
+    assert calls == []  # complete, and nothing changed
+    _deliver(db, views, [_event(2, "commitment.fulfilled", 27, {"commitment_id": "CM-1"})])
+    refresher.refresh_all()  # the account changed: its forgotten states are kept again
+    assert calls
+    assert _check_kept(db, as_of) == 4

@@ -19,7 +19,7 @@ from services.bootstrap import projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
-from services.core.readmodels import health_cache, leadership, view
+from services.core.readmodels import health_cache, leadership, state_history, view
 from services.core.readmodels.reports import complaints, handoffs, kpi, roster, voice
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
@@ -217,7 +217,7 @@ def fold(db: Database, deliveries: list[list[StoredEvent]]) -> None:
         with db.transaction() as conn:
             for projection in views:
                 projection.apply(conn, batch)
-            health_cache.touch(conn, health_cache.touched_accounts(batch))  # as the runner does
+            health_cache.touch(conn, state_history.changed_since(batch))  # as the runner does
 
 
 def views_of(db: Database, tz: str) -> dict[str, Any]:

@@ -53,7 +53,6 @@ from sqlalchemy import (
 )
 
 from services.core.adapters.sql import bulk_insert, pg_record
-from services.core.codec import StoredEvent
 from services.core.readmodels import accounts, attention
 from services.core.readmodels.schema import METADATA
 from services.core.view_rules import AsOf
@@ -158,17 +157,6 @@ def adopt(conn: Connection) -> int:
         select(a.c.account_id).where(~exists().where(t.c.account_id == a.c.account_id)),
     ))  # fmt: skip
     return max(0, int(result.rowcount or 0))
-
-
-def touched_accounts(events: Iterable[StoredEvent]) -> set[str]:
-    """The accounts whose facts these events may change: each one's account and related
-    accounts (organisation events have none)."""
-    found: set[str] = set()
-    for s in events:
-        if not s.event.is_organisation:
-            found.add(s.event.account_id)
-            found.update(s.event.related_account_ids)
-    return found
 
 
 def touch(conn: Connection, account_ids: Iterable[str]) -> None:

@@ -156,8 +156,9 @@ EVER = -(2**63)
 
 
 def changed_since(events: Iterable[StoredEvent]) -> dict[str, int]:
-    """Per account whose facts these events may change (``health_cache.touched_accounts``),
-    the earliest moment they change at: the earliest of its events' times."""
+    """Per account whose facts these events may change (each one's account and related
+    accounts; organisation events have none), the earliest moment they change at: the earliest
+    of its events' times."""
     found: dict[str, int] = {}
     for s in events:
         if s.event.is_organisation:
@@ -184,11 +185,10 @@ def latest_end(conn: Connection) -> int | None:
     return conn.execute(select(func.max(TABLE.c.end_us))).scalar()
 
 
-def forget(conn: Connection, since: Mapping[str, int]) -> None:
+def forget(conn: Connection, since: Mapping[str, int], last: int | None) -> None:
     """Delete each account's states at or after its moment in ``since`` (its facts up to
-    those ends changed). Call after ``health_cache.touch`` in the same transaction (see the
-    module's note)."""
-    last = latest_end(conn) if since else None
+    those ends changed); ``last``: ``latest_end`` read after ``health_cache.touch`` in the same
+    transaction (see the module's note)."""
     rows = [{"account_id": a, "since_us": at} for a, at in sorted(since.items())
             if last is not None and at <= last]  # fmt: skip
     if not rows:
