@@ -238,7 +238,8 @@ def build(
     refresher = HealthRefresher(db, lambda: as_of_now(settings, clock),
                                 idle_s=settings.health_refresh_s,
                                 history=(settings.kpi_history_weeks,
-                                         settings.kpi_history_months))  # fmt: skip
+                                         settings.kpi_history_months),
+                                at_risk_below=settings.at_risk_below)  # fmt: skip
     return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder),
                     refresher)  # fmt: skip
 

@@ -1,7 +1,8 @@
 """The health refresher: keeps ``health_cache`` ahead of the reads that sort and filter on
 health (the accounts list, the coverage report), and, when that is caught up, the state history
 (``state_history``: every account's state at the last weeks' and months' ends, which the KPI
-report reads).
+report reads), and when that is complete, the KPI report's sums of those states per group at
+each end (``state_figures``).
 
 Each pass takes the stale rows for the clock's now — accounts a batch just changed, and those
 whose next time-driven change has come (``valid_until_us``) — most overdue first, evaluates them
@@ -22,8 +23,9 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from services.core.adapters.sql import Database, is_systemic, is_transient
-from services.core.readmodels import account_health, health_cache, state_history
+from services.core.readmodels import account_health, health_cache, state_figures, state_history
 from services.core.readmodels.health_cache import Entry
+from services.core.readmodels.reports import kpi
 from services.core.readmodels.state_history import State
 from services.core.view_rules import AsOf
 
@@ -35,7 +37,8 @@ SKIP_FAILED_S = 600.0
 
 class HealthRefresher:
     def __init__(self, db: Database, as_of: Callable[[], AsOf], *, batch: int = 500,
-                 idle_s: float = 1.0, history: tuple[int, int] = (6, 3)) -> None:  # fmt: skip
+                 idle_s: float = 1.0, history: tuple[int, int] = (6, 3),
+                 at_risk_below: int = 60) -> None:  # fmt: skip
         self._db = db
         self._as_of = as_of
         self._batch = batch
@@ -47,6 +50,8 @@ class HealthRefresher:
         self._failed: dict[str, float] = {}  # account -> monotonic time to try it again
         self._history_done: tuple[str, tuple[int, ...]] | None = None  # (rules, ends) complete
         self._history_recheck_at = 0.0
+        self._at_risk_below = at_risk_below
+        self._figures_retry_at = 0.0
         self.stored = 0  # by the last pass
         self.passed_over = 0  # accounts the last pass could not evaluate (state history)
 
@@ -62,6 +67,8 @@ class HealthRefresher:
             with self._db.transaction() as conn:
                 health_cache.adopt(conn)
                 state_history.prune(conn, self._ends(as_of), as_of)
+                state_figures.prune(conn, self._ends(as_of), health_cache.policy_key(as_of),
+                                    self._at_risk_below)  # fmt: skip
             self._adopt_at = time.monotonic() + 60
         with self._db.transaction() as conn:
             claimed = health_cache.claim(conn, as_of, self._batch)
@@ -111,12 +118,47 @@ class HealthRefresher:
             with self._db.transaction() as conn:
                 self.stored = state_history.store(conn, end, as_of, states, stamps)
             return len(stamps)
+        if not self._failed:  # an account passed over would be evaluated under the lock
+            self.stored = self._keep_figures(as_of, ends)
+            if self.stored:
+                return self.stored
         # Nothing missing: look again when an account changes (a health pass finds it stale),
         # a period ends, the rules change, or in a minute (accounts passed over, other
         # refreshers), not on every idle pass (each end's lookup is an anti-join over the
         # directory).
         self._history_done, self._history_recheck_at = checked, now + 60
         return 0
+
+    def _keep_figures(self, as_of: AsOf, ends: list[int]) -> int:
+        """The sums per group at the latest end that lacks some (every state there is kept):
+        computed under ``state_figures.computing``, so batches wait for each grouping (tens of
+        milliseconds). A failure backs off for ``SKIP_FAILED_S`` (the reports compute the sums
+        themselves meanwhile). Returns how many groupings were kept."""
+        if time.monotonic() < self._figures_retry_at:
+            return 0
+        policy = health_cache.policy_key(as_of)
+        with self._db.reading() as conn:
+            todo = state_figures.lacking(conn, ends, kpi.GROUP_BYS, policy, self._at_risk_below)
+        if not todo:
+            return 0
+        end = todo[0][0]
+        done = 0
+        for group_by in (g for g in kpi.GROUP_BYS if (end, g) in todo):
+            try:
+                with self._db.transaction() as conn, state_figures.computing(conn):
+                    sums = kpi.state_sums(conn, end, as_of, group_by, self._at_risk_below,
+                                          evaluate_up_to=self._batch)  # fmt: skip
+                    state_figures.store(conn, end, group_by, policy, self._at_risk_below, sums,
+                                        int(time.time() * 1_000_000))  # fmt: skip
+            except Exception as exc:
+                if is_transient(exc) or is_systemic(exc):
+                    raise
+                log.warning("KPI sums at %d by %s not kept (%s); the report computes them",
+                            end, group_by, exc)  # fmt: skip
+                self._figures_retry_at = time.monotonic() + SKIP_FAILED_S
+                return done
+            done += 1
+        return done
 
     def _evaluate(self, account_ids: list[str], as_of: AsOf) -> dict[str, Entry]:
         """Evaluate after the claim committed (see ``health_cache.claim``)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.bootstrap import Services, as_of_now, build
-from services.core.readmodels import state_history
+from services.core.readmodels import state_figures, state_history
 from services.core.settings import Settings
 from services.projections.replay import ProgressBar, replay
 from tests.integration.test_runner import view
@@ -36,11 +36,12 @@ def loaded(settings: Settings) -> Iterator[Services]:
 def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     before = view(loaded.container.db)
     assert len(before) == 120
-    # 9 health rows, then the 9 accounts at each period end kept
+    # 9 health rows, then the 9 accounts at each period end kept, then the KPI sums per
+    # grouping at each end
     settings = loaded.container.settings
     ends = state_history.ends(as_of_now(settings, loaded.container.clock),
                               settings.kpi_history_weeks, settings.kpi_history_months)  # fmt: skip
-    assert loaded.health_refresher.refresh_all() == 9 + 9 * len(ends)
+    assert loaded.health_refresher.refresh_all() == 9 + 9 * len(ends) + 3 * len(ends)
     assert loaded.health_refresher.behind() == (9, 0)
     out = io.StringIO()
     report = replay(loaded.runner, loaded.container.db, 60, out)
@@ -48,6 +49,7 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     assert loaded.health_refresher.behind() == (9, 9)  # the health cache answers for nothing
     with loaded.container.db.reading() as conn:
         assert state_history.counts(conn) == 0  # and no state at a past period end is kept
+        assert state_figures.counts(conn) == 0  # nor their sums
     assert report.events == 60
     assert report.parked == 0
     assert report.rows == {

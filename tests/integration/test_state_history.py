@@ -16,19 +16,21 @@ Runs on both backends (SQLite and PostgreSQL) through the ``db`` fixture.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
 
-from services.bootstrap import projections
+from services.bootstrap import migrate, projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
-from services.core.readmodels import accounts, state_history
+from services.core.readmodels import accounts, health_cache, state_figures, state_history
 from services.core.readmodels.reports import kpi
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf, Policy
@@ -77,6 +79,27 @@ def _check_kept(db: Database, as_of: AsOf) -> int:
     return len(kept)
 
 
+def _check_figures(db: Database, as_of: AsOf) -> int:
+    """Every kept sum per group equals the sum over the oracle's states at its end; returns how
+    many were checked."""
+    with db.reading() as conn:
+        kept = [(r.end_us, r.group_by, r.at_risk_below, state_figures.read(
+            conn, r.end_us, r.group_by, r.policy, r.at_risk_below))
+            for r in conn.execute(select(state_figures.TABLE))]  # fmt: skip
+    if not kept:
+        return 0
+    try:
+        with db.transaction() as conn:
+            derived.mark_all(conn)  # nothing kept: every account evaluated
+            for end, group_by, below, figures in kept:
+                oracle = kpi.state_sums(conn, end, as_of, group_by, below, evaluate_up_to=10**6)
+                assert dict(figures or []) == oracle, (end, group_by)
+            raise _Rollback
+    except _Rollback:
+        pass
+    return len(kept)
+
+
 def _reports(conn: Connection, as_of: AsOf) -> list[Any]:
     start = to_micros(CLOCK - timedelta(days=120))
     end = to_micros(CLOCK + timedelta(days=1))
@@ -105,15 +128,16 @@ ZONES = {"embedded": ("UTC", "Asia/Seoul", "America/New_York"), "kafka": ("Ameri
 
 def test_kept_states_equal_the_evaluation_whatever_arrives_late(db: Database,
                                                                 backend: str) -> None:  # fmt: skip
-    checked = forgotten = 0
+    checked = forgotten = sums = 0
     for n, seed in enumerate(SEEDS[backend]):
         zone = ZONES[backend][n % len(ZONES[backend])]
-        c, f = _kept_states_equal_the_evaluation(db, seed, zone)
-        checked, forgotten = checked + c, forgotten + f
-    assert checked > 300 and forgotten > 0, (checked, forgotten)
+        c, f, s = _kept_states_equal_the_evaluation(db, seed, zone)
+        checked, forgotten, sums = checked + c, forgotten + f, sums + s
+    assert checked > 300 and forgotten > 0 and sums > 20, (checked, forgotten, sums)
 
 
-def _kept_states_equal_the_evaluation(db: Database, seed: int, zone: str) -> tuple[int, int]:
+def _kept_states_equal_the_evaluation(db: Database, seed: int,
+                                      zone: str) -> tuple[int, int, int]:  # fmt: skip
     rng = random.Random(seed)
     events = [e for log in history(seed) for e in log]
     rng.shuffle(events)
@@ -126,7 +150,7 @@ def _kept_states_equal_the_evaluation(db: Database, seed: int, zone: str) -> tup
     policy = Policy(week_start=rng.randrange(7))
     as_of = AsOf(to_micros(CLOCK), ZoneInfo(zone), policy)
     refresher = HealthRefresher(db, lambda: as_of, batch=2, history=(6, 3))
-    checked = forgotten = 0
+    checked = forgotten = sums = 0
     for n, batch in enumerate(batches):
         _deliver(db, views, batch)
         if n % 3 == 2:
@@ -135,6 +159,7 @@ def _kept_states_equal_the_evaluation(db: Database, seed: int, zone: str) -> tup
             for _ in range(rng.randrange(4, 40)):
                 refresher.refresh_once()
         checked += _check_kept(db, as_of)
+        sums += _check_figures(db, as_of)
         if n + 1 < len(batches):  # the next batch's first event, alone, ahead of the rest
             with db.reading() as conn:
                 before = len(_kept(conn))
@@ -143,15 +168,18 @@ def _kept_states_equal_the_evaluation(db: Database, seed: int, zone: str) -> tup
             with db.reading() as conn:
                 forgotten += max(0, before - len(_kept(conn)))
             checked += _check_kept(db, as_of)
+            sums += _check_figures(db, as_of)
     refresher.refresh_all()
     with db.reading() as conn:
         kept = _kept(conn)
         ends = state_history.ends(as_of, 6, 3)
         assert {end for end, _ in kept} == set(ends)
         assert len(kept) == len(ends) * len(_ids(conn))
+        assert state_figures.counts(conn) == len(ends) * len(kpi.GROUP_BYS)
     checked += _check_kept(db, as_of)
+    sums += _check_figures(db, as_of)
     _check_reports(db, as_of)
-    return checked, forgotten
+    return checked, forgotten, sums
 
 
 def test_a_batch_applied_while_the_history_is_evaluated_wins(db: Database) -> None:
@@ -360,3 +388,81 @@ def test_an_idle_refresher_does_not_look_for_missing_states_on_every_pass(
     refresher.refresh_all()  # the account changed: its forgotten states are kept again
     assert calls
     assert _check_kept(db, as_of) == 4
+
+
+def test_a_registration_regroups_the_kept_sums_of_every_end(db: Database) -> None:
+    """The KPI groups accounts by their *current* segment and owners, so a registration dated
+    now (after every kept end: no state changes) still changes every past end's sums per
+    segment and owner: they are forgotten, and the report shows the account under its new
+    segment and owner in every period."""
+    views = _overdue_commitment(db)  # acct-redo: registered 60 days ago, no segment
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(3, 0))
+    refresher.refresh_all()
+    with db.reading() as conn:
+        assert state_figures.counts(conn) == 3 * len(kpi.GROUP_BYS)
+    moved = _event(2, "account.registered", -2, {  # occurred at CLOCK, after every end
+        "name": "약속한 고객", "segment": "enterprise",
+        "owners": {"sales": "emp-kim"}})  # fmt: skip
+    moved = replace(moved, event=moved.event.model_copy(update={"occurred_at": CLOCK}))
+    _deliver(db, views, [moved])
+    assert _check_figures(db, as_of) == 0  # all forgotten
+    refresher.refresh_all()
+    assert _check_figures(db, as_of) == 3 * len(kpi.GROUP_BYS)
+    start, stop = to_micros(CLOCK - timedelta(days=21)), to_micros(CLOCK)
+    with db.reading() as conn:
+        report = kpi.read_kpi(conn, kpi.KpiQuery(start, stop, "segment"), as_of, DEPARTMENTS)
+    for period in report["periods"]:
+        overdue = {g["group"]: g["figures"]["commitments_overdue"]["value"]
+                   for g in period["groups"]}  # fmt: skip
+        assert overdue == {"enterprise": 1}, period["period"]
+
+
+def _someone_waits_for_an_advisory_lock(db: Database, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with db.reading() as conn:
+            waiting = text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            if conn.execute(waiting).scalar():
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def test_no_sums_are_computed_while_a_batch_is_in_flight(pg_url: str) -> None:
+    """PostgreSQL only (SQLite serialises every writer): the refresher would sum an end's
+    states from the facts before a batch that is changing them — and that batch, having found
+    no sums to forget, would leave the stale ones. It waits for the batch to commit instead."""
+    db = Database(pg_url)
+    migrate(db)
+    views = _overdue_commitment(db)
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(3, 0))
+    refresher.refresh_all()
+    ends = state_history.ends(as_of, 3, 0)
+    with db.transaction() as conn:
+        state_figures.forget(conn, ends[0])  # the latest end's sums, to compute again
+    fulfilled = _event(2, "commitment.fulfilled", 0, {"commitment_id": "CM-1"})
+    at = datetime.fromtimestamp(ends[0] / 1e6, UTC) - timedelta(hours=1)
+    late = [replace(fulfilled, event=fulfilled.event.model_copy(update={"occurred_at": at}))]
+    done: list[int] = []
+    with db.transaction() as batch:
+        changes = derived.read_changes(batch, late)
+        for view in views:
+            view.apply(batch, late)
+        derived.mark(batch, changes)  # no overdue commitment at ends[0] any more
+        worker = threading.Thread(target=lambda: done.append(
+            refresher._keep_figures(as_of, ends)))  # fmt: skip
+        worker.start()
+        assert _someone_waits_for_an_advisory_lock(db)
+        assert not done
+    worker.join(30)
+    assert done == [len(kpi.GROUP_BYS)]
+    assert _check_figures(db, as_of) == 3 * len(kpi.GROUP_BYS)
+    with db.reading() as conn:
+        sums = dict(state_figures.read(conn, ends[0], "segment",
+                                       health_cache.policy_key(as_of), 60) or [])  # fmt: skip
+    assert sums[None]["commitments_overdue"] == 0
+    db.dispose()

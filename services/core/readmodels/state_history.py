@@ -57,7 +57,7 @@ from sqlalchemy import (
 from services.core.adapters.sql import bulk_insert
 from services.core.codec import StoredEvent
 from services.core.health import health
-from services.core.readmodels import accounts, health_cache, view_facts
+from services.core.readmodels import accounts, health_cache, state_figures, view_facts
 from services.core.readmodels.reports.periods import span_of
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import to_micros
@@ -215,9 +215,12 @@ def forget_all(conn: Connection) -> None:
 
 def changed_wholesale(conn: Connection) -> None:
     """Every account's facts may have changed (a generation switch, a rollback, a replay):
-    every health row stale, every state forgotten (in that order: see the module's note)."""
+    every health row stale, every state and every sum of them forgotten (in that order: see the
+    module's note)."""
+    state_figures.hold(conn)
     health_cache.touch_all(conn)
     forget_all(conn)
+    state_figures.forget(conn, state_figures.EVER)
 
 
 # -- the refresher's side ----------------------------------------------------------------------

@@ -32,7 +32,14 @@ from typing import Any, Literal
 from sqlalchemy import Connection, and_, case, exists, func, or_, select, union, union_all
 
 from services.core.adapters.sql import among, id_chunks
-from services.core.readmodels import accounts, health_cache, onevoice, state_history, view_facts
+from services.core.readmodels import (
+    accounts,
+    health_cache,
+    onevoice,
+    state_figures,
+    state_history,
+    view_facts,
+)
 from services.core.readmodels.reports import complaints, facts, handoffs
 from services.core.readmodels.reports.periods import Period, Span, TooManyPeriods, spans
 from services.core.readmodels.reports.targets import LOWER_IS_BETTER, METRICS, Targets
@@ -139,8 +146,16 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
         _touches(conn, span, end, query.group_by, groups, figures)
         _kept(conn, span, end, query.group_by, groups, figures)
         counted.add(span, end, as_of, figures, groups_of)
-        _states(conn, replace(as_of, now_us=end), query, span.end_us, as_of.now_us, groups,
-                figures)  # fmt: skip
+        kept = None
+        if end < as_of.now_us:  # a past end: its sums may be kept
+            kept = state_figures.read(conn, end, query.group_by, health_cache.policy_key(as_of),
+                                      query.at_risk_below)  # fmt: skip
+        if kept is None:
+            _states(conn, replace(as_of, now_us=end), query, span.end_us, as_of.now_us, groups,
+                    figures)  # fmt: skip
+        for group, counts in kept or ():
+            for metric, n in counts.items():
+                figures.add([group], metric, n)
         names = sorted(set(known) | set(figures.counts) | set(figures.scores),
                        key=lambda g: (g is None, g or ""))  # fmt: skip
         out.append({
@@ -279,8 +294,30 @@ class _Counted:
                     fig.scores[g][1] += 1
 
 
+STATE_METRICS = ("accounts_never_contacted", "accounts_neglected", "accounts_at_risk",
+                 "conflicting_offers", "commitments_overdue")  # fmt: skip
+GROUP_BYS: tuple[GroupBy, ...] = ("department", "segment", "owner")
+
+
+class TooManyLacking(Exception):
+    """More accounts lack a kept state than the caller would evaluate."""
+
+
+def state_sums(
+    conn: Connection, end_us: int, as_of: AsOf, group_by: GroupBy, at_risk_below: int, *,
+    evaluate_up_to: int,
+) -> dict[Group, dict[str, int]]:  # fmt: skip
+    """The state figures per group at the past end ``end_us`` (what ``state_figures`` keeps):
+    raises ``TooManyLacking`` rather than evaluate more than ``evaluate_up_to`` accounts."""
+    fig = _Figures()
+    query = KpiQuery(end_us, end_us, group_by, "week", at_risk_below)
+    _states(conn, replace(as_of, now_us=end_us), query, end_us, as_of.now_us,
+            _group_rows(group_by, end_us), fig, evaluate_up_to=evaluate_up_to)  # fmt: skip
+    return {g: {m: counts[m] for m in STATE_METRICS} for g, counts in fig.counts.items()}
+
+
 def _states(conn: Connection, as_of: AsOf, query: KpiQuery, end_us: int, now_us: int,
-            groups: Any, fig: _Figures) -> None:  # fmt: skip
+            groups: Any, fig: _Figures, *, evaluate_up_to: int | None = None) -> None:  # fmt: skip
     """The figures of the moment ``as_of``: the view's rules over every account's state (kept
     ones aggregated in SQL, the others evaluated here)."""
     rows, kept = _state_rows(as_of, now_us)
@@ -320,6 +357,8 @@ def _states(conn: Connection, as_of: AsOf, query: KpiQuery, end_us: int, now_us:
         select(x.account_id).where(~kept(x.account_id)),
         select(d.account_id).where(~kept(d.account_id)),
     )).scalars()))  # fmt: skip
+    if evaluate_up_to is not None and len(lacking) > evaluate_up_to:
+        raise TooManyLacking(f"{len(lacking)} accounts lack a kept state")
     if lacking:
         _evaluated(conn, as_of, query, end_us, lacking, fig)
 

@@ -1,0 +1,150 @@
+"""The KPI report's state figures at past period ends, summed per group: what the report would
+otherwise add up from every account's kept state on each request.
+
+A past end's figures (per group: accounts never contacted, neglected and at risk, conflicting
+offers, overdue commitments) are a pure function of three things: the account states at that end
+(``state_history``, or an evaluation where none is kept), the facts before it that say which
+accounts existed and which departments had touched them (``report_facts.firsts``), and the
+directory's current segments, owners and registrations (the groups). So a row here stays true
+until one of them changes:
+
+- a batch with an event that occurred at or before the end, or that replaces a row dated before
+  it, deletes the figures of every end from its earliest such moment (``forget``, from
+  ``projections.derived`` in the batch's transaction: the moments are those
+  ``state_history.forget`` gets);
+- a batch with an ``account.registered`` (segments, owners, registration times) deletes them all,
+  as do a switch, a rollback and a replay (``forget``, ``EVER``);
+- the rules, the business time zone and the at-risk threshold are part of the key.
+
+The refresher computes a row only when nothing is missing at that end (``state_history``), and
+it must not compute from facts a batch is about to change without that batch deleting the row.
+Both hold by a lock: every batch holds it shared from before it applies until it commits
+(``hold``), the refresher exclusively while it computes and stores (``computing``), so no batch
+is in flight while a row is computed, and every later batch sees the row it must delete. On
+SQLite both are write transactions, which exclude each other already.
+
+Reads use a row when there is one and compute the figures themselves when there is none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+)
+
+from services.core.readmodels.schema import METADATA
+
+TABLE = Table(
+    "account_state_figures",
+    METADATA,
+    Column("end_us", BigInteger, nullable=False),
+    Column("group_by", String(16), nullable=False),
+    Column("policy", String(32), nullable=False),  # health_cache.policy_key
+    Column("at_risk_below", Integer, nullable=False),
+    Column("figures", Text, nullable=False),  # JSON: [[group, {metric: count}], ...]
+    Column("computed_us", BigInteger, nullable=False),  # wall clock, for operators
+    PrimaryKeyConstraint("end_us", "group_by", "policy", "at_risk_below"),
+)
+
+EVER = -(2**63)
+_LOCK = 0x4F56_4B50_4946_4752  # "OVKPIFGR": one pg_advisory lock key for the whole database
+
+Figures = list[tuple[str | None, dict[str, int]]]
+
+
+def hold(conn: Connection) -> None:
+    """A batch's side of the lock: taken before it applies, held until it commits. Batches do
+    not wait for one another, only for a refresher computing figures (PostgreSQL; a SQLite
+    write transaction excludes every other already)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _LOCK})
+
+
+@contextmanager
+def computing(conn: Connection) -> Iterator[None]:
+    """The refresher's side: no batch is in flight, nor can one begin, until ``conn``'s
+    transaction ends (``conn`` must be a write transaction at READ COMMITTED, so each
+    statement sees every batch committed before the lock was granted)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    yield
+
+
+def forget(conn: Connection, since_us: int) -> None:
+    """Delete the figures of every end at or after ``since_us`` (``EVER``: all), in the
+    transaction of the batch that changes them, after ``hold``."""
+    t = TABLE.c
+    conn.execute(delete(TABLE) if since_us == EVER else delete(TABLE).where(t.end_us >= since_us))
+
+
+def read(conn: Connection, end_us: int, group_by: str, policy: str,
+         at_risk_below: int) -> Figures | None:  # fmt: skip
+    """The figures kept for that end and grouping, or None."""
+    t = TABLE.c
+    stored = conn.execute(select(t.figures).where(
+        t.end_us == end_us, t.group_by == group_by, t.policy == policy,
+        t.at_risk_below == at_risk_below)).scalar()  # fmt: skip
+    if stored is None:
+        return None
+    return [(g, dict(counts)) for g, counts in json.loads(stored)]
+
+
+def store(conn: Connection, end_us: int, group_by: str, policy: str, at_risk_below: int,
+          figures: Mapping[str | None, Mapping[str, int]], now_us: int) -> None:  # fmt: skip
+    """Keep ``figures`` (group -> metric -> count), inside ``computing``."""
+    rows = sorted(([g, dict(sorted(c.items()))] for g, c in figures.items()),
+                  key=lambda r: (r[0] is None, r[0] or ""))  # fmt: skip
+    t = TABLE.c
+    ours = (
+        t.end_us == end_us,
+        t.group_by == group_by,
+        t.policy == policy,
+        t.at_risk_below == at_risk_below,
+    )
+    conn.execute(delete(TABLE).where(*ours))
+    conn.execute(TABLE.insert().values(
+        end_us=end_us, group_by=group_by, policy=policy, at_risk_below=at_risk_below,
+        figures=json.dumps(rows, ensure_ascii=False), computed_us=now_us))  # fmt: skip
+
+
+def lacking(conn: Connection, ends: Sequence[int], group_bys: Sequence[str], policy: str,
+            at_risk_below: int) -> list[tuple[int, str]]:  # fmt: skip
+    """The (end, grouping) pairs of ``ends`` x ``group_bys`` without figures, latest end first."""
+    t = TABLE.c
+    have = set(conn.execute(select(t.end_us, t.group_by).where(
+        t.policy == policy, t.at_risk_below == at_risk_below)).all())  # fmt: skip
+    have_pairs = {(int(r[0]), r[1]) for r in have}
+    return [(e, g) for e in sorted(ends, reverse=True) for g in group_bys
+            if (e, g) not in have_pairs]  # fmt: skip
+
+
+def prune(conn: Connection, keep: Sequence[int], policy: str, at_risk_below: int) -> int:
+    """Delete the figures of ends not in ``keep`` or kept under other rules."""
+    t = TABLE.c
+    stale: Any = or_(t.policy != policy, t.at_risk_below != at_risk_below)
+    if keep:
+        stale = or_(stale, t.end_us.not_in(list(keep)))
+    result = conn.execute(delete(TABLE).where(stale) if keep else delete(TABLE))
+    return max(0, int(result.rowcount or 0))
+
+
+def counts(conn: Connection) -> int:
+    """How many (end, grouping) rows are kept."""
+    return int(conn.execute(select(func.count()).select_from(TABLE)).scalar_one())
