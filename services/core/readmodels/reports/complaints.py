@@ -84,13 +84,16 @@ def _complaint(r: Any) -> _Complaint:
 def _load(conn: Connection, lo: int, hi: int, lookback: int) -> dict[tuple[str, str], _Complaint]:
     """Complaints opened in ``[lookback, hi)`` or resolved in ``[lo, hi)``."""
     t = onevoice.TABLES.tickets
-    opened = select(t).where(and_(t.c.opened_us >= lookback, t.c.opened_us < hi,
-                                  t.c.complaint.is_(True)))  # fmt: skip
-    resolved = select(t).where(and_(t.c.resolved_us >= lo, t.c.resolved_us < hi,
-                                    t.c.complaint.is_(True)))  # fmt: skip
+    columns = (t.c.account_id, t.c.ticket_id, t.c.category, t.c.category_key, t.c.opened_us,
+               t.c.resolved_us, t.c.opened_event_id)  # fmt: skip
+    opened = select(*columns).where(and_(t.c.opened_us >= lookback, t.c.opened_us < hi,
+                                         t.c.complaint.is_(True)))  # fmt: skip
+    resolved = select(*columns).where(and_(t.c.resolved_us >= lo, t.c.resolved_us < hi,
+                                           t.c.complaint.is_(True)))  # fmt: skip
     found = {(r.account_id, r.ticket_id): _complaint(r) for r in conn.execute(opened)}
     for r in conn.execute(resolved):
-        found.setdefault((r.account_id, r.ticket_id), _complaint(r))
+        if (r.account_id, r.ticket_id) not in found:
+            found[(r.account_id, r.ticket_id)] = _complaint(r)
     return found
 
 
@@ -198,7 +201,7 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
             if i is not None:
                 if not members[i] or members[i][-1] is not c:
                     members[i].append(c)
-                for cell in (totals[i], *(cells[i].setdefault(k, _Cell()) for k in keys(c))):
+                for cell in (totals[i], *(_cell(cells[i], k) for k in keys(c))):
                     getattr(cell, kind).append(c)
     for c in (c for period in members for c in period):  # a category is named as written by
         names.setdefault(c.category_key, c.category)  # its first complaint of the first period
@@ -207,6 +210,12 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
     return {"from": iso(query.from_us), "to": iso(query.to_us), "period": query.period,
             "group_by": query.group_by, "time_zone": as_of.tz.key,
             "recurring_days": as_of.policy.recurring_days, "periods": out}  # fmt: skip
+
+
+def _cell(cells: dict[str | None, _Cell], key: str | None) -> _Cell:
+    if key not in cells:
+        cells[key] = _Cell()
+    return cells[key]
 
 
 def _period_json(span: Span, cells: dict[str | None, _Cell], total: _Cell, group_by: GroupBy,

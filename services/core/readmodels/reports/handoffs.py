@@ -3,28 +3,33 @@
 A signal (event attended, content engaged, campaign responded) opens a handoff per contact it
 names, or one for the account; the first sales or success touch at or after it (by the actor or
 a participant, naming the contact for a contact's handoff) follows it up — the view's rule
-(``view_rules.Handoff``). A handoff is followed up *in time* when that touch came before the end
-of the ``ONEVOICE_HANDOFF_DAYS`` window (business calendar days, the signal's day included), and
-*stale* when it is still open after it. Read from the OneVoiceView's signals (indexed by time)
-and the follow-up candidates of the accounts that have signals.
+(``view_rules.Handoff``, ``view_facts.handoffs``). A handoff is followed up *in time* when that
+touch came before the end of the ``ONEVOICE_HANDOFF_DAYS`` window (business calendar days, the
+signal's day included), and *stale* when it is still open after it.
+
+Read from the OneVoiceView's signals (indexed by time); each signal's first follow-up is found by
+the database (``signals_between``): one ordered index probe per signal into the account's
+timeline entries (an account's handoff) or the contact's rows (a contact's), stopping at the
+first sales or success touch — not the window's every touch loaded and searched in Python.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, case, exists, or_, select
 
-from services.core.readmodels import accounts, onevoice, view_facts
+from services.core.readmodels import accounts, onevoice, timeline
 from services.core.view_rules import (
     DAY_US,
     FOLLOW_UP_DEPARTMENTS,
     HOUR_US,
     AsOf,
-    Handoff,
     _micros,
     _utc,
     iso,
@@ -39,7 +44,67 @@ class HandoffQuery:
     limit: int = 100  # handoffs left open, listed
 
 
-def deadline(h: Handoff, as_of: AsOf) -> int:
+@dataclass(frozen=True)
+class Signal:
+    """One handoff (``view_rules.Handoff``'s fields a report needs) with its first follow-up."""
+
+    account_id: str
+    event_id: str
+    type: str
+    at_us: int
+    contact_key: str  # "" for a signal that named no contact
+    contact_pii: str | None  # JSON: the contact as sent
+    campaign_id: str | None
+    detail: str | None
+    followed_us: int | None
+    followed_event_id: str | None
+
+    @property
+    def contact(self) -> dict[str, Any] | None:
+        return None if self.contact_pii is None else json.loads(self.contact_pii)
+
+
+def _first_follow_up(column: str, as_of: AsOf) -> Any:
+    """Per signal row ``s`` (the signals table): ``column`` (``at_us`` or ``event_id``) of its
+    first follow-up up to now, in log order on ties — the rule ``view_facts._handoffs`` applies
+    to the candidates its statements load."""
+    s, e = onevoice.TABLES.signals, timeline.TABLES.entries.alias("f")
+    pa, c = timeline.TABLES.participants, onevoice.TABLES.contacts.alias("fc")
+    ev = timeline.TABLES.events
+    by_account = select(e.c.occurred_us if column == "at_us" else e.c.event_id).where(
+        e.c.account_id == s.c.account_id, e.c.occurred_us >= s.c.at_us,
+        e.c.occurred_us <= as_of.now_us, e.c.type != "account.registered",
+        or_(e.c.department.in_(FOLLOW_UP_DEPARTMENTS),
+            exists().where(pa.c.event_id == e.c.event_id,
+                           pa.c.department.in_(FOLLOW_UP_DEPARTMENTS))),
+    ).order_by(e.c.occurred_us, e.c.partition, e.c.offset).limit(1)  # fmt: skip
+    registration = exists().where(ev.c.event_id == c.c.event_id,
+                                  ev.c.type == "account.registered")  # fmt: skip
+    by_contact = select(c.c[column]).where(
+        c.c.account_id == s.c.account_id, c.c.contact_key == s.c.contact_key,
+        c.c.department.in_(FOLLOW_UP_DEPARTMENTS), c.c.at_us >= s.c.at_us,
+        c.c.at_us <= as_of.now_us, ~registration,
+    ).order_by(c.c.at_us, c.c.partition, c.c.offset).limit(1)  # fmt: skip
+    return case((s.c.contact_key == "", by_account.scalar_subquery()),
+                else_=by_contact.scalar_subquery())  # fmt: skip
+
+
+def signals_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf,
+                    campaign_id: str | None = None) -> list[Signal]:  # fmt: skip
+    """The handoffs of signals in ``[from_us, to_us)`` up to now (of ``campaign_id`` when
+    given), each with its first follow-up up to now."""
+    s = onevoice.TABLES.signals.c
+    stmt = select(
+        s.account_id, s.event_id, s.type, s.at_us, s.contact_key, s.contact_pii, s.campaign_id,
+        s.detail, _first_follow_up("at_us", as_of).label("followed_us"),
+        _first_follow_up("event_id", as_of).label("followed_event_id"),
+    ).where(s.at_us >= from_us, s.at_us < min(to_us, as_of.now_us + 1))  # fmt: skip
+    if campaign_id is not None:
+        stmt = stmt.where(s.campaign_id == campaign_id)
+    return [Signal(**r._mapping) for r in conn.execute(stmt)]
+
+
+def deadline(h: Signal, as_of: AsOf) -> int:
     """The end of the handoff's follow-up window: local midnight ``handoff_days`` days after
     the signal's day (``view_rules.is_stale`` turns true from then on)."""
     day = _utc(h.at_us).astimezone(as_of.tz).date()
@@ -64,7 +129,7 @@ class _Tally:
         self.hours: list[float] = []
         self.accounts_left: set[str] = set()
 
-    def add(self, account_id: str, h: Handoff, due_us: int, as_of: AsOf) -> None:
+    def add(self, account_id: str, h: Signal, due_us: int, as_of: AsOf) -> None:
         """Count ``h``, whose follow-up window ends at ``due_us`` (``deadline``)."""
         self.signals += 1
         if as_of.past(h.followed_us):
@@ -88,22 +153,21 @@ def read_handoffs(conn: Connection, query: HandoffQuery, as_of: AsOf) -> dict[st
     """Totals, then per campaign (``null``: signals of no campaign) and per owner (the
     account's sales and success owners; ``null``: none), and the handoffs left open, oldest
     first (the first ``limit``), each naming its account, contact, signal event and age."""
-    found = [(a, h) for a, h in view_facts.handoffs_since(conn, query.from_us, as_of)
-             if h.at_us < query.to_us and as_of.past(h.at_us)
-             and (query.campaign_id is None or h.campaign_id == query.campaign_id)]  # fmt: skip
+    found = [(h.account_id, h) for h in signals_between(conn, query.from_us, query.to_us, as_of,
+                                                        query.campaign_id)]  # fmt: skip
     owners = _owners(conn, query.from_us, as_of)
     total = _Tally()
-    campaigns: dict[str | None, _Tally] = {}
-    by_owner: dict[str | None, _Tally] = {}
+    campaigns: dict[str | None, _Tally] = defaultdict(_Tally)
+    by_owner: dict[str | None, _Tally] = defaultdict(_Tally)
     left = []
     for account_id, h in sorted(found, key=lambda f: (f[1].at_us, f[0], f[1].event_id,
                                                       f[1].contact_key)):  # fmt: skip
         due_us = deadline(h, as_of)
         total.add(account_id, h, due_us, as_of)
-        campaigns.setdefault(h.campaign_id, _Tally()).add(account_id, h, due_us, as_of)
+        campaigns[h.campaign_id].add(account_id, h, due_us, as_of)
         owned: list[str | None] = [*owners.get(account_id, [])] or [None]
         for owner in owned:
-            by_owner.setdefault(owner, _Tally()).add(account_id, h, due_us, as_of)
+            by_owner[owner].add(account_id, h, due_us, as_of)
         if not as_of.past(h.followed_us):
             left.append({"account_id": account_id, "contact": h.contact, "type": h.type,
                          "campaign_id": h.campaign_id, "detail": h.detail, "at": iso(h.at_us),

@@ -38,7 +38,6 @@ from services.core.readmodels import (
     onevoice,
     state_figures,
     state_history,
-    view_facts,
 )
 from services.core.readmodels.reports import complaints, facts, handoffs
 from services.core.readmodels.reports.periods import Period, Span, TooManyPeriods, spans
@@ -258,7 +257,7 @@ class _Counted:
     recurring), handoffs with their first follow-ups, and CSAT scores."""
 
     opened: list[Any]  # complaints._Complaint
-    handoffs: list[tuple[str, Any]]  # (account, view_rules.Handoff)
+    signals: list[handoffs.Signal]  # with their first follow-ups
     csat: list[Any] = field(default_factory=list)  # rows: account_id, score, at_us
 
     @classmethod
@@ -268,10 +267,10 @@ class _Counted:
         c = onevoice.TABLES.csat.c
         csat = conn.execute(select(c.account_id, c.score, c.at_us)
                             .where(c.at_us >= lo, c.at_us < hi)).all()  # fmt: skip
-        return cls(opened, view_facts.handoffs_since(conn, lo, as_of), list(csat))
+        return cls(opened, handoffs.signals_between(conn, lo, hi + 1, as_of), list(csat))
 
     def accounts(self) -> set[str]:
-        return {c.account_id for c in self.opened} | {a for a, _ in self.handoffs} | \
+        return {c.account_id for c in self.opened} | {h.account_id for h in self.signals} | \
             {r.account_id for r in self.csat}  # fmt: skip
 
     def add(self, span: Span, end: int, as_of: AsOf, fig: _Figures,
@@ -283,10 +282,10 @@ class _Counted:
                     fig.add(groups_of(c.account_id), "complaints_recurring")
         # The period's signals followed up in time — up to now, so a signal of the period's
         # last days followed up after the period ended still counts, in its own period.
-        for account_id, h in self.handoffs:
+        for h in self.signals:
             if span.start_us <= h.at_us < end and as_of.past(h.followed_us) and \
                     (h.followed_us or 0) < handoffs.deadline(h, as_of):  # fmt: skip
-                fig.add(groups_of(account_id), "handoffs_followed_up")
+                fig.add(groups_of(h.account_id), "handoffs_followed_up")
         for r in self.csat:
             if span.start_us <= r.at_us < end:
                 for g in groups_of(r.account_id):
