@@ -79,21 +79,29 @@ class _Directory:
         return found or [None]  # no department owns or touched it: the null group
 
 
-def _directory(conn: Connection, account_ids: Iterable[str]) -> _Directory:
-    """The directory rows of ``account_ids``."""
+def _directory(conn: Connection, account_ids: Iterable[str],
+               group_by: GroupBy | None = None) -> _Directory:  # fmt: skip
+    """The directory rows of ``account_ids``: those grouping by ``group_by`` needs (segments;
+    owners; owners and first touches), or all of them."""
     a, o, f = accounts.TABLES.accounts, accounts.TABLES.owners, facts.TABLES.firsts
     d = _Directory({}, defaultdict(list), defaultdict(dict), {})
     for chunk in id_chunks(conn, sorted(set(account_ids))):
-        for r in conn.execute(select(a.c.account_id, a.c.segment, a.c.registered, a.c.reg_us)
-                              .where(among(conn, a.c.account_id, chunk))):  # fmt: skip
-            d.segment[r.account_id] = r.segment
-            d.registered[r.account_id] = r.reg_us if r.registered else None
-        for o_row in conn.execute(select(o.c.account_id, o.c.department, o.c.employee_id)
-                                  .where(among(conn, o.c.account_id, chunk))):  # fmt: skip
-            d.owners[o_row.account_id].append((o_row.department, o_row.employee_id))
-        for f_row in conn.execute(select(f.c.account_id, f.c.department, f.c.first_us)
-                                  .where(among(conn, f.c.account_id, chunk))):  # fmt: skip
-            d.firsts[f_row.account_id][f_row.department] = f_row.first_us
+        if group_by in (None, "segment"):
+            for account_id, segment, registered, reg_us in conn.execute(
+                    select(a.c.account_id, a.c.segment, a.c.registered, a.c.reg_us)
+                    .where(among(conn, a.c.account_id, chunk))):  # fmt: skip
+                d.segment[account_id] = segment
+                d.registered[account_id] = reg_us if registered else None
+        if group_by != "segment":
+            for account_id, department, employee_id in conn.execute(
+                    select(o.c.account_id, o.c.department, o.c.employee_id)
+                    .where(among(conn, o.c.account_id, chunk))):  # fmt: skip
+                d.owners[account_id].append((department, employee_id))
+        if group_by in (None, "department"):
+            for account_id, department, first_us in conn.execute(
+                    select(f.c.account_id, f.c.department, f.c.first_us)
+                    .where(among(conn, f.c.account_id, chunk))):  # fmt: skip
+                d.firsts[account_id][department] = first_us
     return d
 
 
@@ -135,7 +143,7 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
     targets = Targets.load(conn, query.group_by, query.period)
     known = _known_groups(conn, query.group_by, departments)
     counted = _Counted.load(conn, periods, as_of) if periods else _Counted([], [])
-    directory = _directory(conn, counted.accounts())
+    directory = _directory(conn, counted.accounts(), query.group_by)
     out = []
     for span in periods:
         end = min(span.end_us, as_of.now_us)
