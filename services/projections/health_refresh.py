@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T", Entry, State)
 SKIP_FAILED_S = 600.0
 """How long the state history passes over an account whose evaluation failed."""
+SUM_EVALUATES_UP_TO = 20
+"""How many accounts lacking a kept state a sum evaluates itself (under the lock that keeps
+batches waiting) before it leaves the end to the state history's fill."""
 
 
 class HealthRefresher:
@@ -67,7 +70,8 @@ class HealthRefresher:
             with self._db.transaction() as conn:
                 health_cache.adopt(conn)
                 state_history.prune(conn, self._ends(as_of), as_of)
-                state_figures.prune(conn, self._ends(as_of), health_cache.policy_key(as_of),
+                state_figures.prune(conn, self._ends(as_of),
+                                    state_figures.key(health_cache.policy_key(as_of)),
                                     self._at_risk_below)  # fmt: skip
             self._adopt_at = time.monotonic() + 60
         with self._db.transaction() as conn:
@@ -130,13 +134,13 @@ class HealthRefresher:
         return 0
 
     def _keep_figures(self, as_of: AsOf, ends: list[int]) -> int:
-        """The sums per group at the latest end that lacks some (every state there is kept):
-        computed under ``state_figures.computing``, so batches wait for each grouping (tens of
-        milliseconds). A failure backs off for ``SKIP_FAILED_S`` (the reports compute the sums
-        themselves meanwhile). Returns how many groupings were kept."""
+        """The sums per group at the latest end that lacks some (every state there is kept),
+        each computed only when ``state_figures.computing`` gives the lock at once (else the
+        next pass tries again). A failure backs off for ``SKIP_FAILED_S`` (the reports compute
+        the sums themselves meanwhile). Returns how many groupings were kept."""
         if time.monotonic() < self._figures_retry_at:
             return 0
-        policy = health_cache.policy_key(as_of)
+        policy = state_figures.key(health_cache.policy_key(as_of))
         with self._db.reading() as conn:
             todo = state_figures.lacking(conn, ends, kpi.GROUP_BYS, policy, self._at_risk_below)
         if not todo:
@@ -145,11 +149,15 @@ class HealthRefresher:
         done = 0
         for group_by in (g for g in kpi.GROUP_BYS if (end, g) in todo):
             try:
-                with self._db.transaction() as conn, state_figures.computing(conn):
+                with self._db.transaction() as conn:
+                    if not state_figures.computing(conn):
+                        return done  # something changes the inputs right now
                     sums = kpi.state_sums(conn, end, as_of, group_by, self._at_risk_below,
-                                          evaluate_up_to=self._batch)  # fmt: skip
+                                          evaluate_up_to=SUM_EVALUATES_UP_TO)  # fmt: skip
                     state_figures.store(conn, end, group_by, policy, self._at_risk_below, sums,
                                         int(time.time() * 1_000_000))  # fmt: skip
+            except kpi.TooManyLacking:
+                return done  # states went missing since the pass looked: filled first
             except Exception as exc:
                 if is_transient(exc) or is_systemic(exc):
                     raise

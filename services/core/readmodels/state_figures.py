@@ -17,20 +17,27 @@ until one of them changes:
 - the rules, the business time zone and the at-risk threshold are part of the key.
 
 The refresher computes a row only when nothing is missing at that end (``state_history``), and
-it must not compute from facts a batch is about to change without that batch deleting the row.
-Both hold by a lock: every batch holds it shared from before it applies until it commits
-(``hold``), the refresher exclusively while it computes and stores (``computing``), so no batch
-is in flight while a row is computed, and every later batch sees the row it must delete. On
-SQLite both are write transactions, which exclude each other already.
+it must not compute from facts a batch is about to change without that batch deleting the row,
+nor from states another refresher is storing or pruning meanwhile (its statements each see what
+has committed by then). Both hold by a lock: every batch, every store and prune of states, and
+every switch or rollback (before it locks tables) hold it shared until they commit (``hold``);
+the refresher computes and stores a row only when it can take it exclusively at once
+(``computing``; it never queues, so batches never wait behind a waiting refresher), and lets
+go at commit. So nothing that changes a sum's inputs is in flight while it is computed, and
+everything later sees the row it must delete. On SQLite every one of those is a write
+transaction, which excludes the others already.
+
+The key carries ``VERSION``: raise it with any change to how the sums are computed (the groups,
+which accounts count as existing), so a release never reads another's.
 
 Reads use a row when there is one and compute the figures themselves when there is none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -56,13 +63,14 @@ TABLE = Table(
     METADATA,
     Column("end_us", BigInteger, nullable=False),
     Column("group_by", String(16), nullable=False),
-    Column("policy", String(32), nullable=False),  # health_cache.policy_key
+    Column("policy", String(32), nullable=False),  # key(health_cache.policy_key)
     Column("at_risk_below", Integer, nullable=False),
     Column("figures", Text, nullable=False),  # JSON: [[group, {metric: count}], ...]
     Column("computed_us", BigInteger, nullable=False),  # wall clock, for operators
     PrimaryKeyConstraint("end_us", "group_by", "policy", "at_risk_below"),
 )
 
+VERSION = 1
 EVER = -(2**63)
 _LOCK = 0x4F56_4B50_4946_4752  # "OVKPIFGR": one pg_advisory lock key for the whole database
 
@@ -70,21 +78,27 @@ Figures = list[tuple[str | None, dict[str, int]]]
 
 
 def hold(conn: Connection) -> None:
-    """A batch's side of the lock: taken before it applies, held until it commits. Batches do
-    not wait for one another, only for a refresher computing figures (PostgreSQL; a SQLite
-    write transaction excludes every other already)."""
+    """The side of whatever changes a sum's inputs: taken before it changes them, held until it
+    commits. Holders do not wait for one another, only for a refresher computing a sum
+    (PostgreSQL; a SQLite write transaction excludes every other already)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": _LOCK})
 
 
-@contextmanager
-def computing(conn: Connection) -> Iterator[None]:
-    """The refresher's side: no batch is in flight, nor can one begin, until ``conn``'s
-    transaction ends (``conn`` must be a write transaction at READ COMMITTED, so each
-    statement sees every batch committed before the lock was granted)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-    yield
+def computing(conn: Connection) -> bool:
+    """The refresher's side: True when nothing that holds the lock is in flight, and nothing
+    can begin until ``conn``'s transaction ends (``conn`` must be a write transaction at READ
+    COMMITTED, so each statement sees everything committed before); False, at once, when
+    something holds it (try again later)."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK}).scalar())
+
+
+def key(policy: str) -> str:
+    """The key column for sums computed under ``policy`` (``health_cache.policy_key``) by this
+    release's ``VERSION``."""
+    return hashlib.sha256(f"{VERSION}|{policy}".encode()).hexdigest()[:32]
 
 
 def forget(conn: Connection, since_us: int) -> None:
@@ -108,7 +122,7 @@ def read(conn: Connection, end_us: int, group_by: str, policy: str,
 
 def store(conn: Connection, end_us: int, group_by: str, policy: str, at_risk_below: int,
           figures: Mapping[str | None, Mapping[str, int]], now_us: int) -> None:  # fmt: skip
-    """Keep ``figures`` (group -> metric -> count), inside ``computing``."""
+    """Keep ``figures`` (group -> metric -> count), after ``computing`` said yes."""
     rows = sorted(([g, dict(sorted(c.items()))] for g, c in figures.items()),
                   key=lambda r: (r[0] is None, r[0] or ""))  # fmt: skip
     t = TABLE.c

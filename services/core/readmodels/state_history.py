@@ -260,6 +260,7 @@ def store(conn: Connection, end_us: int, as_of: AsOf, states: Mapping[str, State
     batch changed it since it was read), replacing a state kept under other rules; returns how
     many were kept. On PostgreSQL the health rows are share-locked until commit, and rows a
     batch holds are skipped: that batch deletes what it changes after its ``touch`` of them."""
+    state_figures.hold(conn)  # no sum is computed from states half stored
     ids = sorted(a for a in states if a in stamps)
     if not ids:
         return 0
@@ -284,6 +285,7 @@ def store(conn: Connection, end_us: int, as_of: AsOf, states: Mapping[str, State
 
 def prune(conn: Connection, keep: Sequence[int], as_of: AsOf) -> int:
     """Delete the states of ends not in ``keep`` or kept under other rules; returns how many."""
+    state_figures.hold(conn)
     t = TABLE.c
     stale = t.policy != health_cache.policy_key(as_of)
     if keep:

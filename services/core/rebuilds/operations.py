@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, delete, select
 
 from services.core.adapters.sql import is_lock_timeout
 from services.core.deadletters import store as dead_letters
-from services.core.readmodels import checkpoints, generations, state_history
+from services.core.readmodels import checkpoints, generations, state_figures, state_history
 from services.core.readmodels.schema import CHECKPOINTS, FENCES
 from services.core.rebuilds import OPEN_STATES, RebuildStateError, store
 from services.core.rebuilds.store import Rebuild
@@ -77,6 +77,7 @@ def rollback(conn: Connection, projections: Sequence[str], now_us: int) -> dict[
     live = checkpoints.LIVE_GENERATION
     out: dict[str, int] = {}
     back_to = {name: k for name, (_, k) in kept.items() if k is not None}
+    state_figures.hold(conn)  # before the tables: a refresher summing reads them
     try:
         generations.lock_tables(conn, back_to)
     except LookupError as exc:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from services.core.adapters.sql import Database, is_lock_timeout
 from services.core.deadletters import store as dead_letters
 from services.core.ports import EventLog, LogUnavailable, StoreUnavailable
-from services.core.readmodels import checkpoints, generations
+from services.core.readmodels import checkpoints, generations, state_figures
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 from services.core.rebuilds.store import Rebuild
 from services.projections import derived
@@ -337,6 +337,7 @@ class _Run:
         retired: set[tuple[str, int]] = set()
         live = checkpoints.LIVE_GENERATION
         before = generations.active(conn, self.names)
+        state_figures.hold(conn)  # before the tables: a refresher summing reads them
         generations.lock_tables(conn, {name: generation for name in self.names})
         for name in self.names:
             outgoing, kept = before[name]

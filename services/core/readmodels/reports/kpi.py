@@ -155,7 +155,8 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
         counted.add(span, end, as_of, figures, groups_of)
         kept = None
         if end < as_of.now_us:  # a past end: its sums may be kept
-            kept = state_figures.read(conn, end, query.group_by, health_cache.policy_key(as_of),
+            kept = state_figures.read(conn, end, query.group_by,
+                                      state_figures.key(health_cache.policy_key(as_of)),
                                       query.at_risk_below)  # fmt: skip
         if kept is None:
             _states(conn, replace(as_of, now_us=end), query, span.end_us, as_of.now_us, groups,
