@@ -142,11 +142,10 @@ def lacking(conn: Connection, ends: Sequence[int], group_bys: Sequence[str], pol
             at_risk_below: int) -> list[tuple[int, str]]:  # fmt: skip
     """The (end, grouping) pairs of ``ends`` x ``group_bys`` without figures, latest end first."""
     t = TABLE.c
-    have = set(conn.execute(select(t.end_us, t.group_by).where(
-        t.policy == policy, t.at_risk_below == at_risk_below)).all())  # fmt: skip
-    have_pairs = {(int(r[0]), r[1]) for r in have}
-    return [(e, g) for e in sorted(ends, reverse=True) for g in group_bys
-            if (e, g) not in have_pairs]  # fmt: skip
+    ours = select(t.end_us, t.group_by).where(t.policy == policy,
+                                               t.at_risk_below == at_risk_below)  # fmt: skip
+    have = {(int(end), group_by) for end, group_by in conn.execute(ours)}
+    return [(e, g) for e in sorted(ends, reverse=True) for g in group_bys if (e, g) not in have]
 
 
 def prune(conn: Connection, keep: Sequence[int], policy: str, at_risk_below: int) -> int:
