@@ -141,8 +141,9 @@ class HealthRefresher:
         if time.monotonic() < self._figures_retry_at:
             return 0
         policy = state_figures.key(health_cache.policy_key(as_of))
+        past = [e for e in ends if e < as_of.now_us]  # an end at now is summed from the cache
         with self._db.reading() as conn:
-            todo = state_figures.lacking(conn, ends, kpi.GROUP_BYS, policy, self._at_risk_below)
+            todo = state_figures.lacking(conn, past, kpi.GROUP_BYS, policy, self._at_risk_below)
         if not todo:
             return 0
         end = todo[0][0]

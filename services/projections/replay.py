@@ -84,13 +84,15 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
                 "rebuilds are open for " + ", ".join(sorted(busy)) + ": cancel them"
                 " (onevoice rebuild --cancel ID) or let them finish before replaying"
             )
+        # Every row stale, every state and sum forgotten — first, so no KPI sum is computed
+        # from the views while they are emptied (the catch-up below marks each account again).
+        derived.mark_all(conn)
         checkpoints.bump(conn, names, runner.generation)
         for projection in runner.projections:
             projection.clear(conn)
         checkpoints.reset(conn, names, runner.generation)
         dead_letters.clear(conn, names, runner.generation)
         copies.forget(conn, runner.topic)
-        derived.mark_all(conn)  # every row stale; the catch-up below marks each again
     runner.rewind()
     bar = ProgressBar(out)
     started = time.monotonic()

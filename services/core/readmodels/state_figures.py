@@ -86,12 +86,15 @@ def hold(conn: Connection) -> None:
 
 
 def computing(conn: Connection) -> bool:
-    """The refresher's side: True when nothing that holds the lock is in flight, and nothing
-    can begin until ``conn``'s transaction ends (``conn`` must be a write transaction at READ
-    COMMITTED, so each statement sees everything committed before); False, at once, when
-    something holds it (try again later)."""
+    """The refresher's side, the first statement of ``conn``'s transaction: True when nothing
+    that holds the lock is in flight, and nothing can begin until that transaction ends (it is
+    set to READ COMMITTED, so each later statement sees everything committed before); False, at
+    once, when something holds it (try again later). Never call ``hold`` on another connection
+    of the same thread while this transaction is open: it would wait for this one forever."""
     if conn.dialect.name != "postgresql":
         return True
+    # Whatever the server's default: a snapshot taken before the lock could predate a holder.
+    conn.execute(text("SET TRANSACTION ISOLATION LEVEL READ COMMITTED"))
     return bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _LOCK}).scalar())
 
 
