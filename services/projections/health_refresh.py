@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 from services.core.adapters.sql import Database, is_systemic, is_transient
 from services.core.readmodels import account_health, health_cache, state_figures, state_history
 from services.core.readmodels.health_cache import Entry
-from services.core.readmodels.reports import kpi
+from services.core.readmodels.reports import kpi_states
 from services.core.readmodels.state_history import State
 from services.core.view_rules import AsOf
 
@@ -143,21 +143,22 @@ class HealthRefresher:
         policy = state_figures.key(health_cache.policy_key(as_of))
         past = [e for e in ends if e < as_of.now_us]  # an end at now is summed from the cache
         with self._db.reading() as conn:
-            todo = state_figures.lacking(conn, past, kpi.GROUP_BYS, policy, self._at_risk_below)
+            todo = state_figures.lacking(conn, past, kpi_states.GROUP_BYS, policy,
+                                         self._at_risk_below)  # fmt: skip
         if not todo:
             return 0
         end = todo[0][0]
         done = 0
-        for group_by in (g for g in kpi.GROUP_BYS if (end, g) in todo):
+        for group_by in (g for g in kpi_states.GROUP_BYS if (end, g) in todo):
             try:
                 with self._db.transaction() as conn:
                     if not state_figures.computing(conn):
                         return done  # something changes the inputs right now
-                    sums = kpi.state_sums(conn, end, as_of, group_by, self._at_risk_below,
+                    sums = kpi_states.state_sums(conn, end, as_of, group_by, self._at_risk_below,
                                           evaluate_up_to=SUM_EVALUATES_UP_TO)  # fmt: skip
                     state_figures.store(conn, end, group_by, policy, self._at_risk_below, sums,
                                         int(time.time() * 1_000_000))  # fmt: skip
-            except kpi.TooManyLacking:
+            except kpi_states.TooManyLacking:
                 return done  # states went missing since the pass looked: filled first
             except Exception as exc:
                 if is_transient(exc) or is_systemic(exc):

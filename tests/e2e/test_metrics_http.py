@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.bootstrap import Services, build, build_app
+from services.bootstrap import Services, as_of_now, build, build_app
 from services.core.deadletters import REASONS
 from services.core.metrics.definitions import (
     HTTP_REQUEST_DURATION,
@@ -24,6 +24,7 @@ from services.core.metrics.definitions import (
     PROJECTION_RECORDS_PARKED,
 )
 from services.core.ports import OutgoingRecord
+from services.core.readmodels import state_history
 from services.core.rebuilds import store
 from services.core.settings import Settings
 from tests.conftest import LiveServer
@@ -58,6 +59,14 @@ def idle(settings: Settings) -> Iterator[Services]:
 def http(idle: Services) -> Iterator[httpx.Client]:
     with LiveServer(build_app(idle)) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
+
+
+def idle_ends(services: Services) -> list[int]:
+    """The past period ends the refresher keeps states and sums at, by the app's clock."""
+    settings = services.container.settings
+    as_of = as_of_now(settings, services.container.clock)
+    ends = state_history.ends(as_of, settings.kpi_history_weeks, settings.kpi_history_months)
+    return [e for e in ends if e < as_of.now_us]
 
 
 def ends_of(*answers: dict[str, Any]) -> dict[int, int]:
@@ -123,6 +132,11 @@ def test_ingest_outcomes_latency_and_lag(idle: Services, http: httpx.Client) -> 
     }
     assert after.value("onevoice_projection_batch_duration_seconds_count") - batches >= 1
     assert after.labelled("onevoice_projection_records_parked_total") == {}
+    idle.health_refresher.refresh_all()  # the health cache, the state history, its sums
+    refreshed = scrape(http)
+    assert refreshed.value("onevoice_state_history_states", state="missing") == 0
+    assert refreshed.value("onevoice_kpi_state_sums", state="missing") == 0
+    assert refreshed.value("onevoice_kpi_state_sums", state="kept") == 3 * len(idle_ends(idle))
 
 
 @once

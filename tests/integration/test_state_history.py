@@ -29,7 +29,7 @@ from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
 from services.core.readmodels import accounts, health_cache, state_figures, state_history
-from services.core.readmodels.reports import kpi
+from services.core.readmodels.reports import kpi, kpi_states
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf, Policy
 from services.projections import derived
@@ -94,7 +94,8 @@ def _check_figures(db: Database, as_of: AsOf) -> int:
         with db.transaction() as conn:
             derived.mark_all(conn)  # nothing kept: every account evaluated
             for end, group_by, below, figures in kept:
-                oracle = kpi.state_sums(conn, end, as_of, group_by, below, evaluate_up_to=10**6)
+                oracle = kpi_states.state_sums(conn, end, as_of, group_by, below,
+                                               evaluate_up_to=10**6)  # fmt: skip
                 assert dict(figures or []) == oracle, (end, group_by)
             raise _Rollback
     except _Rollback:
@@ -177,7 +178,7 @@ def _kept_states_equal_the_evaluation(db: Database, seed: int,
         ends = state_history.ends(as_of, 6, 3)
         assert {end for end, _ in kept} == set(ends)
         assert len(kept) == len(ends) * len(_ids(conn))
-        assert state_figures.counts(conn) == len(ends) * len(kpi.GROUP_BYS)
+        assert state_figures.counts(conn) == len(ends) * len(kpi_states.GROUP_BYS)
     checked += _check_kept(db, as_of)
     sums += _check_figures(db, as_of)
     _check_reports(db, as_of)
@@ -402,7 +403,7 @@ def test_a_registration_regroups_the_kept_sums_of_every_end(db: Database) -> Non
     refresher = HealthRefresher(db, lambda: as_of, history=(3, 0))
     refresher.refresh_all()
     with db.reading() as conn:
-        assert state_figures.counts(conn) == 3 * len(kpi.GROUP_BYS)
+        assert state_figures.counts(conn) == 3 * len(kpi_states.GROUP_BYS)
     moved = _event(2, "account.registered", -2, {  # occurred at CLOCK, after every end
         "name": "약속한 고객", "segment": "enterprise",
         "owners": {"sales": "emp-kim"}})  # fmt: skip
@@ -410,7 +411,7 @@ def test_a_registration_regroups_the_kept_sums_of_every_end(db: Database) -> Non
     _deliver(db, views, [moved])
     assert _check_figures(db, as_of) == 0  # all forgotten
     refresher.refresh_all()
-    assert _check_figures(db, as_of) == 2 * len(kpi.GROUP_BYS)  # the latest and oldest ends
+    assert _check_figures(db, as_of) == 2 * len(kpi_states.GROUP_BYS)  # the latest and oldest ends
     start, stop = to_micros(CLOCK - timedelta(days=21)), to_micros(CLOCK)
     with db.reading() as conn:
         report = kpi.read_kpi(conn, kpi.KpiQuery(start, stop, "segment"), as_of, DEPARTMENTS)
@@ -451,7 +452,7 @@ def test_no_sums_are_computed_while_their_inputs_change(pg_url: str) -> None:
         state_history.prune(other, ends, as_of)
         assert refresher._keep_figures(as_of, ends) == 0
     refresher.refresh_all()
-    assert _check_figures(db, as_of) == 2 * len(kpi.GROUP_BYS)  # the latest and oldest ends
+    assert _check_figures(db, as_of) == 2 * len(kpi_states.GROUP_BYS)  # the latest and oldest ends
     with db.reading() as conn:
         key = state_figures.key(health_cache.policy_key(as_of))
         sums = dict(state_figures.read(conn, ends[0], "segment", key, 60) or [])

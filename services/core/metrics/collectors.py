@@ -13,7 +13,8 @@ from services.core.container import Container
 from services.core.deadletters import REASONS
 from services.core.deadletters.store import parked_counts
 from services.core.metrics.definitions import SCRAPE_ERRORS
-from services.core.readmodels import checkpoints, health_cache, state_history
+from services.core.readmodels import checkpoints, health_cache, state_figures, state_history
+from services.core.readmodels.reports.kpi_states import GROUP_BYS
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
 
@@ -21,10 +22,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Stored = tuple[
-    dict[str, dict[int, int]], dict[str, dict[str, int]], tuple[int, int], tuple[int, int]
+    dict[str, dict[int, int]],
+    dict[str, dict[str, int]],
+    tuple[int, int],
+    tuple[int, int],
+    tuple[int, int],
 ]
 """``projection -> partition -> next offset`` (live generation), parked counts, the health
-cache's (rows, stale rows) and the state history's (kept, missing)."""
+cache's (rows, stale rows), the state history's (kept, missing) and its sums' (kept,
+missing)."""
 
 
 class PipelineCollector:
@@ -38,7 +44,9 @@ class PipelineCollector:
     - ``onevoice_health_cache_accounts{state}``: accounts whose cached health answers for now
       (``valid``) and those a read would evaluate itself (``stale``);
     - ``onevoice_state_history_states{state}``: account states kept at the past period ends
-      the refresher keeps (``kept``) and those still to evaluate (``missing``).
+      the refresher keeps (``kept``) and those still to evaluate (``missing``);
+    - ``onevoice_kpi_state_sums{state}``: the KPI report's sums of those states per end and
+      grouping, kept (``kept``) or not yet (``missing``: the report sums those itself).
 
     Never raises: a source that cannot be read counts once in
     ``onevoice_scrape_errors_total{source}`` and the samples that need it are left out.
@@ -46,7 +54,7 @@ class PipelineCollector:
 
     NAMES = ("onevoice_log_up", "onevoice_database_up", "onevoice_projection_lag_records",
              "onevoice_dead_letters", "onevoice_health_cache_accounts",
-             "onevoice_state_history_states")  # fmt: skip
+             "onevoice_state_history_states", "onevoice_kpi_state_sums")  # fmt: skip
 
     def __init__(self, container: Container) -> None:
         self._container = container
@@ -59,7 +67,7 @@ class PipelineCollector:
                   stored)  # fmt: skip
         if stored is None:
             return
-        done, parked, (rows, stale), (kept, missing) = stored
+        done, parked, (rows, stale), (kept, missing), sums = stored
         cache = GaugeMetricFamily(
             "onevoice_health_cache_accounts",
             "Accounts of the health cache whose row answers for now (valid) or not (stale: a"
@@ -78,6 +86,15 @@ class PipelineCollector:
         history.add_metric(["kept"], kept)
         history.add_metric(["missing"], missing)
         yield history
+        kept_sums = GaugeMetricFamily(
+            "onevoice_kpi_state_sums",
+            "The KPI report's sums of the kept states per past period end and grouping, kept"
+            " (kept) or not yet (missing: the report sums those itself).",
+            labels=["state"],
+        )
+        kept_sums.add_metric(["kept"], sums[0])
+        kept_sums.add_metric(["missing"], sums[1])
+        yield kept_sums
         dead = GaugeMetricFamily(
             "onevoice_dead_letters",
             "Records parked as dead letters and not re-driven, per read model and reason.",
@@ -112,8 +129,13 @@ class PipelineCollector:
             as_of = AsOf(to_micros(self._container.clock()), settings.zone, settings.policy)
             ends = state_history.ends(as_of, settings.kpi_history_weeks,
                                       settings.kpi_history_months)  # fmt: skip
+            past = [e for e in ends if e < as_of.now_us]
+            missing = len(state_figures.lacking(
+                conn, past, GROUP_BYS, state_figures.key(health_cache.policy_key(as_of)),
+                settings.at_risk_below))  # fmt: skip
             return (done, parked_counts(conn, names), health_cache.counts(conn, as_of),
-                    state_history.progress(conn, ends, as_of))  # fmt: skip
+                    state_history.progress(conn, ends, as_of),
+                    (len(past) * len(GROUP_BYS) - missing, missing))  # fmt: skip
 
 
 def _up(name: str, documentation: str, value: object | None) -> GaugeMetricFamily:

@@ -13,11 +13,13 @@ until one of them changes:
   ``projections.derived`` in the batch's transaction: the moments are those
   ``state_history.forget`` gets);
 - a batch with an ``account.registered`` (segments, owners, registration times) deletes them all,
-  as do a switch, a rollback and a replay (``forget``, ``EVER``);
+  as do a switch, a rollback and a replay (``forget``, ``EVER``; a replay first of all, before it
+  empties the views);
 - the rules, the business time zone and the at-risk threshold are part of the key.
 
-The refresher computes a row only when nothing is missing at that end (``state_history``), and
-it must not compute from facts a batch is about to change without that batch deleting the row,
+The refresher computes a row once the state history's fill finds nothing missing (it evaluates
+at most a few accounts lacking a state itself, ``kpi_states.state_sums``), and it must not
+compute from facts a batch is about to change without that batch deleting the row,
 nor from states another refresher is storing or pruning meanwhile (its statements each see what
 has committed by then). Both hold by a lock: every batch, every store and prune of states, and
 every switch or rollback (before it locks tables) hold it shared until they commit (``hold``);
