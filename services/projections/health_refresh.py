@@ -55,6 +55,7 @@ class HealthRefresher:
         self._history_recheck_at = 0.0
         self._at_risk_below = at_risk_below
         self._figures_retry_at = 0.0
+        self._sums_waiting = False  # the last pass left sums to keep for lack of the lock
         self.stored = 0  # by the last pass
         self.passed_over = 0  # accounts the last pass could not evaluate (state history)
 
@@ -123,9 +124,10 @@ class HealthRefresher:
                 self.stored = state_history.store(conn, end, as_of, states, stamps)
             return len(stamps)
         if not self._failed:  # an account passed over would be evaluated under the lock
+            self._sums_waiting = False
             self.stored = self._keep_figures(as_of, ends)
-            if self.stored:
-                return self.stored
+            if self.stored or self._sums_waiting:
+                return self.stored  # not "nothing missing": the next pass tries again
         # Nothing missing: look again when an account changes (a health pass finds it stale),
         # a period ends, the rules change, or in a minute (accounts passed over, other
         # refreshers), not on every idle pass (each end's lookup is an anti-join over the
@@ -153,13 +155,15 @@ class HealthRefresher:
             try:
                 with self._db.transaction() as conn:
                     if not state_figures.computing(conn):
-                        return done  # something changes the inputs right now
+                        self._sums_waiting = True  # something changes the inputs right now
+                        return done
                     sums = kpi_states.state_sums(conn, end, as_of, group_by, self._at_risk_below,
-                                          evaluate_up_to=SUM_EVALUATES_UP_TO)  # fmt: skip
+                                                 evaluate_up_to=SUM_EVALUATES_UP_TO)  # fmt: skip
                     state_figures.store(conn, end, group_by, policy, self._at_risk_below, sums,
                                         int(time.time() * 1_000_000))  # fmt: skip
             except kpi_states.TooManyLacking:
-                return done  # states went missing since the pass looked: filled first
+                self._sums_waiting = True  # states went missing since the pass looked
+                return done
             except Exception as exc:
                 if is_transient(exc) or is_systemic(exc):
                     raise

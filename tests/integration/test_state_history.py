@@ -458,3 +458,26 @@ def test_no_sums_are_computed_while_their_inputs_change(pg_url: str) -> None:
         sums = dict(state_figures.read(conn, ends[0], "segment", key, 60) or [])
     assert sums[None]["commitments_overdue"] == 0
     db.dispose()
+
+
+def test_sums_left_for_lack_of_the_lock_are_kept_on_the_next_pass(pg_url: str) -> None:
+    """PostgreSQL only: a pass that could not take the lock (a batch in flight) does not
+    count the history as done — the next pass keeps the sums, not one a minute later."""
+    db = Database(pg_url)
+    migrate(db)
+    views = _overdue_commitment(db)
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, history=(3, 0))
+    refresher.refresh_all()
+    fulfilled = _event(2, "commitment.fulfilled", 10, {"commitment_id": "CM-1"})
+    _deliver(db, views, [fulfilled])  # late: the two latest ends' states and sums forgotten
+    with db.transaction() as batch:
+        state_figures.hold(batch)  # another batch, in flight
+        refresher.refresh_all()  # the health rows and the states, not the sums
+        with db.reading() as conn:
+            assert state_figures.counts(conn) == len(kpi_states.GROUP_BYS)  # the oldest end's
+    assert refresher.refresh_once() == 3  # the latest end's three groupings, at once
+    with db.reading() as conn:
+        assert state_figures.counts(conn) == 2 * len(kpi_states.GROUP_BYS)
+    assert _check_figures(db, as_of) == 2 * len(kpi_states.GROUP_BYS)
+    db.dispose()
