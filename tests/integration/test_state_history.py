@@ -421,18 +421,25 @@ def test_a_registration_regroups_the_kept_sums_of_every_end(db: Database) -> Non
         assert overdue == {"enterprise": 1}, period["period"]
 
 
-def test_no_sums_are_computed_while_their_inputs_change(pg_url: str) -> None:
-    """PostgreSQL only (SQLite serialises every writer): the refresher would sum an end's
-    states from the facts before a batch that is changing them — and that batch, having found
-    no sums to forget, would leave the stale ones; or from states another refresher is halfway
-    storing. It computes nothing while either is in flight, and the next pass sums what they
-    committed."""
+def _kept_on_postgres(pg_url: str) -> tuple[Database, list[Any], AsOf, HealthRefresher]:
+    """A migrated PostgreSQL database holding ``_overdue_commitment``'s story, with the states
+    and sums of the last three weeks' ends kept; its views and the refresher that kept them."""
     db = Database(pg_url)
     migrate(db)
     views = _overdue_commitment(db)
     as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
     refresher = HealthRefresher(db, lambda: as_of, history=(3, 0))
     refresher.refresh_all()
+    return db, views, as_of, refresher
+
+
+def test_no_sums_are_computed_while_their_inputs_change(pg_url: str) -> None:
+    """PostgreSQL only (SQLite serialises every writer): the refresher would sum an end's
+    states from the facts before a batch that is changing them — and that batch, having found
+    no sums to forget, would leave the stale ones; or from states another refresher is halfway
+    storing. It computes nothing while either is in flight, and the next pass sums what they
+    committed."""
+    db, views, as_of, refresher = _kept_on_postgres(pg_url)
     ends = state_history.ends(as_of, 3, 0)
     with db.transaction() as conn:
         state_figures.forget(conn, ends[0])  # the latest end's sums, to compute again
@@ -463,12 +470,7 @@ def test_no_sums_are_computed_while_their_inputs_change(pg_url: str) -> None:
 def test_sums_left_for_lack_of_the_lock_are_kept_on_the_next_pass(pg_url: str) -> None:
     """PostgreSQL only: a pass that could not take the lock (a batch in flight) does not
     count the history as done — the next pass keeps the sums, not one a minute later."""
-    db = Database(pg_url)
-    migrate(db)
-    views = _overdue_commitment(db)
-    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
-    refresher = HealthRefresher(db, lambda: as_of, history=(3, 0))
-    refresher.refresh_all()
+    db, views, as_of, refresher = _kept_on_postgres(pg_url)
     fulfilled = _event(2, "commitment.fulfilled", 10, {"commitment_id": "CM-1"})
     _deliver(db, views, [fulfilled])  # late: the two latest ends' states and sums forgotten
     with db.transaction() as batch:
