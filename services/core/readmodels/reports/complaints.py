@@ -44,7 +44,7 @@ class ComplaintQuery:
     period: Period = "week"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Complaint:
     account_id: str
     ticket_id: str
@@ -76,11 +76,6 @@ class _Cell:
         }  # fmt: skip
 
 
-def _complaint(r: Any) -> _Complaint:
-    return _Complaint(r.account_id, r.ticket_id, r.category, r.category_key, r.opened_us,
-                      r.resolved_us, r.opened_event_id)  # fmt: skip
-
-
 def _load(conn: Connection, lo: int, hi: int, lookback: int) -> dict[tuple[str, str], _Complaint]:
     """Complaints opened in ``[lookback, hi)`` or resolved in ``[lo, hi)``."""
     t = onevoice.TABLES.tickets
@@ -90,10 +85,10 @@ def _load(conn: Connection, lo: int, hi: int, lookback: int) -> dict[tuple[str, 
                                          t.c.complaint.is_(True)))  # fmt: skip
     resolved = select(*columns).where(and_(t.c.resolved_us >= lo, t.c.resolved_us < hi,
                                            t.c.complaint.is_(True)))  # fmt: skip
-    found = {(r.account_id, r.ticket_id): _complaint(r) for r in conn.execute(opened)}
-    for r in conn.execute(resolved):
-        if (r.account_id, r.ticket_id) not in found:
-            found[(r.account_id, r.ticket_id)] = _complaint(r)
+    found = {(r[0], r[1]): _Complaint(*r) for r in conn.execute(opened).all()}  # columns: fields
+    for r in conn.execute(resolved).all():
+        if (r[0], r[1]) not in found:
+            found[(r[0], r[1])] = _Complaint(*r)
     return found
 
 
@@ -130,14 +125,17 @@ def _mark(complaints: Iterable[_Complaint], fixes: Fixes, as_of: AsOf) -> None:
             by_key.setdefault((c.account_id, c.category_key), []).append(c)
     days = as_of.policy.recurring_days
     for key, group in by_key.items():
-        group.sort(key=lambda c: (c.opened_us or 0, c.ticket_id))
+        if len(group) > 1:
+            group.sort(key=lambda c: (c.opened_us or 0, c.ticket_id))
         made = fixes.get(key, [])
         for i, c in enumerate(group):
-            if i:  # the first of its account and category recurs nothing
+            if i:  # the first of its account and category recurs nothing; the one before it
+                # was opened last of those before it
                 start = _window_start(c.opened_us or 0, as_of.tz, days)
-                c.recurring = any(start <= (o.opened_us or 0) for o in group[:i])
-            c.after_fix = any(at < (c.opened_us or 0) and ticket != c.ticket_id
-                              for at, ticket in made)  # fmt: skip
+                c.recurring = start <= (group[i - 1].opened_us or 0)
+            if made:
+                c.after_fix = any(at < (c.opened_us or 0) and ticket != c.ticket_id
+                                  for at, ticket in made)  # fmt: skip
 
 
 def opened_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf) -> list[_Complaint]:

@@ -19,10 +19,10 @@ import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, or_, select
+from sqlalchemy import Connection, String, case, cast, exists, literal, null, or_, select
 
 from services.core.readmodels import accounts, onevoice, timeline
 from services.core.view_rules import (
@@ -64,14 +64,15 @@ class Signal:
         return None if self.contact_pii is None else json.loads(self.contact_pii)
 
 
-def _first_follow_up(column: str, as_of: AsOf) -> Any:
-    """Per signal row ``s`` (the signals table): ``column`` (``at_us`` or ``event_id``) of its
-    first follow-up up to now, in log order on ties — the rule ``view_facts._handoffs`` applies
-    to the candidates its statements load."""
+def _first_follow_up(as_of: AsOf) -> Any:
+    """Per signal row ``s`` (the signals table): ``"<at_us> <event_id>"`` of its first
+    follow-up up to now, in log order on ties — the rule ``view_facts._handoffs`` applies to
+    the candidates its statements load. Both in one string, so one ordered probe per signal
+    finds both (``_split``)."""
     s, e = onevoice.TABLES.signals, timeline.TABLES.entries.alias("f")
     pa, c = timeline.TABLES.participants, onevoice.TABLES.contacts.alias("fc")
     ev = timeline.TABLES.events
-    by_account = select(e.c.occurred_us if column == "at_us" else e.c.event_id).where(
+    by_account = select(_joined(e.c.occurred_us, e.c.event_id)).where(
         e.c.account_id == s.c.account_id, e.c.occurred_us >= s.c.at_us,
         e.c.occurred_us <= as_of.now_us, e.c.type != "account.registered",
         or_(e.c.department.in_(FOLLOW_UP_DEPARTMENTS),
@@ -80,7 +81,7 @@ def _first_follow_up(column: str, as_of: AsOf) -> Any:
     ).order_by(e.c.occurred_us, e.c.partition, e.c.offset).limit(1)  # fmt: skip
     registration = exists().where(ev.c.event_id == c.c.event_id,
                                   ev.c.type == "account.registered")  # fmt: skip
-    by_contact = select(c.c[column]).where(
+    by_contact = select(_joined(c.c.at_us, c.c.event_id)).where(
         c.c.account_id == s.c.account_id, c.c.contact_key == s.c.contact_key,
         c.c.department.in_(FOLLOW_UP_DEPARTMENTS), c.c.at_us >= s.c.at_us,
         c.c.at_us <= as_of.now_us, ~registration,
@@ -89,27 +90,62 @@ def _first_follow_up(column: str, as_of: AsOf) -> Any:
                 else_=by_contact.scalar_subquery())  # fmt: skip
 
 
+def _joined(at_us: Any, event_id: Any) -> Any:
+    return cast(at_us, String) + literal(" ") + event_id
+
+
+def _split(found: str | None) -> tuple[int | None, str | None]:
+    if found is None:
+        return None, None
+    at_us, event_id = found.split(" ", 1)
+    return int(at_us), event_id
+
+
 def signals_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf,
-                    campaign_id: str | None = None) -> list[Signal]:  # fmt: skip
+                    campaign_id: str | None = None, *,
+                    details: bool = True) -> list[Signal]:  # fmt: skip
     """The handoffs of signals in ``[from_us, to_us)`` up to now (of ``campaign_id`` when
-    given), each with its first follow-up up to now."""
+    given), each with its first follow-up up to now; without ``details``, no contact as sent
+    and no detail (``None``)."""
     s = onevoice.TABLES.signals.c
+    shown = (s.contact_pii, s.detail) if details else (null(), null())
     stmt = select(
-        s.account_id, s.event_id, s.type, s.at_us, s.contact_key, s.contact_pii, s.campaign_id,
-        s.detail, _first_follow_up("at_us", as_of).label("followed_us"),
-        _first_follow_up("event_id", as_of).label("followed_event_id"),
+        s.account_id, s.event_id, s.type, s.at_us, s.contact_key, *shown, s.campaign_id,
+        _first_follow_up(as_of),
     ).where(s.at_us >= from_us, s.at_us < min(to_us, as_of.now_us + 1))  # fmt: skip
     if campaign_id is not None:
         stmt = stmt.where(s.campaign_id == campaign_id)
-    return [Signal(**r._mapping) for r in conn.execute(stmt)]
+    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[6], *_split(r[8]))
+            for r in conn.execute(stmt).all()]  # fmt: skip
 
 
 def deadline(h: Signal, as_of: AsOf) -> int:
     """The end of the handoff's follow-up window: local midnight ``handoff_days`` days after
     the signal's day (``view_rules.is_stale`` turns true from then on)."""
     day = _utc(h.at_us).astimezone(as_of.tz).date()
-    return _micros(datetime.combine(day + timedelta(days=as_of.policy.handoff_days), time(0),
-                                    tzinfo=as_of.tz))  # fmt: skip
+    return _local_midnight(day + timedelta(days=as_of.policy.handoff_days), as_of)
+
+
+def _local_midnight(day: date, as_of: AsOf) -> int:
+    return _micros(datetime.combine(day, time(0), tzinfo=as_of.tz))
+
+
+class Deadlines:
+    """``deadline`` for signals read in time order: the signals of one local day share one."""
+
+    def __init__(self, as_of: AsOf) -> None:
+        self._as_of = as_of
+        self._day = (1, 0, 0)  # [start, end) of the last signal's local day, its deadline
+
+    def __call__(self, h: Signal) -> int:
+        start, end, due = self._day
+        if not start <= h.at_us < end:
+            day = _utc(h.at_us).astimezone(self._as_of.tz).date()
+            start = _local_midnight(day, self._as_of)
+            end = _local_midnight(day + timedelta(days=1), self._as_of)
+            due = deadline(h, self._as_of)
+            self._day = (start, end, due)
+        return due
 
 
 def _owners(conn: Connection, from_us: int, as_of: AsOf) -> dict[str, list[str]]:
@@ -159,21 +195,18 @@ def read_handoffs(conn: Connection, query: HandoffQuery, as_of: AsOf) -> dict[st
     total = _Tally()
     campaigns: dict[str | None, _Tally] = defaultdict(_Tally)
     by_owner: dict[str | None, _Tally] = defaultdict(_Tally)
-    left = []
+    left: list[tuple[Signal, int]] = []
+    deadline_of = Deadlines(as_of)
     for account_id, h in sorted(found, key=lambda f: (f[1].at_us, f[0], f[1].event_id,
                                                       f[1].contact_key)):  # fmt: skip
-        due_us = deadline(h, as_of)
+        due_us = deadline_of(h)
         total.add(account_id, h, due_us, as_of)
         campaigns[h.campaign_id].add(account_id, h, due_us, as_of)
         owned: list[str | None] = [*owners.get(account_id, [])] or [None]
         for owner in owned:
             by_owner[owner].add(account_id, h, due_us, as_of)
         if not as_of.past(h.followed_us):
-            left.append({"account_id": account_id, "contact": h.contact, "type": h.type,
-                         "campaign_id": h.campaign_id, "detail": h.detail, "at": iso(h.at_us),
-                         "event_id": h.event_id, "owners": owners.get(account_id, []),
-                         "age_days": (as_of.now_us - h.at_us) // DAY_US,
-                         "stale": as_of.now_us >= due_us})  # fmt: skip
+            left.append((h, due_us))
     order = lambda kv: (kv[0] is None, kv[0] or "")  # noqa: E731
     return {
         "from": iso(query.from_us), "to": iso(query.to_us), "as_of": iso(as_of.now_us),
@@ -181,7 +214,12 @@ def read_handoffs(conn: Connection, query: HandoffQuery, as_of: AsOf) -> dict[st
         "campaigns": [{"campaign_id": k, **t.json()} for k, t in sorted(campaigns.items(),
                                                                          key=order)],
         "owners": [{"owner": k, **t.json()} for k, t in sorted(by_owner.items(), key=order)],
-        "left": {"count": len(left), "items": left[: query.limit]},
+        "left": {"count": len(left), "items": [  # only those shown are built
+            {"account_id": h.account_id, "contact": h.contact, "type": h.type,
+             "campaign_id": h.campaign_id, "detail": h.detail, "at": iso(h.at_us),
+             "event_id": h.event_id, "owners": owners.get(h.account_id, []),
+             "age_days": (as_of.now_us - h.at_us) // DAY_US, "stale": as_of.now_us >= due_us}
+            for h, due_us in left[: query.limit]]},
     }  # fmt: skip
 
 

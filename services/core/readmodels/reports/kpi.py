@@ -160,7 +160,7 @@ class _Counted:
     recurring), handoffs with their first follow-ups, and CSAT scores."""
 
     opened: list[Any]  # complaints._Complaint
-    signals: list[handoffs.Signal]  # with their first follow-ups
+    signals: list[tuple[handoffs.Signal, int]]  # with their first follow-ups; deadlines
     csat: list[Any] = field(default_factory=list)  # rows: account_id, score, at_us
 
     @classmethod
@@ -170,10 +170,13 @@ class _Counted:
         c = onevoice.TABLES.csat.c
         csat = conn.execute(select(c.account_id, c.score, c.at_us)
                             .where(c.at_us >= lo, c.at_us < hi)).all()  # fmt: skip
-        return cls(opened, handoffs.signals_between(conn, lo, hi + 1, as_of), list(csat))
+        signals = sorted(handoffs.signals_between(conn, lo, hi + 1, as_of, details=False),
+                         key=lambda h: h.at_us)  # fmt: skip
+        deadline = handoffs.Deadlines(as_of)
+        return cls(opened, [(h, deadline(h)) for h in signals], list(csat))
 
     def accounts(self) -> set[str]:
-        return {c.account_id for c in self.opened} | {h.account_id for h in self.signals} | \
+        return {c.account_id for c in self.opened} | {h.account_id for h, _ in self.signals} | \
             {r.account_id for r in self.csat}  # fmt: skip
 
     def add(self, span: Span, end: int, as_of: AsOf, fig: Figures,
@@ -185,9 +188,9 @@ class _Counted:
                     fig.add(groups_of(c.account_id), "complaints_recurring")
         # The period's signals followed up in time — up to now, so a signal of the period's
         # last days followed up after the period ended still counts, in its own period.
-        for h in self.signals:
+        for h, due_us in self.signals:
             if span.start_us <= h.at_us < end and as_of.past(h.followed_us) and \
-                    (h.followed_us or 0) < handoffs.deadline(h, as_of):  # fmt: skip
+                    (h.followed_us or 0) < due_us:  # fmt: skip
                 fig.add(groups_of(h.account_id), "handoffs_followed_up")
         for r in self.csat:
             if span.start_us <= r.at_us < end:
