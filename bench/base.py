@@ -14,6 +14,7 @@ from typing import Any
 from bench.report import Row
 from bench.stats import Meter, Processes
 from services.bootstrap import Services
+from services.core.access import new_secret
 from services.core.settings import Settings
 
 
@@ -58,6 +59,7 @@ class BenchBase:
             "partitions": self.opts.partitions, "data_dir": self.workdir / "data",
             "run_projector": False, "log_level": "WARNING", "kafka_send_timeout_s": 30,
             "projector_group": f"bench-projector-{uuid.uuid4().hex[:8]}",
+            "bootstrap_key": BENCH_KEY, "write_rate": 0,  # the bench measures throughput
         }  # fmt: skip
         values.update(overrides)
         return Settings(**values)
@@ -89,6 +91,11 @@ class BenchBase:
         return None if self.opts.profile is None else self.opts.profile / f"server-{role}.prof"
 
     # -- data --------------------------------------------------------------------------------
+
+
+BENCH_KEY = new_secret()
+"""The first key of every server the bench starts (every scope); its clients send ``AUTH``."""
+AUTH = {"Authorization": f"Bearer {BENCH_KEY}"}
 
 
 def close(services: Services) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from bench.base import AUTH
+
 JSON = {"content-type": "application/json"}
 
 
@@ -40,7 +42,7 @@ def post_batches(base_url: str, bodies: Sequence[bytes], clients: int) -> Ingest
     next_index = itertools.count()
 
     def worker() -> None:
-        with httpx.Client(base_url=base_url, timeout=120) as http:
+        with httpx.Client(base_url=base_url, timeout=120, headers=AUTH) as http:
             while (i := next(next_index)) < len(bodies):
                 while True:
                     t0 = time.perf_counter()
@@ -106,7 +108,7 @@ def steady_load(
     lock = threading.Lock()
     done_sending = threading.Event()
     limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
-    http = httpx.Client(base_url=base_url, timeout=60, limits=limits)
+    http = httpx.Client(base_url=base_url, timeout=60, limits=limits, headers=AUTH)
 
     skew_ms: list[float] = []
     acked: dict[str, float] = {}
@@ -131,7 +133,7 @@ def steady_load(
     polls: list[float] = []
 
     def poll() -> None:
-        reader = httpx.Client(base_url=base_url, timeout=30)
+        reader = httpx.Client(base_url=base_url, timeout=30, headers=AUTH)
         deadline: float | None = None
         while True:
             with lock:
@@ -192,7 +194,7 @@ def steady_load(
 def wait_visible(base_url: str, event_id: str, timeout_s: float = 60) -> None:
     """Block until ``GET /v1/events/{id}`` answers 200."""
     deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=base_url, timeout=10) as http:
+    with httpx.Client(base_url=base_url, timeout=10, headers=AUTH) as http:
         while http.get(f"/v1/events/{event_id}").status_code != 200:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"event {event_id} not visible after {timeout_s}s")

@@ -16,7 +16,7 @@ import httpx
 
 from bench import events as gen
 from bench import load, query, raw, views
-from bench.base import BenchBase, close, say
+from bench.base import AUTH, BenchBase, close, say
 from bench.rebuild import rebuild_while_serving
 from bench.report import Row
 from bench.reports import reports_phase
@@ -183,7 +183,7 @@ class Bench(BenchBase):
         app = AppProcess(settings, "all", self.workdir / "all.log", self._server_profile("all"))
         with app as url:
             warm = {**bodies[0], "related_account_ids": [probe]}
-            httpx.post(f"{url}/v1/events", json=warm, timeout=30).raise_for_status()
+            httpx.post(f"{url}/v1/events", json=warm, timeout=30, headers=AUTH).raise_for_status()
             load.wait_visible(url, warm["event_id"])
             self.procs.server = app.pid
             with self.meter() as m:

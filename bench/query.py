@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from bench.base import AUTH
 from services.core.adapters.sql import Database
 from services.core.readmodels import timeline
 
@@ -37,7 +38,9 @@ def variants(base_url: str, account: str) -> list[Variant]:
         Variant("q_korean", {"limit": 50, "q": KOREAN_TERM}),
         Variant("since_90d", {"limit": 50, "since": since}),
     ]
-    first = httpx.get(f"{base_url}/v1/accounts/{account}/timeline", params={"limit": 50})
+    first = httpx.get(
+        f"{base_url}/v1/accounts/{account}/timeline", params={"limit": 50}, headers=AUTH
+    )
     first.raise_for_status()
     cursor = first.json()["next_cursor"]
     if cursor is not None:
@@ -51,7 +54,7 @@ def http_latency(
     """Milliseconds per request, per variant (variants interleaved to share conditions)."""
     out: dict[str, list[float]] = {v.name: [] for v in chosen}
     path = f"/v1/accounts/{account}/timeline"
-    with httpx.Client(base_url=base_url, timeout=30) as http:
+    with httpx.Client(base_url=base_url, timeout=30, headers=AUTH) as http:
         for round_no in range(warmup + reps):
             for variant in chosen:
                 t0 = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bench import views
-from bench.base import BenchBase, say
+from bench.base import AUTH, BenchBase, say
 from bench.report import Row
 from bench.server import ROOT, AppProcess, settings_env
 from bench.stats import percentile
@@ -28,7 +28,7 @@ def _reads(base_url: str, paths: Sequence[str], until: threading.Event | None,
            count: int) -> list[float]:  # fmt: skip
     """Milliseconds per GET, cycling through ``paths``: ``count`` of them, or until ``until``."""
     took: list[float] = []
-    with httpx.Client(base_url=base_url, timeout=60) as http:
+    with httpx.Client(base_url=base_url, timeout=60, headers=AUTH) as http:
         i = 0
         while (until is None and i < count) or (until is not None and not until.is_set()):
             t0 = time.perf_counter()

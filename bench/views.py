@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy import select
 
-from bench.base import close
+from bench.base import AUTH, close
 from services.bootstrap import build, migrate
 from services.core.adapters.sql import Database
 from services.core.readmodels import accounts, view
@@ -70,7 +70,7 @@ def sample_accounts(db_url: str, count: int, large: str, seed: int) -> list[str]
 def http_ms(base_url: str, paths: Sequence[str], rounds: int, warmup: int) -> list[float]:
     """Milliseconds per GET, one at a time, after ``warmup`` rounds."""
     took: list[float] = []
-    with httpx.Client(base_url=base_url, timeout=60) as http:
+    with httpx.Client(base_url=base_url, timeout=60, headers=AUTH) as http:
         for round_no in range(warmup + rounds):
             for path in paths:
                 t0 = time.perf_counter()

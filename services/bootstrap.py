@@ -16,6 +16,9 @@ from typing import Literal
 from fastapi import FastAPI
 
 from services.api.app import create_app
+from services.core.access.first import curl_line, ensure_first_key
+from services.core.access.limits import WriteLimiter
+from services.core.access.store import KeyRing
 from services.core.adapters import sql_schema
 from services.core.adapters.embedded_log import EmbeddedLog
 from services.core.adapters.kafka_config import KafkaSecurity
@@ -229,6 +232,7 @@ def build(
     container = Container(
         settings, event_log, db, clock, tuple(p.name for p in runner.projections),
         redrive=redriver.redrive, projector_failure=lambda: runner.failure,
+        keys=KeyRing(db, settings.key_cache_s) if settings.auth == "keys" else None,
     )  # fmt: skip
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
@@ -242,6 +246,16 @@ def build(
                                 at_risk_below=settings.at_risk_below)  # fmt: skip
     return Services(container, ingest, runner, redriver, rebuilder, RebuildWorker(rebuilder),
                     refresher)  # fmt: skip
+
+
+def first_key(services: Services) -> None:
+    """At the start of a serving process: the first API key when there is none
+    (``access.first``), and where to find it."""
+    c = services.container
+    path = ensure_first_key(c.db, c.settings, to_micros(c.clock()))
+    if path is not None:
+        print(f"OneVoice: the first API key (every scope) is in {path}\n  try: "
+              f"{curl_line(path, c.settings)}", flush=True)  # fmt: skip
 
 
 def as_of_now(settings: Settings, clock: Clock) -> AsOf:
@@ -268,10 +282,13 @@ def build_app(services: Services, role: Role = "all") -> FastAPI:
     container = replace(services.container, log_required=role != "api")
     takes_writes = role in ("all", "ingest")
     starts: list[Callable[[], None]] = [services.ingest.check_receipts] if takes_writes else []
+    if role != "projector":  # it serves the health probes only
+        starts.insert(0, lambda: first_key(services))
     if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
-    routers = [build_router(services.ingest, settings.max_batch),
-               build_targets_router(services.ingest)] if takes_writes else []  # fmt: skip
+    limiter = WriteLimiter(settings.write_rate, settings.max_batch)
+    routers = [build_router(services.ingest, settings.max_batch, limiter),
+               build_targets_router(services.ingest, limiter)] if takes_writes else []  # fmt: skip
     return create_app(
         container,
         extra_routers=routers,

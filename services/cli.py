@@ -4,7 +4,8 @@ Subcommands: ``run`` (ingest + queries + projector in one process: the embedded 
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
 ``topics``, ``replay`` (offline), ``rebuild`` (online), ``status``,
 ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
-``receipts reset`` and ``demo``. Every setting comes from ``ONEVOICE_*`` variables.
+``receipts reset``, ``keys`` (create | list | revoke | secret: ``cli_keys``) and ``demo``.
+Every setting comes from ``ONEVOICE_*`` variables.
 
 Migrations run in one place: ``migrate`` (and ``run``, so that one command starts a fresh
 machine), under one lock. ``ingest``, ``api``, ``projector``, ``replay`` and ``rebuild`` only
@@ -23,6 +24,7 @@ import time
 from types import FrameType
 from typing import Any
 
+from services import cli_keys
 from services.core import logs
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
@@ -334,10 +336,25 @@ def _receipts_reset(settings: Settings) -> int:
     return 0
 
 
-def _demo(settings: Settings, url: str | None) -> int:
+def _demo(settings: Settings, url: str | None, key_file: str | None) -> int:
+    from pathlib import Path
+
+    from services.core.access.first import KEY_FILE
     from services.demo import load_demo
 
-    return load_demo(url or f"http://{settings.host}:{settings.port}")
+    path = Path(key_file) if key_file else settings.data_dir / KEY_FILE
+    key = settings.api_key.get_secret_value().strip()
+    if not key:
+        try:
+            key = path.read_text(encoding="utf-8").strip().splitlines()[-1].strip()
+        except (OSError, IndexError):
+            print(f"no API key: {path} is missing (the first `make run` writes it) and"
+                  " ONEVOICE_API_KEY is not set", file=sys.stderr)  # fmt: skip
+            return 1
+        shown = f"$(tail -n 1 {path.resolve()})"
+    else:
+        shown = "$ONEVOICE_API_KEY"
+    return load_demo(url or f"http://{settings.host}:{settings.port}", key, shown)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -411,8 +428,11 @@ def main(argv: list[str] | None = None) -> int:
     receipts.add_subparsers(dest="action", required=True).add_parser(
         "reset", help="forget every receipt (only after the log was replaced on purpose)"
     )
+    cli_keys.add_parser(sub)
     demo = sub.add_parser("demo", help="post a realistic multi-department story via the API")
     demo.add_argument("--url", help="base URL (default http://ONEVOICE_HOST:ONEVOICE_PORT)")
+    demo.add_argument("--key-file", help="the API key's file (default <ONEVOICE_DATA_DIR>/"
+                      "admin.key; or ONEVOICE_API_KEY)")  # fmt: skip
     args = parser.parse_args(argv)
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -448,7 +468,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _dead_letters(settings, args)
     if command == "receipts":
         return _receipts_reset(settings)
-    return _demo(settings, args.url)
+    if command == "keys":
+        return cli_keys.run(settings, args)
+    return _demo(settings, args.url, args.key_file)
 
 
 if __name__ == "__main__":

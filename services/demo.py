@@ -166,11 +166,13 @@ def build_events(now: datetime) -> list[dict[str, Any]]:
     return events
 
 
-def load_demo(base_url: str) -> int:
-    """Post the story; print what happened and where to look. Returns a process exit code."""
+def load_demo(base_url: str, key: str, shown_key: str = "$ONEVOICE_API_KEY") -> int:
+    """Post the story with the API ``key``; print what happened and where to look (curl lines
+    with ``shown_key`` in place of the key). Returns a process exit code."""
     now = datetime.now(UTC).replace(hour=9, minute=0, second=0, microsecond=0)
     try:
-        answer = httpx.post(f"{base_url}/v1/events/batch", json={"events": build_events(now)})
+        answer = httpx.post(f"{base_url}/v1/events/batch", json={"events": build_events(now)},
+                            headers={"Authorization": f"Bearer {key}"})  # fmt: skip
     except httpx.HTTPError as exc:
         print(f"could not reach OneVoice at {base_url} ({exc}); start it with `make run` first")
         return 1
@@ -185,19 +187,18 @@ def load_demo(base_url: str) -> int:
     for item in result["items"]:
         if item["status"] in ("rejected", "conflict"):
             print("  problem:", item)
-    print(f"try: curl -s '{base_url}/v1/accounts/hanbit-electronics/timeline?limit=5'")
-    print(f"     curl -s '{base_url}/v1/accounts/hanbit-electronics/timeline?q=청구'")
+    curl = f'curl -s -H "Authorization: Bearer {shown_key}"'
+    print(f"try: {curl} '{base_url}/v1/accounts/hanbit-electronics/timeline?limit=5'")
+    print(f"     {curl} '{base_url}/v1/accounts/hanbit-electronics/timeline?q=청구'")
     print(
-        f"     curl -s '{base_url}/v1/accounts/hanbit-electronics/view'"
+        f"     {curl} '{base_url}/v1/accounts/hanbit-electronics/view'"
         "   # conflict, recurring complaint, CM-77, health"
     )
-    print(f"     curl -s '{base_url}/v1/reports/coverage'   # northwind is neglected")
-    print(
-        f"     curl -s '{base_url}/v1/accounts/seoul-bank/view'   # renewal in 20 days, untouched"
-    )
-    print(f"     curl -s '{base_url}/v1/needs?status=all'   # needs across accounts")
-    print(f"     curl -s '{base_url}/v1/reports/leadership'   # the VP met nobody this week")
-    print(f"     curl -s '{base_url}/v1/reports/voice?from={(now - timedelta(days=30)).date()}"
+    print(f"     {curl} '{base_url}/v1/reports/coverage'   # northwind is neglected")
+    print(f"     {curl} '{base_url}/v1/accounts/seoul-bank/view'   # renewal in 20 days, untouched")
+    print(f"     {curl} '{base_url}/v1/needs?status=all'   # needs across accounts")
+    print(f"     {curl} '{base_url}/v1/reports/leadership'   # the VP met nobody this week")
+    print(f"     {curl} '{base_url}/v1/reports/voice?from={(now - timedelta(days=30)).date()}"
           "T00:00:00Z'   # what customers said")  # fmt: skip
-    print(f"     curl -s '{base_url}/v1/reports/kpi?format=csv'   # KPIs beside their targets")
+    print(f"     {curl} '{base_url}/v1/reports/kpi?format=csv'   # KPIs beside their targets")
     return 0 if result["rejected"] == result["conflicts"] == 0 else 1

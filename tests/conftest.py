@@ -25,12 +25,20 @@ for _chatty in ("kafka", "alembic", "httpx", "httpcore"):
     logging.getLogger(_chatty).setLevel(logging.WARNING)
 
 
+TEST_KEY = "ov_test-key-of-every-scope-0123456789abcdefghijklmn"
+"""Every test app's first key (``ONEVOICE_BOOTSTRAP_KEY``): every scope."""
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+
+
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
-    """Settings for a test: embedded log + SQLite under ``data_dir``, few partitions."""
+    """Settings for a test: embedded log + SQLite under ``data_dir``, few partitions,
+    ``TEST_KEY`` as the first key (send ``AUTH``), no write rate limit (tests of the limit set
+    one)."""
     # Three kept period ends, not nine: every app's refresher fills the state history in the
     # background (tests that need more ends give them their own refresher).
     values: dict[str, Any] = {"data_dir": data_dir, "partitions": 4, "projector_idle_s": 0.05,
-                              "kpi_history_weeks": 2, "kpi_history_months": 1}  # fmt: skip
+                              "kpi_history_weeks": 2, "kpi_history_months": 1,
+                              "bootstrap_key": TEST_KEY, "write_rate": 0}  # fmt: skip
     values.update(overrides)
     return Settings(**values)
 
@@ -131,7 +139,8 @@ class LiveServer:
 @pytest.fixture
 def client(services: Services) -> Iterator[httpx.Client]:
     """The whole single-process app (ingest, queries, projector thread) over real HTTP."""
-    with LiveServer(services) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+    with LiveServer(services) as base_url, \
+            httpx.Client(base_url=base_url, timeout=30, headers=AUTH) as http:  # fmt: skip
         yield http
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client.registry import Collector
@@ -16,12 +17,14 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.auth import NEEDS_ADMIN, NEEDS_READ, NEEDS_WRITE, Authenticate
 from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
 from services.api.routes import (
     accounts,
     admin,
     employees,
     health,
+    keys,
     leaders,
     metrics,
     needs,
@@ -30,7 +33,8 @@ from services.api.routes import (
     schemas,
     timeline,
 )
-from services.core.consistency import LogEnds
+from services.core.access import Grant
+from services.core.consistency import STALE_HEADER, TOKEN_HEADER, LogEnds
 from services.core.container import Container
 from services.core.events import EVENT_ADAPTER
 from services.core.metrics.collectors import PipelineCollector
@@ -157,8 +161,12 @@ def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("invalid_request", "the request is not valid", fields), 422)
 
 
-def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    body = error_body("store_unavailable", f"the database is unavailable: {exc}")
+def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The cause names hosts, ports and users: the log has it, the answer only the request id.
+    request_id = getattr(request.state, "request_id", None)
+    log.warning("database unavailable: %s", exc, extra={"request_id": request_id})
+    body = error_body("store_unavailable", "the database is unavailable; retry",
+                      request_id=request_id)  # fmt: skip
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
@@ -167,7 +175,8 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     log.exception("unhandled error", exc_info=exc, extra={"request_id": request_id})
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    return JSONResponse(error_body("internal_error", "unexpected server error"), 500, headers)
+    body = error_body("internal_error", "unexpected server error", request_id=request_id)
+    return JSONResponse(body, 500, headers)
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
@@ -226,21 +235,14 @@ def create_app(
         RebuildCollector(container),
         *metric_collectors,
     ]
-    queries = (
-        (
-            timeline.router,
-            accounts.router,
-            reports.router,
-            needs.router,
-            employees.router,
-            leaders.router,
-            admin.router,
-            rebuilds.router,
-        )
-        if serve_queries
-        else ()
-    )
-    for router in (*extra_routers, *queries, schemas.router, health.router, metrics.router):
+    reads = (timeline.router, accounts.router, reports.router, needs.router, employees.router,
+             leaders.router) if serve_queries else ()  # fmt: skip
+    admins = (admin.router, rebuilds.router, keys.router) if serve_queries else ()
+    for routers, needs_scope in ((extra_routers, [NEEDS_WRITE]), (reads, [NEEDS_READ]),
+                                 (admins, [NEEDS_ADMIN])):  # fmt: skip
+        for router in routers:
+            app.include_router(router, dependencies=needs_scope)
+    for router in (schemas.router, health.router, metrics.router):  # metrics: any key
         app.include_router(router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -248,6 +250,17 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(RefuseNul)  # before any parsing or routing
+    settings = container.settings
+    disabled = Grant.everything("auth-disabled", settings.department_list)
+    app.add_middleware(Authenticate, keys=container.keys,
+                       disabled=disabled if settings.auth == "disabled" else None)  # fmt: skip
+    if settings.cors_origin_list:  # none unless configured: a web page may not post events
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list),
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-Id",
+                                          TOKEN_HEADER],
+                           expose_headers=[TOKEN_HEADER, STALE_HEADER,
+                                           REQUEST_ID_HEADER])  # fmt: skip
     app.add_middleware(RequestTimer)  # times every answer, refusals included
     app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from services.core.access.store import KeyRing
 from services.core.adapters.sql import Database
 from services.core.deadletters import RedriveReport
 from services.core.deadletters.store import Filters
@@ -33,3 +34,5 @@ class Container:
     log_required: bool = True
     """Whether this process's role needs the log to serve (/readyz: 503 without it). The query
     API does not: it reads the database only."""
+    keys: KeyRing | None = None
+    """The API keys (None: ``ONEVOICE_AUTH=disabled``, every request holds every scope)."""

@@ -10,7 +10,8 @@ Contract:
 - No text or key may contain U+0000, and no value may nest more than ``MAX_DEPTH`` objects and
   lists deep (``parse_event`` checks both before pydantic sees the data).
 - For department-prefixed types (``sales.*`` ...) ``actor.department`` must equal the prefix.
-- The server adds ``recorded_at`` and ``position``; clients may not send ``position``.
+- The server adds ``recorded_at``, ``recorded_by`` (the key's name) and ``position``; clients
+  may not send ``position``, and what they send as the other two is replaced.
 
 This module imports only the stdlib and pydantic.
 """
@@ -476,6 +477,10 @@ class EnvelopeBase(Strict):
     schema_version: int = Field(default=SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
     recorded_at: UtcDatetime | None = Field(
         default=None, description="Set by the server when the event is accepted."
+    )
+    recorded_by: ShortText | None = Field(
+        default=None,
+        description="Set by the server: the name of the API key the event was posted with.",
     )
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.core.access import SECRET_PREFIX
 from services.core.adapters.kafka_config import SaslMechanism, SecurityProtocol
 from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_DEPARTMENTS
 from services.core.logs import LogFormat
@@ -205,6 +206,42 @@ class Settings(BaseSettings):
         " executive's: ingest sets executive=true on the actor and participants whose title"
         " matches and who carry no executive flag. Empty = no title rule.",
     )
+    auth: Literal["keys", "disabled"] = Field(
+        default="keys",
+        description="'keys': every request but /healthz, /readyz, /v1/schemas and the API's"
+        " description needs 'Authorization: Bearer <key>' (README, Security); 'disabled':"
+        " nobody needs one - for a sandbox only, warned about at every start.",
+    )
+    bootstrap_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The first key (every scope, named 'admin'), registered at a start that"
+        " finds no key (e.g. from a Kubernetes secret); empty: that start makes one and writes"
+        " it to <data_dir>/admin.key (mode 0600).",
+    )
+    api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The key `onevoice demo` posts with; empty: the last line of"
+        " <data_dir>/admin.key.",
+    )
+    write_rate: float = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="Events per second each key may write, per serving process, in bursts of"
+        " up to ONEVOICE_MAX_BATCH (a key's own --write-rate overrides it); 0: no limit.",
+    )
+    key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="Seconds a process remembers a key lookup: a revoked key stops working"
+        " within this time.",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated origins (https://crm.example.com) whose web pages may call"
+        " the API from a browser (CORS); empty: none.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: LogFormat | None = Field(
         default=None,
@@ -226,6 +263,25 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"must include {', '.join(missing)} (they own event types)")
         return ",".join(dict.fromkeys(names))
+
+    @field_validator("bootstrap_key")
+    @classmethod
+    def _bootstrap_key_is_strong(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if secret and (not secret.startswith(SECRET_PREFIX) or len(secret) < 43 + 3):
+            raise ValueError(f"must be a key made by `onevoice keys secret` ({SECRET_PREFIX}"
+                             " and 256 random bits)")  # fmt: skip
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_explicit(cls, value: str) -> str:
+        origins = [o.strip() for o in value.split(",") if o.strip()]
+        bad = [o for o in origins if o == "*" or not re.fullmatch(r"https?://[^/\s]+", o)]
+        if bad:
+            raise ValueError(f"not origins: {', '.join(bad)} (give scheme://host[:port] each;"
+                             " '*' is not allowed)")  # fmt: skip
+        return ",".join(origins)
 
     @field_validator("executive_titles")
     @classmethod
@@ -290,6 +346,10 @@ class Settings(BaseSettings):
     def department_list(self) -> tuple[str, ...]:
         """The configured departments, in the order given."""
         return tuple(self.departments.split(","))
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(o for o in self.cors_origins.split(",") if o)
 
     @property
     def executive_title_rule(self) -> re.Pattern[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,13 +10,22 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from services.core.access import Grant
+from services.core.access.limits import WriteLimiter
 from services.core.codec import loads_strict
 from services.core.consistency import TOKEN_HEADER, token_for
 from services.core.ports import LogUnavailable, StoreUnavailable
 from services.core.problems import error_body
-from services.ingest.service import IngestService, ItemResult
+from services.ingest.service import IngestService, ItemResult, WriteRefused
 
 EVENT_SCHEMA_REF = {"$ref": "#/components/schemas/Event"}
+
+
+def grant_of(request: Request) -> Grant:
+    """The request's key (``api.auth.Authenticate`` put it there before routing)."""
+    grant: Grant = request.state.grant
+    return grant
+
 
 _SINGLE_DOC = """Append one customer touchpoint to the log.
 
@@ -24,31 +34,67 @@ _SINGLE_DOC = """Append one customer touchpoint to the log.
   nothing was appended again.
 * **409** — this `event_id` was used for a different event.
 * **422** — invalid event; `error.fields` lists each bad field (`path`, `problem`).
-* **400** malformed JSON; **413** body over the size limit; **503** log unavailable (retry with
-  the same `event_id`, after `Retry-After` seconds).
+* **401** no key, or an unknown or revoked one; **403** the key may not write this event's
+  department or type (`error.fields` names `actor.department` or `type`); nothing appended.
+* **400** malformed JSON; **413** body over the size limit; **415** not `application/json`;
+  **429** over the key's write rate (retry after `Retry-After` seconds); **503** log
+  unavailable (retry with the same `event_id`, after `Retry-After` seconds).
 """
 
 _BATCH_DOC = """Append up to `ONEVOICE_MAX_BATCH` (default 500) events, answered per item.
 
 Body: `{"events": [event, ...]}`. Valid items are appended even when others fail. The answer
 (200) counts `accepted`, `duplicates`, `rejected` and `conflicts` and has one entry per item in
-`items` with its `index`, `status`, `event_id`, `position` and `errors`.
+`items` with its `index`, `status`, `event_id`, `position` and `errors`. **403** when the key
+may not write one of the valid events (`error.fields`: `events[i].actor.department` or
+`events[i].type`): then none is appended.
 """
 
 
+JSON_MEDIA = re.compile(r"^application/(json|[a-z0-9.+-]+\+json)$")
+"""The media types ingest reads: ``application/json`` and ``application/<anything>+json``
+(with parameters, e.g. ``; charset=utf-8``). Any other is refused (415) before the body is
+read: a browser may send ``text/plain`` or a form across sites without asking first."""
+
+
 async def _json_body(request: Request) -> Any | JSONResponse:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not JSON_MEDIA.match(media):
+        problem = f"must be application/json (got {media or 'none'})"
+        return JSONResponse(error_body("unsupported_media_type", f"the body {problem}",
+                                       [{"path": "header.Content-Type", "problem": problem}]),
+                            415)  # fmt: skip
     try:
         return loads_strict(await request.body())
     except ValueError as exc:
         return JSONResponse(error_body("malformed_json", f"body is not valid JSON: {exc}"), 400)
 
 
-def _unavailable(exc: LogUnavailable | StoreUnavailable) -> JSONResponse:
+def _unavailable(request: Request, exc: LogUnavailable | StoreUnavailable) -> JSONResponse:
+    """503; the cause (hosts, ports, users) goes to the log (``IngestService.submit``), the
+    answer carries the request id."""
+    request_id = getattr(request.state, "request_id", None)
     if isinstance(exc, StoreUnavailable):
-        body = error_body("store_unavailable", f"the database is unavailable: {exc}")
+        body = error_body("store_unavailable", "the database is unavailable; retry with the"
+                          " same event_id", request_id=request_id)  # fmt: skip
     else:
-        body = error_body("log_unavailable", f"the event log did not acknowledge the write: {exc}")
+        body = error_body("log_unavailable", "the event log did not acknowledge the write; retry"
+                          " with the same event_id", request_id=request_id)  # fmt: skip
     return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
+
+
+def _refused(exc: WriteRefused, batch: bool) -> JSONResponse:
+    """403 naming each refused event's field (``events[i].<field>`` in a batch)."""
+    fields = [{"path": f"events[{i}].{field}" if batch else field, "problem": problem}
+              for i, field, problem in exc.refusals]  # fmt: skip
+    message = (
+        "the key may not write "
+        + ("these events" if batch else "this event")
+        + ": "
+        + exc.refusals[0][2]
+        + ("" if len(fields) == 1 else f" (and {len(fields) - 1} more)")
+    )
+    return JSONResponse(error_body("forbidden", message, fields), 403)
 
 
 def _single_response(result: ItemResult) -> JSONResponse:
@@ -71,8 +117,24 @@ def _single_response(result: ItemResult) -> JSONResponse:
     )
 
 
-def build_router(service: IngestService, max_batch: int) -> APIRouter:
-    """The ingest endpoints, bound to one service."""
+def _limited(limiter: WriteLimiter | None, request: Request, events: int) -> JSONResponse | None:
+    """429 with ``Retry-After`` when the key may not write ``events`` more now (nothing of
+    the request is appended); None when it may (they are counted)."""
+    grant = grant_of(request)
+    retry = None if limiter is None else limiter.take(grant, events)
+    if retry is None or limiter is None:
+        return None
+    rate = f"{limiter.rate_of(grant):g}"
+    problem = f"the key {grant.name!r} may write {rate} events/s; retry after {retry} s"
+    body = error_body("rate_limited", problem, [{"path": "header.Authorization",
+                                                 "problem": problem}])  # fmt: skip
+    return JSONResponse(body, 429, headers={"Retry-After": str(retry)})
+
+
+def build_router(service: IngestService, max_batch: int,
+                 limiter: WriteLimiter | None = None) -> APIRouter:  # fmt: skip
+    """The ingest endpoints, bound to one service (``limiter``: the keys' write rates;
+    None: no limit)."""
     router = APIRouter(prefix="/v1/events", tags=["ingest"])
     event_body = {"required": True, "content": {"application/json": {"schema": EVENT_SCHEMA_REF}}}
     batch_body = {
@@ -98,10 +160,15 @@ def build_router(service: IngestService, max_batch: int) -> APIRouter:
         data = await _json_body(request)
         if isinstance(data, JSONResponse):
             return data
+        limited = _limited(limiter, request, 1)
+        if limited is not None:
+            return limited
         try:
-            (result,) = await run_in_threadpool(service.submit, [data])
+            (result,) = await run_in_threadpool(service.submit, [data], grant_of(request))
+        except WriteRefused as exc:
+            return _refused(exc, batch=False)
         except (LogUnavailable, StoreUnavailable) as exc:
-            return _unavailable(exc)
+            return _unavailable(request, exc)
         return _single_response(result)
 
     @router.post("/batch", description=_BATCH_DOC, openapi_extra={"requestBody": batch_body})
@@ -112,10 +179,16 @@ def build_router(service: IngestService, max_batch: int) -> APIRouter:
         problem = _batch_problem(data, max_batch)
         if problem is not None:
             return JSONResponse(error_body("invalid_batch", problem["problem"], [problem]), 422)
+        limited = _limited(limiter, request, len(data["events"]))
+        if limited is not None:
+            return limited
         try:
-            results = await run_in_threadpool(service.submit, data["events"])
+            results = await run_in_threadpool(service.submit, data["events"],
+                                              grant_of(request))  # fmt: skip
+        except WriteRefused as exc:
+            return _refused(exc, batch=True)
         except (LogUnavailable, StoreUnavailable) as exc:
-            return _unavailable(exc)
+            return _unavailable(request, exc)
         counts = {s: sum(r.status == s for r in results)
                   for s in ("accepted", "duplicate", "rejected", "conflict")}  # fmt: skip
         token = token_for(r.position for r in results if r.position is not None)
@@ -159,8 +232,10 @@ Answers like `POST /v1/events`; a 422 names the body's field.
 """
 
 
-def build_targets_router(service: IngestService) -> APIRouter:
-    """``PUT /v1/kpi-targets``: a KPI target, recorded as an event."""
+def build_targets_router(service: IngestService,
+                         limiter: WriteLimiter | None = None) -> APIRouter:  # fmt: skip
+    """``PUT /v1/kpi-targets``: a KPI target, recorded as an event (counted in the key's
+    write rate)."""
     router = APIRouter(tags=["reports"])
 
     @router.put("/v1/kpi-targets", status_code=202, description=_TARGET_DOC)
@@ -177,10 +252,15 @@ def build_targets_router(service: IngestService) -> APIRouter:
                  "payload": {k: data[k] for k in _TARGET_FIELDS if k in data}}  # fmt: skip
         if "event_id" in data:
             event["event_id"] = data["event_id"]
+        limited = _limited(limiter, request, 1)
+        if limited is not None:
+            return limited
         try:
-            (result,) = await run_in_threadpool(service.submit, [event])
+            (result,) = await run_in_threadpool(service.submit, [event], grant_of(request))
+        except WriteRefused as exc:
+            return _refused(exc, batch=False)
         except (LogUnavailable, StoreUnavailable) as exc:
-            return _unavailable(exc)
+            return _unavailable(request, exc)
         for error in result.errors:  # the body is flat: payload.metric is the body's metric
             error["path"] = error["path"].removeprefix("payload.")
         return _single_response(result)

@@ -31,11 +31,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from services.core import codec
+from services.core.access import Grant
 from services.core.events import (
     DEFAULT_DEPARTMENTS,
     Actor,
     EnvelopeBase,
     dump_event,
+    event_type,
     field_errors,
     is_executive,
     parse_event,
@@ -76,10 +78,21 @@ class ItemResult:
         return out
 
 
+class WriteRefused(Exception):
+    """The request's key may not write some of its events: ``refusals`` holds
+    ``(index, field, problem)`` for each; nothing of the request was appended."""
+
+    def __init__(self, refusals: list[tuple[int, str, str]]) -> None:
+        super().__init__(refusals[0][2])
+        self.refusals = refusals
+
+
 def digest_of(event: EnvelopeBase) -> str:
-    """A stable hash of what the client said (server-set ``recorded_at`` excluded)."""
+    """A stable hash of what the client said (server-set ``recorded_at`` and ``recorded_by``
+    excluded: a retry through another key is the same event)."""
     data = dump_event(event)
     data.pop("recorded_at", None)
+    data.pop("recorded_by", None)
     canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -105,7 +118,7 @@ class IngestService:
         self._departments = tuple(departments)
         self._executive_titles = executive_titles
 
-    def _validate(self, index: int, raw: Any) -> EnvelopeBase | ItemResult:
+    def _validate(self, index: int, raw: Any, grant: Grant | None) -> EnvelopeBase | ItemResult:
         try:
             event = parse_event(raw, self._departments)
         except ValidationError as exc:
@@ -115,9 +128,10 @@ class IngestService:
         if errors:
             event_id = str(event.event_id) if event.event_id else None
             return ItemResult(index, "rejected", event_id, errors=errors)
-        return event.model_copy(
-            update={"event_id": event.event_id or uuid.uuid4(), "recorded_at": now}
-        )
+        return event.model_copy(update={
+            "event_id": event.event_id or uuid.uuid4(), "recorded_at": now,
+            "recorded_by": None if grant is None else grant.name,
+        })  # fmt: skip
 
     @property
     def departments(self) -> tuple[str, ...]:
@@ -192,10 +206,18 @@ class IngestService:
         )
         return [{"path": "contacts", "problem": problem, "kind": "fanout_too_large"}]
 
-    def submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
-        """Validate, deduplicate and append; one result per item, in order."""
+    def submit(self, raw_items: Sequence[Any], grant: Grant | None = None) -> list[ItemResult]:
+        """Validate, deduplicate and append; one result per item, in order. ``grant``: the
+        request's key, which must be allowed to write every valid item (else ``WriteRefused``
+        and nothing is appended) and is recorded with each (``recorded_by``); None for an
+        in-process caller (tests, the bench): the HTTP routes always pass one."""
         try:
-            results = self._submit(raw_items)
+            results = self._submit(raw_items, grant)
+        except WriteRefused as exc:
+            for raw in raw_items:
+                INGEST_EVENTS.labels("forbidden", event_type_label(raw)).inc()
+            log.warning("%d events refused: %s", len(raw_items), exc)
+            raise
         except (LogUnavailable, StoreUnavailable) as exc:
             for raw in raw_items:
                 INGEST_EVENTS.labels("unavailable", event_type_label(raw)).inc()
@@ -210,14 +232,20 @@ class IngestService:
                 })  # fmt: skip
         return results
 
-    def _submit(self, raw_items: Sequence[Any]) -> list[ItemResult]:
+    def _submit(self, raw_items: Sequence[Any], grant: Grant | None) -> list[ItemResult]:
         results: list[ItemResult | None] = [None] * len(raw_items)
         first: dict[str, tuple[int, EnvelopeBase, str]] = {}
         repeats: list[tuple[int, str, str]] = []
+        refusals: list[tuple[int, str, str]] = []
         for index, raw in enumerate(raw_items):
-            checked = self._validate(index, raw)
+            checked = self._validate(index, raw, grant)
             if isinstance(checked, ItemResult):
                 results[index] = checked
+                continue
+            refusal = None if grant is None else grant.write_refusal(
+                checked.actor.department, event_type(checked))  # fmt: skip
+            if refusal is not None:
+                refusals.append((index, *refusal))
                 continue
             event_id, digest = str(checked.event_id), digest_of(checked)
             if event_id in first:
@@ -225,6 +253,8 @@ class IngestService:
             else:
                 first[event_id] = (index, checked, digest)
 
+        if refusals:  # before any claim: nothing of the request reaches the log
+            raise WriteRefused(refusals)
         earlier = self._receipts.claim({eid: d for eid, (_, _, d) in first.items()})
         to_append: list[tuple[str, int, EnvelopeBase]] = []
         for event_id, (index, event, digest) in first.items():

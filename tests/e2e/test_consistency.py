@@ -11,7 +11,7 @@ import pytest
 from services.bootstrap import Services, build
 from services.core.consistency import parse_token, token_for
 from services.core.settings import Settings
-from tests.conftest import LiveServer
+from tests.conftest import AUTH, LiveServer, wait_projected
 from tests.samples import make_event
 
 TOKEN = "X-Consistency-Token"
@@ -22,7 +22,10 @@ def paused(settings: Settings) -> Iterator[tuple[Services, httpx.Client]]:
     """The whole app with its projector NOT started: the test decides when views catch up."""
     services = build(settings.model_copy(update={"run_projector": False,
                                                  "consistency_wait_s": 0.5}))  # fmt: skip
-    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=30) as http:
+    with (
+        LiveServer(services) as base,
+        httpx.Client(base_url=base, timeout=30, headers=AUTH) as http,
+    ):
         yield services, http
 
 
@@ -91,7 +94,10 @@ def patient(settings: Settings) -> Iterator[tuple[Services, httpx.Client]]:
     """Like ``paused``, with a 20 s consistency wait: a read that waits is unmistakable."""
     services = build(settings.model_copy(update={"run_projector": False,
                                                  "consistency_wait_s": 20}))  # fmt: skip
-    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=60) as http:
+    with (
+        LiveServer(services) as base,
+        httpx.Client(base_url=base, timeout=60, headers=AUTH) as http,
+    ):
         yield services, http
 
 
@@ -129,9 +135,8 @@ def test_every_report_says_it_is_stale_as_json_and_as_csv(
 ) -> None:
     """A report answers through its own response (JSON or CSV): the stale header survives."""
     services, http = paused
-    token = http.post("/v1/events", json=make_event(account_id="ryw-report")).json()[
-        "consistency_token"
-    ]
+    posted = http.post("/v1/events", json=make_event(account_id="ryw-report")).json()
+    token = posted["consistency_token"]
     for path in REPORTS:
         for fmt in ("json", "csv"):
             stale = http.get(path, params={"format": fmt}, headers={TOKEN: token})
@@ -141,6 +146,7 @@ def test_every_report_says_it_is_stale_as_json_and_as_csv(
                 "text/csv" if fmt == "csv" else "application/json"
             )
     services.start_projector()
+    wait_projected(services, posted)  # the reads' own wait is short (0.5 s): a loaded machine
     for path in REPORTS:
         fresh = http.get(path, headers={TOKEN: token, "accept": "text/csv"})
         assert fresh.status_code == 200 and "X-OneVoice-Stale" not in fresh.headers, path

@@ -27,7 +27,7 @@ from services.core.ports import OutgoingRecord
 from services.core.readmodels import state_history
 from services.core.rebuilds import store
 from services.core.settings import Settings
-from tests.conftest import LiveServer
+from tests.conftest import AUTH, LiveServer
 from tests.samples import make_event
 from tests.scrape import Scrape, scrape
 
@@ -57,7 +57,10 @@ def idle(settings: Settings) -> Iterator[Services]:
 
 @pytest.fixture
 def http(idle: Services) -> Iterator[httpx.Client]:
-    with LiveServer(build_app(idle)) as base, httpx.Client(base_url=base, timeout=30) as client:
+    with (
+        LiveServer(build_app(idle)) as base,
+        httpx.Client(base_url=base, timeout=30, headers=AUTH) as client,
+    ):
         yield client
 
 
@@ -165,7 +168,11 @@ def test_parked_records_are_counted_and_logged_with_their_position(
 def test_every_answer_carries_a_request_id(http: httpx.Client) -> None:
     echoed = http.get("/healthz", headers={"X-Request-Id": "client-42:a.b_c"})
     assert echoed.headers["x-request-id"] == "client-42:a.b_c"
-    refused = http.post("/v1/events", content=b"{", headers={"X-Request-Id": "x" * 129})
+    refused = http.post(
+        "/v1/events",
+        content=b"{",
+        headers={"X-Request-Id": "x" * 129, "Content-Type": "application/json"},
+    )
     assert refused.status_code == 400
     assert len(refused.headers["x-request-id"]) == 32
     assert refused.headers["x-request-id"] != "x" * 129

@@ -61,8 +61,13 @@ def test_run_ctrl_c_and_restart_keep_every_event(tmp_path: Path) -> None:
     proc = start(tmp_path / "data", port)
     try:
         wait_ready(base, proc)
+        # The first start made a key (every scope) and wrote it, alone on the last line.
+        key_file = tmp_path / "data" / "admin.key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        auth = {"Authorization": f"Bearer {key_file.read_text().splitlines()[-1]}"}
         body = make_event("leadership.meeting_held", summary="CEO 만찬: 가격 인상 우려를 들음")
-        answer = httpx.post(f"{base}/v1/events", json=body, timeout=10)
+        assert httpx.post(f"{base}/v1/events", json=body, timeout=10).status_code == 401
+        answer = httpx.post(f"{base}/v1/events", json=body, timeout=10, headers=auth)
         assert answer.status_code == 202, answer.text
         wait_ready(base, proc, lag_zero=True)
     finally:
@@ -73,9 +78,11 @@ def test_run_ctrl_c_and_restart_keep_every_event(tmp_path: Path) -> None:
     proc = start(tmp_path / "data", port)
     try:
         wait_ready(base, proc, lag_zero=True)
-        page = httpx.get(f"{base}/v1/accounts/acme-kr/timeline", timeout=10).json()
+        page = httpx.get(f"{base}/v1/accounts/acme-kr/timeline", timeout=10, headers=auth).json()
         assert [i["summary"] for i in page["items"]] == ["CEO 만찬: 가격 인상 우려를 들음"]
-        again = httpx.post(f"{base}/v1/events", json=body, timeout=10)
+        assert page["items"][0]["recorded_by"] == "admin"
+        assert key_file.read_text().splitlines()[-1] == auth["Authorization"][7:]  # kept
+        again = httpx.post(f"{base}/v1/events", json=body, timeout=10, headers=auth)
         assert again.status_code == 200 and again.json()["status"] == "duplicate"
     finally:
         code, output = stop(proc)

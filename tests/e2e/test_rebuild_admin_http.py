@@ -8,7 +8,7 @@ import httpx
 
 from services.bootstrap import Services, build, build_app
 from services.core.settings import Settings
-from tests.conftest import LiveServer, wait_projected
+from tests.conftest import AUTH, LiveServer, wait_projected
 from tests.samples import make_event
 
 
@@ -77,7 +77,10 @@ def test_an_open_rebuild_can_be_cancelled_over_http(settings: Settings) -> None:
     """No projector runs here, so the rebuild stays open until the DELETE."""
     services = build(settings.model_copy(update={"run_projector": False}))
     try:
-        with LiveServer(build_app(services)) as base, httpx.Client(base_url=base) as client:
+        with (
+            LiveServer(build_app(services)) as base,
+            httpx.Client(base_url=base, headers=AUTH) as client,
+        ):
             started = client.post("/v1/admin/rebuilds", json={"projections": "all"})
             assert started.status_code == 202
             rebuild_id = started.json()["id"]

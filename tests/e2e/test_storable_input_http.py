@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 
 from services.bootstrap import Services, build
-from tests.conftest import LiveServer, make_settings, wait_projected
+from tests.conftest import AUTH, LiveServer, make_settings, wait_projected
 from tests.e2e.test_ingest_http import accepted, assert_error_shape, paths_of, post
 from tests.samples import make_event
 
@@ -294,7 +294,10 @@ def test_the_fanout_limit_is_the_onevoice_max_fanout_setting(tmp_path: Path) -> 
     """Wiring: the setting reaches ingest (embedded backend only; the rule is the service's)."""
     services = build(make_settings(tmp_path / "data", max_fanout=4))
     try:
-        with LiveServer(services) as base_url, httpx.Client(base_url=base_url) as client:
+        with (
+            LiveServer(services) as base_url,
+            httpx.Client(base_url=base_url, headers=AUTH) as client,
+        ):
             error = assert_error_shape(post(client, wide("small", 5, 0)), 422, "invalid_event")
             assert "at most 4 are allowed" in error["fields"][0]["problem"]
             assert accepted(client, wide("small", 2, 1))["status"] == "accepted"

@@ -16,7 +16,7 @@ from services.core.container import Container
 from services.ingest.routes import build_router
 from services.ingest.service import IngestService
 from tests import backends
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import AUTH, LiveServer, make_settings
 from tests.fakes import InMemoryLog
 from tests.samples import make_event
 from tests.scrape import scrape
@@ -25,7 +25,7 @@ FAILURES = "onevoice_log_append_failures_total"
 
 
 def test_503_with_retry_after_then_the_same_id_is_accepted(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "data")
+    settings = make_settings(tmp_path / "data", auth="disabled")  # an app without a key store
     db = Database(settings.resolved_database_url())
     migrate(db)
     log = InMemoryLog()
@@ -34,7 +34,7 @@ def test_503_with_retry_after_then_the_same_id_is_accepted(tmp_path: Path) -> No
     container = Container(settings, log, db, lambda: datetime.now(UTC), ("AccountTimeline",))
     app = create_app(container, [build_router(ingest, settings.max_batch)])
     body = make_event()
-    with LiveServer(app) as base, httpx.Client(base_url=base) as http:
+    with LiveServer(app) as base, httpx.Client(base_url=base, headers=AUTH) as http:
         log.fail_appends = True
         down = http.post("/v1/events", json=body)
         assert down.status_code == 503
@@ -63,7 +63,10 @@ def test_a_real_broker_that_cannot_take_the_write_gives_503_in_bounded_time(
         run_projector=False,
     )  # fmt: skip
     services = build(settings)
-    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=60) as http:
+    with (
+        LiveServer(services) as base,
+        httpx.Client(base_url=base, timeout=60, headers=AUTH) as http,
+    ):
         assert http.post("/v1/events", json=make_event()).status_code == 202
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         admin.delete_topics([settings.topic])
@@ -90,7 +93,10 @@ def test_a_database_that_is_gone_gives_503_not_500(pg_url: str, tmp_path: Path) 
 
     settings = make_settings(tmp_path / "data", database_url=pg_url, run_projector=False)
     services = build(settings)
-    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=60) as http:
+    with (
+        LiveServer(services) as base,
+        httpx.Client(base_url=base, timeout=60, headers=AUTH) as http,
+    ):
         assert http.post("/v1/events", json=make_event(account_id="db-gone")).status_code == 202
         server, name = pg_url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)
         with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
@@ -103,7 +109,13 @@ def test_a_database_that_is_gone_gives_503_not_500(pg_url: str, tmp_path: Path) 
         ):
             assert answer.status_code == 503, answer.text
             assert answer.headers["retry-after"] == "1"
-            assert answer.json()["error"]["code"] == "store_unavailable"
+            error = answer.json()["error"]
+            assert error["code"] == "store_unavailable"
+            # The request id to find the cause in the log, and nothing of the infrastructure.
+            assert error["request_id"] == answer.headers["x-request-id"]
+            host, port = server.rsplit("@", 1)[1].rsplit(":", 1)
+            for secret in (host, port, name, "postgres", "psycopg", "connection"):
+                assert secret not in answer.text, (secret, answer.text)
         ready = http.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["database"] == "unavailable"

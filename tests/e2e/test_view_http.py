@@ -21,7 +21,7 @@ import pytest
 
 from services.bootstrap import Services, build
 from services.core.settings import Settings
-from tests.conftest import LiveServer, wait_projected
+from tests.conftest import AUTH, LiveServer, wait_projected
 from tests.samples import make_event
 
 FIXED_NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -77,7 +77,10 @@ def running(settings: Settings, zone: str) -> Iterator[Live]:
         settings.model_copy(update={"business_time_zone": zone}), clock=lambda: FIXED_NOW
     )
     try:
-        with LiveServer(services) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        with (
+            LiveServer(services) as base_url,
+            httpx.Client(base_url=base_url, timeout=30, headers=AUTH) as http,
+        ):
             yield Live(services, http)
     finally:
         services.close()

@@ -25,7 +25,7 @@ import pytest
 from services.bootstrap import build
 from services.core.adapters.kafka_log import KafkaLog
 from tests import backends
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import AUTH, LiveServer, make_settings
 from tests.faults.servers import Broker
 from tests.faults.views import (
     assert_each_id_once_on_its_timelines,
@@ -56,7 +56,7 @@ class Client(threading.Thread):
         self.failure: str | None = None
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=20) as http:
+        with httpx.Client(base_url=self.base_url, timeout=20, headers=AUTH) as http:
             for body in self.bodies:
                 status = self._post_until_taken(http, body)
                 if status is None:
@@ -121,7 +121,10 @@ def test_broker_killed_while_clients_retry_loses_nothing_and_lists_each_id_once(
     reader = KafkaLog(bootstrap)
     closing.callback(reader.close)
     services = build(settings)
-    with LiveServer(services) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+    with (
+        LiveServer(services) as base_url,
+        httpx.Client(base_url=base_url, timeout=30, headers=AUTH) as http,
+    ):
         deadline = time.monotonic() + 150
         clients = [Client(base_url, bodies[i::CLIENTS], deadline) for i in range(CLIENTS)]
         for client in clients:

@@ -15,7 +15,7 @@ import pytest
 from services.bootstrap import Services, build
 from services.core.settings import Settings
 from tests import backends
-from tests.conftest import LiveServer, make_settings, wait_projected
+from tests.conftest import AUTH, LiveServer, make_settings, wait_projected
 from tests.samples import make_event
 
 
@@ -40,7 +40,10 @@ def kafka_settings(kafka_bootstrap: str, pg_url: str, tmp_path: Path) -> Setting
 @pytest.fixture
 def running(kafka_settings: Settings) -> Iterator[tuple[Services, httpx.Client]]:
     services = build(kafka_settings)
-    with LiveServer(services) as base, httpx.Client(base_url=base, timeout=30) as http:
+    with (
+        LiveServer(services) as base,
+        httpx.Client(base_url=base, timeout=30, headers=AUTH) as http,
+    ):
         yield services, http
 
 

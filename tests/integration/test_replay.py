@@ -86,8 +86,12 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
 
 def test_replay_cli_prints_progress_and_counts(loaded: Services, settings: Settings) -> None:
     loaded.close()
-    env = {**os.environ, **{f"ONEVOICE_{k.upper()}": str(v) for k, v in
-                            settings.model_dump(mode="json").items() if v is not None}}  # fmt: skip
+    values = {
+        **settings.model_dump(mode="json"),
+        "bootstrap_key": settings.bootstrap_key.get_secret_value(),
+    }  # not "****"
+    env = {**os.environ, **{f"ONEVOICE_{k.upper()}": str(v) for k, v in values.items()
+                            if v is not None}}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "services", "replay", "--timeout", "120"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=180, check=False,

@@ -72,6 +72,7 @@ def test_import_rules(path: Path) -> None:
         ok = (
             name.startswith(("services/core/adapters/sql", "services/core/readmodels/",
                              "services/core/deadletters/", "services/core/rebuilds/",
+                             "services/core/access/",
                              "services/projections/"))
             or name == "services/api/deps.py"
         )  # fmt: skip

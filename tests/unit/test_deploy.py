@@ -507,6 +507,9 @@ def test_k8s_database_url_is_a_marked_placeholder_kept_out_of_the_applied_dir() 
     assert "PLACEHOLDER" in secret["metadata"]["annotations"]["onevoice/placeholder"]
     url = make_url(secret["stringData"]["ONEVOICE_DATABASE_URL"])
     assert url.password == "CHANGE-ME"
+    # The first key's slot is there and empty: the repository never holds a usable key.
+    assert secret["stringData"]["ONEVOICE_BOOTSTRAP_KEY"] == ""
+    assert "ONEVOICE_BOOTSTRAP_KEY" in secret["metadata"]["annotations"]["onevoice/placeholder"]
 
 
 # -- probes against the real apps -------------------------------------------------------------

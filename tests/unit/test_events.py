@@ -83,7 +83,7 @@ def test_occurred_at_is_normalised_to_utc() -> None:
     assert dump_event(event)["occurred_at"] == "2026-11-20T01:00:00.123456Z"
 
 
-@pytest.mark.parametrize("field", ["foo", "recorded_by", "Type"])
+@pytest.mark.parametrize("field", ["foo", "received_by", "Type"])
 def test_unknown_envelope_field_is_forbidden(field: str) -> None:
     errors = errors_of(make_event(**{field: "x"}))
     assert [(e["path"], e["kind"]) for e in errors] == [(field, "extra_forbidden")]

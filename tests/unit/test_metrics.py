@@ -48,7 +48,7 @@ def test_metric_names_follow_the_conventions() -> None:
 
 
 def test_a_scrape_with_the_log_and_the_database_down_answers_200(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, auth="disabled")  # no database to hold keys
     db = Database(settings.resolved_database_url())  # never migrated: no tables at all
     container = Container(settings, DownLog(), db, lambda: datetime.now(UTC), ("AccountTimeline",))
 

@@ -44,7 +44,7 @@ def boom() -> None:
 @pytest.fixture
 def app(tmp_path: Path) -> FastAPI:
     """The real app on an in-memory log; the database is never touched by these routes."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, auth="disabled")  # keys: tests/e2e/test_access_http.py
     db = Database(settings.resolved_database_url())
     container = Container(settings, InMemoryLog(), db, lambda: datetime.now(UTC), ())
     return create_app(container, [probe])
