@@ -16,7 +16,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from services.api.app import create_app
-from services.core.access.first import curl_line, ensure_first_key
+from services.core.access.first import curl_line, ensure_first_key, warn_disabled
 from services.core.access.limits import WriteLimiter
 from services.core.access.store import KeyRing
 from services.core.adapters import sql_schema
@@ -28,7 +28,7 @@ from services.core.adapters.sql import Database
 from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.container import Container
 from services.core.deadletters.store import Filters
-from services.core.ports import Clock, EventLog
+from services.core.ports import Clock, EventLog, StoreUnavailable
 from services.core.readmodels.timeline import to_micros
 from services.core.settings import Settings
 from services.core.view_rules import AsOf
@@ -252,7 +252,11 @@ def first_key(services: Services) -> None:
     """At the start of a serving process: the first API key when there is none
     (``access.first``), and where to find it."""
     c = services.container
-    path = ensure_first_key(c.db, c.settings, to_micros(c.clock()))
+    try:
+        path = ensure_first_key(c.db, c.settings, to_micros(c.clock()))
+    except StoreUnavailable as exc:  # serve (503 while it is down); the next start registers it
+        log.warning("the first API key was not checked (database unavailable: %s)", exc)
+        return
     if path is not None:
         print(f"OneVoice: the first API key (every scope) is in {path}\n  try: "
               f"{curl_line(path, c.settings)}", flush=True)  # fmt: skip
@@ -282,8 +286,10 @@ def build_app(services: Services, role: Role = "all") -> FastAPI:
     container = replace(services.container, log_required=role != "api")
     takes_writes = role in ("all", "ingest")
     starts: list[Callable[[], None]] = [services.ingest.check_receipts] if takes_writes else []
-    if role != "projector":  # it serves the health probes only
+    if role != "projector":  # it serves the health probes (and metrics) only
         starts.insert(0, lambda: first_key(services))
+    elif settings.auth == "disabled":
+        starts.insert(0, warn_disabled)  # its /metrics is open then
     if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
     limiter = WriteLimiter(settings.write_rate, settings.max_batch)

@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="only these event types (default: any of those departments')",
     )
     create.add_argument("--read", action="store_true", help="timelines, views, lists, reports")
+    create.add_argument("--read-sensitive", action="store_true",
+                        help="read, with contacts' personal data, executive notes and complaint"
+                        " text (else replaced by [restricted])")  # fmt: skip
     create.add_argument("--admin", action="store_true", help="rebuilds, dead letters, keys")
     create.add_argument(
         "--write-rate",
@@ -58,6 +61,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 grant = grant_from(args.name, _names(args.write_departments), types,
                                    read=args.read, admin=args.admin,
+                                   read_sensitive=args.read_sensitive,
                                    write_rate=args.write_rate,
                                    departments=settings.department_list)  # fmt: skip
                 with db.transaction() as conn:

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("write_types", sa.Text, nullable=True),
         sa.Column("can_read", sa.Boolean, nullable=False),
         sa.Column("can_admin", sa.Boolean, nullable=False),
+        sa.Column("can_read_sensitive", sa.Boolean, nullable=False, server_default="0"),
         sa.Column("write_rate", sa.Float, nullable=True),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Column("revoked_us", sa.BigInteger, nullable=True),

@@ -17,7 +17,14 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.auth import NEEDS_ADMIN, NEEDS_READ, NEEDS_WRITE, Authenticate
+from services.api.auth import (
+    NEEDS_ADMIN,
+    NEEDS_READ,
+    NEEDS_WRITE,
+    RESTRICTED_HEADER,
+    Authenticate,
+    Restrict,
+)
 from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
 from services.api.routes import (
     accounts,
@@ -146,7 +153,7 @@ class RefuseNul:
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if isinstance(exc.detail, dict):
-        body = {"error": exc.detail}
+        body = error_body(**exc.detail)
     else:
         body = error_body(f"http_{exc.status_code}", str(exc.detail))
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
@@ -190,6 +197,11 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = spec.setdefault("components", {}).setdefault("schemas", {})
             components.update(event_schema.pop("$defs", {}))
             components["Event"] = event_schema
+            # Every route but the probes and these descriptions needs a key (README, Security).
+            spec["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "An API key: Authorization: Bearer ov_..."}}  # fmt: skip
+            spec["security"] = [{"bearer": []}]
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -249,9 +261,10 @@ def create_app(
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.add_middleware(Restrict)  # inside Authenticate: it reads the grant
     app.add_middleware(RefuseNul)  # before any parsing or routing
     settings = container.settings
-    disabled = Grant.everything("auth-disabled", settings.department_list)
+    disabled = Grant.everything("auth-disabled")
     app.add_middleware(Authenticate, keys=container.keys,
                        disabled=disabled if settings.auth == "disabled" else None)  # fmt: skip
     if settings.cors_origin_list:  # none unless configured: a web page may not post events
@@ -259,8 +272,8 @@ def create_app(
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-Id",
                                           TOKEN_HEADER],
-                           expose_headers=[TOKEN_HEADER, STALE_HEADER,
-                                           REQUEST_ID_HEADER])  # fmt: skip
+                           expose_headers=[TOKEN_HEADER, STALE_HEADER, REQUEST_ID_HEADER,
+                                           RESTRICTED_HEADER])  # fmt: skip
     app.add_middleware(RequestTimer)  # times every answer, refusals included
     app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
     app.openapi = _openapi(app)  # type: ignore[method-assign]

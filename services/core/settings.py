@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.core.access import SECRET_PREFIX
+from services.core.access import SECRET
 from services.core.adapters.kafka_config import SaslMechanism, SecurityProtocol
 from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_DEPARTMENTS
 from services.core.logs import LogFormat
@@ -267,11 +267,11 @@ class Settings(BaseSettings):
     @field_validator("bootstrap_key")
     @classmethod
     def _bootstrap_key_is_strong(cls, value: SecretStr) -> SecretStr:
-        secret = value.get_secret_value()
-        if secret and (not secret.startswith(SECRET_PREFIX) or len(secret) < 43 + 3):
-            raise ValueError(f"must be a key made by `onevoice keys secret` ({SECRET_PREFIX}"
-                             " and 256 random bits)")  # fmt: skip
-        return value
+        secret = value.get_secret_value().strip()  # a secret file's newline is not part of it
+        if secret and not SECRET.fullmatch(secret):
+            raise ValueError("must be a key made by `onevoice keys secret` (ov_ and 256 random"
+                             " bits, base64url)")  # fmt: skip
+        return SecretStr(secret)
 
     @field_validator("cors_origins")
     @classmethod

@@ -131,6 +131,11 @@ def _limited(limiter: WriteLimiter | None, request: Request, events: int) -> JSO
     return JSONResponse(body, 429, headers={"Retry-After": str(retry)})
 
 
+def _give_back(limiter: WriteLimiter | None, request: Request, events: int) -> None:
+    if limiter is not None:
+        limiter.give_back(grant_of(request), events)
+
+
 def build_router(service: IngestService, max_batch: int,
                  limiter: WriteLimiter | None = None) -> APIRouter:  # fmt: skip
     """The ingest endpoints, bound to one service (``limiter``: the keys' write rates;
@@ -166,8 +171,10 @@ def build_router(service: IngestService, max_batch: int,
         try:
             (result,) = await run_in_threadpool(service.submit, [data], grant_of(request))
         except WriteRefused as exc:
+            _give_back(limiter, request, 1)
             return _refused(exc, batch=False)
         except (LogUnavailable, StoreUnavailable) as exc:
+            _give_back(limiter, request, 1)
             return _unavailable(request, exc)
         return _single_response(result)
 
@@ -186,8 +193,10 @@ def build_router(service: IngestService, max_batch: int,
             results = await run_in_threadpool(service.submit, data["events"],
                                               grant_of(request))  # fmt: skip
         except WriteRefused as exc:
+            _give_back(limiter, request, len(data["events"]))
             return _refused(exc, batch=True)
         except (LogUnavailable, StoreUnavailable) as exc:
+            _give_back(limiter, request, len(data["events"]))
             return _unavailable(request, exc)
         counts = {s: sum(r.status == s for r in results)
                   for s in ("accepted", "duplicate", "rejected", "conflict")}  # fmt: skip
@@ -258,8 +267,10 @@ def build_targets_router(service: IngestService,
         try:
             (result,) = await run_in_threadpool(service.submit, [event], grant_of(request))
         except WriteRefused as exc:
+            _give_back(limiter, request, 1)
             return _refused(exc, batch=False)
         except (LogUnavailable, StoreUnavailable) as exc:
+            _give_back(limiter, request, 1)
             return _unavailable(request, exc)
         for error in result.errors:  # the body is flat: payload.metric is the body's metric
             error["path"] = error["path"].removeprefix("payload.")

@@ -139,9 +139,8 @@ def test_the_projector_role_reports_lag_and_is_unready_once_stopped(tmp_path: Pa
         services.runner.failure = "checkpoint 9 of partition 0 is past the log's end (3)"
         stalled = get(app, "/readyz")
         assert stalled.status_code == 503, stalled.text
-        assert stalled.json()["projector"] == (
-            "stopped: checkpoint 9 of partition 0 is past the log's end (3)"
-        )
+        # The cause may quote the database: it is in the projector's log, not on an open path.
+        assert stalled.json()["projector"] == "stopped"
         assert stalled.json()["status"] == "unavailable"
     finally:
         services.close()

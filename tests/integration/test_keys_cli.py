@@ -79,3 +79,42 @@ def test_secret_prints_a_fresh_key_each_time(capsys: pytest.CaptureFixture[str])
     assert Settings(bootstrap_key=first).bootstrap_key.get_secret_value() == first
     with pytest.raises(ValueError, match="keys secret"):
         Settings(bootstrap_key="hunter2")
+
+
+def test_the_first_key_is_on_disk_before_it_is_registered(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from services.core.access.first import KeyFileUnwritable, ensure_first_key
+    from services.core.readmodels.timeline import to_micros
+
+    now_us = to_micros(datetime.now(UTC))
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    settings = Settings(data_dir=blocked / "data",
+                        database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")  # fmt: skip
+    db = open_database(settings)
+    migrate(db)
+    with pytest.raises(KeyFileUnwritable, match="ONEVOICE_BOOTSTRAP_KEY"):
+        ensure_first_key(db, settings, now_us)
+    with db.reading() as conn:
+        assert store.made(conn) == 0  # nothing registered that nobody holds
+    # A writable folder: the file (0600, the key on its last line) matches the registered key.
+    settings = settings.model_copy(update={"data_dir": tmp_path / "data"})
+    path = ensure_first_key(db, settings, now_us)
+    assert path is not None and path.stat().st_mode & 0o777 == 0o600
+    secret = path.read_text().splitlines()[-1]
+    with db.reading() as conn:
+        grant = store.find(conn, secret)
+    assert grant is not None and grant.admin and grant.read_sensitive
+    assert grant.write_refusal("a_department_added_later", "x.y") is None
+    assert [p.name for p in path.parent.iterdir()] == ["admin.key"]  # no temporary left
+    assert ensure_first_key(db, settings, now_us) is None  # once
+    db.dispose()
+
+
+def test_a_bootstrap_key_from_a_secret_file_loses_its_newline(tmp_path: Path) -> None:
+    from services.core.access import new_secret
+
+    secret = new_secret()
+    settings = Settings(data_dir=tmp_path, bootstrap_key=secret + "\n")
+    assert settings.bootstrap_key.get_secret_value() == secret

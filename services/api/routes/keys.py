@@ -30,6 +30,11 @@ class NewKey(BaseModel):
     )
     read: bool = Field(default=False, description="Timelines, views, lists and reports.")
     admin: bool = Field(default=False, description="Rebuilds, dead letters, keys.")
+    read_sensitive: bool = Field(
+        default=False,
+        description="Read, with contacts' personal data, executive notes and"
+        " complaint text (else replaced by '[restricted]').",
+    )
     write_rate: float | None = Field(
         default=None, description="Events/s it may write (default ONEVOICE_WRITE_RATE; 0: none)."
     )
@@ -43,7 +48,8 @@ async def create_key(container: ContainerDep,
     department or type, no scope."""
     try:
         grant = grant_from(new.name, new.write_departments, new.write_types, read=new.read,
-                           admin=new.admin, write_rate=new.write_rate,
+                           admin=new.admin, read_sensitive=new.read_sensitive,
+                           write_rate=new.write_rate,
                            departments=container.settings.department_list)  # fmt: skip
     except KeyProblem as exc:
         raise _invalid(exc) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from services.core.readmodels import cursors
 from services.core.readmodels.status import pipeline_status
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 RebuildId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The rebuild's id.")]
@@ -60,8 +62,9 @@ def projections_status(container: ContainerDep) -> dict[str, Any]:
     log_state = "ok"
     try:
         ends = container.log.end_offsets(settings.topic)
-    except LogUnavailable as exc:
-        ends, log_state = None, f"unavailable: {exc}"
+    except LogUnavailable as exc:  # the cause names brokers: the log has it
+        log.warning("projections status: the log is unavailable: %s", exc)
+        ends, log_state = None, "unavailable"
     with container.db.reading() as conn:
         items = pipeline_status(conn, container.projections, settings.topic, ends, _now_us(),
                                 settings.stall_after_s)  # fmt: skip

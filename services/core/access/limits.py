@@ -47,3 +47,14 @@ class WriteLimiter:
                 return None
             self._buckets[grant.name] = (tokens, now)
         return max(1, math.ceil((min(events, capacity) - tokens) / rate))
+
+    def give_back(self, grant: Grant, events: int) -> None:
+        """Return what ``take`` took for a request that appended nothing (refused, or the
+        log was unavailable): a retry is not charged twice."""
+        rate = self.rate_of(grant)
+        if rate <= 0:
+            return
+        capacity = max(float(self._burst), rate)
+        with self._lock:
+            tokens, at = self._buckets.get(grant.name, (capacity, self._clock()))
+            self._buckets[grant.name] = (min(capacity, tokens + events), at)

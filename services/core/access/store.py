@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -27,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from services.core.access import NAME, NAME_RULE, Grant, KeyProblem, digest, new_secret
+from services.core.access import NAME, NAME_RULE, SECRET, Grant, KeyProblem, digest, new_secret
 from services.core.adapters.sql import Database
 from services.core.readmodels.schema import METADATA
 from services.core.view_rules import iso
@@ -41,6 +42,7 @@ KEYS = Table(
     Column("write_types", Text, nullable=True),  # JSON list; NULL: any type
     Column("can_read", Boolean, nullable=False),
     Column("can_admin", Boolean, nullable=False),
+    Column("can_read_sensitive", Boolean, nullable=False, server_default="0"),
     Column("write_rate", Float, nullable=True),  # events/s; NULL: ONEVOICE_WRITE_RATE
     Column("created_us", BigInteger, nullable=False),
     Column("revoked_us", BigInteger, nullable=True),
@@ -61,7 +63,8 @@ class KeyInfo:
             "name": g.name, "scopes": g.scopes(),
             "write_departments": sorted(g.write_departments),
             "write_types": None if g.write_types is None else sorted(g.write_types),
-            "read": g.read, "admin": g.admin, "write_rate": g.write_rate,
+            "read": g.read, "read_sensitive": g.read_sensitive, "admin": g.admin,
+            "write_rate": g.write_rate,
             "created_at": iso(self.created_us),
             "revoked_at": None if self.revoked_us is None else iso(self.revoked_us),
         }  # fmt: skip
@@ -71,13 +74,14 @@ def _grant(row: Any) -> Grant:
     types = None if row.write_types is None else frozenset(json.loads(row.write_types))
     return Grant(row.name, frozenset(json.loads(row.write_departments)), types,
                  read=bool(row.can_read), admin=bool(row.can_admin),
+                 read_sensitive=bool(row.can_read_sensitive),
                  write_rate=row.write_rate)  # fmt: skip
 
 
 def create(conn: Connection, grant: Grant, now_us: int, secret: str | None = None) -> str:
     """Store a key for ``grant`` and return its secret (a new one unless ``secret`` is given:
     ``ONEVOICE_BOOTSTRAP_KEY``). Raises ``KeyProblem`` for a bad or taken name."""
-    if not NAME.match(grant.name):
+    if not NAME.fullmatch(grant.name):
         raise KeyProblem(f"key name {grant.name!r}: must be {NAME_RULE}")
     if conn.execute(select(KEYS.c.name).where(KEYS.c.name == grant.name)).first() is not None:
         raise KeyProblem(f"a key named {grant.name!r} exists (names are never reused)")
@@ -89,6 +93,7 @@ def create(conn: Connection, grant: Grant, now_us: int, secret: str | None = Non
                 name=grant.name, digest=digest(secret),
                 write_departments=json.dumps(sorted(grant.write_departments)),
                 write_types=types, can_read=grant.read, can_admin=grant.admin,
+                can_read_sensitive=grant.read_sensitive,
                 write_rate=grant.write_rate,
                 created_us=now_us, revoked_us=None))  # fmt: skip
     except IntegrityError:  # the same name or secret, at the same moment
@@ -138,12 +143,14 @@ class KeyRing:
         self._db = db
         self._ttl_s = ttl_s
         self._max = max_entries
-        self._seen: dict[str, tuple[float, Grant | None]] = {}
+        self._seen: OrderedDict[str, tuple[float, Grant | None]] = OrderedDict()  # LRU
         self._lock = threading.Lock()
 
     def remembered(self, secret: str) -> Grant | Literal[False] | None:
         """The answer ``grant`` gave within ``ttl_s``, or False (ask ``grant``: it may block
-        on the database)."""
+        on the database); None at once for what cannot be a key."""
+        if not SECRET.fullmatch(secret):
+            return None
         with self._lock:
             seen = self._seen.get(digest(secret))
         return seen[1] if seen is not None and seen[0] > time.monotonic() else False
@@ -151,6 +158,8 @@ class KeyRing:
     def grant(self, secret: str) -> Grant | None:
         """The grant of an active key, or None (unknown or revoked). Raises
         ``StoreUnavailable`` when the database cannot answer."""
+        if not SECRET.fullmatch(secret):
+            return None  # no database read for what cannot be a key
         key = digest(secret)
         now = time.monotonic()
         with self._lock:
@@ -160,9 +169,10 @@ class KeyRing:
         with self._db.reading() as conn:
             found = find(conn, secret)
         with self._lock:
-            if len(self._seen) >= self._max:  # many unknown keys: start over, not grow
-                self._seen.clear()
             self._seen[key] = (now + self._ttl_s, found)
+            self._seen.move_to_end(key)
+            while len(self._seen) > self._max:  # the least recently looked up go first
+                self._seen.popitem(last=False)
         return found
 
     def forget(self) -> None:
