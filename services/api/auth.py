@@ -96,7 +96,8 @@ class Restrict:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         grant = scope.get("state", {}).get("grant") if scope["type"] == "http" else None
-        if grant is None or grant.read_sensitive or scope["path"].startswith("/v1/admin/"):
+        if grant is None or grant.read_sensitive or not grant.read or \
+                scope["path"].startswith("/v1/admin/"):  # fmt: skip
             await self.app(scope, receive, send)
             return
         start: Message | None = None
@@ -108,27 +109,43 @@ class Restrict:
                 start = message
                 return
             if message["type"] != "http.response.body" or start is None:
+                if start is not None:  # anything but a body: pass on what was held
+                    await send(start)
+                    start = None
                 await send(message)
                 return
             chunks.append(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            await _send_restricted(start, b"".join(chunks), send)
+            held, start = start, None
+            await _send_restricted(held, b"".join(chunks), send)
 
         await self.app(scope, receive, holding_send)
 
 
+_LARGE = 64 * 1024  # bytes: rewritten off the event loop
+
+
 async def _send_restricted(start: Message, body: bytes, send: Send) -> None:
     headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-    content_type = next((v for k, v in headers if k == b"content-type"), b"")
-    if content_type.startswith(_JSON) and body:
-        hidden, changed = restrict(json.loads(body))
+    media = next((v for k, v in headers if k == b"content-type"), b"").split(b";")[0].strip()
+    if b"json" in media.lower() and body:  # application/json, problem+json, vnd...+json
+        if len(body) > _LARGE:
+            body, changed = await run_in_threadpool(_restricted_json, body)
+        else:
+            body, changed = _restricted_json(body)
         if changed:
-            body = json.dumps(hidden, ensure_ascii=False, separators=(",", ":")).encode()
             headers.append((RESTRICTED_HEADER.lower().encode(), b"true"))
     headers.append((b"content-length", str(len(body)).encode()))
     await send({**start, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _restricted_json(body: bytes) -> tuple[bytes, bool]:
+    hidden, changed = restrict(json.loads(body))
+    if not changed:
+        return body, False
+    return json.dumps(hidden, ensure_ascii=False, separators=(",", ":")).encode(), True
 
 
 def grant_of(request: Request) -> Grant:

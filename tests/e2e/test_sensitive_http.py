@@ -44,7 +44,32 @@ def _story(now: datetime) -> list[dict[str, Any]]:
     }
     signal = make_event("marketing.event_attended", account_id=ACCOUNT, occurred_at=at,
                         contacts=[CONTACT, NO_ID])  # fmt: skip
-    return [sales, leadership, complaint, signal]
+    registered = make_event("account.registered", account_id=ACCOUNT,
+                            occurred_at=(now - timedelta(days=30)).isoformat())  # fmt: skip
+    registered["payload"] = {"name": "칠번 상사", "segment": "enterprise",
+                             "owners": {"sales": "u-park", "support": "u-kim"}}  # fmt: skip
+    # An older complaint, resolved with a cause and a prevention; the one above recurs after
+    # that fix.
+    before = (now - timedelta(days=20)).isoformat()
+    first = make_event("support.ticket_opened", account_id=ACCOUNT, occurred_at=before,
+                       contacts=[NO_ID], summary="CANARY first complaint")  # fmt: skip
+    first["payload"] = {
+        "ticket_id": "T-OLD",
+        "subject": "CANARY 지난 청구 오류",
+        "category": "billing",
+        "severity": "high",
+        "complaint": True,
+    }
+    resolved = make_event("support.ticket_resolved", account_id=ACCOUNT,
+                          occurred_at=(now - timedelta(days=19)).isoformat(),
+                          summary="CANARY resolved")  # fmt: skip
+    resolved["payload"] = {
+        "ticket_id": "T-OLD",
+        "resolution": "CANARY 환불",
+        "cause": {"category": "billing", "text": "CANARY 원인"},
+        "prevention": {"action": "CANARY 재발 방지", "owner": "u-kim"},
+    }
+    return [registered, first, resolved, sales, leadership, complaint, signal]
 
 
 def _paths(now: datetime) -> list[str]:
@@ -58,7 +83,14 @@ def _paths(now: datetime) -> list[str]:
     reports = ["/v1/reports/coverage", f"/v1/reports/leadership?from={since}",
                f"/v1/reports/voice?from={since}", f"/v1/reports/complaints?from={since}",
                f"/v1/reports/handoffs?from={since}", f"/v1/reports/kpi?from={since}"]  # fmt: skip
-    both = [f"{p}{'&' if '?' in p else '?'}format=csv" for p in reports]
+    reports += ["/v1/reports/voice?kind=complaint", "/v1/reports/voice?kind=executive_concern",
+                f"/v1/reports/complaints?from={since}&group_by=owner",
+                f"/v1/reports/handoffs?from={since}&format=json",
+                f"/v1/accounts/{ACCOUNT}/timeline?include_children=true",
+                f"/v1/accounts/{ACCOUNT}/view?include_children=true",
+                "/v1/feed?employee=u-kim"]  # fmt: skip
+    both = [f"{p}{'&' if '?' in p else '?'}format=csv" for p in reports if "/reports/" in p
+            and "format=" not in p]  # fmt: skip
     return reads + reports + both
 
 
@@ -95,15 +127,43 @@ def test_a_reader_never_sees_the_canaries(client: httpx.Client, story: dict[str,
             restricted.add(path.split("?")[0])
     for path, text in leaks:
         print("LEAK", path, text)
+    for event in story["events"]:  # each event alone, and a report asked for by Accept
+        answer = _get(client, f"/v1/events/{event['event_id']}", story["secrets"]["reader"])
+        if CANARY in answer.text.upper():
+            leaks.append((f"/v1/events/{event['event_id']}", answer.text[:300]))
+    answer = client.get(
+        "/v1/reports/coverage",
+        headers={"Authorization": f"Bearer {story['secrets']['reader']}", "Accept": "text/csv"},
+    )
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["x-onevoice-restricted"] == "true"
+    if CANARY in answer.text.upper():
+        leaks.append(("/v1/reports/coverage (Accept: text/csv)", answer.text[:300]))
     assert leaks == []
     assert {f"/v1/accounts/{ACCOUNT}/timeline", f"/v1/accounts/{ACCOUNT}/view",
-            "/v1/reports/leadership", "/v1/reports/voice"} <= restricted  # fmt: skip
+            "/v1/reports/leadership", "/v1/reports/voice", "/v1/reports/coverage",
+            "/v1/feed", "/v1/accounts"} <= restricted  # fmt: skip
+    # A search of the text would tell what it holds: refused.
+    searched = client.get(
+        f"/v1/accounts/{ACCOUNT}/timeline?q=CANARY",
+        headers={"Authorization": f"Bearer {story['secrets']['reader']}"},
+    )
+    assert searched.status_code == 403 and "read-sensitive" in searched.text
+    # The view still says a complaint is open, recurs after a fix, and which.
+    view = _get(client, f"/v1/accounts/{ACCOUNT}/view", story["secrets"]["reader"]).json()
+    [open_complaint] = view["support"]["open_complaints"]
+    assert (open_complaint["ticket_id"], open_complaint["category"],
+            open_complaint["subject"]) == ("T-CAN", "billing", "[restricted]")  # fmt: skip
+    [again] = view["support"]["recurrences_after_fix"]
+    assert again["ticket_id"] == "T-CAN" and again["subject"] == "[restricted]"
+    assert view["support"]["open_tickets"]["count"] == 1
     # What stays: ids, dates, types, categories, counts.
     timeline = _get(client, f"/v1/accounts/{ACCOUNT}/timeline",
                     story["secrets"]["reader"]).json()  # fmt: skip
     assert len(timeline["items"]) == len(story["events"])
     by_type = {i["type"]: i for i in timeline["items"]}
-    ticket = by_type["support.ticket_opened"]
+    [ticket] = [i for i in timeline["items"] if i["payload"].get("ticket_id") == "T-CAN"
+                and i["type"] == "support.ticket_opened"]  # fmt: skip
     assert ticket["payload"]["subject"] == "[restricted]"
     assert (ticket["payload"]["category"], ticket["payload"]["ticket_id"]) == ("billing", "T-CAN")
     assert ticket["contacts"] == [{"id": "c-77", "name": "[restricted]",
@@ -124,3 +184,5 @@ def test_an_insider_sees_them(client: httpx.Client, story: dict[str, Any]) -> No
                       f"{(story['now'] - timedelta(days=10)).strftime('%Y-%m-%dT%H:%M:%SZ')}",
                       secret)  # fmt: skip
     assert "CANARY 가격 우려" in leadership.text
+    searched = _get(client, f"/v1/accounts/{ACCOUNT}/timeline?q=CANARY", secret).json()
+    assert len(searched["items"]) == 4  # the summaries that say it

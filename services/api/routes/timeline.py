@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import AwareDatetime
 
+from services.api.auth import grant_of
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
 from services.api.errors import invalid_query, not_found
 from services.core.events import EVENT_TYPES
@@ -31,6 +32,7 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> lis
 # ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
 @router.get("/v1/accounts/{account_id:path}/timeline")
 def get_timeline(
+    request: Request,
     conn: ReadConnDep,
     container: ContainerDep,
     account_id: Annotated[str, Path(min_length=1, max_length=128)],
@@ -55,7 +57,8 @@ def get_timeline(
         Query(
             min_length=1,
             max_length=200,
-            description="Case-insensitive substring of the summary or payload text.",
+            description="Case-insensitive substring of the summary or payload text (needs a"
+            " key with read-sensitive: the text searched holds sensitive fields).",
         ),
     ] = None,
     order: Annotated[Literal["desc", "asc"], Query(description="desc = newest first.")] = "desc",
@@ -71,6 +74,12 @@ def get_timeline(
     pass `next_cursor` back as `cursor` (with the same filters and order); `null` means the last
     page. 404 when no event has ever named the account.
     """
+    if q is not None and not grant_of(request).read_sensitive:
+        # The searched text holds what this key may not read: a search would tell it.
+        raise HTTPException(403, detail={
+            "code": "forbidden", "message": "searching event text (q) needs the"
+            " 'read-sensitive' scope", "fields": [{"path": "query.q", "problem":
+                                                  "needs a key with read-sensitive"}]})  # fmt: skip
     children = accounts.descendants(conn, account_id) if include_children else []
     query = timeline.TimelineQuery(
         account_id=account_id,
