@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.bootstrap import Services, build, build_app, migrate, open_database
+from services.bootstrap import Services, build, build_app, first_key, migrate, open_database
 from services.core.consistency import STALE_HEADER, TOKEN_HEADER, token_for
 from services.core.ports import LogUnavailable
 from services.core.rebuilds import store
@@ -205,7 +205,8 @@ def test_the_projector_process_serves_readyz_and_stops_on_sigterm(tmp_path: Path
     assert f"(health: http://127.0.0.1:{port}/readyz)" in output
     reread = build(settings, run_migrations=False, role="api")
     try:
-        timeline = get(build_app(reread, "api"), "/v1/accounts/lag-2/timeline").json()
+        first_key(reread)  # what the app's start does (no lifespan here): the test key
+        timeline = get(build_app(reread, "api"), "/v1/accounts/lag-2/timeline", AUTH).json()
         assert len(timeline["items"]) == 1
     finally:
         reread.close()
