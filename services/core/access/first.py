@@ -55,8 +55,11 @@ def ensure_first_key(db: Database, settings: Settings, now_us: int) -> Path | No
             temporary.unlink(missing_ok=True)
         return None
     except BaseException:
+        # The commit may have happened (a connection lost while committing): the hidden file
+        # stays, 0600, so the key is never registered without anyone holding it.
         if temporary is not None:
-            temporary.unlink(missing_ok=True)
+            log.error("registering the first API key failed; its secret stays in %s",
+                      temporary)  # fmt: skip
         raise
     if temporary is None:
         log.info("registered ONEVOICE_BOOTSTRAP_KEY as the first API key %r", FIRST_NAME)
