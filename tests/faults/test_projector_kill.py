@@ -45,7 +45,7 @@ def in_transaction(db: Database) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(420)
 def test_projector_killed_mid_batch_five_times_equals_a_pure_fold(
     kafka_bootstrap: str, pg_url: str, tmp_path: Path, spawn: Spawn, closing: ExitStack
 ) -> None:
@@ -78,7 +78,9 @@ def test_projector_killed_mid_batch_five_times_equals_a_pure_fold(
             assert done < end, f"kill {round_} came after the projector caught up ({done}/{end})"
         appender.stop()
         final = spawn(settings, "final")
-        wait_until(lambda: at_log_end(db, log, settings.topic), 120,
+        # A liveness bound, not a speed figure: the backlog takes ~40 s here, twice that when
+        # the machine is shared (a full run on 2026-11-30 timed out at 120 s).
+        wait_until(lambda: at_log_end(db, log, settings.topic), 240,
                    "the last projector to reach the log's end", final.tail)  # fmt: skip
         assert final.terminate() == 0, final.log()[-3000:]
     finally:
