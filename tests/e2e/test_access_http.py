@@ -221,6 +221,11 @@ def test_keys_are_listed_without_secrets_and_bad_keys_are_refused_by_field(
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["error"]["fields"][0]["path"] == field, answer.text
     assert client.delete("/v1/admin/keys/nobody").status_code == 404
+    # The longest name fits the column (PostgreSQL enforces String(64)); one more is a 422.
+    longest = "k" * 64
+    assert client.post("/v1/admin/keys", json={"name": longest, "read": True}).status_code == 201
+    too_long = client.post("/v1/admin/keys", json={"name": longest + "k", "read": True})
+    assert too_long.status_code == 422 and too_long.json()["error"]["fields"][0]["path"] == "name"
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
