@@ -237,7 +237,7 @@ def build(
     ingest = IngestService(
         event_log, SqlReceiptStore(db), settings.topic, clock,
         timedelta(seconds=settings.max_future_s), settings.max_fanout,
-        settings.department_list, settings.executive_title_rule,
+        settings.department_list, settings.executive_title_rule, container.vault,
     )  # fmt: skip
     refresher = HealthRefresher(db, lambda: as_of_now(settings, clock),
                                 idle_s=settings.health_refresh_s,

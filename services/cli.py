@@ -4,7 +4,8 @@ Subcommands: ``run`` (ingest + queries + projector in one process: the embedded 
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
 ``topics``, ``replay`` (offline), ``rebuild`` (online), ``status``,
 ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
-``receipts reset``, ``keys`` (create | list | revoke | secret: ``cli_keys``) and ``demo``.
+``receipts reset``, ``keys`` (create | list | revoke | secret: ``cli_keys``), ``contacts erase``
+(``cli_contacts``) and ``demo``.
 Every setting comes from ``ONEVOICE_*`` variables.
 
 Migrations run in one place: ``migrate`` (and ``run``, so that one command starts a fresh
@@ -24,7 +25,7 @@ import time
 from types import FrameType
 from typing import Any
 
-from services import cli_keys
+from services import cli_contacts, cli_keys
 from services.core import logs
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
@@ -429,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "reset", help="forget every receipt (only after the log was replaced on purpose)"
     )
     cli_keys.add_parser(sub)
+    cli_contacts.add_parser(sub)
     demo = sub.add_parser("demo", help="post a realistic multi-department story via the API")
     demo.add_argument("--url", help="base URL (default http://ONEVOICE_HOST:ONEVOICE_PORT)")
     demo.add_argument("--key-file", help="the API key's file (default <ONEVOICE_DATA_DIR>/"
@@ -470,6 +472,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _receipts_reset(settings)
     if command == "keys":
         return cli_keys.run(settings, args)
+    if command == "contacts":
+        return cli_contacts.run(settings, args)
     return _demo(settings, args.url, args.key_file)
 
 

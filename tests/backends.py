@@ -63,12 +63,14 @@ def kafka_server(workdir: Path) -> Iterator[str]:
 
 @contextmanager
 def kafka_listeners(workdir: Path) -> Iterator[dict[str, str]]:
-    """Yield a broker's addresses: ``BOOTSTRAP`` (plaintext), ``SASL_BOOTSTRAP`` ('' if unknown)."""
+    """Yield a broker's addresses: ``BOOTSTRAP`` (plaintext), ``SASL_BOOTSTRAP`` ('' if unknown),
+    and ``DIR``: the folder holding its data (its log segments), '' for a broker not ours."""
     given = os.environ.get("ONEVOICE_TEST_KAFKA_BOOTSTRAP")
     if given:
         yield {
             "BOOTSTRAP": given,
             "SASL_BOOTSTRAP": os.environ.get("ONEVOICE_TEST_KAFKA_SASL_BOOTSTRAP", ""),
+            "DIR": "",
         }
         return
     missing = [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
@@ -79,7 +81,8 @@ def kafka_listeners(workdir: Path) -> Iterator[dict[str, str]]:
         if started.returncode != 0:
             unavailable(f"kafka-up.sh failed:\n{started.stdout[-3000:]}")
         env = _read_env(workdir / "kafka.env")
-        yield {"BOOTSTRAP": env["BOOTSTRAP"], "SASL_BOOTSTRAP": env.get("SASL_BOOTSTRAP", "")}
+        yield {"BOOTSTRAP": env["BOOTSTRAP"], "SASL_BOOTSTRAP": env.get("SASL_BOOTSTRAP", ""),
+               "DIR": str(workdir)}  # fmt: skip
     finally:
         _run("kafka-down.sh", workdir)
 
@@ -97,6 +100,19 @@ def kafka_configs(args: list[str]) -> subprocess.CompletedProcess[str]:
         command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
         check=False,
     )  # fmt: skip
+
+
+def pg_dump(url: str) -> bytes:
+    """``pg_dump`` of the database at a SQLAlchemy ``url`` (plain SQL, every table's rows)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_dump")) or \
+        [p for p in [shutil.which("pg_dump")] if p]  # fmt: skip
+    if not found:
+        unavailable("pg_dump is missing: apt-get install -y postgresql-client")
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
+    done = subprocess.run([found[-1], "--no-owner", plain], capture_output=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    return done.stdout
 
 
 def _have_postgres() -> bool:

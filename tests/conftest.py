@@ -68,6 +68,14 @@ def kafka_sasl_bootstrap(kafka_listeners: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
+def kafka_data_dir(kafka_listeners: dict[str, str]) -> Path:
+    """The folder holding the session broker's data (its log segments), to search it."""
+    if not kafka_listeners["DIR"]:
+        backends.unavailable("the broker's files are not here: ONEVOICE_TEST_KAFKA_BOOTSTRAP")
+    return Path(kafka_listeners["DIR"])
+
+
+@pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     with backends.workdir("pg") as workdir, backends.postgres_server(workdir) as url:
         yield url

@@ -21,14 +21,14 @@ from services.api.auth import (
     NEEDS_ADMIN,
     NEEDS_READ,
     NEEDS_WRITE,
-    RESTRICTED_HEADER,
     Authenticate,
-    Restrict,
 )
+from services.api.disclosure import RESTRICTED_HEADER, Disclose
 from services.api.middleware import REQUEST_ID_HEADER, RequestIds, RequestTimer
 from services.api.routes import (
     accounts,
     admin,
+    contacts,
     employees,
     health,
     keys,
@@ -43,7 +43,7 @@ from services.api.routes import (
 from services.core.access import Grant
 from services.core.consistency import STALE_HEADER, TOKEN_HEADER, LogEnds
 from services.core.container import Container
-from services.core.events import EVENT_ADAPTER
+from services.core.events import POSTED_ADAPTER
 from services.core.metrics.collectors import PipelineCollector
 from services.core.metrics.rebuilds import RebuildCollector
 from services.core.ports import StoreUnavailable
@@ -193,7 +193,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
                 title=app.title, version=app.version, description=app.description,
                 routes=app.routes,
             )  # fmt: skip
-            event_schema = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+            event_schema = POSTED_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
             components = spec.setdefault("components", {}).setdefault("schemas", {})
             components.update(event_schema.pop("$defs", {}))
             components["Event"] = event_schema
@@ -249,7 +249,8 @@ def create_app(
     ]
     reads = (timeline.router, accounts.router, reports.router, needs.router, employees.router,
              leaders.router) if serve_queries else ()  # fmt: skip
-    admins = (admin.router, rebuilds.router, keys.router) if serve_queries else ()
+    admins = (admin.router, rebuilds.router, keys.router, contacts.router) if serve_queries \
+        else ()  # fmt: skip
     for routers, needs_scope in ((extra_routers, [NEEDS_WRITE]), (reads, [NEEDS_READ]),
                                  (admins, [NEEDS_ADMIN])):  # fmt: skip
         for router in routers:
@@ -261,7 +262,7 @@ def create_app(
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)
     app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
-    app.add_middleware(Restrict)  # inside Authenticate: it reads the grant
+    app.add_middleware(Disclose, lookup=container.vault.keys)  # inside Authenticate: the grant
     app.add_middleware(RefuseNul)  # before any parsing or routing
     settings = container.settings
     disabled = Grant.everything("auth-disabled")

@@ -9,17 +9,15 @@ ingest). With ``ONEVOICE_AUTH=disabled`` every request holds every scope.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.core.access import Grant, bearer
-from services.core.access.sensitive import restrict
 from services.core.access.store import KeyRing
 from services.core.ports import StoreUnavailable
 from services.core.problems import error_body
@@ -79,73 +77,6 @@ class Authenticate:
 async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
     await JSONResponse(error_body("unauthenticated", message), 401, _CHALLENGE)(
         scope, receive, send)  # fmt: skip
-
-
-RESTRICTED_HEADER = "X-OneVoice-Restricted"
-_JSON = b"application/json"
-
-
-class Restrict:
-    """A JSON answer to a key without ``read_sensitive``: every sensitive value replaced by
-    ``[restricted]`` (``access.sensitive``), and ``X-OneVoice-Restricted: true`` when any
-    was. (CSV answers are restricted before they are written: ``csv_export.respond``.) Not the
-    admin routes: an operator re-driving a parked record needs it whole."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        grant = scope.get("state", {}).get("grant") if scope["type"] == "http" else None
-        if grant is None or grant.read_sensitive or not grant.read or \
-                scope["path"].startswith("/v1/admin/"):  # fmt: skip
-            await self.app(scope, receive, send)
-            return
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def holding_send(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                if start is not None:  # anything but a body: pass on what was held
-                    await send(start)
-                    start = None
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            held, start = start, None
-            await _send_restricted(held, b"".join(chunks), send)
-
-        await self.app(scope, receive, holding_send)
-
-
-_LARGE = 64 * 1024  # bytes: rewritten off the event loop
-
-
-async def _send_restricted(start: Message, body: bytes, send: Send) -> None:
-    headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-    media = next((v for k, v in headers if k == b"content-type"), b"").split(b";")[0].strip()
-    if b"json" in media.lower() and body:  # application/json, problem+json, vnd...+json
-        if len(body) > _LARGE:
-            body, changed = await run_in_threadpool(_restricted_json, body)
-        else:
-            body, changed = _restricted_json(body)
-        if changed:
-            headers.append((RESTRICTED_HEADER.lower().encode(), b"true"))
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({**start, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _restricted_json(body: bytes) -> tuple[bytes, bool]:
-    hidden, changed = restrict(json.loads(body))
-    if not changed:
-        return body, False
-    return json.dumps(hidden, ensure_ascii=False, separators=(",", ":")).encode(), True
 
 
 def grant_of(request: Request) -> Grant:

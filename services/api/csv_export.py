@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 from fastapi import Query, Request
 from fastapi.responses import Response
 
-from services.api.auth import RESTRICTED_HEADER, grant_of
+from services.api.auth import grant_of
 from services.api.deps import json_answer
-from services.core.access.sensitive import restrict
+from services.api.disclosure import RESTRICTED_HEADER, disclosed
 
 Rows = tuple[Sequence[str], Iterable[Sequence[Any]]]
 """A report as a table: the header, then the rows."""
@@ -74,13 +74,13 @@ def respond(
     the caller asked for CSV; either keeps the headers dependencies set on ``response`` (e.g.
     X-OneVoice-Stale)."""
     if not wants_csv(request, fmt):
-        return json_answer(report, response)  # restricted by ``auth.Restrict``
+        return json_answer(report, response)  # disclosed by ``disclosure.Disclose``
     extra = {k: v for k, v in response.headers.items()
              if k not in ("content-length", "content-type")}  # fmt: skip
-    if not grant_of(request).read_sensitive:
-        report, changed = restrict(report)
-        if changed:
-            extra[RESTRICTED_HEADER] = "true"
+    report, changed = disclosed(report, grant_of(request),
+                                request.app.state.container.vault.keys)  # fmt: skip
+    if changed:
+        extra[RESTRICTED_HEADER] = "true"
     return Response(
         csv_body(table(report)), media_type="text/csv; charset=utf-8",
         headers={**extra, "content-disposition": f'attachment; filename="{name}.csv"'},

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from services.core.access.store import KeyRing
 from services.core.adapters.sql import Database
 from services.core.deadletters import RedriveReport
 from services.core.deadletters.store import Filters
 from services.core.ports import Clock, EventLog
+from services.core.privacy.vault import ContactVault
+from services.core.readmodels.timeline import to_micros
 from services.core.settings import Settings
 
 Redrive = Callable[[Sequence[int] | None, Filters | None], RedriveReport]
@@ -36,3 +39,8 @@ class Container:
     API does not: it reads the database only."""
     keys: KeyRing | None = None
     """The API keys (None: ``ONEVOICE_AUTH=disabled``, every request holds every scope)."""
+
+    @cached_property
+    def vault(self) -> ContactVault:
+        """The contacts' keys (``privacy``): answers open sealed contacts with them."""
+        return ContactVault(self.db, lambda: to_micros(self.clock()))

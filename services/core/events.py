@@ -132,15 +132,44 @@ def is_executive(person: Actor) -> bool:
     return person.department == EXECUTIVE_DEPARTMENT
 
 
+Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+SEAL_PATTERN = r"^ov1\.[0-9a-f]{32}\.[net]{1,3}\.[A-Za-z0-9_-]{40,8000}$"
+"""A sealed contact's personal data: ``ov1.<subject>.<fields>.<sealed bytes>`` (``privacy``)."""
+PERSONAL_FIELDS = ("name", "email", "title")
+"""A contact's personal data: sealed in the log, shown only to ``read_sensitive`` keys."""
+
+
 class Contact(Strict):
-    """A person on the customer's side. PII: name, email and title (see ROADMAP: erasure)."""
+    """A person on the customer's side. Personal data: name, email and title. Ingest seals
+    them (``sealed``, which clients may not send) with a key per contact that erasure destroys
+    (``services.core.privacy``); a contact in the log has either ``sealed`` or those fields."""
 
     id: ShortText | None = None
     name: ShortText | None = None
-    email: (
-        Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None
-    ) = None
+    email: Email | None = None
     title: ShortText | None = None
+    sealed: Annotated[str, StringConstraints(pattern=SEAL_PATTERN)] | None = Field(
+        default=None, json_schema_extra={"readOnly": True},
+        description="Set by the server: name, email and title, sealed (never sent by a client).",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _sealed_alone(self) -> Contact:
+        if self.sealed is not None and (self.name or self.email or self.title):
+            raise PydanticCustomError(
+                "sealed_with_personal_data", "a sealed contact holds no name, email or title"
+            )
+        return self
+
+    @property
+    def subject(self) -> str | None:
+        """The key's subject of a sealed contact (``privacy``), else None."""
+        return None if self.sealed is None else self.sealed.split(".", 2)[1]
+
+    @property
+    def personal(self) -> bool:
+        """Whether it carries personal data in the clear."""
+        return bool(self.name or self.email or self.title)
 
 
 class Position(Strict):
@@ -400,6 +429,18 @@ class KpiMetric(StrEnum):
     conflicting_offers = "conflicting_offers"
 
 
+class ContactErased(Strict):
+    """A contact's personal data was erased: the keys of ``subjects`` were destroyed, so every
+    sealed copy of it (log, views, replays) reads ``[erased]``. Names the contact only by its
+    id when the request did (never by its email)."""
+
+    subjects: list[Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]] = Field(
+        min_length=1, max_length=1000
+    )
+    contact_id: ShortText | None = None
+    requested_by: Literal["email", "contact_id"]
+
+
 class KpiTargetSet(Strict):
     """A target for one KPI of one group (``group_by`` value ``group``) per ``period``; the
     newest target (by occurred_at) for the same metric, group and period wins."""
@@ -439,11 +480,22 @@ PAYLOADS: dict[str, type[Strict]] = {
     "employee.registered": EmployeeRegistered,
     "employee.updated": EmployeeUpdated,
     "kpi.target_set": KpiTargetSet,
+    "contact.erased": ContactErased,
 }
 ORGANISATION_TYPES: tuple[str, ...] = ("employee.registered", "employee.updated", "kpi.target_set")
 """Types about our own organisation, not a customer: they carry no ``account_id``, contacts,
 related accounts or participants, and the customer read models never see them."""
-EVENT_TYPES: tuple[str, ...] = tuple(PAYLOADS)
+RECORD_TYPES: tuple[str, ...] = ("contact.erased",)
+"""Records of what the service did with a customer's data, not touches: only the server
+appends them (clients are refused), they carry an ``account_id`` (so they keep the account's
+order) and no contacts, related accounts or participants, and no customer read model folds
+them (``about_customer``). Their ``actor`` is optional: ``recorded_by`` names who asked."""
+SERVER_TYPES: frozenset[str] = frozenset(RECORD_TYPES)
+"""Types a client may not post."""
+EVENT_TYPES: tuple[str, ...] = tuple(t for t in PAYLOADS if t not in SERVER_TYPES)
+"""The types a client may post."""
+LOGGED_TYPES: tuple[str, ...] = tuple(PAYLOADS)
+"""Every type the log may hold: ``EVENT_TYPES`` and the server's (``SERVER_TYPES``)."""
 
 
 def department_of_type(event_type: str) -> str | None:
@@ -497,10 +549,12 @@ class EnvelopeBase(Strict):
                     "got": self.actor.department,
                 },
             )
-        if event_type in ORGANISATION_TYPES:
+        if event_type in ORGANISATION_TYPES or event_type in RECORD_TYPES:
             _check_organisation_event(self, event_type)
         if self.account_id in self.related_account_ids:
             raise PydanticCustomError("related_repeats_account", "must not repeat account_id")
+        if self.actor is None:  # a record's (RECORD_TYPES): no one of ours took part
+            return self
         ids = [self.actor.id, *(p.id for p in self.participants or ())]
         if len(set(ids)) != len(ids):
             raise PydanticCustomError(
@@ -512,6 +566,13 @@ class EnvelopeBase(Strict):
     def is_organisation(self) -> bool:
         """True for an event about our organisation (no account): ``ORGANISATION_TYPES``."""
         return getattr(self, "type") in ORGANISATION_TYPES  # noqa: B009
+
+    @property
+    def about_customer(self) -> bool:
+        """True for what the customer read models fold: neither an organisation event nor a
+        record (``RECORD_TYPES``)."""
+        kind = getattr(self, "type")  # noqa: B009
+        return kind not in ORGANISATION_TYPES and kind not in RECORD_TYPES
 
     def partition_key(self) -> str:
         """The record key: the account, so one account's events keep their order; for an
@@ -529,18 +590,22 @@ class EnvelopeBase(Strict):
 
 
 def _check_organisation_event(event: EnvelopeBase, event_type: str) -> None:
+    record = event_type in RECORD_TYPES  # about an account's data: it names the account
     extra = [name for name, given in (
-        ("account_id", event.account_id is not None),
+        ("account_id", not record and event.account_id is not None),
         ("related_account_ids", bool(event.related_account_ids)),
         ("contacts", bool(event.contacts)),
         ("participants", event.participants is not None),
     ) if given]  # fmt: skip
     if extra:
+        what = "a record of the service, not a touch" if record else \
+            "about our organisation, not a customer"  # fmt: skip
         raise PydanticCustomError(
             "organisation_event_fields",
-            "'{event_type}' is about our organisation, not a customer: leave out {fields}",
-            {"event_type": event_type, "fields": ", ".join(extra), "first": extra[0]},
-        )
+            "'{event_type}' is {what}: leave out {fields}",
+            {"event_type": event_type, "what": what, "fields": ", ".join(extra),
+             "first": extra[0]},
+        )  # fmt: skip
 
 
 def _envelope_model(event_type: str, payload: type[Strict]) -> type[EnvelopeBase]:
@@ -549,6 +614,8 @@ def _envelope_model(event_type: str, payload: type[Strict]) -> type[EnvelopeBase
     fields: dict[str, Any] = {"type": (tag, ...), "payload": (payload, ...)}
     if event_type in ORGANISATION_TYPES:
         fields["account_id"] = (AccountId | None, Field(default=None, description="Never set."))
+    if event_type in RECORD_TYPES:
+        fields["actor"] = (Actor | None, Field(default=None, description="Who asked, if given."))
     return create_model(name, __base__=EnvelopeBase, __module__=__name__, **fields)
 
 
@@ -556,6 +623,11 @@ ENVELOPES: dict[str, type[EnvelopeBase]] = {t: _envelope_model(t, p) for t, p in
 
 Event: Any = Annotated[Union[tuple(ENVELOPES.values())], Field(discriminator="type")]  # noqa: UP007
 EVENT_ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(Event)
+PostedEvent: Any = Annotated[
+    Union[tuple(ENVELOPES[t] for t in EVENT_TYPES)], Field(discriminator="type")  # noqa: UP007
+]
+POSTED_ADAPTER: TypeAdapter[EnvelopeBase] = TypeAdapter(PostedEvent)
+"""What a client may post (``EVENT_TYPES``): the API's description of the body."""
 
 
 Loc = tuple[str | int, ...]
@@ -640,7 +712,7 @@ def dump_event(event: EnvelopeBase) -> dict[str, Any]:
 
 def event_json_schemas() -> dict[str, Any]:
     """JSON Schema of every event type, keyed by type."""
-    return {t: model.model_json_schema() for t, model in ENVELOPES.items()}
+    return {t: ENVELOPES[t].model_json_schema() for t in EVENT_TYPES}
 
 
 _MODEL_ERROR_PATHS = {

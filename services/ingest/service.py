@@ -10,8 +10,12 @@ Contract:
   should not take from a client: ``occurred_at`` more than ``max_future`` ahead, and more than
   ``max_fanout`` view rows from one event (``contacts`` x (1 + ``related_account_ids``)).
   These are ingest rules, not contract rules, so events already in the log stay decodable.
-- If the log cannot append, ``LogUnavailable`` propagates and no claim is kept, so the client
-  can retry with the same ids.
+- Contacts' personal data (name, email, title) is sealed before the append with a key per
+  contact that erasure can destroy (``privacy``; keys committed first). A client may not send
+  a sealed contact, nor a type only the server records (``events.SERVER_TYPES``).
+- If the log (or the database, for receipts and keys) cannot append, ``LogUnavailable``
+  (``StoreUnavailable``) propagates and no claim is kept, so the client can retry with the
+  same ids.
 - Every submitted item counts once in ``onevoice_ingest_events_total{status, type}``: its
   status, or ``unavailable`` when the log or the database failed the whole submission.
 """
@@ -34,6 +38,7 @@ from services.core import codec
 from services.core.access import Grant
 from services.core.events import (
     DEFAULT_DEPARTMENTS,
+    SERVER_TYPES,
     Actor,
     EnvelopeBase,
     dump_event,
@@ -51,6 +56,7 @@ from services.core.ports import (
     ReceiptStore,
     StoreUnavailable,
 )
+from services.core.privacy.vault import ContactVault
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +114,10 @@ class IngestService:
         max_fanout: int = 1000,
         departments: Sequence[str] = DEFAULT_DEPARTMENTS,
         executive_titles: re.Pattern[str] | None = None,
+        vault: ContactVault | None = None,
     ) -> None:
+        """``vault``: where contacts' keys are kept (None: contacts are appended as sent, for
+        in-process tests of the rest; the composition root always gives one)."""
         self._log = event_log
         self._receipts = receipts
         self._topic = topic
@@ -117,6 +126,7 @@ class IngestService:
         self._max_fanout = max_fanout
         self._departments = tuple(departments)
         self._executive_titles = executive_titles
+        self._vault = vault
 
     def _validate(self, index: int, raw: Any, grant: Grant | None) -> EnvelopeBase | ItemResult:
         if isinstance(raw, dict) and "recorded_by" in raw:  # the server's to set: not judged
@@ -126,7 +136,7 @@ class IngestService:
         except ValidationError as exc:
             return ItemResult(index, "rejected", errors=field_errors(exc))
         now = self._clock()
-        errors = [*self._too_far_ahead(event, now), *self._too_wide(event)]
+        errors = [*_server_only(event), *self._too_far_ahead(event, now), *self._too_wide(event)]
         if errors:
             event_id = str(event.event_id) if event.event_id else None
             return ItemResult(index, "rejected", event_id, errors=errors)
@@ -272,9 +282,12 @@ class IngestService:
 
         mine = [eid for eid, _, _ in to_append if eid not in earlier]
         try:
-            records = [codec.encode(e) for _, _, e in to_append]
+            logged = [e for _, _, e in to_append]
+            if self._vault is not None:
+                logged = self._vault.seal(logged)  # keys committed before the append
+            records = [codec.encode(e) for e in logged]
             positions = self._log.append(self._topic, records) if records else []
-        except LogUnavailable:
+        except (LogUnavailable, StoreUnavailable):
             self._receipts.release(mine)
             raise
         self._receipts.confirm(
@@ -291,6 +304,16 @@ class IngestService:
             else:
                 results[index] = ItemResult(index, "duplicate", event_id, original.position)
         return [r for r in results if r is not None]
+
+
+def _server_only(event: EnvelopeBase) -> list[dict[str, str]]:
+    kind = event_type(event)
+    if kind in SERVER_TYPES:
+        return [{"path": "type", "kind": "server_only", "problem": f"'{kind}' is recorded by"
+                 " the server only (erasure: DELETE /v1/admin/contacts)"}]  # fmt: skip
+    return [{"path": f"contacts.{i}.sealed", "kind": "server_only",
+             "problem": "is set by the server: send name, email and title as they are"}
+            for i, c in enumerate(event.contacts) if c.sealed is not None]  # fmt: skip
 
 
 def _conflict(index: int, event_id: str) -> ItemResult:

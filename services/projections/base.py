@@ -66,8 +66,9 @@ class Projection(ABC):
 
 def customer_events(events: Sequence[StoredEvent]) -> list[StoredEvent]:
     """The events about a customer account: a customer read model folds only these
-    (organisation events, ``events.ORGANISATION_TYPES``, have no account)."""
-    return [e for e in events if not e.event.is_organisation]
+    (organisation events, ``events.ORGANISATION_TYPES``, have no account; records,
+    ``events.RECORD_TYPES``, are not touches)."""
+    return [e for e in events if e.event.about_customer]
 
 
 def table_digest(conn: Connection, table: Table) -> str:

@@ -68,9 +68,13 @@ def prevention_id(ticket_id: str) -> str:
 
 
 def contact_key(contact: Contact) -> str | None:
-    """Who a contact is across events: their id, else their email, else their name."""
+    """Who a contact is across events: their id, else their email, else their name; for a
+    contact whose personal data is sealed, their id, else the subject of its key (``privacy``:
+    one per id, email or name on the account, so the same grouping)."""
     if contact.id:
         return f"id:{contact.id}"
+    if contact.subject is not None:
+        return f"ref:{contact.subject}"
     if contact.email:
         return f"email:{contact.email.casefold()}"
     if contact.name:

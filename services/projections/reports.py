@@ -83,7 +83,7 @@ class ReportFacts(Projection):
                 employees.append(_employee_row(s, at))
             elif s.type == "kpi.target_set":
                 targets.append(_target_row(s, at))
-            elif s.type != "account.registered":
+            elif s.type != "account.registered" and s.event.about_customer:
                 touches += _touch_rows(s, at["at_us"])
                 voice += _voice_rows(s, at)
                 _newest_contacts(people, s, at)

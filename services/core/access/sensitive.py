@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.core.privacy import ERASED
+
 RESTRICTED = "[restricted]"
 CONTACT_FIELDS = frozenset({"name", "email", "title"})
 HEARD_FIELDS = frozenset({"heard", "concerns", "complaints", "learnings"})
@@ -49,6 +51,8 @@ def restrict(value: Any) -> tuple[Any, bool]:
 def _hidden(value: Any, seen: list[bool]) -> Any:
     """Every string in ``value`` replaced, at any depth (lists keep their length)."""
     if isinstance(value, str):
+        if value == ERASED:  # nothing left to hide, and a reader may know it was erased
+            return value
         seen[0] = seen[0] or value != RESTRICTED
         return RESTRICTED
     if isinstance(value, list):
@@ -98,7 +102,8 @@ def _walk(value: Any, seen: list[bool]) -> Any:
             out[k] = [_contact(c, seen) for c in v]
         elif k == "contact" and isinstance(v, dict | str):
             out[k] = _contact(v, seen)
-        elif k == "contact_key" and isinstance(v, str) and not v.startswith(("id:", RESTRICTED)):
+        elif k == "contact_key" and isinstance(v, str) and \
+                not v.startswith(("id:", "ref:", RESTRICTED)):  # fmt: skip
             out[k] = _hidden(v, seen)  # "email:…" or "name:…" when the contact had no id
         elif _heard(k) and isinstance(v, str | list):
             out[k] = _quoted(v, seen) if _all_dicts(v) else _hidden(v, seen)

@@ -16,13 +16,13 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
-from services.core.events import EVENT_TYPES
+from services.core.events import LOGGED_TYPES
 
 # A `_created` timestamp beside every counter and histogram doubles the series; Prometheus
 # does not need it (it sees counter resets by itself).
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-_KNOWN_TYPES = frozenset(EVENT_TYPES)
+_KNOWN_TYPES = frozenset(LOGGED_TYPES)
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 INGEST_EVENTS = Counter(

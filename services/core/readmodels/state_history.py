@@ -161,7 +161,7 @@ def changed_since(events: Iterable[StoredEvent]) -> dict[str, int]:
     of its events' times."""
     found: dict[str, int] = {}
     for s in events:
-        if s.event.is_organisation:
+        if not s.event.about_customer:
             continue
         at = to_micros(s.event.occurred_at)
         for account_id in (s.event.account_id, *s.event.related_account_ids):

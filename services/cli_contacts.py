@@ -1,0 +1,49 @@
+"""``onevoice contacts erase``: erase a contact's personal data (the same as ``DELETE
+/v1/admin/contacts``, for an operator with database and log access; README, Erasure)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from services.core.settings import Settings
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    contacts = sub.add_parser("contacts", help="customer contacts: erase one's personal data")
+    action = contacts.add_subparsers(dest="action", required=True)
+    erase = action.add_parser(
+        "erase", help="destroy a contact's keys: its name, email and title read [erased]"
+        " everywhere, replays and rebuilds included; records contact.erased")  # fmt: skip
+    erase.add_argument("--account", required=True, help="the account its events name")
+    named = erase.add_mutually_exclusive_group(required=True)
+    named.add_argument("--email", help="the contact's email (any case)")
+    named.add_argument("--contact-id", help="the contact's id")
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from services.bootstrap import build
+    from services.core.ports import LogUnavailable, StoreUnavailable
+    from services.core.privacy.erasure import NothingToErase, erase
+
+    services = build(settings, run_migrations=False, role="api")  # the log opens on append
+    c = services.container
+    try:
+        done = erase(c.vault, c.log, settings.topic, c.clock(), args.account, email=args.email,
+                     contact_id=args.contact_id, recorded_by=f"cli:{getpass.getuser()}"[:256],
+                     source="onevoice-cli")  # fmt: skip
+    except NothingToErase:
+        named = "email" if args.email is not None else "contact id"
+        print(f"onevoice contacts erase: no contact of account {args.account!r} was recorded"
+              f" with that {named} (or it was erased already)", file=sys.stderr)  # fmt: skip
+        return 1
+    except (LogUnavailable, StoreUnavailable) as exc:
+        print(f"onevoice contacts erase: {exc}; nothing was erased before the erasure was"
+              " recorded: retry", file=sys.stderr)  # fmt: skip
+        return 1
+    finally:
+        services.close()
+    print(json.dumps(done.as_json(), ensure_ascii=False))
+    return 0

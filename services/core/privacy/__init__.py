@@ -1,0 +1,122 @@
+"""A contact's personal data, sealed so that it can be erased from an append-only log.
+
+Crypto-shredding: a log cannot forget, so what it holds of a person is unreadable without a
+key that lives only in the database, one key per contact (its *subject*). Erasing the contact
+destroys the key; every copy of the sealed data (the log, every view, every replay and rebuild
+of them) then reads ``[erased]``.
+
+- **Sealing** (ingest, before the append): a contact's ``name``, ``email`` and ``title``
+  (``events.PERSONAL_FIELDS``) become one ``sealed`` value, ``ov1.<subject>.<fields>.<data>``:
+  the subject (32 hex digits), which of the fields it holds (``n``, ``e``, ``t``), and AES-256-GCM
+  over their JSON (a random 96-bit nonce before the ciphertext, the tag after it, base64url;
+  the associated data binds it to the subject). The contact's ``id`` stays in the clear: it is
+  the customer system's reference, and the views group by it.
+- **Who a contact is**: per account, their id, else their email (case-folded), else their name
+  (``identities``) — the same rule the views group contacts by. A contact met with an id and an
+  email is found by either when erasing.
+- **Reading** (``reveal``): an answer's sealed contacts are opened with their keys just before
+  it is sent (and before ``access.sensitive`` hides them from a key without
+  ``read_sensitive``); a contact whose key is gone reads ``[erased]`` in each field it had.
+
+Nothing here is stored in the clear: the database holds the keys and SHA-256 digests of the
+account and identity (``vault``); erasure deletes both.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from services.core.events import PERSONAL_FIELDS, Contact
+
+VERSION = "ov1"
+ERASED = "[erased]"
+NONCE_BYTES = 12
+LETTERS = {"name": "n", "email": "e", "title": "t"}
+FIELDS = {v: k for k, v in LETTERS.items()}
+
+
+def new_key() -> bytes:
+    """A fresh 256-bit AES key."""
+    return AESGCM.generate_key(bit_length=256)
+
+
+def new_subject() -> str:
+    """A fresh subject: 128 random bits as 32 hex digits (says nothing about the person)."""
+    return uuid.uuid4().hex
+
+
+def digest(account_id: str, identity: str) -> str:
+    """The stored form of one way to recognise a contact on an account."""
+    return hashlib.sha256(f"{account_id}\x1f{identity}".encode()).hexdigest()
+
+
+def identities(account_id: str, contact: Contact) -> tuple[str, set[str]]:
+    """The digest of who ``contact`` is on ``account_id`` (id, else email, else name), and
+    the digests of every way an erasure may name it (its id, its email; and that first one)."""
+    email = None if contact.email is None else f"email:{contact.email.casefold()}"
+    ids = {digest(account_id, i) for i in
+           (None if contact.id is None else f"id:{contact.id}", email) if i}  # fmt: skip
+    if contact.id is not None:
+        primary = f"id:{contact.id}"
+    elif email is not None:
+        primary = email
+    else:
+        primary = f"name:{(contact.name or '').casefold()}"
+    first = digest(account_id, primary)
+    return first, ids | {first}
+
+
+def seal(contact: Contact, subject: str, key: bytes) -> Contact:
+    """``contact`` with its personal data sealed under ``key`` (a contact without any is
+    returned as it is)."""
+    fields = {f: getattr(contact, f) for f in PERSONAL_FIELDS if getattr(contact, f)}
+    if not fields:
+        return contact
+    nonce = os.urandom(NONCE_BYTES)
+    plain = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+    sealed = AESGCM(key).encrypt(nonce, plain, _bound(subject))
+    data = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+    letters = "".join(LETTERS[f] for f in fields)
+    return Contact(id=contact.id, sealed=f"{VERSION}.{subject}.{letters}.{data}")
+
+
+def parts(sealed: str) -> tuple[str, list[str]] | None:
+    """The subject and field names of a sealed value; None when it is not one."""
+    pieces = sealed.split(".")
+    if len(pieces) != 4 or pieces[0] != VERSION or len(pieces[1]) != 32:
+        return None
+    names = [FIELDS.get(letter) for letter in pieces[2]]
+    if not names or None in names:
+        return None
+    return pieces[1], [n for n in names if n is not None]
+
+
+def opened(sealed: str, key: bytes | None) -> dict[str, Any]:
+    """The fields a sealed value holds; each ``ERASED`` when ``key`` is None (destroyed) or
+    does not open it."""
+    found = parts(sealed)
+    if found is None:
+        return {}
+    subject, names = found
+    if key is not None:
+        try:
+            data = sealed.split(".", 3)[3]
+            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _bound(subject))
+            fields: dict[str, Any] = json.loads(plain)
+            return {n: fields.get(n) for n in names}
+        except (InvalidTag, ValueError):
+            pass
+    return dict.fromkeys(names, ERASED)
+
+
+def _bound(subject: str) -> bytes:
+    return f"{VERSION}.{subject}".encode()
