@@ -1,0 +1,65 @@
+"""The contact keys (``privacy.vault``) on both databases: one key per contact however many
+ingests meet it at once, found by id or email, gone after ``destroy``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from services.core.adapters.sql import Database
+from services.core.events import EnvelopeBase, parse_event
+from services.core.privacy.vault import ContactVault
+from tests.samples import make_event
+
+
+def _event(contacts: list[dict[str, Any]], account: str = "acct-v") -> EnvelopeBase:
+    return parse_event(make_event(account_id=account, contacts=contacts))
+
+
+def _subjects(events: list[EnvelopeBase]) -> list[str | None]:
+    return [c.subject for e in events for c in e.contacts]
+
+
+def test_concurrent_ingests_of_a_new_contact_agree_on_one_key(db: Database) -> None:
+    vaults = [ContactVault(db, lambda: 1) for _ in range(6)]
+    contact = {"name": "동시", "email": "Same@Time.example"}
+    found: list[list[str | None]] = []
+    barrier = threading.Barrier(len(vaults))
+
+    def seal(vault: ContactVault) -> None:
+        barrier.wait()
+        found.append(_subjects(vault.seal([_event([contact])])))
+
+    threads = [threading.Thread(target=seal, args=(v,)) for v in vaults]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(found) == len(vaults)
+    assert len({s for subjects in found for s in subjects}) == 1
+    [subject] = found[0]
+    assert subject is not None and list(vaults[0].keys([subject])) == [subject]
+
+
+def test_a_contact_is_found_by_id_or_email_and_destroyed(db: Database) -> None:
+    vault = ContactVault(db, lambda: 1)
+    with_id = {"id": "c-1", "name": "김", "email": "Kim@Acme.example"}
+    sealed = vault.seal(
+        [
+            _event([with_id]),
+            _event([{"email": "kim@acme.EXAMPLE"}]),
+            _event([with_id], account="other"),
+            _event([{"id": "c-2"}]),
+        ]
+    )
+    by_id, by_mail, elsewhere, bare = _subjects(sealed)
+    assert bare is None  # no personal data: nothing sealed
+    assert len({by_id, by_mail, elsewhere}) == 3  # per account, per identity
+    assert vault.find("acct-v", contact_id="c-1") == sorted([by_id, by_mail])
+    assert vault.find("acct-v", email="KIM@acme.example") == sorted([by_id, by_mail])
+    assert vault.find("acct-v", email="nobody@acme.example") == []
+    assert vault.destroy(vault.find("acct-v", contact_id="c-1")) == 2
+    assert vault.find("acct-v", contact_id="c-1") == []
+    assert set(vault.keys([by_id, by_mail, elsewhere])) == {elsewhere}  # the other account's
+    again = _subjects(vault.seal([_event([with_id])]))
+    assert again[0] not in (by_id, by_mail, None)  # met again after erasure: a new key
