@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import re
 import sys
 
 from services.core.settings import Settings
@@ -19,7 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         " everywhere, replays and rebuilds included; records contact.erased")  # fmt: skip
     erase.add_argument("--account", required=True, help="the account its events name")
     named = erase.add_mutually_exclusive_group(required=True)
-    named.add_argument("--email", help="the contact's email (any case)")
+    named.add_argument(
+        "--email",
+        help="the contact's email (any case); '-' reads it from"
+        " stdin, which keeps it out of the process list and shell history",
+    )
     named.add_argument("--contact-id", help="the contact's id")
 
 
@@ -27,17 +33,26 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from services.bootstrap import build
     from services.core.ports import LogUnavailable, StoreUnavailable
     from services.core.privacy.erasure import NothingToErase, erase
+    from services.core.privacy.vault import AmbiguousContact
 
+    email = sys.stdin.readline().strip() if args.email == "-" else args.email
+    if email is not None and not (EMAIL.fullmatch(email) and len(email) <= 320):
+        print("onevoice contacts erase: --email is not an email address", file=sys.stderr)
+        return 2
     services = build(settings, run_migrations=False, role="api")  # the log opens on append
     c = services.container
     try:
-        done = erase(c.vault, c.log, settings.topic, c.clock(), args.account, email=args.email,
-                     contact_id=args.contact_id, recorded_by=f"cli:{getpass.getuser()}"[:256],
+        done = erase(c.vault, c.log, settings.topic, c.clock(), args.account, email=email,
+                     contact_id=args.contact_id, recorded_by=f"cli:{_user()}"[:256],
                      source="onevoice-cli")  # fmt: skip
     except NothingToErase:
-        named = "email" if args.email is not None else "contact id"
-        print(f"onevoice contacts erase: no contact of account {args.account!r} was recorded"
-              f" with that {named} (or it was erased already)", file=sys.stderr)  # fmt: skip
+        named = "email" if email is not None else "contact id"
+        print(f"onevoice contacts erase: no sealed contact of account {args.account!r} has"
+              f" that {named}: none was posted, it was erased already, or it was posted before"
+              " contacts were sealed (README, Erasure)", file=sys.stderr)  # fmt: skip
+        return 1
+    except AmbiguousContact as exc:
+        print(f"onevoice contacts erase: {exc}; erase each by --contact-id", file=sys.stderr)
         return 1
     except (LogUnavailable, StoreUnavailable) as exc:
         print(f"onevoice contacts erase: {exc}; nothing was erased before the erasure was"
@@ -47,3 +62,14 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         services.close()
     print(json.dumps(done.as_json(), ensure_ascii=False))
     return 0
+
+
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # fullmatch; the contract's rule (events.Email)
+
+
+def _user() -> str:
+    """Who ran the command, for ``recorded_by`` (a user without a name: their uid)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

@@ -167,6 +167,11 @@ class Contact(Strict):
         return None if self.sealed is None else self.sealed.split(".", 2)[1]
 
     @property
+    def sealed_fields(self) -> str:
+        """The letters of the fields a sealed contact holds (``n``ame, ``e``mail, ``t``itle)."""
+        return "" if self.sealed is None else self.sealed.split(".", 3)[2]
+
+    @property
     def personal(self) -> bool:
         """Whether it carries personal data in the clear."""
         return bool(self.name or self.email or self.title)
@@ -585,8 +590,9 @@ class EnvelopeBase(Strict):
         return f"employee:{payload.employee_id}"
 
     def people(self) -> list[Actor]:
-        """The actor, then each participant: everyone of ours who made this touch."""
-        return [self.actor, *(self.participants or ())]
+        """The actor, then each participant: everyone of ours who made this touch (none for a
+        record, ``RECORD_TYPES``, whose actor is optional)."""
+        return [p for p in (self.actor, *(self.participants or ())) if p is not None]
 
 
 def _check_organisation_event(event: EnvelopeBase, event_type: str) -> None:

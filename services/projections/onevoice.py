@@ -73,8 +73,8 @@ def contact_key(contact: Contact) -> str | None:
     one per id, email or name on the account, so the same grouping)."""
     if contact.id:
         return f"id:{contact.id}"
-    if contact.subject is not None:
-        return f"ref:{contact.subject}"
+    if contact.subject is not None:  # one key per email, else per name; a title alone: none
+        return f"ref:{contact.subject}" if {"n", "e"} & set(contact.sealed_fields) else None
     if contact.email:
         return f"email:{contact.email.casefold()}"
     if contact.name:

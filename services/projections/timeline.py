@@ -10,7 +10,6 @@ from sqlalchemy import Connection, MetaData, Table
 
 from services.core.adapters.sql import insert_ignore, insert_new
 from services.core.codec import StoredEvent
-from services.core.events import ContactErased, event_payload
 from services.core.privacy import vault
 from services.core.readmodels import timeline
 from services.core.readmodels.generations import shadow_prefix
@@ -46,12 +45,11 @@ class AccountTimeline(Projection):
         )
 
     def apply(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
-        # An erasure's keys were destroyed when it was recorded; destroying them again as it is
-        # folded (with the checkpoint) makes the erasure hold even if that step failed.
-        erased = [event_payload(s.event) for s in events if s.type == "contact.erased"]
+        # An erasure's keys are destroyed by the request that recorded it; if that request did
+        # not finish, its note in the database is settled here, with the checkpoint.
+        erased = [s.event_id for s in events if s.type == "contact.erased"]
         if erased:
-            vault.destroy(conn, {subject for p in erased if isinstance(p, ContactErased)
-                                 for subject in p.subjects})  # fmt: skip
+            vault.settle(conn, erased)
         events = customer_events(events)
         fresh: dict[str, StoredEvent] = {}
         for stored in events:

@@ -7,6 +7,7 @@ there before, gone after. Rebuild every view and replay: still 0 hits."""
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import httpx
 import pytest
 
 from services.bootstrap import Services
+from services.core import codec
+from services.core.events import parse_event
+from services.core.ports import OutgoingRecord
 from services.core.settings import Settings
 from services.projections.replay import replay
 from tests import backends
@@ -241,3 +245,40 @@ def test_clients_cannot_post_sealed_contacts_or_erasure_records(client: httpx.Cl
     answer = client.post("/v1/events", json=record)
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["fields"][0]["path"] == "type"
+
+
+def _record(subjects: list[str]) -> OutgoingRecord:
+    event = parse_event(
+        {
+            "type": "contact.erased",
+            "account_id": ACCOUNT,
+            "source": "kcat",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "payload": {"subjects": subjects, "requested_by": "contact_id"},
+        }
+    )
+    return codec.encode(
+        event.model_copy(update={"event_id": uuid.uuid4(), "recorded_at": datetime.now(UTC)})
+    )
+
+
+def test_an_unfinished_erasure_is_settled_by_the_projector_and_a_forged_one_destroys_nothing(
+    client: httpx.Client, services: Services
+) -> None:
+    posted = client.post("/v1/events", json=make_event(account_id=ACCOUNT, contacts=[GONE, KEEP]))
+    wait_projected(services, posted.json())
+    vault, log = services.container.vault, services.container.log
+    topic = services.container.settings.topic
+    gone, keep = vault.find(ACCOUNT, contact_id="c-erase"), vault.find(ACCOUNT, contact_id="c-keep")
+    # Anyone who can write to the topic can write a record naming a subject (the views show
+    # them as ref:…); without the database's note of it, it destroys nothing.
+    forged = _record(keep)
+    # An erasure whose request died after appending its record, before destroying the keys.
+    unfinished = _record(gone)
+    vault.pending([dict(unfinished.headers)["event_id"].decode()], gone)
+    positions = log.append(topic, [forged, unfinished])
+    wait_projected(services, *({"position": {"partition": p, "offset": o}} for p, o in positions))
+    assert vault.keys(gone) == {} and set(vault.keys(keep)) == set(keep)
+    [item] = client.get(f"/v1/accounts/{ACCOUNT}/timeline").json()["items"]
+    assert item["contacts"] == [{"id": "c-erase", "name": "[erased]", "email": "[erased]",
+                                 "title": "[erased]"}, KEEP]  # fmt: skip

@@ -6,14 +6,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
+
 from services.core.adapters.sql import Database
 from services.core.events import EnvelopeBase, parse_event
-from services.core.privacy.vault import ContactVault
+from services.core.privacy.vault import AmbiguousContact, ContactVault
 from tests.samples import make_event
 
 
-def _event(contacts: list[dict[str, Any]], account: str = "acct-v") -> EnvelopeBase:
-    return parse_event(make_event(account_id=account, contacts=contacts))
+def _event(contacts: list[dict[str, Any]], account: str = "acct-v",
+           related: tuple[str, ...] = ()) -> EnvelopeBase:  # fmt: skip
+    return parse_event(make_event(account_id=account, contacts=contacts,
+                                  related_account_ids=list(related)))  # fmt: skip
 
 
 def _subjects(events: list[EnvelopeBase]) -> list[str | None]:
@@ -63,3 +67,29 @@ def test_a_contact_is_found_by_id_or_email_and_destroyed(db: Database) -> None:
     assert set(vault.keys([by_id, by_mail, elsewhere])) == {elsewhere}  # the other account's
     again = _subjects(vault.seal([_event([with_id])]))
     assert again[0] not in (by_id, by_mail, None)  # met again after erasure: a new key
+
+
+def test_a_shared_mailbox_is_never_erased_for_everyone(db: Database) -> None:
+    vault = ContactVault(db, lambda: 1)
+    sealed = vault.seal(
+        [
+            _event([{"id": "c-1", "email": "info@acme.example"}]),
+            _event([{"id": "c-2", "email": "INFO@acme.example"}]),
+            _event([{"email": "info@acme.example", "name": "누군가"}]),
+        ]
+    )
+    one, two, unnamed = _subjects(sealed)
+    assert vault.find("acct-v", contact_id="c-1") == [one]  # not c-2, not the unnamed record
+    assert vault.find("acct-v", contact_id="c-2") == [two]
+    assert unnamed not in (None, one, two)
+    with pytest.raises(AmbiguousContact, match="2 contacts"):
+        vault.find("acct-v", email="info@acme.example")
+
+
+def test_a_contact_is_found_from_a_related_account(db: Database) -> None:
+    vault = ContactVault(db, lambda: 1)
+    [subject] = _subjects(vault.seal([_event([{"id": "c-7", "email": "r@acme.example"}],
+                                             related=("acct-parent",))]))  # fmt: skip
+    assert vault.find("acct-parent", contact_id="c-7") == [subject]
+    assert vault.find("acct-parent", email="R@acme.example") == [subject]
+    assert vault.find("acct-elsewhere", contact_id="c-7") == []

@@ -34,6 +34,8 @@ def test_each_seal_differs_and_a_moved_or_altered_one_does_not_open() -> None:
     assert privacy.opened(one, KEY) == {"email": "a@b.example"}
     other = one.replace(SUBJECT, "f" * 32)  # bound to its subject
     assert privacy.opened(other, KEY) == {"email": privacy.ERASED}
+    renamed = one.replace(".e.", ".n.")  # and to its field list
+    assert privacy.opened(renamed, KEY) == {"name": privacy.ERASED}
     flipped = one[:-3] + ("A" if one[-3] != "A" else "B") + one[-2:]
     assert privacy.opened(flipped, KEY) == {"email": privacy.ERASED}
 
@@ -59,14 +61,21 @@ def test_a_sealed_contact_holds_nothing_else() -> None:
 
 
 def test_identities_follow_the_views_grouping() -> None:
-    by_id, ids = privacy.identities("acct", Contact(id="c-1", email="A@B.example"))
-    assert by_id == privacy.digest("acct", "id:c-1")
-    assert ids == {by_id, privacy.digest("acct", "email:a@b.example")}
-    by_mail, _ = privacy.identities("acct", Contact(email="a@B.EXAMPLE"))
-    assert by_mail == privacy.digest("acct", "email:a@b.example")
-    assert privacy.identities("other", Contact(email="a@b.example"))[0] != by_mail
-    by_name, ids = privacy.identities("acct", Contact(name="Kim"))
-    assert by_name == privacy.digest("acct", "name:kim") and ids == {by_name}
+    d = privacy.digest
+    found = privacy.identities(["acct", "rel"], Contact(id="c-1", email="A@B.example"))
+    assert found.first == d("acct", "id:c-1")
+    assert found.names == {("acct", "id", d("acct", "id:c-1")), ("rel", "id", d("rel", "id:c-1")),
+                           ("acct", "email", d("acct", "email:a@b.example")),
+                           ("rel", "email", d("rel", "email:a@b.example"))}  # fmt: skip
+    by_mail = privacy.identities(["acct"], Contact(email="a@B.EXAMPLE")).first
+    assert by_mail == d("acct", "email:a@b.example")
+    assert privacy.identities(["other"], Contact(email="a@b.example")).first != by_mail
+    by_name = privacy.identities(["acct"], Contact(name="Kim"))
+    assert by_name.names == {("acct", "name", d("acct", "name:kim"))}
+    # One email, composed or decomposed: one person.
+    nfc, nfd = "jos\u00e9@b.example", "jose\u0301@b.example"
+    assert privacy.identities(["a"], Contact(email=nfc)).first == \
+        privacy.identities(["a"], Contact(email=nfd)).first  # fmt: skip
 
 
 def test_reveal_opens_or_marks_every_sealed_contact_in_an_answer() -> None:

@@ -14,6 +14,7 @@ from services.api.deps import ContainerDep
 from services.core.events import AccountId, Actor, Email, ShortText, field_errors
 from services.core.ports import LogUnavailable
 from services.core.privacy.erasure import NothingToErase, erase
+from services.core.privacy.vault import AmbiguousContact
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -44,9 +45,10 @@ def erase_contact(request: Request, container: ContainerDep,
     so every sealed copy — the log, every view, every replay and rebuild — reads `[erased]`
     from now on; a `contact.erased` event records it (never the email). Body: `account_id`
     and `email` or `contact_id`; optional `actor`. **200** `{account_id, subjects, events}`:
-    how many keys were destroyed, and the events with their positions. **404** no contact of
-    that account was recorded with that email or id (contacts appended before sealing began,
-    or erased already: README, Erasure). **503** the log or the database is unavailable:
+    how many keys were destroyed, and the events with their positions. **404** no sealed
+    contact of that account has that email or id (contacts appended before sealing began, or
+    erased already: README, Erasure). **409** the email was met with several contact ids:
+    erase each by `contact_id`. **503** the log or the database is unavailable:
     retry (nothing was destroyed before the event was durable)."""
     settings = container.settings
     try:
@@ -54,14 +56,23 @@ def erase_contact(request: Request, container: ContainerDep,
                      asked.account_id, email=asked.email, contact_id=asked.contact_id,
                      recorded_by=grant_of(request).name, source="erasure-api",
                      actor=None if asked.actor is None else
-                     asked.actor.model_dump(exclude_none=True))  # fmt: skip
+                     asked.actor.model_dump(exclude_none=True),
+                     departments=settings.department_list)  # fmt: skip
     except NothingToErase as exc:
         named = "email" if asked.email is not None else "contact_id"
         raise HTTPException(404, detail={
             "code": "contact_not_found",
-            "message": f"no contact of account {asked.account_id!r} was recorded with that"
-                       f" {named} (or it was erased already)",
+            "message": f"no sealed contact of account {asked.account_id!r} has that {named}:"
+                       " none was posted, it was erased already, or it was posted before"
+                       " contacts were sealed (README, Erasure)",
             "fields": [{"path": named, "problem": "no sealed contact of the account has it"}],
+        }) from exc  # fmt: skip
+    except AmbiguousContact as exc:
+        raise HTTPException(409, detail={
+            "code": "ambiguous_contact",
+            "message": f"{exc}: erase each by contact_id (a shared mailbox would otherwise"
+                       " erase several people)",
+            "fields": [{"path": "email", "problem": "names more than one contact"}],
         }) from exc  # fmt: skip
     except ValidationError as exc:  # the actor names a department the contract refuses
         raise HTTPException(

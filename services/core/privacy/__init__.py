@@ -11,9 +11,12 @@ of them) then reads ``[erased]``.
   over their JSON (a random 96-bit nonce before the ciphertext, the tag after it, base64url;
   the associated data binds it to the subject). The contact's ``id`` stays in the clear: it is
   the customer system's reference, and the views group by it.
-- **Who a contact is**: per account, their id, else their email (case-folded), else their name
-  (``identities``) — the same rule the views group contacts by. A contact met with an id and an
-  email is found by either when erasing.
+- **Who a contact is**: per account, their id, else their email (NFC, case-folded), else their
+  name (``identities``) — the same rule the views group contacts by — with one key each. An
+  erasure finds a contact by id or email on the event's account or any related account: a
+  contact id, with the records of that contact's emails that carry no id, as long as no other
+  id was met with that email; an email, with the id-carrying contact met with it, unless two
+  were (then the erasure must name an id).
 - **Reading** (``reveal``): an answer's sealed contacts are opened with their keys just before
   it is sent (and before ``access.sensitive`` hides them from a key without
   ``read_sensitive``); a contact whose key is gone reads ``[erased]`` in each field it had.
@@ -28,7 +31,10 @@ import base64
 import hashlib
 import json
 import os
+import unicodedata
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -58,20 +64,32 @@ def digest(account_id: str, identity: str) -> str:
     return hashlib.sha256(f"{account_id}\x1f{identity}".encode()).hexdigest()
 
 
-def identities(account_id: str, contact: Contact) -> tuple[str, set[str]]:
-    """The digest of who ``contact`` is on ``account_id`` (id, else email, else name), and
-    the digests of every way an erasure may name it (its id, its email; and that first one)."""
-    email = None if contact.email is None else f"email:{contact.email.casefold()}"
-    ids = {digest(account_id, i) for i in
-           (None if contact.id is None else f"id:{contact.id}", email) if i}  # fmt: skip
-    if contact.id is not None:
-        primary = f"id:{contact.id}"
-    elif email is not None:
-        primary = email
-    else:
-        primary = f"name:{(contact.name or '').casefold()}"
-    first = digest(account_id, primary)
-    return first, ids | {first}
+def folded(text: str) -> str:
+    """How emails and names are compared: Unicode NFC, then case-folded."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a contact is: ``first``, the digest its key is found by at ingest (on the event's
+    account); ``names``, each ``(account_id, kind, digest)`` an erasure may name it by (its id
+    and its email, on the event's account and on each related account; kind ``id``, ``email``
+    or, for the first of a contact with neither, ``name``)."""
+
+    first: str
+    names: frozenset[tuple[str, str, str]]
+
+
+def identities(accounts: Sequence[str], contact: Contact) -> Identity:
+    """``contact``'s identity on an event of ``accounts`` (its account, then related ones)."""
+    named = [(kind, value) for kind, value in (
+        ("id", None if contact.id is None else f"id:{contact.id}"),
+        ("email", None if contact.email is None else f"email:{folded(contact.email)}"),
+    ) if value is not None]  # fmt: skip
+    kind, primary = named[0] if named else ("name", f"name:{folded(contact.name or '')}")
+    first = digest(accounts[0], primary)
+    names = {(a, k, digest(a, v)) for a in accounts for k, v in named}
+    return Identity(first, frozenset(names | {(accounts[0], kind, first)}))
 
 
 def seal(contact: Contact, subject: str, key: bytes) -> Contact:
@@ -82,9 +100,9 @@ def seal(contact: Contact, subject: str, key: bytes) -> Contact:
         return contact
     nonce = os.urandom(NONCE_BYTES)
     plain = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
-    sealed = AESGCM(key).encrypt(nonce, plain, _bound(subject))
-    data = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
     letters = "".join(LETTERS[f] for f in fields)
+    sealed = AESGCM(key).encrypt(nonce, plain, _bound(subject, letters))
+    data = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
     return Contact(id=contact.id, sealed=f"{VERSION}.{subject}.{letters}.{data}")
 
 
@@ -108,9 +126,10 @@ def opened(sealed: str, key: bytes | None) -> dict[str, Any]:
     subject, names = found
     if key is not None:
         try:
-            data = sealed.split(".", 3)[3]
+            letters, data = sealed.split(".", 3)[2:]
             raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _bound(subject))
+            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                        _bound(subject, letters))  # fmt: skip
             fields: dict[str, Any] = json.loads(plain)
             return {n: fields.get(n) for n in names}
         except (InvalidTag, ValueError):
@@ -118,5 +137,6 @@ def opened(sealed: str, key: bytes | None) -> dict[str, Any]:
     return dict.fromkeys(names, ERASED)
 
 
-def _bound(subject: str) -> bytes:
-    return f"{VERSION}.{subject}".encode()
+def _bound(subject: str, letters: str) -> bytes:
+    """The associated data: a sealed value opens only under its subject and field list."""
+    return f"{VERSION}.{subject}.{letters}".encode()

@@ -1,9 +1,11 @@
 """The contact keys and every query on them (``privacy``): seal at ingest, open on read, find
 and destroy on erasure.
 
-Two tables: ``contact_keys`` (a subject, its AES key, the digest of who it is — unique, so two
-ingest processes meeting a new contact at once agree on one key) and ``contact_identities``
-(every digest an erasure may name the subject by). Nothing else about a contact is stored.
+Tables: ``contact_keys`` (a subject, its AES key, the digest of who it is — unique, so two
+ingest processes meeting a new contact at once agree on one key), ``contact_identities``
+(every digest an erasure may name the subject by, with its account and kind) and
+``contact_erasures`` (erasures recorded in the log whose keys are not destroyed yet). Nothing
+else about a contact is stored.
 
 A key is committed before any event sealed with it is appended (``seal``), so every sealed
 value in the log has had its key; erasure deletes both rows of its subjects (``destroy``), then
@@ -12,8 +14,10 @@ asks the database to drop the deleted rows from its files (``scrub``).
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -22,6 +26,7 @@ from sqlalchemy import (
     Connection,
     String,
     Table,
+    Text,
     delete,
     select,
     text,
@@ -29,7 +34,7 @@ from sqlalchemy import (
 
 from services.core import privacy
 from services.core.adapters.sql import Database, insert_ignore
-from services.core.events import Contact, EnvelopeBase
+from services.core.events import EnvelopeBase
 from services.core.readmodels.schema import METADATA
 
 log = logging.getLogger(__name__)
@@ -47,8 +52,27 @@ IDENTITIES = Table(
     METADATA,
     Column("digest", String(64), primary_key=True),
     Column("subject", String(32), primary_key=True, index=True),
+    Column("account_id", String(128), nullable=False),
+    Column("kind", String(8), nullable=False),  # id, email, name
 )
+ERASURES = Table(
+    "contact_erasures",
+    METADATA,
+    Column("event_id", String(36), primary_key=True),
+    Column("subjects", Text, nullable=False),  # JSON list
+    Column("created_us", BigInteger, nullable=False),
+)
+"""Erasures recorded in the log whose keys are not destroyed yet (``settle``)."""
 _CHUNK = 500
+_CHECKPOINT_TRIES = 50
+
+
+class AmbiguousContact(LookupError):
+    """The email was met with more than one contact id: the erasure must name the id."""
+
+    def __init__(self, ids: int) -> None:
+        super().__init__(f"{ids} contacts with different ids were recorded with that email")
+        self.ids = ids
 
 
 class ContactVault:
@@ -62,43 +86,46 @@ class ContactVault:
         """``events`` with every contact's personal data sealed under its subject's key
         (created, and committed, for a contact met for the first time). Raises
         ``StoreUnavailable`` when the database is down: nothing may then be appended."""
-        wanted: dict[str, set[str]] = {}
-        for event in events:
-            for contact in event.contacts:
-                if contact.personal:
-                    first, ids = privacy.identities(event.account_id, contact)
-                    wanted.setdefault(first, set()).update(ids)
-        if not wanted:
+        found = {(i, j): privacy.identities(_accounts(e), c) for i, e in enumerate(events)
+                 for j, c in enumerate(e.contacts) if c.personal}  # fmt: skip
+        if not found:
             return list(events)
-        keys = self._keys_for(wanted)
+        keys = self._keys_for(found.values())
         out = []
-        for event in events:
-            if not any(c.personal for c in event.contacts):
-                out.append(event)
-                continue
-            contacts = [_sealed(event.account_id, c, keys) for c in event.contacts]
-            out.append(event.model_copy(update={"contacts": contacts}))
+        for i, event in enumerate(events):
+            sealed = [c if (i, j) not in found else
+                      privacy.seal(c, *keys[found[i, j].first]) for j, c in
+                      enumerate(event.contacts)]  # fmt: skip
+            out.append(event if sealed == event.contacts else
+                       event.model_copy(update={"contacts": sealed}))  # fmt: skip
         return out
 
-    def _keys_for(self, wanted: dict[str, set[str]]) -> dict[str, tuple[str, bytes]]:
+    def _keys_for(self, wanted: Iterable[privacy.Identity]) -> dict[str, tuple[str, bytes]]:
+        names: dict[str, set[tuple[str, str, str]]] = {}
+        for identity in wanted:
+            names.setdefault(identity.first, set()).update(identity.names)
+        firsts = sorted(names)  # one order for every writer: no deadlock between two
         with self.db.reading() as conn:
-            keys = _by_identity(conn, list(wanted))
-            known = _known(conn, {d for ds in wanted.values() for d in ds})
-        new_ids = [{"digest": d, "subject": keys[first][0]} for first, ds in wanted.items()
-                   if first in keys for d in ds if (d, keys[first][0]) not in known]  # fmt: skip
-        if len(keys) == len(wanted) and not new_ids:
+            keys = _by_identity(conn, firsts)
+            known = _known(conn, {d for ns in names.values() for _, _, d in ns})
+        if len(keys) == len(firsts) and all(
+            (d, keys[f][0]) in known for f, ns in names.items() for _, _, d in ns
+        ):
             return keys  # the usual case: a read, no write lock
         with self.db.transaction() as conn:
-            missing = [first for first in wanted if first not in keys]
+            # Read again in the transaction: a key an erasure destroyed since the read above
+            # is replaced (no identity row is written for a gone subject).
+            keys = _by_identity(conn, firsts)
+            missing = [first for first in firsts if first not in keys]
             insert_ignore(conn, KEYS, [
                 {"subject": privacy.new_subject(), "identity": first,
-                 "key": privacy.new_key().hex(),
-                 "created_us": self._now_us()} for first in missing
+                 "key": privacy.new_key().hex(), "created_us": self._now_us()}
+                for first in missing
             ])  # fmt: skip
             keys.update(_by_identity(conn, missing))  # ours, or a concurrent ingest's
             insert_ignore(conn, IDENTITIES, [
-                {"digest": d, "subject": keys[first][0]}
-                for first, ds in wanted.items() for d in sorted(ds)
+                {"digest": d, "subject": keys[first][0], "account_id": a, "kind": k}
+                for first in firsts for a, k, d in sorted(names[first])
             ])  # fmt: skip
         return keys
 
@@ -115,42 +142,88 @@ class ContactVault:
 
     def find(self, account_id: str, *, email: str | None = None,
              contact_id: str | None = None) -> list[str]:  # fmt: skip
-        """The subjects an erasure of this contact of ``account_id`` destroys: those recorded
-        with that email (case-insensitive) or id, and those sharing an id or email with one of
-        them (a contact met once by id and email, once by email alone, is one person)."""
-        named = f"email:{email.casefold()}" if email is not None else f"id:{contact_id}"
-        with self.db.reading() as conn:
-            subjects = _subjects(conn, {privacy.digest(account_id, named)})
-            if subjects:
-                linked = conn.execute(
-                    select(IDENTITIES.c.digest).where(IDENTITIES.c.subject.in_(subjects))
-                ).scalars()
-                subjects |= _subjects(conn, set(linked))
-            alive = conn.execute(select(KEYS.c.subject).where(KEYS.c.subject.in_(subjects)))
-            return sorted(alive.scalars())
+        """The subjects an erasure of this contact of ``account_id`` (the account of its
+        events, or a related one) destroys.
 
-    def destroy(self, subjects: Collection[str]) -> int:
-        """Delete the keys (and identities) of ``subjects``; how many keys were deleted."""
+        By ``contact_id``: that contact's, and those of the records of its emails that carry
+        no id — unless another contact id was met with that email (a shared mailbox: those
+        records may be the other's). By ``email`` (any case): every record with that email,
+        the id-carrying contact met with it included; ``AmbiguousContact`` when more than one
+        contact id was (name the id instead)."""
+        if email is not None:
+            named = privacy.digest(account_id, f"email:{privacy.folded(email)}")
+        else:
+            named = privacy.digest(account_id, f"id:{contact_id}")
+        with self.db.reading() as conn:
+            holders = _holders(conn, {named})
+            if email is not None:
+                ids = _ids(conn, account_id, holders)
+                if len(ids) > 1:
+                    raise AmbiguousContact(len(ids))
+                return _alive(conn, holders)
+            found = set(holders)
+            emails = {r.digest for r in _rows(conn, holders)
+                      if r.kind == "email" and r.account_id == account_id}  # fmt: skip
+            for address in sorted(emails):
+                sharing = _holders(conn, {address})
+                if _ids(conn, account_id, sharing) <= {named}:
+                    found |= sharing
+            return _alive(conn, found)
+
+    def pending(self, event_ids: Sequence[str], subjects: Sequence[str]) -> None:
+        """Before an erasure's events are appended: what each will destroy (``settle``)."""
+        with self.db.transaction() as conn:
+            insert_ignore(conn, ERASURES, [
+                {"event_id": e, "subjects": json.dumps(sorted(subjects)),
+                 "created_us": self._now_us()} for e in event_ids
+            ])  # fmt: skip
+
+    def destroy(self, subjects: Collection[str], settles: Sequence[str] = ()) -> int:
+        """Delete the keys (and identities) of ``subjects`` and the pending erasures
+        ``settles``; then scrub the files. How many keys were deleted."""
         with self.db.transaction() as conn:
             count = destroy(conn, subjects)
+            if settles:
+                conn.execute(delete(ERASURES).where(ERASURES.c.event_id.in_(list(settles))))
         self.scrub()
         return count
 
     def scrub(self) -> None:
         """Ask the database to drop deleted rows from its files now: ``VACUUM`` on PostgreSQL
-        (old row versions otherwise stay in the table's pages until autovacuum), a WAL
-        checkpoint on SQLite (the deletion overwrote the rows: ``destroy``). Best effort:
-        backups and PostgreSQL's WAL archive keep what they copied (README, Erasure)."""
+        (old row versions otherwise stay in the table's pages until autovacuum; the bytes of
+        freed space and the WAL keep them until overwritten: README, Erasure), a WAL
+        checkpoint on SQLite, retried while readers hold it (the deletion overwrote the rows:
+        ``destroy``). Best effort: the keys are deleted either way."""
         try:
             if self.db.dialect == "postgresql":
                 with self.db.engine.connect().execution_options(
                         isolation_level="AUTOCOMMIT") as conn:  # fmt: skip
                     conn.execute(text(f"VACUUM {KEYS.name}, {IDENTITIES.name}"))
-            else:
+                return
+            for _ in range(_CHECKPOINT_TRIES):
                 with self.db.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                    busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                if busy is None or not busy[0]:
+                    return
+                time.sleep(0.1)
+            log.warning("erased keys deleted; the SQLite WAL stayed busy: it is checkpointed"
+                        " later, as usual")  # fmt: skip
         except Exception as exc:
             log.warning("erased keys deleted; scrubbing the database files failed: %s", exc)
+
+
+def settle(conn: Connection, event_ids: Sequence[str]) -> int:
+    """In ``conn``'s transaction (the timeline projection folding ``contact.erased``
+    records): destroy what the pending erasures ``event_ids`` named, if the request that
+    recorded them did not finish. Only the database says what a record destroys, so a record
+    written to the topic by anyone else destroys nothing. How many keys were deleted."""
+    rows = conn.execute(select(ERASURES.c.event_id, ERASURES.c.subjects)
+                        .where(ERASURES.c.event_id.in_(list(event_ids)))).all()  # fmt: skip
+    if not rows:
+        return 0
+    count = destroy(conn, {s for r in rows for s in json.loads(r.subjects)})
+    conn.execute(delete(ERASURES).where(ERASURES.c.event_id.in_([r.event_id for r in rows])))
+    return count
 
 
 def destroy(conn: Connection, subjects: Collection[str]) -> int:
@@ -171,11 +244,8 @@ def destroy(conn: Connection, subjects: Collection[str]) -> int:
     return count
 
 
-def _sealed(account_id: str, contact: Contact, keys: dict[str, tuple[str, bytes]]) -> Contact:
-    if not contact.personal:
-        return contact
-    subject, key = keys[privacy.identities(account_id, contact)[0]]
-    return privacy.seal(contact, subject, key)
+def _accounts(event: EnvelopeBase) -> list[str]:
+    return list(dict.fromkeys((event.account_id, *event.related_account_ids)))
 
 
 def _by_identity(conn: Connection, firsts: list[str]) -> dict[str, tuple[str, bytes]]:
@@ -197,8 +267,28 @@ def _known(conn: Connection, digests: set[str]) -> set[tuple[str, str]]:
     return found
 
 
-def _subjects(conn: Connection, digests: set[str]) -> set[str]:
+def _holders(conn: Connection, digests: set[str]) -> set[str]:
+    """The subjects recorded with any of ``digests``."""
     return {subject for _, subject in _known(conn, digests)}
+
+
+def _rows(conn: Connection, subjects: set[str]) -> list[Any]:
+    if not subjects:
+        return []
+    return list(conn.execute(select(IDENTITIES).where(IDENTITIES.c.subject.in_(sorted(subjects)))))
+
+
+def _ids(conn: Connection, account_id: str, subjects: set[str]) -> set[str]:
+    """The digests of the contact ids ``subjects`` were recorded with on ``account_id``."""
+    return {r.digest for r in _rows(conn, subjects)
+            if r.kind == "id" and r.account_id == account_id}  # fmt: skip
+
+
+def _alive(conn: Connection, subjects: set[str]) -> list[str]:
+    if not subjects:
+        return []
+    rows = conn.execute(select(KEYS.c.subject).where(KEYS.c.subject.in_(sorted(subjects))))
+    return sorted(rows.scalars())
 
 
 def keys_of(value: Any) -> set[str]:
