@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.core.access import Grant
 from services.core.access.sensitive import RESTRICTED, restrict
 from services.core.ports import StoreUnavailable
-from services.core.privacy.reveal import KeyLookup, reveal
+from services.core.privacy.reveal import KeyLookup, reveal, reveal_json
 from services.core.problems import error_body
 
 log = logging.getLogger(__name__)
@@ -105,10 +105,7 @@ class Disclose:
 
     def _rewritten(self, body: bytes, grant: Grant) -> tuple[bytes, bool]:
         if grant.read_sensitive:
-            value, opened = reveal(json.loads(body), self.lookup)
-            if not opened:
-                return body, False
-            return _dumped(value), False
+            return reveal_json(body, self.lookup) or body, False
         value, changed = disclosed(json.loads(body), grant, self.lookup)
         return (_dumped(value), True) if changed else (body, False)
 

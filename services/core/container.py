@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 from services.core.access.store import KeyRing
 from services.core.adapters.sql import Database
@@ -40,7 +39,18 @@ class Container:
     keys: KeyRing | None = None
     """The API keys (None: ``ONEVOICE_AUTH=disabled``, every request holds every scope)."""
 
-    @cached_property
+    contact_vault: ContactVault | None = None
+    """Made from the rest when not given; ``dataclasses.replace`` hands the same one on, so
+    every copy shares its cache of keys (an erasure forgets them in all)."""
+
+    def __post_init__(self) -> None:
+        if self.contact_vault is None:
+            made = ContactVault(self.db, lambda: to_micros(self.clock()),
+                                self.settings.key_cache_s)  # fmt: skip
+            object.__setattr__(self, "contact_vault", made)
+
+    @property
     def vault(self) -> ContactVault:
         """The contacts' keys (``privacy``): answers open sealed contacts with them."""
-        return ContactVault(self.db, lambda: to_micros(self.clock()))
+        assert self.contact_vault is not None  # __post_init__
+        return self.contact_vault

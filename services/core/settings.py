@@ -235,7 +235,8 @@ class Settings(BaseSettings):
         ge=0,
         le=300,
         description="Seconds a process remembers a key lookup: a revoked key stops working"
-        " within this time.",
+        " within this time; so does an erased contact's key, in processes other than the one"
+        " that erased it. 0: no caching.",
     )
     cors_origins: str = Field(
         default="",

@@ -123,18 +123,55 @@ def opened(sealed: str, key: bytes | None) -> dict[str, Any]:
     found = parts(sealed)
     if found is None:
         return {}
-    subject, names = found
-    if key is not None:
+    return Openers({} if key is None else {found[0]: key}).open(sealed)
+
+
+class Openers:
+    """Opens sealed values with the keys of an answer (a cipher made once per key)."""
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        self._keys = keys
+        self._ciphers: dict[str, AESGCM] = {}
+
+    def open(self, sealed: str) -> dict[str, Any]:
+        """``opened`` (``{}`` for a value that is not a sealed one)."""
+        found = parts(sealed)
+        if found is None:
+            return {}
+        plain = self._plain(sealed, found[0])
+        if plain is None:
+            return dict.fromkeys(found[1], ERASED)
+        fields: dict[str, Any] = json.loads(plain)
+        return {n: fields.get(n) for n in found[1]}
+
+    def members(self, sealed: str) -> bytes | None:
+        """The JSON members the sealed value stands for (``"name":"…","email":"…"``, the
+        text that was sealed without its braces), or each field ``ERASED``; None when it is
+        not a sealed value."""
+        found = parts(sealed)
+        if found is None:
+            return None
+        plain = self._plain(sealed, found[0])
+        if plain is None:
+            return ",".join(f'"{n}":"{ERASED}"' for n in found[1]).encode()
+        return plain[1:-1]
+
+    def _plain(self, sealed: str, subject: str) -> bytes | None:
+        """The sealed JSON text; None when its key is gone or does not open it."""
+        key = self._keys.get(subject)
+        if key is None:
+            return None
+        cipher = self._ciphers.get(subject)
+        if cipher is None:
+            cipher = self._ciphers[subject] = AESGCM(key)
         try:
             letters, data = sealed.split(".", 3)[2:]
             raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-            plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
-                                        _bound(subject, letters))  # fmt: skip
-            fields: dict[str, Any] = json.loads(plain)
-            return {n: fields.get(n) for n in names}
+            plain: bytes = cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:],
+                                          _bound(subject, letters))  # fmt: skip
+            return plain
         except (InvalidTag, ValueError):
-            pass
-    return dict.fromkeys(names, ERASED)
+            return None
 
 
 def _bound(subject: str, letters: str) -> bytes:

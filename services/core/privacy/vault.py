@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
@@ -64,7 +66,7 @@ ERASURES = Table(
 )
 """Erasures recorded in the log whose keys are not destroyed yet (``settle``)."""
 _CHUNK = 500
-_CHECKPOINT_TRIES = 50
+_CHECKPOINT_TRIES = 10  # at most ~2.5 s in all
 
 
 class AmbiguousContact(LookupError):
@@ -75,12 +77,53 @@ class AmbiguousContact(LookupError):
         self.ids = ids
 
 
-class ContactVault:
-    """Seals contacts (ingest), opens them (reads), finds and destroys them (erasure)."""
+class _KeyCache:
+    """Keys read for answers, per process, for ``ttl_s`` seconds (also a key found gone),
+    least recently used first out past ``size``."""
 
-    def __init__(self, db: Database, now_us: Callable[[], int]) -> None:
+    def __init__(self, ttl_s: float, size: int = 50_000) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._items: OrderedDict[str, tuple[float, bytes | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def known(self, subjects: Sequence[str]) -> tuple[dict[str, bytes | None], list[str]]:
+        now = time.monotonic()
+        found: dict[str, bytes | None] = {}
+        with self._lock:
+            for s in subjects:
+                item = self._items.get(s)
+                if item is not None and item[0] > now:
+                    found[s] = item[1]
+                    self._items.move_to_end(s)
+        return found, [s for s in subjects if s not in found]
+
+    def keep(self, keys: dict[str, bytes | None]) -> None:
+        until = time.monotonic() + self.ttl_s
+        with self._lock:
+            for s, key in keys.items():
+                self._items[s] = (until, key)
+                self._items.move_to_end(s)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def forget(self, subjects: Collection[str]) -> None:
+        with self._lock:
+            for s in subjects:
+                self._items.pop(s, None)
+
+
+class ContactVault:
+    """Seals contacts (ingest), opens them (reads), finds and destroys them (erasure).
+
+    ``cache_s``: how long a process keeps a key it read for answers (0: never). An erasure is
+    seen at once by the process that made it, and by every other process within it (like a
+    revoked API key: ``ONEVOICE_KEY_CACHE_S``). Sealing never uses it."""
+
+    def __init__(self, db: Database, now_us: Callable[[], int], cache_s: float = 0) -> None:
         self.db = db
         self._now_us = now_us
+        self._cache = _KeyCache(cache_s) if cache_s > 0 else None
 
     def seal(self, events: Sequence[EnvelopeBase]) -> list[EnvelopeBase]:
         """``events`` with every contact's personal data sealed under its subject's key
@@ -130,7 +173,18 @@ class ContactVault:
         return keys
 
     def keys(self, subjects: Collection[str]) -> dict[str, bytes]:
-        """The keys of those ``subjects`` that still have one."""
+        """The keys of those ``subjects`` that still have one (for answers: cached)."""
+        if self._cache is None:
+            return self._read(subjects)
+        known, missing = self._cache.known(sorted(subjects))
+        if missing:
+            read = self._read(missing)
+            fresh: dict[str, bytes | None] = {s: read.get(s) for s in missing}
+            self._cache.keep(fresh)
+            known.update(fresh)
+        return {s: k for s, k in known.items() if k is not None}
+
+    def _read(self, subjects: Collection[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         wanted = sorted(subjects)
         with self.db.reading() as conn:
@@ -181,10 +235,14 @@ class ContactVault:
     def destroy(self, subjects: Collection[str], settles: Sequence[str] = ()) -> int:
         """Delete the keys (and identities) of ``subjects`` and the pending erasures
         ``settles``; then scrub the files. How many keys were deleted."""
+        if self._cache is not None:
+            self._cache.forget(subjects)
         with self.db.transaction() as conn:
             count = destroy(conn, subjects)
             if settles:
                 conn.execute(delete(ERASURES).where(ERASURES.c.event_id.in_(list(settles))))
+        if self._cache is not None:
+            self._cache.forget(subjects)  # again: a read racing the delete may have kept one
         self.scrub()
         return count
 
@@ -202,10 +260,16 @@ class ContactVault:
                 return
             for _ in range(_CHECKPOINT_TRIES):
                 with self.db.engine.connect() as conn:
-                    busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                    # A checkpoint waits for every reader and writer: briefly, not the usual
+                    # 30 s (the pooled connection gets its timeout back).
+                    conn.exec_driver_sql("PRAGMA busy_timeout = 200")
+                    try:
+                        busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+                    finally:
+                        conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
                 if busy is None or not busy[0]:
                     return
-                time.sleep(0.1)
+                time.sleep(0.05)
             log.warning("erased keys deleted; the SQLite WAL stayed busy: it is checkpointed"
                         " later, as usual")  # fmt: skip
         except Exception as exc:
