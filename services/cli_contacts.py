@@ -35,11 +35,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     from services.core.privacy.erasure import NothingToErase, erase
     from services.core.privacy.vault import AmbiguousContact
 
-    email = sys.stdin.readline().strip() if args.email == "-" else args.email
+    stdin = sys.stdin.readline() if args.email == "-" and sys.stdin is not None else ""
+    email = stdin.strip() if args.email == "-" else args.email
     if email is not None and not (EMAIL.fullmatch(email) and len(email) <= 320):
         print("onevoice contacts erase: --email is not an email address", file=sys.stderr)
         return 2
-    services = build(settings, run_migrations=False, role="api")  # the log opens on append
+    try:
+        services = build(settings, run_migrations=False, role="api")  # the log opens on append
+    except StoreUnavailable as exc:
+        print(f"onevoice contacts erase: {exc}", file=sys.stderr)
+        return 1
     c = services.container
     try:
         done = erase(c.vault, c.log, settings.topic, c.clock(), args.account, email=email,
@@ -55,8 +60,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         print(f"onevoice contacts erase: {exc}; erase each by --contact-id", file=sys.stderr)
         return 1
     except (LogUnavailable, StoreUnavailable) as exc:
-        print(f"onevoice contacts erase: {exc}; nothing was erased before the erasure was"
-              " recorded: retry", file=sys.stderr)  # fmt: skip
+        print(f"onevoice contacts erase: {exc}; the erasure did not complete: retry",
+              file=sys.stderr)  # fmt: skip
         return 1
     finally:
         services.close()

@@ -1,5 +1,6 @@
 """Contact keys (``core.privacy.vault``): one AES key per customer contact, which erasure
-destroys, the digests an erasure finds a contact by, and erasures not settled yet.
+destroys, the digests an erasure finds a contact by, shared mailboxes, and erasures not settled
+yet.
 
 Empty after the upgrade: events appended before it hold contacts in the clear, and stay so
 (README, Erasure); every contact posted after it is sealed.
@@ -29,11 +30,20 @@ def upgrade() -> None:
     op.create_table(
         "contact_identities",
         sa.Column("digest", sa.String(64), primary_key=True),
-        sa.Column("subject", sa.String(32), primary_key=True),
+        sa.Column(
+            "subject",
+            sa.String(32),
+            sa.ForeignKey("contact_keys.subject", ondelete="CASCADE"),
+            primary_key=True,
+        ),
         sa.Column("account_id", sa.String(128), nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
     )
     op.create_index("ix_contact_identities_subject", "contact_identities", ["subject"])
+    op.create_table(
+        "contact_shared_emails",
+        sa.Column("digest", sa.String(64), primary_key=True),
+    )
     op.create_table(
         "contact_erasures",
         sa.Column("event_id", sa.String(36), primary_key=True),
@@ -44,5 +54,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("contact_erasures")
+    op.drop_table("contact_shared_emails")
     op.drop_table("contact_identities")
     op.drop_table("contact_keys")

@@ -84,6 +84,12 @@ def test_a_shared_mailbox_is_never_erased_for_everyone(db: Database) -> None:
     assert unnamed not in (None, one, two)
     with pytest.raises(AmbiguousContact, match="2 contacts"):
         vault.find("acct-v", email="info@acme.example")
+    # Erasing c-1 leaves one id with the mailbox; by email would now take c-2 and the unnamed
+    # record with it: still refused (the mailbox stays known as shared).
+    assert vault.destroy(vault.find("acct-v", contact_id="c-1")) == 1
+    with pytest.raises(AmbiguousContact):
+        vault.find("acct-v", email="info@acme.example")
+    assert vault.find("acct-v", contact_id="c-2") == [two]
 
 
 def test_a_contact_is_found_from_a_related_account(db: Database) -> None:

@@ -96,3 +96,33 @@ def test_reveal_opens_or_marks_every_sealed_contact_in_an_answer() -> None:
     gone, _ = reveal(answer, lambda s: {})
     assert gone["items"][0]["contacts"] == [{"id": "c-1", "name": "[erased]"}]
     assert reveal({"sealed": "not a seal"}, lookup) == ({"sealed": "not a seal"}, False)
+
+
+def test_the_text_rewrite_equals_the_walk_and_reads_only_members() -> None:
+    import json
+
+    from services.core.privacy.reveal import reveal_json
+    from services.core.privacy.vault import _KeyCache
+
+    one = privacy.seal(Contact(id="c-1", name='김 "따옴표" \\', email="a@b.example"),
+                       SUBJECT, KEY).model_dump(exclude_none=True)  # fmt: skip
+    bare = privacy.seal(Contact(title="CTO"), "f" * 32, KEY).model_dump(exclude_none=True)
+    answer = {"items": [{"contacts": [one, bare]}], "note": '"sealed":"' + one["sealed"] + '"',
+              'odd"': {"x": 1}}  # fmt: skip
+
+    def keys(subjects: object) -> dict[str, bytes]:
+        return {s: KEY for s in subjects if s == SUBJECT}  # type: ignore[attr-defined]
+
+    walked, _ = reveal(answer, keys)
+    for dumped in (json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
+                   json.dumps(answer), json.dumps(answer, indent=2)):  # fmt: skip
+        text = reveal_json(dumped.encode(), keys)
+        assert text is not None and json.loads(text) == walked
+    assert walked["note"] == answer["note"]  # text that merely looks like one: untouched
+    assert walked["items"][0]["contacts"][1] == {"title": "[erased]"}  # its key is gone
+    # A key an erasure forgot stays gone, even if a read that raced it tries to keep it.
+    cache = _KeyCache(60)
+    cache.keep({SUBJECT: KEY})
+    cache.forget([SUBJECT])
+    cache.keep({SUBJECT: KEY})
+    assert cache.known([SUBJECT]) == ({SUBJECT: None}, [])

@@ -86,6 +86,6 @@ def erase_contact(request: Request, container: ContainerDep,
     except LogUnavailable as exc:  # the cause names brokers: the log has it
         log.warning("erasure not recorded: the log is unavailable: %s", exc)
         raise HTTPException(503, detail={"code": "log_unavailable", "message": "the log is"
-                                         " unavailable; nothing was erased: retry"},
+                                         " unavailable; the erasure did not complete: retry"},
                             headers={"Retry-After": "1"}) from exc  # fmt: skip
     return done.as_json()

@@ -11,10 +11,11 @@ from services.core.privacy.vault import keys_of
 
 KeyLookup = Callable[[Collection[str]], dict[str, bytes]]
 
-_MEMBER = re.compile(rb'"sealed"\s*:\s*"(ov1\.([0-9a-f]{32})\.[net]{1,3}\.[A-Za-z0-9_-]+)"')
-"""A sealed contact's member in a JSON text. Its value holds no character JSON escapes, and
-only a contact has a ``sealed`` member (every other object of the contract forbids unknown
-fields), so the text can be rewritten without parsing it."""
+_MEMBER = re.compile(rb'([{,]\s*)"sealed"\s*:\s*"(ov1\.[0-9a-f]{32}\.[net]{1,3}\.[A-Za-z0-9_-]+)"')
+"""A sealed contact's member in a JSON text, after the ``{`` or ``,`` before it (a string
+cannot hold an unescaped ``"``, so this is a member, never text inside a value). Its value holds
+no character JSON escapes, and only a contact has a ``sealed`` member (every other object of
+the contract forbids unknown fields), so the text can be rewritten without parsing it."""
 
 
 def reveal_json(body: bytes, lookup: KeyLookup) -> bytes | None:
@@ -27,8 +28,8 @@ def reveal_json(body: bytes, lookup: KeyLookup) -> bytes | None:
     openers = privacy.Openers(lookup(subjects))
 
     def members(found: re.Match[bytes]) -> bytes:
-        text = openers.members(found.group(1).decode())
-        return found.group(0) if text is None else text
+        text = openers.members(found.group(2).decode())
+        return found.group(0) if text is None else found.group(1) + text
 
     return _MEMBER.sub(members, body)
 

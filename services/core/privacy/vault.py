@@ -26,6 +26,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    ForeignKey,
     String,
     Table,
     Text,
@@ -33,6 +34,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 
 from services.core import privacy
 from services.core.adapters.sql import Database, insert_ignore
@@ -53,10 +55,26 @@ IDENTITIES = Table(
     "contact_identities",
     METADATA,
     Column("digest", String(64), primary_key=True),
-    Column("subject", String(32), primary_key=True, index=True),
+    # A foreign key: an ingest adding identities to a subject an erasure is deleting fails
+    # (and retries with a new key) instead of leaving rows behind the erasure.
+    Column(
+        "subject",
+        String(32),
+        ForeignKey("contact_keys.subject", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
     Column("account_id", String(128), nullable=False),
     Column("kind", String(8), nullable=False),  # id, email, name
 )
+SHARED = Table(
+    "contact_shared_emails",
+    METADATA,
+    Column("digest", String(64), primary_key=True),
+)
+"""Emails (digests, with the account) met with more than one contact id: a shared mailbox.
+Kept through erasures, so an erasure by such an email is refused even after one of the ids
+was erased (it would otherwise take the other's)."""
 ERASURES = Table(
     "contact_erasures",
     METADATA,
@@ -99,18 +117,28 @@ class _KeyCache:
         return found, [s for s in subjects if s not in found]
 
     def keep(self, keys: dict[str, bytes | None]) -> None:
-        until = time.monotonic() + self.ttl_s
+        now = time.monotonic()
+        until = now + self.ttl_s
         with self._lock:
             for s, key in keys.items():
+                held = self._items.get(s)
+                if held is not None and held[1] is None and held[0] > now:
+                    continue  # gone (an erasure's tombstone): a read that raced it is stale
                 self._items[s] = (until, key)
                 self._items.move_to_end(s)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
     def forget(self, subjects: Collection[str]) -> None:
+        """Remember ``subjects`` as gone (subjects are never reused)."""
+        self.keep_gone(subjects)
+
+    def keep_gone(self, subjects: Collection[str]) -> None:
+        until = time.monotonic() + self.ttl_s
         with self._lock:
             for s in subjects:
-                self._items.pop(s, None)
+                self._items[s] = (until, None)
+                self._items.move_to_end(s)
 
 
 class ContactVault:
@@ -155,6 +183,17 @@ class ContactVault:
             (d, keys[f][0]) in known for f, ns in names.items() for _, _, d in ns
         ):
             return keys  # the usual case: a read, no write lock
+        for attempt in range(3):
+            try:
+                return self._write_keys(firsts, names)
+            except IntegrityError:  # an erasure deleted a subject under us: read again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _write_keys(
+        self, firsts: list[str], names: dict[str, set[tuple[str, str, str]]]
+    ) -> dict[str, tuple[str, bytes]]:
         with self.db.transaction() as conn:
             # Read again in the transaction: a key an erasure destroyed since the read above
             # is replaced (no identity row is written for a gone subject).
@@ -169,6 +208,11 @@ class ContactVault:
             insert_ignore(conn, IDENTITIES, [
                 {"digest": d, "subject": keys[first][0], "account_id": a, "kind": k}
                 for first in firsts for a, k, d in sorted(names[first])
+            ])  # fmt: skip
+            emails = {(a, d) for ns in names.values() for a, k, d in ns if k == "email"}
+            insert_ignore(conn, SHARED, [
+                {"digest": d} for a, d in sorted(emails)
+                if len(_ids(conn, a, _holders(conn, {d}))) > 1
             ])  # fmt: skip
         return keys
 
@@ -212,13 +256,14 @@ class ContactVault:
             holders = _holders(conn, {named})
             if email is not None:
                 ids = _ids(conn, account_id, holders)
-                if len(ids) > 1:
-                    raise AmbiguousContact(len(ids))
+                if len(ids) > 1 or _shared(conn, {named}):
+                    raise AmbiguousContact(max(len(ids), 2))
                 return _alive(conn, holders)
             found = set(holders)
             emails = {r.digest for r in _rows(conn, holders)
                       if r.kind == "email" and r.account_id == account_id}  # fmt: skip
-            for address in sorted(emails):
+            shared = _shared(conn, emails)
+            for address in sorted(emails - shared):
                 sharing = _holders(conn, {address})
                 if _ids(conn, account_id, sharing) <= {named}:
                     found |= sharing
@@ -242,7 +287,7 @@ class ContactVault:
             if settles:
                 conn.execute(delete(ERASURES).where(ERASURES.c.event_id.in_(list(settles))))
         if self._cache is not None:
-            self._cache.forget(subjects)  # again: a read racing the delete may have kept one
+            self._cache.forget(subjects)  # tombstones now: a read racing the delete is refused
         self.scrub()
         return count
 
@@ -260,18 +305,20 @@ class ContactVault:
                 return
             for _ in range(_CHECKPOINT_TRIES):
                 with self.db.engine.connect() as conn:
-                    # A checkpoint waits for every reader and writer: briefly, not the usual
-                    # 30 s (the pooled connection gets its timeout back).
+                    # A checkpoint waits for every reader and writer: briefly, not the pool's
+                    # usual timeout (the pooled connection gets its own back).
+                    usual = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
                     conn.exec_driver_sql("PRAGMA busy_timeout = 200")
                     try:
                         busy = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
                     finally:
-                        conn.exec_driver_sql("PRAGMA busy_timeout = 30000")
+                        conn.exec_driver_sql(f"PRAGMA busy_timeout = {usual}")
                 if busy is None or not busy[0]:
                     return
                 time.sleep(0.05)
-            log.warning("erased keys deleted; the SQLite WAL stayed busy: it is checkpointed"
-                        " later, as usual")  # fmt: skip
+            log.warning("erased keys deleted and overwritten in the database file; the SQLite"
+                        " WAL stayed busy, so its old frames stay in the -wal file until it is"
+                        " reused or truncated")  # fmt: skip
         except Exception as exc:
             log.warning("erased keys deleted; scrubbing the database files failed: %s", exc)
 
@@ -346,6 +393,14 @@ def _ids(conn: Connection, account_id: str, subjects: set[str]) -> set[str]:
     """The digests of the contact ids ``subjects`` were recorded with on ``account_id``."""
     return {r.digest for r in _rows(conn, subjects)
             if r.kind == "id" and r.account_id == account_id}  # fmt: skip
+
+
+def _shared(conn: Connection, digests: set[str]) -> set[str]:
+    """Those of ``digests`` that are shared mailboxes (``SHARED``)."""
+    if not digests:
+        return set()
+    rows = conn.execute(select(SHARED.c.digest).where(SHARED.c.digest.in_(sorted(digests))))
+    return set(rows.scalars())
 
 
 def _alive(conn: Connection, subjects: set[str]) -> list[str]:
