@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     create.add_argument("--read-sensitive", action="store_true",
                         help="read, with contacts' personal data, executive notes and complaint"
                         " text (else replaced by [restricted])")  # fmt: skip
-    create.add_argument("--admin", action="store_true", help="rebuilds, dead letters, keys")
+    create.add_argument(
+        "--admin", action="store_true", help="rebuilds, dead letters, keys, contact erasure"
+    )
     create.add_argument(
         "--write-rate",
         type=float,

@@ -29,7 +29,7 @@ class NewKey(BaseModel):
         default=None, description="Only these event types (default: any of those departments)."
     )
     read: bool = Field(default=False, description="Timelines, views, lists and reports.")
-    admin: bool = Field(default=False, description="Rebuilds, dead letters, keys.")
+    admin: bool = Field(default=False, description="Rebuilds, dead letters, keys, erasure.")
     read_sensitive: bool = Field(
         default=False,
         description="Read, with contacts' personal data, executive notes and"
