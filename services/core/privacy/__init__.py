@@ -95,15 +95,39 @@ def identities(accounts: Sequence[str], contact: Contact) -> Identity:
 def seal(contact: Contact, subject: str, key: bytes) -> Contact:
     """``contact`` with its personal data sealed under ``key`` (a contact without any is
     returned as it is)."""
-    fields = {f: getattr(contact, f) for f in PERSONAL_FIELDS if getattr(contact, f)}
-    if not fields:
-        return contact
-    nonce = os.urandom(NONCE_BYTES)
-    plain = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
-    letters = "".join(LETTERS[f] for f in fields)
-    sealed = AESGCM(key).encrypt(nonce, plain, _bound(subject, letters))
-    data = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
-    return Contact(id=contact.id, sealed=f"{VERSION}.{subject}.{letters}.{data}")
+    return Sealer().seal(contact, subject, key)
+
+
+class Sealer:
+    """Seals the contacts of one batch: a cipher made once per key, and one sealed value per
+    distinct contact (the same person twice in a batch seals to the same text: its subject
+    already says they are one)."""
+
+    def __init__(self) -> None:
+        self._ciphers: dict[str, AESGCM] = {}
+        self._done: dict[tuple[str, str | None, str | None, str | None, str | None], Contact]
+        self._done = {}
+
+    def seal(self, contact: Contact, subject: str, key: bytes) -> Contact:
+        """``seal``."""
+        memo = (subject, contact.id, contact.name, contact.email, contact.title)
+        done = self._done.get(memo)
+        if done is not None:
+            return done
+        fields = {f: getattr(contact, f) for f in PERSONAL_FIELDS if getattr(contact, f)}
+        if not fields:
+            return contact
+        cipher = self._ciphers.get(subject)
+        if cipher is None:
+            cipher = self._ciphers[subject] = AESGCM(key)
+        nonce = os.urandom(NONCE_BYTES)
+        plain = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        letters = "".join(LETTERS[f] for f in fields)
+        sealed = cipher.encrypt(nonce, plain, _bound(subject, letters))
+        data = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+        made = Contact(id=contact.id, sealed=f"{VERSION}.{subject}.{letters}.{data}")
+        self._done[memo] = made
+        return made
 
 
 def parts(sealed: str) -> tuple[str, list[str]] | None:

@@ -157,15 +157,24 @@ class ContactVault:
         """``events`` with every contact's personal data sealed under its subject's key
         (created, and committed, for a contact met for the first time). Raises
         ``StoreUnavailable`` when the database is down: nothing may then be appended."""
-        found = {(i, j): privacy.identities(_accounts(e), c) for i, e in enumerate(events)
-                 for j, c in enumerate(e.contacts) if c.personal}  # fmt: skip
+        found: dict[tuple[int, int], privacy.Identity] = {}
+        memo: dict[tuple[tuple[str, ...], str | None, str | None, str | None],
+                   privacy.Identity] = {}  # fmt: skip
+        for i, e in enumerate(events):
+            for j, c in enumerate(e.contacts):
+                if c.personal:
+                    seen = (tuple(_accounts(e)), c.id, c.email, c.name)
+                    if seen not in memo:
+                        memo[seen] = privacy.identities(seen[0], c)
+                    found[i, j] = memo[seen]
         if not found:
             return list(events)
-        keys = self._keys_for(found.values())
+        keys = self._keys_for(memo.values())
+        sealer = privacy.Sealer()
         out = []
         for i, event in enumerate(events):
             sealed = [c if (i, j) not in found else
-                      privacy.seal(c, *keys[found[i, j].first]) for j, c in
+                      sealer.seal(c, *keys[found[i, j].first]) for j, c in
                       enumerate(event.contacts)]  # fmt: skip
             out.append(event if sealed == event.contacts else
                        event.model_copy(update={"contacts": sealed}))  # fmt: skip
@@ -209,11 +218,10 @@ class ContactVault:
                 {"digest": d, "subject": keys[first][0], "account_id": a, "kind": k}
                 for first in firsts for a, k, d in sorted(names[first])
             ])  # fmt: skip
-            emails = {(a, d) for ns in names.values() for a, k, d in ns if k == "email"}
-            insert_ignore(conn, SHARED, [
-                {"digest": d} for a, d in sorted(emails)
-                if len(_ids(conn, a, _holders(conn, {d}))) > 1
-            ])  # fmt: skip
+            # Only a contact with an id can make an email shared (a second id meeting it).
+            emails = {(a, d) for ns in names.values() if any(k == "id" for _, k, _ in ns)
+                      for a, k, d in ns if k == "email"}  # fmt: skip
+            insert_ignore(conn, SHARED, [{"digest": d} for d in _shared_now(conn, emails)])
         return keys
 
     def keys(self, subjects: Collection[str]) -> dict[str, bytes]:
@@ -384,15 +392,34 @@ def _holders(conn: Connection, digests: set[str]) -> set[str]:
 
 
 def _rows(conn: Connection, subjects: set[str]) -> list[Any]:
-    if not subjects:
-        return []
-    return list(conn.execute(select(IDENTITIES).where(IDENTITIES.c.subject.in_(sorted(subjects)))))
+    found: list[Any] = []
+    wanted = sorted(subjects)
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        found += conn.execute(select(IDENTITIES).where(IDENTITIES.c.subject.in_(chunk))).all()
+    return found
 
 
 def _ids(conn: Connection, account_id: str, subjects: set[str]) -> set[str]:
     """The digests of the contact ids ``subjects`` were recorded with on ``account_id``."""
     return {r.digest for r in _rows(conn, subjects)
             if r.kind == "id" and r.account_id == account_id}  # fmt: skip
+
+
+def _shared_now(conn: Connection, emails: set[tuple[str, str]]) -> list[str]:
+    """Those of ``emails`` (account, digest) recorded with more than one contact id of their
+    account: two queries, whatever their number."""
+    if not emails:
+        return []
+    holders: dict[str, set[str]] = {}
+    for digest, subject in _known(conn, {d for _, d in emails}):
+        holders.setdefault(digest, set()).add(subject)
+    ids: dict[str, set[tuple[str, str]]] = {}  # subject -> its (account, id digest)
+    for r in _rows(conn, {s for ss in holders.values() for s in ss}):
+        if r.kind == "id":
+            ids.setdefault(r.subject, set()).add((r.account_id, r.digest))
+    return sorted(d for a, d in emails if len({i for s in holders.get(d, ()) for acc, i
+                                              in ids.get(s, ()) if acc == a}) > 1)  # fmt: skip
 
 
 def _shared(conn: Connection, digests: set[str]) -> set[str]:
