@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         " stdin, which keeps it out of the process list and shell history",
     )
     named.add_argument("--contact-id", help="the contact's id")
+    erase.add_argument("--without-id", action="store_true",
+                       help="with --email: only the records without a contact id (a shared"
+                       " mailbox's)")  # fmt: skip
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -40,6 +43,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if email is not None and not (EMAIL.fullmatch(email) and len(email) <= 320):
         print("onevoice contacts erase: --email is not an email address", file=sys.stderr)
         return 2
+    if args.without_id and email is None:
+        print("onevoice contacts erase: --without-id goes with --email", file=sys.stderr)
+        return 2
     try:
         services = build(settings, run_migrations=False, role="api")  # the log opens on append
     except StoreUnavailable as exc:
@@ -48,8 +54,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     c = services.container
     try:
         done = erase(c.vault, c.log, settings.topic, c.clock(), args.account, email=email,
-                     contact_id=args.contact_id, recorded_by=f"cli:{_user()}"[:256],
-                     source="onevoice-cli")  # fmt: skip
+                     contact_id=args.contact_id, without_id=args.without_id,
+                     recorded_by=f"cli:{_user()}"[:256], source="onevoice-cli")  # fmt: skip
     except NothingToErase:
         named = "email" if email is not None else "contact id"
         print(f"onevoice contacts erase: no sealed contact of account {args.account!r} has"
@@ -57,7 +63,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
               " contacts were sealed (README, Erasure)", file=sys.stderr)  # fmt: skip
         return 1
     except AmbiguousContact as exc:
-        print(f"onevoice contacts erase: {exc}; erase each by --contact-id", file=sys.stderr)
+        print(f"onevoice contacts erase: {exc}; erase each by --contact-id, and the records"
+              " without an id with --email and --without-id", file=sys.stderr)  # fmt: skip
         return 1
     except (LogUnavailable, StoreUnavailable) as exc:
         print(f"onevoice contacts erase: {exc}; the erasure did not complete: retry",

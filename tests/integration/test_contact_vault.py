@@ -82,6 +82,7 @@ def test_a_shared_mailbox_is_never_erased_for_everyone(db: Database) -> None:
     assert vault.find("acct-v", contact_id="c-1") == [one]  # not c-2, not the unnamed record
     assert vault.find("acct-v", contact_id="c-2") == [two]
     assert unnamed not in (None, one, two)
+    assert vault.find("acct-v", email="INFO@acme.example", without_id=True) == [unnamed]
     with pytest.raises(AmbiguousContact, match="2 contacts"):
         vault.find("acct-v", email="info@acme.example")
     # Erasing c-1 leaves one id with the mailbox; by email would now take c-2 and the unnamed

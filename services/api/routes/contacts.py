@@ -28,6 +28,11 @@ class ErasureRequest(BaseModel):
     account_id: AccountId = Field(description="The account the contact's events were posted on.")
     email: Email | None = Field(default=None, description="The contact's email (any case).")
     contact_id: ShortText | None = Field(default=None, description="The contact's id.")
+    without_id: bool = Field(
+        default=False,
+        description="With `email`: only the records with"
+        " that email that carry no contact id (a shared mailbox).",
+    )
     actor: Actor | None = Field(default=None, description="Who asked, recorded with the event"
                                 " (optional: the key's name is recorded anyway).")  # fmt: skip
 
@@ -35,6 +40,8 @@ class ErasureRequest(BaseModel):
     def _one_name(self) -> ErasureRequest:
         if (self.email is None) == (self.contact_id is None):
             raise ValueError("give the contact's email or its contact_id (one of them)")
+        if self.without_id and self.email is None:
+            raise ValueError("without_id goes with email")
         return self
 
 
@@ -48,12 +55,14 @@ def erase_contact(request: Request, container: ContainerDep,
     how many keys were destroyed, and the events with their positions. **404** no sealed
     contact of that account has that email or id (contacts appended before sealing began, or
     erased already: README, Erasure). **409** the email was met with several contact ids:
-    erase each by `contact_id`. **503** the log or the database is unavailable:
-    retry (nothing was destroyed before the event was durable)."""
+    erase each by `contact_id`, and the records without an id with `without_id: true`.
+    **503** the log or the database is unavailable: retry (nothing was destroyed before the
+    event was durable)."""
     settings = container.settings
     try:
         done = erase(container.vault, container.log, settings.topic, container.clock(),
                      asked.account_id, email=asked.email, contact_id=asked.contact_id,
+                     without_id=asked.without_id,
                      recorded_by=grant_of(request).name, source="erasure-api",
                      actor=None if asked.actor is None else
                      asked.actor.model_dump(exclude_none=True),
@@ -70,8 +79,9 @@ def erase_contact(request: Request, container: ContainerDep,
     except AmbiguousContact as exc:
         raise HTTPException(409, detail={
             "code": "ambiguous_contact",
-            "message": f"{exc}: erase each by contact_id (a shared mailbox would otherwise"
-                       " erase several people)",
+            "message": f"{exc}: erase each by contact_id, and the records without an id by"
+                       " email with without_id (a shared mailbox would otherwise erase several"
+                       " people)",
             "fields": [{"path": "email", "problem": "names more than one contact"}],
         }) from exc  # fmt: skip
     except ValidationError as exc:  # the actor names a department the contract refuses

@@ -47,7 +47,8 @@ class Erased:
 
 def erase(
     vault: ContactVault, log: EventLog, topic: str, now: datetime, account_id: str, *,
-    email: str | None = None, contact_id: str | None = None, recorded_by: str,
+    email: str | None = None, contact_id: str | None = None, without_id: bool = False,
+    recorded_by: str,
     source: str = "erasure", actor: dict[str, Any] | None = None,
     departments: Sequence[str] | None = None,
 ) -> Erased:  # fmt: skip
@@ -58,7 +59,8 @@ def erase(
     configured ones)."""
     if (email is None) == (contact_id is None):
         raise ValueError("name the contact by email or by contact id, not both")
-    subjects = vault.find(account_id, email=email, contact_id=contact_id)
+    subjects = vault.find(account_id, email=email, contact_id=contact_id,
+                          without_id=without_id)  # fmt: skip
     if not subjects:
         raise NothingToErase(account_id)
     records: list[OutgoingRecord] = []

@@ -247,7 +247,7 @@ class ContactVault:
         return found
 
     def find(self, account_id: str, *, email: str | None = None,
-             contact_id: str | None = None) -> list[str]:  # fmt: skip
+             contact_id: str | None = None, without_id: bool = False) -> list[str]:  # fmt: skip
         """The subjects an erasure of this contact of ``account_id`` (the account of its
         events, or a related one) destroys.
 
@@ -255,13 +255,18 @@ class ContactVault:
         no id — unless another contact id was met with that email (a shared mailbox: those
         records may be the other's). By ``email`` (any case): every record with that email,
         the id-carrying contact met with it included; ``AmbiguousContact`` when more than one
-        contact id was (name the id instead)."""
+        contact id was (name the id instead). By ``email`` ``without_id``: only the records
+        with that email that carry no id (a shared mailbox's writer without an id; never an
+        id-carrying contact)."""
         if email is not None:
             named = privacy.digest(account_id, f"email:{privacy.folded(email)}")
         else:
             named = privacy.digest(account_id, f"id:{contact_id}")
         with self.db.reading() as conn:
             holders = _holders(conn, {named})
+            if email is not None and without_id:
+                with_id = {r.subject for r in _rows(conn, holders) if r.kind == "id"}
+                return _alive(conn, holders - with_id)
             if email is not None:
                 ids = _ids(conn, account_id, holders)
                 if len(ids) > 1 or _shared(conn, {named}):
