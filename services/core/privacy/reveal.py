@@ -7,7 +7,6 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from services.core import privacy
-from services.core.privacy.vault import keys_of
 
 KeyLookup = Callable[[Collection[str]], dict[str, bytes]]
 
@@ -59,3 +58,21 @@ def _walk(value: Any, openers: privacy.Openers | None, marker: str) -> Any:
         assert isinstance(sealed, str)
         out.update(dict.fromkeys(named[1], marker) if openers is None else openers.open(sealed))
     return out
+
+
+def keys_of(value: Any) -> set[str]:
+    """Every subject sealed somewhere in ``value`` (plain JSON types)."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            sealed = item.get("sealed")
+            if isinstance(sealed, str):
+                named = privacy.parts(sealed)
+                if named is not None:
+                    found.add(named[0])
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+    return found

@@ -131,9 +131,6 @@ class _KeyCache:
 
     def forget(self, subjects: Collection[str]) -> None:
         """Remember ``subjects`` as gone (subjects are never reused)."""
-        self.keep_gone(subjects)
-
-    def keep_gone(self, subjects: Collection[str]) -> None:
         until = time.monotonic() + self.ttl_s
         with self._lock:
             for s in subjects:
@@ -440,21 +437,3 @@ def _alive(conn: Connection, subjects: set[str]) -> list[str]:
         return []
     rows = conn.execute(select(KEYS.c.subject).where(KEYS.c.subject.in_(sorted(subjects))))
     return sorted(rows.scalars())
-
-
-def keys_of(value: Any) -> set[str]:
-    """Every subject sealed somewhere in ``value`` (plain JSON types)."""
-    found: set[str] = set()
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            sealed = item.get("sealed")
-            if isinstance(sealed, str):
-                named = privacy.parts(sealed)
-                if named is not None:
-                    found.add(named[0])
-            stack.extend(v for v in item.values() if isinstance(v, dict | list))
-        elif isinstance(item, list):
-            stack.extend(v for v in item if isinstance(v, dict | list))
-    return found
