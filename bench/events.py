@@ -11,6 +11,7 @@ import itertools
 import json
 import random
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -149,13 +150,40 @@ def generate(n: int, n_accounts: int, large: int, seed: int = 42, *,
     picks = [accounts[0]] * large + rng.choices(others, cum_weights=cum, k=n - large)
     rng.shuffle(picks)
     event_types = rng.choices(types, weights=weights, k=n)
+    _cover_every_account(rng, picks, event_types, others)
     bodies = [make_body(rng, t, a, accounts, now) for t, a in zip(event_types, picks, strict=True)]
-    # The roster takes the place of some other accounts' events: still n events, and the large
-    # account keeps its count.
-    slots = [i for i, a in enumerate(picks) if a != accounts[0]] if roster else []
+    # The roster takes the place of some other accounts' events: still n events, the large
+    # account keeps its count and every other account keeps at least one event.
+    slots, left = [], Counter(picks)
+    for i, a in enumerate(picks if roster else ()):
+        if a != accounts[0] and left[a] > 1:
+            left[a] -= 1
+            slots.append(i)
     for i, body in zip(slots, employees(now - timedelta(days=400)), strict=False):
         bodies[i] = body
     return Dataset(bodies, accounts, accounts[0], large)
+
+
+def _cover_every_account(rng: random.Random, picks: list[str], event_types: list[str],
+                         others: Sequence[str]) -> None:  # fmt: skip
+    """Give each account the skewed spread left without an event one ``account.registered``,
+    in a slot of an account that has several: the directory holds every account of the run
+    (at 100,000 accounts and 200,000 events about half would otherwise have none)."""
+    counts = Counter(picks)
+    unused = [a for a in others if a not in counts]
+    if not unused:
+        return
+    spread = set(others)
+    order = list(range(len(picks)))
+    rng.shuffle(order)
+    for i in order:
+        if not unused:
+            break
+        held = picks[i]
+        if held in spread and counts[held] > 1:
+            counts[held] -= 1
+            picks[i] = unused.pop()
+            event_types[i] = "account.registered"
 
 
 def employees(at: datetime) -> list[dict[str, Any]]:

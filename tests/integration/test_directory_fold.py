@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -30,7 +31,9 @@ def history(seed: int) -> list[StoredEvent]:
         if rng.random() < 0.15:
             body = make_event("account.registered", account_id=account, occurred_at=when,
                               payload={"name": f"이름 {i}", "tier": f"t{i % 3}",
-                                       "owners": {"sales": f"emp-{i % 4}"}})  # fmt: skip
+                                       # one person may own an account twice
+                                       "owners": {"sales": f"emp-{i % 4}",
+                                                  "success": f"emp-{i % 3}"}})  # fmt: skip
         else:
             related = [f"acct-{(int(account[-1]) + 1) % 6}"]
             body = make_event(rng.choice(KINDS), account_id=account, occurred_at=when,
@@ -47,8 +50,16 @@ def snapshot(db: Database) -> dict[str, list[tuple[object, ...]]]:
     with db.reading() as conn:
         return {
             table.name: sorted(tuple(r) for r in conn.execute(select(table)))
-            for table in (t.accounts, t.touches, t.owners)
+            for table in (t.accounts, t.touches, t.owners, t.owner_counts)
         }
+
+
+def recounted(db: Database) -> dict[str, int]:
+    """How many accounts each owner owns, counted from the owners table."""
+    o = accounts.TABLES.owners.c
+    with db.reading() as conn:
+        pairs = set(conn.execute(select(o.employee_id, o.account_id)))
+    return dict(Counter(e for e, _ in pairs))
 
 
 def fold(
@@ -60,6 +71,8 @@ def fold(
     for start in range(0, len(events), batch):
         with db.transaction() as conn:
             projection.apply(conn, events[start : start + batch])
+        # The owner counts follow the owners table after every batch.
+        assert dict(snapshot(db)["account_directory_owner_counts"]) == recounted(db)  # type: ignore[arg-type]
     return snapshot(db)
 
 
@@ -67,6 +80,9 @@ def test_any_interleaving_and_redelivery_gives_the_same_directory(db: Database) 
     log = history(seed=7)
     expected = fold(db, log, batch=1000)
     assert len(expected["account_directory_accounts"]) == 6
+    # Someone owns an account in two departments (counted once).
+    owned = expected["account_directory_owners"]
+    assert len(owned) > len({(e, acc) for acc, _, e in owned}) > len(recounted(db)) > 1
     rng = random.Random(11)
     for _ in range(4):
         shuffled = log[:]

@@ -27,6 +27,7 @@ from services.core.events import parse_event
 from services.core.readmodels import (
     account_health,
     accounts,
+    attention,
     coverage,
     health_cache,
     onevoice,
@@ -200,6 +201,21 @@ def _look_alikes() -> list[StoredEvent]:
         for n, account_id in enumerate(("ab", "a-c", "B", "b", "a c", "고객", "Ab"))]  # fmt: skip
 
 
+def _keys_against_ids() -> list[StoredEvent]:
+    """Accounts whose coverage keys run against their ids: never contacted with names in
+    reverse id order (Korean and Latin: code points, not a collation), neglected with the
+    oldest last touch on the highest id — a section's first items are not its first ids."""
+    actor = {"id": "emp-park", "department": "sales"}
+    bodies = [make_event("account.registered", account_id=f"nc-{n}", actor=actor,
+                         payload={"name": name}, occurred_at=(NOW - timedelta(days=2)).isoformat())
+              for n, name in enumerate(("하늘", "가람", "Zeta", "Alpha"))]  # fmt: skip
+    bodies += [make_event("sales.call_logged", account_id=f"ng-{n}", actor=actor,
+                          occurred_at=(NOW - timedelta(days=40 + 7 * n)).isoformat())
+               for n in range(4)]  # fmt: skip
+    return [StoredEvent(parse_event(b), f"k-{n}", 2, 30_000 + n, NOW)
+            for n, b in enumerate(bodies)]  # fmt: skip
+
+
 def test_lists_and_coverage_through_the_cache_equal_the_evaluation(
     db: Database, backend: str
 ) -> None:
@@ -208,7 +224,7 @@ def test_lists_and_coverage_through_the_cache_equal_the_evaluation(
 
 
 def _lists_and_coverage_equal_the_evaluation(db: Database, zone: str) -> None:
-    fold(db, [[e for log in history(4) for e in log] + _look_alikes()])
+    fold(db, [[e for log in history(4) for e in log] + _look_alikes() + _keys_against_ids()])
     tz = ZoneInfo(zone)
     with db.transaction() as conn:
         health_cache.touch_all(conn)
@@ -236,18 +252,41 @@ def _lists_and_coverage_equal_the_evaluation(db: Database, zone: str) -> None:
         within = 30 * DAY_US
         assert _all_pages(db, at, "value", at_risk=None, renewal_within_us=within) == \
             _expected_pages(db, at, oracle, "value", renewal_within_us=within)  # fmt: skip
+        # Each section's first items come from its index over the valid rows: small limits
+        # show whether they are the first in report order, as evaluating everything gives.
+        limits = (1, 2, 3, 50)
         with db.reading() as conn:
-            cached = coverage.read_coverage(conn, at, 50)
+            cached = {n: coverage.read_coverage(conn, at, n) for n in limits}
         with db.transaction() as conn:
             conn.execute(update(health_cache.TABLE).values(valid_until_us=0))  # all stale
         with db.reading() as conn:
-            assert coverage.read_coverage(conn, at, 50) == cached
+            assert {n: coverage.read_coverage(conn, at, n) for n in limits} == cached
+        _totals_follow_the_rows(db)
         expected_items = {x: json.loads(e.coverage) for x, e in oracle.items() if e.coverage}
-        listed = {s: cached[s]["count"] for s in ("neglected", "never_contacted",
-                                                  "overdue_commitments")}  # fmt: skip
+        listed = {s: cached[50][s]["count"] for s in attention.SECTIONS}
         assert listed == {s: sum(len(i.get(s, [])) for i in expected_items.values())
                           for s in listed}  # fmt: skip
+        assert sum(listed.values()) > len(listed)  # the counts are not trivial
+        firsts = {s: [i["account_id"] for i in cached[2][s]["items"]]
+                  for s in ("never_contacted", "neglected")}  # fmt: skip
+        assert firsts == {"never_contacted": ["nc-3", "nc-2"], "neglected": ["ng-3", "ng-2"]}
         _refresh(db, refreshed)  # back to rows valid at the first clock
+        _totals_follow_the_rows(db)
+
+
+def _totals_follow_the_rows(db: Database) -> None:
+    """The per-policy item totals (kept by triggers) equal a recount of the rows."""
+    recount: dict[str, dict[str, int]] = {}
+    with db.reading() as conn:
+        for row in conn.execute(select(health_cache.TABLE)):
+            mine = recount.setdefault(row.policy, dict.fromkeys(attention.SECTIONS, 0))
+            for section, n in health_cache.items_of(row).items():
+                mine[section] += n
+        kept = {r.policy: {s: r._mapping[s] for s in attention.SECTIONS}
+                for r in conn.execute(select(health_cache.TOTALS))}  # fmt: skip
+    empty = dict.fromkeys(attention.SECTIONS, 0)
+    assert {p: n for p, n in kept.items() if n != empty} == \
+        {p: n for p, n in recount.items() if n != empty}  # fmt: skip
 
 
 def test_a_batch_applied_while_the_refresher_evaluates_wins(db: Database) -> None:
@@ -277,6 +316,7 @@ def test_a_batch_applied_while_the_refresher_evaluates_wins(db: Database) -> Non
     assert _refresh(db, later) == 1
     with db.reading() as conn:
         assert not _stale(conn, later)
+    _totals_follow_the_rows(db)
 
 
 def test_touching_a_row_nobody_evaluates_writes_nothing(db: Database) -> None:
@@ -324,6 +364,8 @@ def test_the_refresher_adopts_an_account_that_reached_the_directory_another_way(
     with db.transaction() as conn:  # as if a path had written the directory without marking
         conn.execute(health_cache.TABLE.delete().where(health_cache.TABLE.c.account_id == QUIET))
     as_of = AsOf(to_micros(NOW), ZoneInfo("UTC"))
+    _totals_follow_the_rows(db)  # a row deleted
     assert _refresh(db, as_of) == len(ACCOUNTS) + 1  # its first pass adopts, then evaluates
+    _totals_follow_the_rows(db)
     with db.reading() as conn:
         assert QUIET in health_cache.valid_rows(conn, [QUIET], as_of)

@@ -48,7 +48,7 @@ def list_employees(
         if not isinstance(after, str):
             raise invalid_query("cursor", "not a cursor of this list")
     moment = as_of(container)
-    people, owned = roster.load(conn, moment), roster.owners(conn)
+    people = roster.load(conn, moment)
     matching = [
         p for _, p in sorted(people.items())
         if (executive is None or p.executive == executive)
@@ -58,7 +58,8 @@ def list_employees(
     ]  # fmt: skip
     chosen = [p for p in matching if after is None or p.employee_id > after]
     page = chosen[:limit]
-    items = [roster.employee_json(p, owned.get(p.employee_id, []), moment) for p in page]
+    owned = roster.owned_counts(conn, [p.employee_id for p in page])
+    items = [roster.employee_json(p, owned[p.employee_id], moment) for p in page]
     more = len(chosen) > limit
     return {"items": items, "count": len(matching),
             "next_cursor": cursors.encode([page[-1].employee_id]) if more else None}  # fmt: skip

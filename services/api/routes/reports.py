@@ -146,13 +146,13 @@ def employee_feed(
     query = feed.FeedQuery(employee, to_micros(start), limit, after)
     account_ids, items, next_cursor = feed.read_feed(conn, query)
     moment = as_of(container)
+    owned = feed.owned(conn, employee)
     handoffs = [{"account_id": account_id, **view.handoff_json(h, moment)}
-                for account_id, h in view_facts.handoffs_of(conn, feed.owned(conn, employee),
-                                                            moment)
+                for account_id, h in view_facts.handoffs_of(conn, owned, moment)
                 if not moment.past(h.followed_us) and moment.past(h.at_us)]  # fmt: skip
     handoffs.sort(key=lambda h: (h["at"], h["account_id"], h["event_id"]))
     person = roster.load(conn, moment, employee).get(employee, roster.Employee(employee))
     return {"employee": employee, "since": from_micros(to_micros(start)),
             "accounts": account_ids, "items": items, "next_cursor": next_cursor,
             "open_handoffs": handoffs,
-            "habit": roster.habit(person, feed.owned(conn, employee), moment)}  # fmt: skip
+            "habit": roster.habit(person, len(owned), moment)}  # fmt: skip

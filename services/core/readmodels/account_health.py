@@ -11,7 +11,6 @@ and renewal are indexed queries over the valid rows, merged with the stale ones.
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -134,6 +133,7 @@ def _evaluate(conn: Connection, ids: Sequence[str], wanted: Sequence[str] | None
             coverage=json.dumps(items, ensure_ascii=False) if items else None,
             valid_from_us=as_of.now_us,
             valid_until_us=next_change(f, as_of, next_event.get(account_id)),
+            touch_key=-1 if row is None or row.last_touch_us is None else row.last_touch_us,
             sections=health_cache.section_values(items),
             state=state.columns(),
         )
@@ -174,22 +174,24 @@ def read_accounts(
         return _with_health(items, scores(conn, [i["account_id"] for i in items], as_of),
                             below), cursor  # fmt: skip
     h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
+    by_name = query.sort == "name"
+    # The page's key: the cache's own for every sort but the name (the ``touch_key`` of a
+    # valid row is its directory's last touch), so that a cache index serves the order; the
+    # stale rows' key: the directory's (last touch, name) or their evaluation's.
     primary, descending = _primary(query.sort)
     # Pages merged here order ids by code point, as Python does: PostgreSQL's collation may
-    # not (the name sort keeps the database's order throughout, as the plain list does).
-    by_name = query.sort == "name"
-    account_id = a.account_id if by_name else _code_point_order(conn, a.account_id)
+    # not (the name sort keeps the database's order throughout, as the plain list does). The
+    # cache's ids are in code-point order on every backend (health_cache).
+    account_id = a.account_id if by_name else h.account_id
     keyset: list[Any] = []
     if query.after is not None:
-        after = tuple_(primary, account_id)
-        keyset.append(after < tuple_(*query.after) if descending
-                      else after > tuple_(*query.after))  # fmt: skip
+        keyset.append(_after(primary, account_id, query.after, descending))
     base = accounts.statement(replace(query, after=None))
     # Every account of the directory has a row (health_cache: the projector creates it with
     # the account, migrations, switches and replays adopt, the refresher too): an inner join,
     # so stale rows are found by the cache's own indexes, not by scanning the directory.
     joined = base.join_from(accounts.TABLES.accounts, health_cache.TABLE,
-                            h.account_id == a.account_id)  # fmt: skip
+                            _directory_join(conn, driven_by_cache=not by_name))  # fmt: skip
     # The page from the rows valid now: filters, order and limit in SQL.
     conditions: list[Any] = [health_cache.valid(as_of), *keyset]
     if at_risk is not None:
@@ -209,8 +211,11 @@ def read_accounts(
     # The stale rows matching the filters (and, for the directory's own sorts, the cursor):
     # evaluated here, filtered and merged.
     own_sort = query.sort in ("last_touch", "name")
-    stale = conn.execute(joined.with_only_columns(a.account_id, primary.label("k")).where(
-        health_cache.stale(as_of), *(keyset if own_sort else ()))).all()  # fmt: skip
+    own_key = _directory_key(query.sort)
+    own_keyset = [] if query.after is None or not own_sort else \
+        [_after(own_key, account_id, query.after, descending)]  # fmt: skip
+    stale = conn.execute(joined.with_only_columns(a.account_id, own_key.label("k")).where(
+        health_cache.stale(as_of), *own_keyset)).all()  # fmt: skip
     fresh = evaluate(conn, [r.account_id for r in stale], as_of)
     for r in stale:
         e = fresh[r.account_id]
@@ -254,20 +259,42 @@ def _in_name_order(conn: Connection, page: list[tuple[Any, str]],
     return ordered
 
 
-def _code_point_order(conn: Connection, column: Any) -> Any:
-    return column.collate("C") if conn.dialect.name == "postgresql" else column
+def _directory_join(conn: Connection, *, driven_by_cache: bool) -> Any:
+    """The directory-cache join. On PostgreSQL the cache's ids are in collation "C" and the
+    directory's in the database's: compared as they are, the planner cannot keep the order of
+    a cache index through the join (it sorts every match instead); compared in the directory's
+    collation it can, looking each account up in the directory's key — but then cannot look
+    accounts up in the cache's key. So a query that walks a cache index compares this way, one
+    that walks the directory the other."""
+    h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
+    if driven_by_cache and conn.dialect.name == "postgresql":
+        return a.account_id == h.account_id.collate("default")
+    return a.account_id == h.account_id
+
+
+def _after(key: Any, account_id: Any, after: tuple[Any, str], descending: bool) -> Any:
+    pair = tuple_(key, account_id)
+    return pair < tuple_(*after) if descending else pair > tuple_(*after)
 
 
 def _primary(sort: accounts.Sort) -> tuple[Any, bool]:
-    """The sort's key column and whether pages run downwards."""
+    """The sort's key column for valid rows and whether pages run downwards."""
     h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
     if sort == "health":
         return h.score, False
     if sort == "value":
         return -h.value_cents, False
     if sort == "last_touch":
-        return func.coalesce(a.last_touch_us, -1), True  # never touched: -1, so last
+        return h.touch_key, True
     return a.name_key, False
+
+
+def _directory_key(sort: accounts.Sort) -> Any:
+    """The directory's key of a stale row for its own sorts (a placeholder for the others)."""
+    a = accounts.TABLES.accounts.c
+    if sort == "last_touch":
+        return func.coalesce(a.last_touch_us, -1)  # never touched: -1, so last
+    return a.name_key
 
 
 def _key_of(sort: accounts.Sort, e: Entry) -> int:
@@ -288,32 +315,26 @@ def _with_health(
 
 def coverage_sections(conn: Connection, as_of: AsOf, limit: int) -> dict[str, dict[str, Any]]:
     """Per coverage section ``{count, items}``: its item count and its first ``limit`` items
-    in ``attention.ORDER`` — what sorting every account's items would give, read from the
-    cache's per-section first keys and counts, with only the accounts that can hold a shown
-    item loaded (``attention.first_key``); stale accounts are evaluated here."""
+    in ``attention.ORDER`` — what sorting every account's items would give. From the valid rows:
+    the counts kept per policy (``health_cache.item_counts``), and per section the ``limit``
+    accounts with the smallest first keys (``attention.first_key``; a partial index per
+    section), whose items are then loaded; stale accounts are evaluated here and merged."""
     h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
-    joined = select(a.account_id).join_from(accounts.TABLES.accounts, health_cache.TABLE,
-                                            a.account_id == h.account_id)  # fmt: skip
+    on = _directory_join(conn, driven_by_cache=True)
+    joined = select(a.account_id).join_from(accounts.TABLES.accounts, health_cache.TABLE, on)
     columns = health_cache.SECTION_COLUMNS
-    names = [c for pair in columns.values() for c in pair if c is not None]
-    at = {c: n for n, c in enumerate(names, 1)}  # position in a row; 0 is the account id
-    rows = [tuple(r) for r in conn.execute(joined.add_columns(*(h[c] for c in names)).where(
-        health_cache.valid(as_of), h.coverage.is_not(None)))]  # fmt: skip
+    valid = health_cache.valid(as_of)
+    counts = health_cache.item_counts(conn, as_of)
     stale_ids = [r.account_id for r in conn.execute(
         joined.where(health_cache.stale(as_of)))]  # fmt: skip
     stale = {x: json.loads(e.coverage) for x, e in evaluate(conn, stale_ids, as_of).items()
              if e.coverage is not None}  # fmt: skip
-    counts = {s: sum(len(items.get(s, ())) for items in stale.values()) for s in columns}
     shown: dict[str, list[str]] = {}
-    for section, (key, count) in columns.items():
-        k = at[key]
-        held = [(r[k], r[0]) for r in rows if r[k] is not None]
-        if count is None:
-            counts[section] += len(held)
-        else:
-            n = at[count]
-            counts[section] += sum(r[n] for r in rows if r[k] is not None)
-        shown[section] = [x for _, x in heapq.nsmallest(limit, held)]
+    for section, (key, _) in columns.items():
+        counts[section] += sum(len(items.get(section, ())) for items in stale.values())
+        # The section's index: its keys and ids are in code-point order on every backend.
+        first = joined.where(valid, h[key].is_not(None)).order_by(h[key], h.account_id)
+        shown[section] = list(conn.execute(first.limit(limit)).scalars())
     wanted = sorted({x for ids in shown.values() for x in ids})
     loaded: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for start in range(0, len(wanted), 500):

@@ -51,6 +51,7 @@ class DirectoryTables:
     touches: Table
     owners: Table
     employees: Table  # which of our people have touched which accounts
+    owner_counts: Table  # how many accounts each owner owns (in any department)
 
 
 def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
@@ -106,7 +107,15 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
         Column("employee_id", String(256), primary_key=True),
         Column("account_id", String(128), primary_key=True),
     )
-    return DirectoryTables(accounts, touches, owners, employees)
+    # Kept with ``owners`` in the same transaction (an owner's row goes when they own none):
+    # the coverage report and the employees list read each owner's count, not their rows.
+    owner_counts = Table(
+        f"{prefix}_owner_counts",
+        metadata,
+        Column("employee_id", String(256), primary_key=True),
+        Column("accounts", BigInteger, nullable=False),
+    )
+    return DirectoryTables(accounts, touches, owners, employees, owner_counts)
 
 
 TABLES = directory_tables(METADATA, PREFIX)

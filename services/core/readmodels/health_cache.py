@@ -57,10 +57,27 @@ from services.core.readmodels import accounts, attention
 from services.core.readmodels.schema import METADATA
 from services.core.view_rules import AsOf
 
+_CODE_POINT_ID = String(128).with_variant(String(128, collation="C"), "postgresql")
+_CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+_SECTION_KEYS = ("cov_neglected", "cov_never", "cov_single", "cov_recurring", "cov_overdue",
+                 "cov_stale", "cov_after_fix")  # fmt: skip
+
+
+def _section_index(column: str) -> Index:
+    """The accounts holding items in a coverage section, in report order (first key, id)."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(f"ix_account_health_cache_{column}", column, "account_id",
+                 postgresql_where=where, sqlite_where=where)  # fmt: skip
+
+
 TABLE = Table(
     "account_health_cache",
     METADATA,
-    Column("account_id", String(128), primary_key=True),
+    # In code-point order on PostgreSQL too (collation "C"), as the lists and the coverage
+    # report order ids and keys, so that their indexes serve those orders (migration 0020).
+    Column("account_id", _CODE_POINT_ID, primary_key=True),
     Column("stamp", BigInteger, nullable=False, server_default="0"),
     Column("valid_from_us", BigInteger, nullable=False, server_default="0"),
     Column("valid_until_us", BigInteger, nullable=False, server_default="0"),
@@ -71,25 +88,31 @@ TABLE = Table(
     Column("coverage", Text, nullable=True),  # JSON: this account's coverage items, or NULL
     # Per coverage section, the first key of the account's items there (attention.first_key;
     # NULL: none) and, for sections an account can have several items in, how many.
-    Column("cov_neglected", Text, nullable=True),
-    Column("cov_never", Text, nullable=True),
+    Column("cov_neglected", _CODE_POINT_TEXT, nullable=True),
+    Column("cov_never", _CODE_POINT_TEXT, nullable=True),
     Column("cov_single", Float, nullable=True),
     Column("cov_recurring", Integer, nullable=True),
-    Column("cov_overdue", Text, nullable=True),
+    Column("cov_overdue", _CODE_POINT_TEXT, nullable=True),
     Column("cov_overdue_n", Integer, nullable=True),
-    Column("cov_stale", Text, nullable=True),
-    Column("cov_after_fix", Text, nullable=True),
+    Column("cov_stale", _CODE_POINT_TEXT, nullable=True),
+    Column("cov_after_fix", _CODE_POINT_TEXT, nullable=True),
     Column("cov_after_fix_n", Integer, nullable=True),
     # What the KPI report counts for the current period (state_history.State; score above).
     Column("last_touch_us", BigInteger, nullable=True),  # the latest touch up to now
     Column("conflicts", Integer, nullable=True),
     Column("overdue", Integer, nullable=True),
     Column("overdue_by", Text, nullable=True),  # JSON: committing department -> overdue count
+    # The directory's last touch (-1: never) when evaluated, the accounts list's default order:
+    # an event that moves it touches the row, so a valid row's is the directory's.
+    Column("touch_key", BigInteger, nullable=True),
     Index("ix_account_health_cache_until", "valid_until_us"),
     Index("ix_account_health_cache_from", "valid_from_us"),
     Index("ix_account_health_cache_policy", "policy"),
     Index("ix_account_health_cache_score", "score", "account_id"),
     Index("ix_account_health_cache_value", "value_cents", "account_id"),
+    Index("ix_account_health_cache_touch", "touch_key", "account_id"),
+    # Per coverage section, the accounts holding items there in report order.
+    *map(_section_index, _SECTION_KEYS),
 )
 
 
@@ -99,10 +122,10 @@ negative one is a refresher's claim, ``-(the end of its lease)``)."""
 LEASE_US = 60_000_000
 """How long a claim keeps other refreshers off its rows (then they take over)."""
 
-RULES_VERSION = 2
+RULES_VERSION = 3
 """Raise it with any change to what ``account_health.evaluate`` or ``state_history.of_facts``
 computes (a health rule, a penalty, a coverage item): rows evaluated by another release are
-stale to this one (2: the KPI state columns)."""
+stale to this one (2: the KPI state columns; 3: ``touch_key``)."""
 
 
 SECTION_COLUMNS: dict[str, tuple[str, str | None]] = {
@@ -115,6 +138,41 @@ SECTION_COLUMNS: dict[str, tuple[str, str | None]] = {
     "recurrences_after_fix": ("cov_after_fix", "cov_after_fix_n"),
 }
 """Coverage section -> (its first-key column, its item-count column or None: one item)."""
+
+TOTALS = Table(
+    "account_health_totals",
+    METADATA,
+    Column("policy", String(32), primary_key=True),
+    *(Column(s, BigInteger, nullable=False, server_default="0") for s in SECTION_COLUMNS),
+)
+"""Per ``policy``, the coverage items of every row evaluated under it, per section: kept by
+triggers on ``TABLE`` (migration 0020) in the transaction of every write, whoever writes, so
+the coverage report counts without reading every row (``item_counts``)."""
+
+
+def items_of(row: Any) -> dict[str, int]:
+    """Per coverage section, how many items a row (with the ``cov_*`` columns) holds there."""
+    out = {}
+    for section, (key, count) in SECTION_COLUMNS.items():
+        held = getattr(row, key) is not None
+        out[section] = 0 if not held else 1 if count is None else int(getattr(row, count) or 0)
+    return out
+
+
+def item_counts(conn: Connection, as_of: AsOf) -> dict[str, int]:
+    """Per coverage section, how many items the rows valid for ``as_of`` hold: the totals of
+    the rows evaluated under its rules, less those of such rows that are stale now (few, unless
+    the refresher is behind: each has its index)."""
+    key = policy_key(as_of)
+    found = conn.execute(select(TOTALS).where(TOTALS.c.policy == key)).first()
+    counts = {s: 0 if found is None else int(found._mapping[s]) for s in SECTION_COLUMNS}
+    t = TABLE.c
+    names = [c for pair in SECTION_COLUMNS.values() for c in pair if c is not None]
+    behind = or_(t.valid_until_us <= as_of.now_us, t.valid_from_us > as_of.now_us)
+    for row in conn.execute(select(*(t[c] for c in names)).where(t.policy == key, behind)):
+        for section, n in items_of(row).items():
+            counts[section] -= n
+    return counts
 
 
 def section_values(items: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -226,6 +284,7 @@ class Entry:
     coverage: str | None  # JSON
     valid_from_us: int
     valid_until_us: int
+    touch_key: int  # the directory's last touch, -1 when never touched
     sections: dict[str, Any]  # the cov_* columns (section_values)
     state: dict[str, Any]  # the KPI state columns (state_history.State.columns)
 
@@ -242,6 +301,7 @@ def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: As
         {"account_id": account_id, "stamp": claimed.stamps[account_id], "score": e.score,
          "value_cents": e.value_cents, "renews_us": e.renews_us, "coverage": e.coverage,
          "valid_from_us": e.valid_from_us, "valid_until_us": e.valid_until_us, "policy": key,
+         "touch_key": e.touch_key,
          **e.sections, **e.state}
         for account_id, e in sorted(entries.items()) if account_id in claimed.stamps
     ]  # fmt: skip
@@ -279,6 +339,7 @@ _STORED = [
     "conflicts",
     "overdue",
     "overdue_by",
+    "touch_key",
 ]
 _PG_STORE = f"""
 WITH u AS (SELECT * FROM json_to_recordset(CAST(:rows AS json))

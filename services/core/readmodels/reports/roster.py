@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -124,13 +124,23 @@ def _contact_until(conn: Connection, person_id: str, now_us: int,
     return None if row is None else _contact(row.at_us, row.event_id, row.account_id)
 
 
-def owners(conn: Connection) -> dict[str, list[str]]:
-    """``employee id -> the accounts they own`` (in any department), from the AccountDirectory."""
-    o = accounts.TABLES.owners
-    found: dict[str, list[str]] = {}
-    for r in conn.execute(select(o.c.employee_id, o.c.account_id).order_by(o.c.account_id)):
-        found.setdefault(r.employee_id, []).append(r.account_id)
-    return found
+def owner_ids(conn: Connection) -> set[str]:
+    """Everyone who owns an account (in any department), from the AccountDirectory."""
+    c = accounts.TABLES.owner_counts.c
+    return set(conn.execute(select(c.employee_id)).scalars())
+
+
+def owned_counts(conn: Connection, employee_ids: Collection[str]) -> dict[str, int]:
+    """``employee id -> how many accounts they own`` for these people (0: none), kept by the
+    AccountDirectory."""
+    c = accounts.TABLES.owner_counts.c
+    ids = sorted(set(employee_ids))
+    counts = dict.fromkeys(ids, 0)
+    for start in range(0, len(ids), 500):
+        found = conn.execute(select(c.employee_id, c.accounts)
+                             .where(c.employee_id.in_(ids[start : start + 500])))  # fmt: skip
+        counts.update({employee_id: int(n) for employee_id, n in found})
+    return counts
 
 
 def silent_since(as_of: AsOf) -> int:
@@ -144,8 +154,9 @@ def is_silent(person: Employee, as_of: AsOf) -> bool:
     return last is None or last["at_us"] < silent_since(as_of)
 
 
-def habit(person: Employee, owned: Sequence[str], as_of: AsOf) -> dict[str, Any] | None:
-    """The habit keeper's flag for an active executive or account owner, else None."""
+def habit(person: Employee, owned: int, as_of: AsOf) -> dict[str, Any] | None:
+    """The habit keeper's flag for an active executive or owner of ``owned`` accounts, else
+    None."""
     if not person.active or not (person.executive or owned):
         return None
     last = person.last_contact
@@ -161,18 +172,21 @@ def habit(person: Employee, owned: Sequence[str], as_of: AsOf) -> dict[str, Any]
 def silent_people(conn: Connection, as_of: AsOf) -> list[dict[str, Any]]:
     """Active executives and account owners with no customer contact in ``silent_weeks``
     weeks: never contacted first, then the longest silent; each names their last contact."""
-    roster, owned = load(conn, as_of), owners(conn)
-    for employee_id in owned:
+    roster, owners = load(conn, as_of), owner_ids(conn)
+    for employee_id in owners:
         roster.setdefault(employee_id, Employee(employee_id))
-    found = []
+    silent = []
     for person in roster.values():
-        flag = habit(person, owned.get(person.employee_id, []), as_of)
-        if flag is None or not flag["silent"]:
-            continue
+        flag = habit(person, int(person.employee_id in owners), as_of)
+        if flag is not None and flag["silent"]:
+            silent.append((person, flag))
+    owned = owned_counts(conn, [person.employee_id for person, _ in silent])
+    found = []
+    for person, flag in silent:
         roles = [r for r, yes in (("executive", person.executive),
-                                  ("owner", person.employee_id in owned)) if yes]  # fmt: skip
+                                  ("owner", person.employee_id in owners)) if yes]  # fmt: skip
         found.append({"employee": person.identity(), "roles": roles,
-                      "accounts_owned": len(owned.get(person.employee_id, [])),
+                      "accounts_owned": owned[person.employee_id],
                       "registered": person.registered, **flag})  # fmt: skip
     found.sort(key=lambda f: (f["last_customer_contact"] is not None,
                               (f["last_customer_contact"] or {}).get("at", ""),
@@ -180,13 +194,13 @@ def silent_people(conn: Connection, as_of: AsOf) -> list[dict[str, Any]]:
     return found
 
 
-def employee_json(person: Employee, owned: Sequence[str], as_of: AsOf) -> dict[str, Any]:
+def employee_json(person: Employee, owned: int, as_of: AsOf) -> dict[str, Any]:
     last = person.last_contact
     return {
         "employee_id": person.employee_id, "name": person.name,
         "department": person.department, "title": person.title,
         "executive": person.executive, "active": person.active,
-        "registered": person.registered, "accounts_owned": len(owned),
+        "registered": person.registered, "accounts_owned": owned,
         "last_customer_contact": None if last is None else {
             k: v for k, v in last.items() if k != "at_us"},
         "silent": is_silent(person, as_of),
