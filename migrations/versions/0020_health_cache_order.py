@@ -57,36 +57,49 @@ def _items(row: str) -> list[str]:
             for key, count in SECTIONS.values()]  # fmt: skip
 
 
-def _add(row: str, sign: str, postgres: bool) -> list[str]:
-    """Statements adding (``+``) or taking away (``-``) the row's items from its policy's."""
+def _held(row: str) -> str:
+    """Whether the row holds any item (a row without any adds nothing anywhere)."""
+    return "(" + " OR ".join(f"{row}.{key} IS NOT NULL" for key, _ in SECTIONS.values()) + ")"
+
+
+def _add(row: str, sign: str, postgres: bool) -> str:
+    """Add (``+``) or take away (``-``) the row's items from its policy's totals. On
+    PostgreSQL only when it holds any: a row without items takes no lock on the totals (the
+    projector's new rows; a refresher's first evaluation of an account changes one policy's)."""
     sets = ", ".join(f"{s} = {s} {sign} {n}" for s, n in zip(SECTIONS, _items(row), strict=True))
     values = f"INTO {TOTALS} (policy) VALUES ({row}.policy)"
-    insert = f"INSERT {values} ON CONFLICT DO NOTHING;" if postgres \
-        else f"INSERT OR IGNORE {values};"  # fmt: skip
-    return [insert, f"UPDATE {TOTALS} SET {sets} WHERE policy = {row}.policy;"]
+    if postgres:
+        return (f"IF {_held(row)} THEN INSERT {values} ON CONFLICT DO NOTHING; "
+                f"UPDATE {TOTALS} SET {sets} WHERE policy = {row}.policy; END IF;")  # fmt: skip
+    return f"INSERT OR IGNORE {values}; UPDATE {TOTALS} SET {sets} WHERE policy = {row}.policy;"
 
 
-def _changed() -> str:
+def _changed(postgres: bool) -> str:
+    """A row's items or policy changed (SQLite's ``IS NOT`` compares NULLs as values, as
+    PostgreSQL's ``IS DISTINCT FROM`` does; the latter needs SQLite 3.39)."""
+    differ = "IS DISTINCT FROM" if postgres else "IS NOT"
     columns = ["policy", *(c for pair in SECTIONS.values() for c in pair if c is not None)]
-    return " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in columns)
+    changed = " OR ".join(f"OLD.{c} {differ} NEW.{c}" for c in columns)
+    return f"({changed}) AND ({_held('OLD')} OR {_held('NEW')})"
 
 
 def _triggers() -> None:
-    """Keep ``account_health_totals`` equal to the cache's items per policy, whoever writes."""
+    """Keep ``account_health_totals`` equal to the cache's items per policy, whoever writes.
+    Two refreshers storing at once on PostgreSQL lock the totals' rows in policy order first
+    (``health_cache.store``), so their triggers never wait on each other crosswise."""
     postgres = op.get_bind().dialect.name == "postgresql"
     steps = {"INSERT": _add("NEW", "+", postgres), "DELETE": _add("OLD", "-", postgres),
-             "UPDATE": _add("OLD", "-", postgres) + _add("NEW", "+", postgres)}  # fmt: skip
-    when = {"UPDATE": f"WHEN ({_changed()})"}
+             "UPDATE": _add("OLD", "-", postgres) + " " + _add("NEW", "+", postgres)}  # fmt: skip
+    when = {"INSERT": _held("NEW"), "DELETE": _held("OLD"), "UPDATE": _changed(postgres)}
     for event, short in TRIGGERS.items():
         name = f"{TOTALS}_{short}"
+        head = f"CREATE TRIGGER {name} AFTER {event} ON {TABLE} FOR EACH ROW WHEN ({when[event]})"
         if postgres:
             op.execute(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                       f"{' '.join(steps[event])} RETURN NULL; END $$")  # fmt: skip
-            op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {TABLE} FOR EACH ROW "
-                       f"{when.get(event, '')} EXECUTE FUNCTION {name}()")  # fmt: skip
+                       f"{steps[event]} RETURN NULL; END $$")  # fmt: skip
+            op.execute(f"{head} EXECUTE FUNCTION {name}()")
         else:
-            op.execute(f"CREATE TRIGGER {name} AFTER {event} ON {TABLE} FOR EACH ROW "
-                       f"{when.get(event, '')} BEGIN {' '.join(steps[event])} END")  # fmt: skip
+            op.execute(f"{head} BEGIN {steps[event]} END")
 
 
 def upgrade() -> None:
@@ -99,8 +112,8 @@ def upgrade() -> None:
         *(sa.Column(s, sa.BigInteger, nullable=False, server_default="0") for s in SECTIONS),
     )
     sums = ", ".join(f"SUM({n})" for n in _items(TABLE))
-    op.execute(f"INSERT INTO {TOTALS} (policy, {', '.join(SECTIONS)}) "
-               f"SELECT policy, {sums} FROM {TABLE} GROUP BY policy")  # fmt: skip
+    held = f"SELECT policy, {sums} FROM {TABLE} WHERE {_held(TABLE)} GROUP BY policy"
+    op.execute(f"INSERT INTO {TOTALS} (policy, {', '.join(SECTIONS)}) {held}")
     _triggers()
     for column in SECTION_KEYS:
         where = sa.text(f"{column} IS NOT NULL")

@@ -7,13 +7,12 @@ applying events in any order, or more than once, gives the same directory.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, Table, delete, select
+from sqlalchemy import Connection, MetaData, Table, delete
 
-from services.core.adapters.sql import bulk_insert, insert_ignore, upsert_newer
+from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
 from services.core.events import AccountRegistered, Actor, event_payload
 from services.core.readmodels import accounts
@@ -83,33 +82,11 @@ class AccountDirectory(Projection):
         )))  # fmt: skip
         if changed:
             o = self.t.owners
-            # The accounts rows of ``changed`` are this transaction's now: nobody else changes
-            # their owners until it ends.
-            held = select(o.c.employee_id, o.c.account_id).where(o.c.account_id.in_(changed))
-            before = {(e, acc) for e, acc in conn.execute(held)}
             conn.execute(delete(o).where(o.c.account_id.in_(changed)))
             insert_ignore(conn, o, [
                 {"account_id": acc, "department": d, "employee_id": e}
                 for acc in changed for d, e in owners[acc].items()
             ])  # fmt: skip
-            after = {(e, acc) for acc in changed for e in owners[acc].values()}
-            self._count_owned(conn, before, after)
-
-    def _count_owned(self, conn: Connection, before: set[tuple[str, str]],
-                     after: set[tuple[str, str]]) -> None:  # fmt: skip
-        """Move each owner's count by the accounts they gained less those they lost."""
-        delta: Counter[str] = Counter(e for e, _ in after - before)
-        delta.subtract(e for e, _ in before - after)
-        rows = [{"employee_id": e, "accounts": n} for e, n in sorted(delta.items()) if n]
-        if not rows:
-            return
-        c = self.t.owner_counts
-        stmt, params = bulk_insert(conn, c, rows)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[c.c.employee_id],
-            set_={"accounts": c.c.accounts + stmt.excluded.accounts}), params)  # fmt: skip
-        conn.execute(delete(c).where(c.c.employee_id.in_([r["employee_id"] for r in rows]),
-                                     c.c.accounts <= 0))  # fmt: skip
 
     def _touch(self, conn: Connection, events: Sequence[StoredEvent]) -> None:
         """The latest touch per account, and per account and department: a department touches
@@ -162,5 +139,4 @@ class AccountDirectory(Projection):
     @property
     def tables(self) -> dict[str, Table]:
         return {"accounts": self.t.accounts, "touches": self.t.touches,
-                "owners": self.t.owners, "employees": self.t.employees,
-                "owner_counts": self.t.owner_counts}  # fmt: skip
+                "owners": self.t.owners, "employees": self.t.employees}  # fmt: skip

@@ -369,3 +369,27 @@ def test_the_refresher_adopts_an_account_that_reached_the_directory_another_way(
     _totals_follow_the_rows(db)
     with db.reading() as conn:
         assert QUIET in health_cache.valid_rows(conn, [QUIET], as_of)
+
+
+def test_an_account_the_directory_lost_counts_nowhere(db: Database) -> None:
+    """A cache row whose account is not in the directory (a switch left it behind, or the
+    directory parked the account's first event) is never evaluated: it stays stale, and
+    neither the lists nor the coverage counts hold it."""
+    fold(db, [_story(1)])
+    as_of = AsOf(to_micros(NOW), ZoneInfo("UTC"))
+    lost = ACCOUNTS[0]
+    assert _oracle(db, as_of)[lost].coverage is not None  # it has items to count
+    _refresh(db, as_of)
+    with db.transaction() as conn:
+        a = accounts.TABLES.accounts
+        conn.execute(a.delete().where(a.c.account_id == lost))
+        health_cache.touch_all(conn)
+    _refresh(db, as_of)
+    with db.reading() as conn:
+        assert _stale(conn, as_of) == [lost]
+        got = coverage.read_coverage(conn, as_of, 50)
+    expected_items = [json.loads(e.coverage) for e in _oracle(db, as_of).values() if e.coverage]
+    assert {s: got[s]["count"] for s in attention.SECTIONS} == \
+        {s: sum(len(i.get(s, [])) for i in expected_items) for s in attention.SECTIONS}  # fmt: skip
+    assert lost not in {i["account_id"] for s in attention.SECTIONS for i in got[s]["items"]}
+    _totals_follow_the_rows(db)

@@ -272,3 +272,47 @@ def test_0015_gives_every_existing_account_a_stale_health_row(settings: Settings
             assert "account_health_cache" not in inspect(conn).get_table_names()
     finally:
         db.dispose()
+
+
+def test_0020_totals_the_cached_items_and_keeps_them_with_every_write(
+    settings: Settings,
+) -> None:
+    """Rows cached before the upgrade are totalled by the migration; from then on the
+    triggers follow inserts, updates and deletes (only those that move items); downgrading
+    removes the totals and their triggers (0021's index too)."""
+    db = Database(settings.resolved_database_url())
+    row = text("INSERT INTO account_health_cache (account_id, policy, cov_neglected, cov_overdue,"
+               " cov_overdue_n) VALUES (:a, :p, :neglected, :overdue, :n)")  # fmt: skip
+    totals = text("SELECT policy, neglected, overdue_commitments FROM account_health_totals"
+                  " WHERE neglected <> 0 OR overdue_commitments <> 0 ORDER BY policy")  # fmt: skip
+    try:
+        upgrade(db, "0019")
+        with db.transaction() as conn:
+            conn.execute(row, [
+                {"a": "hanbit", "p": "old", "neglected": "2026-01-01", "overdue": None, "n": None},
+                {"a": "고객-2", "p": "old", "neglected": "2026-02-01", "overdue": "x", "n": 3},
+                {"a": "acme", "p": "", "neglected": None, "overdue": None, "n": None},
+            ])  # fmt: skip
+        upgrade(db, "head")
+        with db.reading() as conn:
+            assert conn.execute(totals).all() == [("old", 2, 3)]
+        with db.transaction() as conn:
+            conn.execute(text("UPDATE account_health_cache SET policy = 'new', cov_overdue_n = 5"
+                              " WHERE account_id = '고객-2'"))  # fmt: skip
+            conn.execute(text("UPDATE account_health_cache SET stamp = stamp + 1"))  # no items
+            conn.execute(text("DELETE FROM account_health_cache WHERE account_id = 'hanbit'"))
+            conn.execute(row, {"a": "b", "p": "new", "neglected": None, "overdue": "y", "n": 1})
+        with db.reading() as conn:
+            assert conn.execute(totals).all() == [("new", 1, 6)]
+            # rows without items never wrote a total
+            assert not conn.execute(text("SELECT 1 FROM account_health_totals"
+                                         " WHERE policy = ''")).all()  # fmt: skip
+        config = Config(str(ROOT / "alembic.ini"))
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0019")
+        with db.transaction() as conn:
+            assert "account_health_totals" not in inspect(conn).get_table_names()
+            conn.execute(text("UPDATE account_health_cache SET policy = 'x'"))  # no trigger left
+    finally:
+        db.dispose()

@@ -260,15 +260,13 @@ def _in_name_order(conn: Connection, page: list[tuple[Any, str]],
 
 
 def _directory_join(conn: Connection, *, driven_by_cache: bool) -> Any:
-    """The directory-cache join. On PostgreSQL the cache's ids are in collation "C" and the
-    directory's in the database's: compared as they are, the planner cannot keep the order of
-    a cache index through the join (it sorts every match instead); compared in the directory's
-    collation it can, looking each account up in the directory's key — but then cannot look
-    accounts up in the cache's key. So a query that walks a cache index compares this way, one
-    that walks the directory the other."""
+    """The directory-cache join: a query that walks a cache index in order compares ids so
+    that the planner keeps that order and looks accounts up in the directory's key
+    (``health_cache.in_directory``); one that walks the directory compares them so that it
+    looks accounts up in the cache's key."""
+    if driven_by_cache:
+        return health_cache.in_directory(conn)
     h, a = health_cache.TABLE.c, accounts.TABLES.accounts.c
-    if driven_by_cache and conn.dialect.name == "postgresql":
-        return a.account_id == h.account_id.collate("default")
     return a.account_id == h.account_id
 
 

@@ -51,7 +51,6 @@ class DirectoryTables:
     touches: Table
     owners: Table
     employees: Table  # which of our people have touched which accounts
-    owner_counts: Table  # how many accounts each owner owns (in any department)
 
 
 def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
@@ -99,7 +98,8 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
         Column("account_id", String(128), primary_key=True),
         Column("department", String(32), primary_key=True),
         Column("employee_id", String(256), nullable=False),
-        Index(f"ix_{prefix}_owners_employee", "employee_id"),
+        # Who owns what, and how many accounts each owner has (reports.roster.owned_counts).
+        Index(f"ix_{prefix}_owners_employee", "employee_id", "account_id"),
     )
     employees = Table(
         f"{prefix}_employees",
@@ -107,15 +107,7 @@ def directory_tables(metadata: MetaData, prefix: str) -> DirectoryTables:
         Column("employee_id", String(256), primary_key=True),
         Column("account_id", String(128), primary_key=True),
     )
-    # Kept with ``owners`` in the same transaction (an owner's row goes when they own none):
-    # the coverage report and the employees list read each owner's count, not their rows.
-    owner_counts = Table(
-        f"{prefix}_owner_counts",
-        metadata,
-        Column("employee_id", String(256), primary_key=True),
-        Column("accounts", BigInteger, nullable=False),
-    )
-    return DirectoryTables(accounts, touches, owners, employees, owner_counts)
+    return DirectoryTables(accounts, touches, owners, employees)
 
 
 TABLES = directory_tables(METADATA, PREFIX)

@@ -207,6 +207,17 @@ def stale(as_of: AsOf) -> ColumnElement[bool]:
                t.policy < key, t.policy > key)  # fmt: skip
 
 
+def in_directory(conn: Connection) -> ColumnElement[bool]:
+    """A cache row's account is the directory's, compared so that the directory's key serves
+    the lookup: on PostgreSQL the cache's ids are in collation "C" and the directory's in the
+    database's, and a comparison of the two as they are takes "C" (the planner then neither
+    looks accounts up in the directory's key nor keeps a cache index's order through a join)."""
+    a, t = accounts.TABLES.accounts.c, TABLE.c
+    if conn.dialect.name == "postgresql":
+        return a.account_id == t.account_id.collate("default")
+    return a.account_id == t.account_id
+
+
 def adopt(conn: Connection) -> int:
     """Give every account of the directory that has no row a stale one; returns how many."""
     a, t = accounts.TABLES.accounts, TABLE
@@ -263,7 +274,11 @@ def claim(conn: Connection, as_of: AsOf, limit: int, lease_us: int = LEASE_US) -
     (PostgreSQL), so a claim never waits for the projector's batch."""
     t = TABLE.c
     token = -(as_of.now_us + lease_us)
-    claimable = and_(stale(as_of), t.valid_until_us >= -as_of.now_us)  # no lease running
+    # No lease running, and in the directory: a row whose account is not (the directory
+    # parked its first event, or a switch left it behind) is never evaluated, so it stays
+    # stale and no read or total counts it (``item_counts`` takes stale rows' items away).
+    listed = exists().where(in_directory(conn))
+    claimable = and_(stale(as_of), t.valid_until_us >= -as_of.now_us, listed)
     ids = list(conn.execute(
         select(t.account_id).where(claimable).order_by(t.valid_until_us, t.account_id)
         .limit(limit).with_for_update(skip_locked=True)).scalars())  # fmt: skip
@@ -308,6 +323,10 @@ def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: As
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
+        # The totals' rows first, in policy order: the cache's triggers then update them
+        # (TOTALS) in whatever order the rows come, and two refreshers storing at once would
+        # otherwise wait on each other crosswise. The projector never takes these locks.
+        conn.execute(select(TOTALS.c.policy).order_by(TOTALS.c.policy).with_for_update())
         # One statement (an executemany is one round trip per row, holding the rows' locks
         # against the projector's batch meanwhile).
         result = conn.execute(text(_PG_STORE), {"rows": json.dumps(rows, ensure_ascii=False),

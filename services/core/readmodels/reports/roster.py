@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from services.core.events import EXECUTIVE_DEPARTMENT
 from services.core.readmodels import accounts
@@ -125,22 +125,29 @@ def _contact_until(conn: Connection, person_id: str, now_us: int,
 
 
 def owner_ids(conn: Connection) -> set[str]:
-    """Everyone who owns an account (in any department), from the AccountDirectory."""
-    c = accounts.TABLES.owner_counts.c
-    return set(conn.execute(select(c.employee_id)).scalars())
+    """Everyone who owns an account (in any department), from the AccountDirectory: one probe
+    of the owners' (employee, account) index per owner (a loose index scan), not a read of
+    every owner row."""
+    o = accounts.TABLES.owners.name
+    found = conn.execute(text(f"""
+        WITH RECURSIVE owner(id) AS (
+            SELECT MIN(employee_id) FROM {o}
+            UNION ALL
+            SELECT (SELECT MIN(employee_id) FROM {o} WHERE employee_id > owner.id)
+            FROM owner WHERE owner.id IS NOT NULL)
+        SELECT id FROM owner WHERE id IS NOT NULL"""))  # fmt: skip
+    return set(found.scalars())
 
 
 def owned_counts(conn: Connection, employee_ids: Collection[str]) -> dict[str, int]:
-    """``employee id -> how many accounts they own`` for these people (0: none), kept by the
-    AccountDirectory."""
-    c = accounts.TABLES.owner_counts.c
-    ids = sorted(set(employee_ids))
-    counts = dict.fromkeys(ids, 0)
-    for start in range(0, len(ids), 500):
-        found = conn.execute(select(c.employee_id, c.accounts)
-                             .where(c.employee_id.in_(ids[start : start + 500])))  # fmt: skip
-        counts.update({employee_id: int(n) for employee_id, n in found})
-    return counts
+    """``employee id -> how many accounts they own`` for these people (0: none), each counted
+    on the owners' (employee, account) index alone: its entries of that person, distinct
+    accounts in index order (an account owned in two departments counts once)."""
+    o = accounts.TABLES.owners.c
+    mine = select(o.account_id).where(o.employee_id == bindparam("employee_id")).distinct()
+    counted = select(func.count()).select_from(mine.subquery())
+    return {e: int(conn.execute(counted, {"employee_id": e}).scalar_one())
+            for e in sorted(set(employee_ids))}  # fmt: skip
 
 
 def silent_since(as_of: AsOf) -> int:
