@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -104,3 +105,35 @@ def timed(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return (time.perf_counter() - t0) * 1000
+
+
+def inprocess_lists_ms(db_url: str, settings: Settings, rounds: int) -> dict[str, list[float]]:
+    """The lists and the coverage report of ``view`` read in this process (no HTTP, no JSON):
+    milliseconds per read, after one warm-up round."""
+    from services.bootstrap import as_of_now
+    from services.core.readmodels import account_health, coverage
+
+    def now() -> AsOf:
+        return as_of_now(settings, lambda: datetime.now(UTC))
+
+    below = settings.at_risk_below
+    reads: dict[str, Callable[[Any], object]] = {
+        "/v1/accounts?sort=health&limit=50": lambda c: account_health.read_accounts(
+            c, accounts.AccountQuery(sort="health", limit=50), now(), at_risk=None, below=below),
+        "/v1/accounts?at_risk=true&limit=50": lambda c: account_health.read_accounts(
+            c, accounts.AccountQuery(limit=50), now(), at_risk=True, below=below),
+        "/v1/reports/coverage?limit=50": lambda c: coverage.read_coverage(c, now(), 50),
+    }  # fmt: skip
+    db = Database(db_url)
+    took: dict[str, list[float]] = {}
+    try:
+        for path, read in reads.items():
+            for round_no in range(rounds + 1):
+                t0 = time.perf_counter()
+                with db.reading() as conn:
+                    read(conn)
+                if round_no:
+                    took.setdefault(path, []).append((time.perf_counter() - t0) * 1000)
+    finally:
+        db.dispose()
+    return took
