@@ -324,6 +324,13 @@ class Bench(BenchBase):
                 self.procs.server = app.pid
                 per_list = {p: views.http_ms(url, [p], 20, 2) for p in lists}
                 self.procs.server = None
+                # The same after the vacuum and analyze autovacuum runs on its own within a
+                # minute or so of such a rewrite (the fill rewrote every row of the cache; the
+                # projection and replay phases every read model's).
+                vacuum_s = views.vacuum_analyze(self.db_url)
+                self.procs.server = app.pid
+                per_list_vacuumed = {p: views.http_ms(url, [p], 20, 2) for p in lists}
+                self.procs.server = None
             # The same reads in this process, with the server idle: what HTTP adds.
             per_list_local = views.inprocess_lists_ms(self.db_url, self.main, 20)
         finally:
@@ -336,11 +343,14 @@ class Bench(BenchBase):
             inprocess_p50_ms=percentile(local, 0.5), inprocess_p99_ms=percentile(local, 0.99),
             lists={p: {"p50_ms": percentile(v, 0.5), "p99_ms": percentile(v, 0.99),
                        "max_ms": max(v), "requests": len(v),
+                       "vacuumed_p50_ms": percentile(per_list_vacuumed[p], 0.5),
+                       "vacuumed_p99_ms": percentile(per_list_vacuumed[p], 0.99),
                        "inprocess_p50_ms": percentile(per_list_local[p], 0.5),
                        "inprocess_p99_ms": percentile(per_list_local[p], 0.99),
                        "stale_cache_p50_ms": percentile(per_list_stale[p], 0.5),
                        "stale_cache_max_ms": max(per_list_stale[p])}
                    for p, v in per_list.items()},
+            vacuum_analyze_s=round(vacuum_s, 2),
             health_cache_fill={"accounts": filled, "seconds": round(fill_s, 2),
                                "accounts_per_s": round(filled / fill_s, 1) if fill_s else None},
         )  # fmt: skip
@@ -350,11 +360,16 @@ class Bench(BenchBase):
             Row("view p99, HTTP", percentile(http, 0.99), "ms", percentile(local, 0.99),
                 "in-process", "< 10 ms", "<", 10.0),
         ]  # fmt: skip
+        goal = 50.0 if o.accounts <= 10_000 else 100.0  # issue 13: < 50 ms at 10k, < 100 at 100k
         for path, took in per_list.items():
             stale_p50 = percentile(per_list_stale[path], 0.5)
-            self.rows.append(Row(f"  {path.split('/v1/')[1]} p99 ({len(took)} req)",
+            name = path.split("/v1/")[1]
+            self.rows.append(Row(f"  {name} p99 ({len(took)} req)",
                                  percentile(took, 0.99), "ms", stale_p50, "stale cache p50",
-                                 "< 50 ms", "<", 50.0))  # fmt: skip
+                                 f"< {goal:.0f} ms", "<", goal))  # fmt: skip
+            self.rows.append(Row(f"  {name} p99 after VACUUM ANALYZE",
+                                 percentile(per_list_vacuumed[path], 0.99), "ms", stale_p50,
+                                 "stale cache p50", f"< {goal:.0f} ms", "<", goal))  # fmt: skip
         self.rows.append(Row(f"  health cache fill ({filled} accounts)",
                              filled / fill_s if fill_s else 0.0, "accounts/s"))  # fmt: skip
 

@@ -137,3 +137,15 @@ def inprocess_lists_ms(db_url: str, settings: Settings, rounds: int) -> dict[str
     finally:
         db.dispose()
     return took
+
+
+def vacuum_analyze(db_url: str) -> float:
+    """``VACUUM ANALYZE`` of the whole database (outside a transaction); seconds it took."""
+    db = Database(db_url)
+    try:
+        t0 = time.perf_counter()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+        return time.perf_counter() - t0
+    finally:
+        db.dispose()
