@@ -323,10 +323,12 @@ def store(conn: Connection, claimed: Claim, entries: dict[str, Entry], as_of: As
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
-        # The totals' rows first, in policy order: the cache's triggers then update them
-        # (TOTALS) in whatever order the rows come, and two refreshers storing at once would
-        # otherwise wait on each other crosswise. The projector never takes these locks.
-        conn.execute(select(TOTALS.c.policy).order_by(TOTALS.c.policy).with_for_update())
+        # The totals first, whole: the cache's triggers update their rows (TOTALS) in whatever
+        # order the rows come, and insert a new policy's, so two refreshers storing at once
+        # would otherwise wait on each other crosswise (row locks in policy order would not
+        # cover a row another store is inserting). Stores queue here; reads do not, and the
+        # projector never writes the totals.
+        conn.execute(text(f"LOCK TABLE {TOTALS.name} IN SHARE ROW EXCLUSIVE MODE"))
         # One statement (an executemany is one round trip per row, holding the rows' locks
         # against the projector's batch meanwhile).
         result = conn.execute(text(_PG_STORE), {"rows": json.dumps(rows, ensure_ascii=False),
@@ -386,5 +388,7 @@ def valid_rows(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> dic
 def counts(conn: Connection, as_of: AsOf) -> tuple[int, int]:
     """(rows, stale rows) for ``as_of``: the refresher's progress."""
     total = conn.execute(select(func.count()).select_from(TABLE)).scalar_one()
-    behind = conn.execute(select(func.count()).select_from(TABLE).where(stale(as_of))).scalar_one()
+    # Not a row whose account is not in the directory: it is never evaluated (``claim``).
+    behind = conn.execute(select(func.count()).select_from(TABLE).where(
+        stale(as_of), exists().where(in_directory(conn)))).scalar_one()  # fmt: skip
     return int(total), int(behind)
