@@ -18,6 +18,13 @@ def upgrade(db: Database, revision: str) -> None:
         command.upgrade(config, revision)
 
 
+def downgrade(db: Database, revision: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
 TIMELINE_EVENT = text(
     "INSERT INTO account_timeline_events (event_id, account_id, occurred_us, partition,"
     ' "offset", type, department, body, search_text, actor_id)'
@@ -200,10 +207,7 @@ def test_0013_downgrade_forgets_report_facts_and_indexes_every_generation(
             ))  # fmt: skip
             conn.execute(text("INSERT INTO rebuild_claims VALUES ('ReportFacts', 'r5')"))
             conn.execute(text("CREATE TABLE report_facts__g5_voice (event_id TEXT)"))
-        config = Config(str(ROOT / "alembic.ini"))
-        with db.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0012")
+        downgrade(db, "0012")
         with db.reading() as conn:
             tables = set(inspect(conn).get_table_names())
             assert not {t for t in tables if t.startswith("report_facts")}
@@ -237,10 +241,7 @@ def test_0014_indexes_every_generation_by_time_and_downgrade_drops_them(
         with db.reading() as conn:
             for table, index in new.items():
                 assert index in {i["name"] for i in inspect(conn).get_indexes(table)}, table
-        config = Config(str(ROOT / "alembic.ini"))
-        with db.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0013")
+        downgrade(db, "0013")
         with db.reading() as conn:
             for table, index in new.items():
                 assert index not in {i["name"] for i in inspect(conn).get_indexes(table)}, table
@@ -264,10 +265,7 @@ def test_0015_gives_every_existing_account_a_stale_health_row(settings: Settings
             rows = conn.execute(text("SELECT account_id, stamp, valid_until_us, score"
                                      " FROM account_health_cache")).all()  # fmt: skip
         assert sorted(tuple(r) for r in rows) == [("hanbit", 0, 0, None), ("고객-2", 0, 0, None)]
-        config = Config(str(ROOT / "alembic.ini"))
-        with db.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0014")
+        downgrade(db, "0014")
         with db.reading() as conn:
             assert "account_health_cache" not in inspect(conn).get_table_names()
     finally:
@@ -307,10 +305,7 @@ def test_0020_totals_the_cached_items_and_keeps_them_with_every_write(
             # rows without items never wrote a total
             assert not conn.execute(text("SELECT 1 FROM account_health_totals"
                                          " WHERE policy = ''")).all()  # fmt: skip
-        config = Config(str(ROOT / "alembic.ini"))
-        with db.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.downgrade(config, "0019")
+        downgrade(db, "0019")
         with db.transaction() as conn:
             assert "account_health_totals" not in inspect(conn).get_table_names()
             conn.execute(text("UPDATE account_health_cache SET policy = 'x'"))  # no trigger left
