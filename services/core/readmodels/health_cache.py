@@ -61,8 +61,16 @@ _CODE_POINT_ID = String(128).with_variant(String(128, collation="C"), "postgresq
 _CODE_POINT_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
 
 
-_SECTION_KEYS = ("cov_neglected", "cov_never", "cov_single", "cov_recurring", "cov_overdue",
-                 "cov_stale", "cov_after_fix")  # fmt: skip
+SECTION_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "neglected": ("cov_neglected", None),
+    "never_contacted": ("cov_never", None),
+    "single_threaded": ("cov_single", None),
+    "recurring_complaints": ("cov_recurring", None),
+    "overdue_commitments": ("cov_overdue", "cov_overdue_n"),
+    "stale_handoffs": ("cov_stale", None),
+    "recurrences_after_fix": ("cov_after_fix", "cov_after_fix_n"),
+}
+"""Coverage section -> (its first-key column, its item-count column or None: one item)."""
 
 
 def _section_index(column: str) -> Index:
@@ -112,7 +120,7 @@ TABLE = Table(
     Index("ix_account_health_cache_value", "value_cents", "account_id"),
     Index("ix_account_health_cache_touch", "touch_key", "account_id"),
     # Per coverage section, the accounts holding items there in report order.
-    *map(_section_index, _SECTION_KEYS),
+    *(_section_index(key) for key, _ in SECTION_COLUMNS.values()),
 )
 
 
@@ -127,17 +135,6 @@ RULES_VERSION = 3
 computes (a health rule, a penalty, a coverage item): rows evaluated by another release are
 stale to this one (2: the KPI state columns; 3: ``touch_key``)."""
 
-
-SECTION_COLUMNS: dict[str, tuple[str, str | None]] = {
-    "neglected": ("cov_neglected", None),
-    "never_contacted": ("cov_never", None),
-    "single_threaded": ("cov_single", None),
-    "recurring_complaints": ("cov_recurring", None),
-    "overdue_commitments": ("cov_overdue", "cov_overdue_n"),
-    "stale_handoffs": ("cov_stale", None),
-    "recurrences_after_fix": ("cov_after_fix", "cov_after_fix_n"),
-}
-"""Coverage section -> (its first-key column, its item-count column or None: one item)."""
 
 TOTALS = Table(
     "account_health_totals",
