@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from services.core import codec
-from services.core.adapters.sql import Database, is_systemic
+from services.core.adapters.sql import Database, is_systemic, is_transient
 from services.core.deadletters import store as dead_letters
 from services.core.metrics.definitions import (
     PROJECTION_BATCH_DURATION,
@@ -183,6 +183,23 @@ class ProjectionRunner:
             raise CheckpointGap(partition, expected, found)
 
     def _commit(self, chunk: Chunk, read_from: Mapping[int, int]) -> dict[int, int]:
+        """Apply ``chunk`` and advance the checkpoints in one transaction. Every projection
+        applies the chunk at once, without savepoints; when a record's application raises an
+        error of its own, the transaction is rolled back and the chunk applied again with the
+        failing records isolated (``apply_isolated``): the savepoints are paid only then."""
+        try:
+            return self._apply(chunk, read_from, isolate=False)
+        except (CheckpointGap, checkpoints.Fenced, checkpoints.Held):
+            raise
+        except Exception as exc:
+            if is_transient(exc) or is_systemic(exc):
+                raise
+            log.info("a record of the batch failed (%s: %s); applying it again record by record",
+                     type(exc).__name__, dead_letters.clean(str(exc), 200))  # fmt: skip
+            return self._apply(chunk, read_from, isolate=True)
+
+    def _apply(self, chunk: Chunk, read_from: Mapping[int, int], *,
+               isolate: bool) -> dict[int, int]:  # fmt: skip
         next_offsets: dict[int, int] = {}
         first: dict[int, int] = {}
         for record in chunk.records:
@@ -194,15 +211,14 @@ class ProjectionRunner:
         by_position = {(r.partition, r.offset): r for r in chunk.records}
         all_parked: list[dead_letters.Parked] = []
         applied: dict[str, int] = {}
+        moves: dict[str, dict[int, int]] = {}
         started = time.perf_counter()
         with self._db.transaction() as conn:
             checkpoints.fence(conn, self._epochs, self.generation)
-            stored = {}
-            for projection in self._active:
-                stored[projection.name] = done = checkpoints.load(
-                    conn, projection.name, self.generation, self.topic, lock=True,
-                    partitions=next_offsets,
-                )  # fmt: skip
+            names = [p.name for p in self._active]
+            stored = checkpoints.load_many(conn, names, self.generation, self.topic, lock=True,
+                                           partitions=next_offsets)  # fmt: skip
+            for done in stored.values():
                 self._check_continuity(first, done, read_from)
             lowest = {p: min(s.get(p, 0) for s in stored.values()) for p in next_offsets}
             winners = copies.first_copies(conn, self.topic, [
@@ -224,7 +240,10 @@ class ProjectionRunner:
 
                 fresh = [e for e in chunk.events if e.offset >= done.get(e.partition, 0)
                          and (e.partition, e.offset) in winners]  # fmt: skip
-                apply_isolated(conn, projection, fresh, poison)
+                if isolate:
+                    apply_isolated(conn, projection, fresh, poison)
+                elif fresh:
+                    projection.apply(conn, fresh)
                 applied[projection.name] = len(fresh) - len(parked)
                 parked += [
                     dead_letters.Parked(projection.name, record, exc.reason,  # type: ignore[arg-type]
@@ -234,8 +253,9 @@ class ProjectionRunner:
                 ]  # fmt: skip
                 dead_letters.park(conn, self.generation, parked, now_us)
                 all_parked += parked
-                forward = {p: o for p, o in next_offsets.items() if o > done.get(p, 0)}
-                checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
+                moves[projection.name] = {p: o for p, o in next_offsets.items()
+                                          if o > done.get(p, 0)}  # fmt: skip
+            checkpoints.advance_many(conn, self.generation, self.topic, moves)
             if changes is not None:
                 derived.mark(conn, changes)
         self._report(time.perf_counter() - started, applied, all_parked)  # once committed
@@ -364,12 +384,12 @@ class ProjectionRunner:
             return
         with self._db.transaction() as conn:
             checkpoints.fence(conn, self._epochs, self.generation)
-            for projection in self._active:
-                stored = checkpoints.load(conn, projection.name, self.generation, self.topic,
-                                          lock=True, partitions=behind)  # fmt: skip
-                forward = {p: to for p, (start, to) in behind.items()
-                           if start <= stored.get(p, 0) < to}  # fmt: skip
-                checkpoints.advance(conn, projection.name, self.generation, self.topic, forward)
+            stored = checkpoints.load_many(conn, [p.name for p in self._active], self.generation,
+                                           self.topic, lock=True, partitions=behind)  # fmt: skip
+            checkpoints.advance_many(conn, self.generation, self.topic, {
+                name: {p: to for p, (start, to) in behind.items() if start <= done.get(p, 0) < to}
+                for name, done in stored.items()
+            })  # fmt: skip
         self._advanced({p: to for p, (_, to) in behind.items()})
 
     def _advanced(self, next_offsets: Mapping[int, int]) -> None:

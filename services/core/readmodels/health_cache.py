@@ -24,6 +24,7 @@ Who writes what:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -52,7 +53,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.core.adapters.sql import bulk_insert, pg_record
+from services.core.adapters.sql import bulk_insert, bulk_insert_for, pg_record
 from services.core.readmodels import accounts, attention
 from services.core.readmodels.schema import METADATA
 from services.core.view_rules import AsOf
@@ -230,8 +231,15 @@ def touch(conn: Connection, account_ids: Iterable[str]) -> None:
     ids = sorted(set(account_ids))  # one lock order for every projector
     if not ids:
         return
-    stmt, params = bulk_insert(conn, TABLE, [{"account_id": a} for a in ids])
-    conn.execute(stmt.on_conflict_do_update(
+    _, params = bulk_insert(conn, TABLE, [{"account_id": a} for a in ids])
+    conn.execute(_touch_statement(conn.dialect.name), params)
+
+
+@functools.cache
+def _touch_statement(dialect: str) -> Any:
+    """Built once per dialect: every projector batch runs it."""
+    stmt, _ = bulk_insert_for(dialect, TABLE, ("account_id",))
+    return stmt.on_conflict_do_update(
         index_elements=[TABLE.c.account_id],
         set_={"stamp": TABLE.c.stamp + 1, "valid_until_us": UNCLAIMED},
         # A row already stale and not claimed by a refresher stays as it is: nobody is
@@ -239,7 +247,7 @@ def touch(conn: Connection, account_ids: Iterable[str]) -> None:
         # the same accounts batch after batch writes nothing (every write here also rewrites
         # the row's five index entries).
         where=TABLE.c.valid_until_us != UNCLAIMED,
-    ), params)  # fmt: skip
+    )  # fmt: skip
 
 
 def touch_all(conn: Connection) -> None:

@@ -51,6 +51,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     or_,
@@ -109,8 +110,14 @@ def key(policy: str) -> str:
 def forget(conn: Connection, since_us: int) -> None:
     """Delete the figures of every end at or after ``since_us`` (``EVER``: all), in the
     transaction of the batch that changes them, after ``hold``."""
-    t = TABLE.c
-    conn.execute(delete(TABLE) if since_us == EVER else delete(TABLE).where(t.end_us >= since_us))
+    if since_us == EVER:
+        conn.execute(_FORGET_ALL)
+    else:
+        conn.execute(_FORGET_SINCE, {"since_us": since_us})
+
+
+_FORGET_ALL = delete(TABLE)
+_FORGET_SINCE = delete(TABLE).where(TABLE.c.end_us >= bindparam("since_us"))
 
 
 def read(conn: Connection, end_us: int, group_by: str, policy: str,

@@ -182,7 +182,10 @@ def earliest(*maps: Mapping[str, int]) -> dict[str, int]:
 
 def latest_end(conn: Connection) -> int | None:
     """The latest end any state is kept for (None: none is kept)."""
-    return conn.execute(select(func.max(TABLE.c.end_us))).scalar()
+    return conn.execute(_LATEST_END).scalar()
+
+
+_LATEST_END = select(func.max(TABLE.c.end_us))
 
 
 def forget(conn: Connection, since: Mapping[str, int], last: int | None) -> None:
@@ -196,9 +199,11 @@ def forget(conn: Connection, since: Mapping[str, int], last: int | None) -> None
     if conn.dialect.name == "postgresql":
         conn.execute(text(_PG_FORGET), {"rows": json.dumps(rows, ensure_ascii=False)})
         return
-    t = TABLE.c
-    conn.execute(delete(TABLE).where(t.account_id == bindparam("account_id"),
-                                     t.end_us >= bindparam("since_us")), rows)  # fmt: skip
+    conn.execute(_FORGET, rows)
+
+
+_FORGET = delete(TABLE).where(TABLE.c.account_id == bindparam("account_id"),
+                              TABLE.c.end_us >= bindparam("since_us"))  # fmt: skip
 
 
 _PG_FORGET = f"""
