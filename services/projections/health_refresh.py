@@ -52,6 +52,12 @@ class HealthRefresher:
         self._weeks, self._months = history
         self._failed: dict[str, float] = {}  # account -> monotonic time to try it again
         self._history_done: tuple[str, tuple[int, ...]] | None = None  # (rules, ends) complete
+        self._read_to: dict[int, str] = {}
+        """Per end, the last account the history fill was given: the next lookup reads on
+        from there, and starts over from the first account once it finds nothing after it."""
+        self._complete: set[tuple[str, int]] = set()
+        """(rules, end) whose lookup from the first account found nothing missing: not looked
+        up again on the passes that fill the next ends, until an account changes."""
         self._history_recheck_at = 0.0
         self._at_risk_below = at_risk_below
         self._figures_retry_at = 0.0
@@ -83,6 +89,7 @@ class HealthRefresher:
             self.stored = 0
             return 0
         self._history_done = None  # these accounts changed: their past states may be gone
+        self._complete.clear()
         found = self._evaluate(sorted(claimed.stamps), as_of)
         with self._db.transaction() as conn:
             self.stored = health_cache.store(conn, claimed, found, as_of)
@@ -105,10 +112,8 @@ class HealthRefresher:
 
         self._failed = {a: until for a, until in self._failed.items() if until > now}
         for end in ends:
-            with self._db.reading() as conn:
-                found = state_history.missing(conn, end, as_of, self._batch + len(self._failed))
-            kept = [a for a in sorted(found) if a not in self._failed][: self._batch]
-            stamps = {a: found[a] for a in kept}
+            found = self._missing(end, as_of)
+            stamps = {a: found[a] for a in sorted(found)}
             if not stamps:
                 continue
             at_end = replace(as_of, now_us=end)
@@ -133,7 +138,33 @@ class HealthRefresher:
         # refreshers), not on every idle pass (each end's lookup is an anti-join over the
         # directory).
         self._history_done, self._history_recheck_at = checked, now + 60
+        self._complete.clear()  # the next look (a minute on, or a change) checks every end
         return 0
+
+    def _missing(self, end: int, as_of: AsOf) -> dict[str, int]:
+        """Accounts missing at ``end`` and not passed over (``_failed``), read on from the
+        last lookup's; from the first account again when none is after it (accounts changed
+        behind the last batch lose their states, and ones passed over come due again). Up to
+        a batch; empty only when a lookup from the first account finds none."""
+        done = (health_cache.policy_key(as_of), end)
+        if done in self._complete:
+            return {}
+        after = self._read_to.get(end, "")
+        limit = self._batch + len(self._failed)  # the batch, whichever of them failed before
+        with self._db.reading() as conn:
+            found = state_history.missing(conn, end, as_of, limit, after)
+            if after and not found.keys() - self._failed.keys():
+                found = state_history.missing(conn, end, as_of, limit)
+        fresh = [a for a in found if a not in self._failed][: self._batch]  # directory order
+        if not fresh:
+            self._complete.add(done)
+        if found:  # read on after this batch (or after accounts that all failed before)
+            self._read_to[end] = fresh[-1] if fresh else next(reversed(found))
+        else:
+            self._read_to.pop(end, None)
+        if len(self._read_to) > 64:  # ends no longer kept
+            self._read_to = {e: a for e, a in self._read_to.items() if e in self._ends(as_of)}
+        return {a: found[a] for a in fresh}
 
     def _keep_figures(self, as_of: AsOf, ends: list[int]) -> int:
         """The sums per group at the latest end that lacks some (every state there is kept),

@@ -380,9 +380,10 @@ def test_an_idle_refresher_does_not_look_for_missing_states_on_every_pass(
     calls: list[int] = []
     real = state_history.missing
 
-    def counted(conn: Connection, end: int, at: AsOf, limit: int) -> dict[str, int]:
+    def counted(conn: Connection, end: int, at: AsOf, limit: int,
+                after: str = "") -> dict[str, int]:  # fmt: skip
         calls.append(end)
-        return real(conn, end, at, limit)
+        return real(conn, end, at, limit, after)
 
     monkeypatch.setattr(state_history, "missing", counted)
     assert [refresher.refresh_once() for _ in range(5)] == [0] * 5
@@ -391,6 +392,58 @@ def test_an_idle_refresher_does_not_look_for_missing_states_on_every_pass(
     refresher.refresh_all()  # the account changed: its forgotten states are kept again
     assert calls
     assert _check_kept(db, as_of) == 4
+
+
+def test_a_history_fill_reads_on_from_its_last_batch(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each lookup of missing accounts starts after the previous batch (a lookup from the
+    first account every time passed every account already kept again: quadratic, and at
+    100,000 accounts the fill did not finish in ten minutes); an account changed behind the
+    reading point gets its states back when the lookup starts over."""
+    views = projections()
+    fold(db, [])
+    names = [f"acct-{c}" for c in "abcdefghi"]
+    _deliver(db, views, [
+        StoredEvent(parse_event(make_event("account.registered", account_id=a,
+                                           occurred_at=(NOW - timedelta(days=40)).isoformat(),
+                                           payload={"name": f"고객 {a}"})), f"reg-{i}", 0, i, NOW)
+        for i, a in enumerate(names)
+    ])  # fmt: skip
+    as_of = AsOf(to_micros(CLOCK), ZoneInfo("UTC"))
+    refresher = HealthRefresher(db, lambda: as_of, batch=2, history=(2, 0))
+    refresher.refresh_all(history=False)
+    calls: list[tuple[int, str, list[str]]] = []
+    real = state_history.missing
+
+    def recorded(conn: Connection, end: int, at: AsOf, limit: int,
+                 after: str = "") -> dict[str, int]:  # fmt: skip
+        found = real(conn, end, at, limit, after)
+        calls.append((end, after, list(found)))
+        return found
+
+    monkeypatch.setattr(state_history, "missing", recorded)
+    assert refresher.refresh_once() == 2
+    assert refresher.refresh_once() == 2
+    (end, first_after, first), (same_end, second_after, second) = calls
+    assert (same_end, first_after, second_after) == (end, "", first[-1])
+    assert not set(first) & set(second)
+    changed = StoredEvent(parse_event(make_event(
+        "support.ticket_opened", account_id=first[0],
+        occurred_at=(NOW - timedelta(days=1)).isoformat(),
+        payload={"ticket_id": "T-9", "subject": "로그인 오류", "category": "login",
+                 "severity": "high"})), "late-1", 0, 99, NOW)  # fmt: skip
+    _deliver(db, views, [changed])
+    refresher.refresh_all()
+    with db.reading() as conn:
+        kept = _kept(conn)
+    assert {(e, a) for e, a in kept} == {(e, a) for e in state_history.ends(as_of, 2, 0)
+                                         for a in names}  # fmt: skip
+    assert _check_kept(db, as_of) == 2 * len(names)
+    starts = [after for e, after, _ in calls if e == end]
+    # One lookup from the first account, one per batch after it, one finding nothing after
+    # the last, one starting over (the changed account), then one finding nothing at all.
+    assert starts.count("") <= 4 < len(starts), starts
 
 
 def test_a_registration_regroups_the_kept_sums_of_every_end(db: Database) -> None:
