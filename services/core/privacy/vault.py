@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     select,
     text,
@@ -372,18 +373,25 @@ def _accounts(event: EnvelopeBase) -> list[str]:
 def _by_identity(conn: Connection, firsts: list[str]) -> dict[str, tuple[str, bytes]]:
     found: dict[str, tuple[str, bytes]] = {}
     for i in range(0, len(firsts), _CHUNK):
-        rows = conn.execute(select(KEYS.c.identity, KEYS.c.subject, KEYS.c.key)
-                            .where(KEYS.c.identity.in_(firsts[i:i + _CHUNK])))  # fmt: skip
+        rows = conn.execute(_BY_IDENTITY, {"ids": firsts[i:i + _CHUNK]})  # fmt: skip
         found.update({r.identity: (r.subject, bytes.fromhex(r.key)) for r in rows})
     return found
+
+
+# Built once: every POST with a personal contact runs them.
+_BY_IDENTITY = select(KEYS.c.identity, KEYS.c.subject, KEYS.c.key).where(
+    KEYS.c.identity.in_(bindparam("ids", expanding=True))
+)
+_KNOWN = select(IDENTITIES.c.digest, IDENTITIES.c.subject).where(
+    IDENTITIES.c.digest.in_(bindparam("digests", expanding=True))
+)
 
 
 def _known(conn: Connection, digests: set[str]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     wanted = sorted(digests)
     for i in range(0, len(wanted), _CHUNK):
-        rows = conn.execute(select(IDENTITIES.c.digest, IDENTITIES.c.subject)
-                            .where(IDENTITIES.c.digest.in_(wanted[i:i + _CHUNK])))  # fmt: skip
+        rows = conn.execute(_KNOWN, {"digests": wanted[i:i + _CHUNK]})  # fmt: skip
         found.update((r.digest, r.subject) for r in rows)
     return found
 

@@ -187,13 +187,17 @@ def epochs(conn: Connection, projections: Sequence[str], generation: int, *,
 
 def _fences(conn: Connection, projections: Sequence[str], generation: int,
             lock: bool) -> dict[str, tuple[int, int | None]]:  # fmt: skip
-    query = select(FENCES.c.projection, FENCES.c.epoch, FENCES.c.held_until_us).where(
-        and_(FENCES.c.projection.in_(list(projections)), FENCES.c.generation == generation)
-    )
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update(read=True)
-    found = {str(p): (int(e), h) for p, e, h in conn.execute(query)}
+    query = _FENCES_SHARED if lock and conn.dialect.name == "postgresql" else _FENCES
+    found = {str(p): (int(e), h) for p, e, h in conn.execute(
+        query, {"names": list(projections), "generation": generation})}  # fmt: skip
     return {name: found.get(name, (0, None)) for name in projections}
+
+
+_FENCES = select(FENCES.c.projection, FENCES.c.epoch, FENCES.c.held_until_us).where(
+    FENCES.c.projection.in_(bindparam("names", expanding=True)),
+    FENCES.c.generation == bindparam("generation"),
+)
+_FENCES_SHARED = _FENCES.with_for_update(read=True)
 
 
 def fence(conn: Connection, resumed_at: Mapping[str, int], generation: int) -> None:
