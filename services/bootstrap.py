@@ -293,7 +293,8 @@ def build_app(services: Services, role: Role = "all") -> FastAPI:
     if role == "all" and settings.run_projector:
         starts.append(services.start_projector)
     limiter = WriteLimiter(settings.write_rate, settings.max_batch)
-    routers = [build_router(services.ingest, settings.max_batch, limiter),
+    routers = [build_router(services.ingest, settings.max_batch, limiter,
+                            settings.max_body_bytes),
                build_targets_router(services.ingest, limiter)] if takes_writes else []  # fmt: skip
     return create_app(
         container,

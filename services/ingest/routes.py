@@ -16,6 +16,7 @@ from services.core.codec import loads_strict
 from services.core.consistency import TOKEN_HEADER, token_for
 from services.core.ports import LogUnavailable, StoreUnavailable
 from services.core.problems import error_body
+from services.ingest.coalescer import Coalescer
 from services.ingest.service import IngestService, ItemResult, WriteRefused
 
 EVENT_SCHEMA_REF = {"$ref": "#/components/schemas/Event"}
@@ -136,11 +137,14 @@ def _give_back(limiter: WriteLimiter | None, request: Request, events: int) -> N
         limiter.give_back(grant_of(request), events)
 
 
-def build_router(service: IngestService, max_batch: int,
-                 limiter: WriteLimiter | None = None) -> APIRouter:  # fmt: skip
+def build_router(service: IngestService, max_batch: int, limiter: WriteLimiter | None = None,
+                 max_bytes: int = 1 << 20) -> APIRouter:  # fmt: skip
     """The ingest endpoints, bound to one service (``limiter``: the keys' write rates;
-    None: no limit)."""
+    None: no limit). Single POSTs in flight together are submitted together (``coalescer``),
+    at most ``max_batch`` events and about ``max_bytes`` of bodies at a time."""
     router = APIRouter(prefix="/v1/events", tags=["ingest"])
+    coalescer = Coalescer(lambda *args, **kw: service.submit(*args, **kw), run_in_threadpool,
+                          max_items=max_batch, max_bytes=max_bytes)  # fmt: skip
     event_body = {"required": True, "content": {"application/json": {"schema": EVENT_SCHEMA_REF}}}
     batch_body = {
         "required": True,
@@ -169,7 +173,7 @@ def build_router(service: IngestService, max_batch: int,
         if limited is not None:
             return limited
         try:
-            (result,) = await run_in_threadpool(service.submit, [data], grant_of(request))
+            result = await coalescer.submit(data, grant_of(request), len(await request.body()))
         except WriteRefused as exc:
             _give_back(limiter, request, 1)
             return _refused(exc, batch=False)

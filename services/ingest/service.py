@@ -218,16 +218,21 @@ class IngestService:
         )
         return [{"path": "contacts", "problem": problem, "kind": "fanout_too_large"}]
 
-    def submit(self, raw_items: Sequence[Any], grant: Grant | None = None) -> list[ItemResult]:
+    def submit(self, raw_items: Sequence[Any], grant: Grant | None = None, *,
+               count_refused_only: bool = False) -> list[ItemResult]:  # fmt: skip
         """Validate, deduplicate and append; one result per item, in order. ``grant``: the
         request's key, which must be allowed to write every valid item (else ``WriteRefused``
         and nothing is appended) and is recorded with each (``recorded_by``); None for an
-        in-process caller (tests, the bench): the HTTP routes always pass one."""
+        in-process caller (tests, the bench): the HTTP routes always pass one. A refusal counts
+        every item as forbidden (a batch is refused whole), or with ``count_refused_only`` the
+        refused items only (the group commit submits the others again)."""
         try:
             results = self._submit(raw_items, grant)
         except WriteRefused as exc:
-            for raw in raw_items:
-                INGEST_EVENTS.labels("forbidden", event_type_label(raw)).inc()
+            refused = {i for i, _, _ in exc.refusals}
+            for index, raw in enumerate(raw_items):
+                if index in refused or not count_refused_only:
+                    INGEST_EVENTS.labels("forbidden", event_type_label(raw)).inc()
             log.warning("%d events refused: %s", len(raw_items), exc)
             raise
         except (LogUnavailable, StoreUnavailable) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -164,6 +165,48 @@ def test_same_event_id_and_body_is_a_duplicate_with_the_same_position(
 
     settle(client, services, "dup-acct", first)
     assert timeline_ids(client, "dup-acct") == [body["event_id"]]
+
+
+def test_concurrent_single_posts_each_get_their_own_answer(
+    client: httpx.Client, services: Services
+) -> None:
+    """Single POSTs in flight together are submitted together (the group commit): each still
+    gets its own answer — a refused event 403 alone, a client's retry of an id in flight the
+    same position, a different body under a used id 409 — and each event is appended once."""
+    made = client.post("/v1/admin/keys", json={"name": "desk", "write_departments": ["support"]})
+    assert made.status_code == 201, made.text
+    desk = made.json()["secret"]
+    account = "concurrent-acct"
+    bodies = [make_event("support.ticket_opened", account_id=account,
+                         payload={**SAMPLE_PAYLOADS["support.ticket_opened"],
+                                  "subject": f"동시 접수 {n}"}) for n in range(24)]  # fmt: skip
+    retried = bodies[3]
+    other = {**bodies[5], "payload": {**bodies[5]["payload"], "subject": "다른 내용"}}
+    refused = make_event("sales.call_logged", account_id=account)
+    sends = [(b, desk) for b in bodies] + [(retried, desk), (other, desk), (refused, desk)]
+    before = _group_sum(client)
+    with ThreadPoolExecutor(len(sends)) as pool:
+        answers = list(pool.map(lambda s: client.post("/v1/events", json=s[0], headers={
+            "Authorization": f"Bearer {s[1]}"}), sends))  # fmt: skip
+    codes = [r.status_code for r in answers]
+    assert [c for i, c in enumerate(codes[:24]) if i not in (3, 5)] == [202] * 22, codes
+    assert sorted([codes[3], codes[24]]) == [200, 202]  # whichever came first is appended
+    assert answers[24].json()["position"] == answers[3].json()["position"]
+    assert sorted([codes[5], codes[25]]) == [202, 409]
+    assert codes[26] == 403
+    assert paths_of(answers[26].json()["error"]) == ["actor.department"]
+    assert _group_sum(client) - before == len(sends)  # every single POST went through a group
+    settle(client, services, account, *[a.json() for a in answers if a.status_code == 202])
+    kept = {b["event_id"] for b in bodies}
+    assert sorted(timeline_ids(client, account)) == sorted(kept)
+
+
+def _group_sum(client: httpx.Client) -> float:
+    text = client.get("/metrics").text
+    for line in text.splitlines():
+        if line.startswith("onevoice_ingest_group_events_sum "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def test_same_event_id_with_a_different_body_is_a_conflict(

@@ -43,8 +43,9 @@ def test_metric_names_follow_the_conventions() -> None:
     for metric in COUNTED:
         [family] = metric.describe()
         assert family.name.startswith("onevoice_")
-        suffix = {"counter": "", "histogram": "_seconds"}[family.type]
-        assert family.name.endswith(suffix), family.name  # counters get _total when exposed
+        # counters get _total when exposed; a histogram names its unit (time, or events)
+        suffixes = {"counter": ("",), "histogram": ("_seconds", "_events")}[family.type]
+        assert family.name.endswith(suffixes), family.name
 
 
 def test_a_scrape_with_the_log_and_the_database_down_answers_200(tmp_path: Path) -> None:

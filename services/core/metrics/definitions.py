@@ -31,6 +31,12 @@ INGEST_EVENTS = Counter(
     "unavailable) and event type ('invalid' when the type is not one of the contract's).",
     ["status", "type"],
 )
+INGEST_GROUP_EVENTS = Histogram(
+    "onevoice_ingest_group_events",
+    "Single POSTs (POST /v1/events) submitted together in one group commit, per group: 1 "
+    "when a request found none in flight. The sum counts every single POST once.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+)
 HTTP_REQUEST_DURATION = Histogram(
     "onevoice_http_request_duration_seconds",
     "Time from receiving a request to the end of its response, by route template "
@@ -78,8 +84,8 @@ HEALTH_EVALUATIONS = Counter(
     ["by"],
 )
 
-COUNTED = (INGEST_EVENTS, HTTP_REQUEST_DURATION, PROJECTION_BATCH_DURATION, PROJECTION_EVENTS,
-           PROJECTION_RECORDS_PARKED, LOG_APPEND_FAILURES, LOG_CONSUMER_RESTARTS,
+COUNTED = (INGEST_EVENTS, INGEST_GROUP_EVENTS, HTTP_REQUEST_DURATION, PROJECTION_BATCH_DURATION,
+           PROJECTION_EVENTS, PROJECTION_RECORDS_PARKED, LOG_APPEND_FAILURES, LOG_CONSUMER_RESTARTS,
            SCRAPE_ERRORS, HEALTH_EVALUATIONS)  # fmt: skip
 """Every metric of this module (the README's metrics table names each one)."""
 
