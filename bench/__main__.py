@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import subprocess
 import sys
 import time
 from contextlib import ExitStack
@@ -108,6 +109,24 @@ def pg_facts(db_url: str) -> dict[str, str]:
     return facts
 
 
+def _code() -> str:
+    """The commit measured (with ``+changes`` when the work tree differs from it)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True, text=True,
+                               check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + ("+changes" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args, opts = parse(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -145,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         facts = pg_facts(db_url)
     total = time.perf_counter() - started
     result: dict[str, Any] = {
-        "started": stamp, "total_s": round(total, 1), "servers_setup_s": round(setup_s, 1),
+        "started": stamp, "code": _code(), "total_s": round(total, 1),
+        "servers_setup_s": round(setup_s, 1),
         "error": error, "options": {**asdict(opts), "profile": str(opts.profile or "")},
         "external_servers": {"kafka": bool(os.environ.get("BENCH_KAFKA_BOOTSTRAP")),
                              "postgres": bool(os.environ.get("BENCH_PG_URL"))},
