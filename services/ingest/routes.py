@@ -143,7 +143,7 @@ def build_router(service: IngestService, max_batch: int, limiter: WriteLimiter |
     None: no limit). Single POSTs in flight together are submitted together (``coalescer``),
     at most ``max_batch`` events and about ``max_bytes`` of bodies at a time."""
     router = APIRouter(prefix="/v1/events", tags=["ingest"])
-    coalescer = Coalescer(lambda *args, **kw: service.submit(*args, **kw), run_in_threadpool,
+    coalescer = Coalescer(lambda raws, grant: service.submit_each(raws, grant), run_in_threadpool,
                           max_items=max_batch, max_bytes=max_bytes)  # fmt: skip
     event_body = {"required": True, "content": {"application/json": {"schema": EVENT_SCHEMA_REF}}}
     batch_body = {

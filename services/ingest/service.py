@@ -218,21 +218,16 @@ class IngestService:
         )
         return [{"path": "contacts", "problem": problem, "kind": "fanout_too_large"}]
 
-    def submit(self, raw_items: Sequence[Any], grant: Grant | None = None, *,
-               count_refused_only: bool = False) -> list[ItemResult]:  # fmt: skip
+    def submit(self, raw_items: Sequence[Any], grant: Grant | None = None) -> list[ItemResult]:
         """Validate, deduplicate and append; one result per item, in order. ``grant``: the
         request's key, which must be allowed to write every valid item (else ``WriteRefused``
         and nothing is appended) and is recorded with each (``recorded_by``); None for an
-        in-process caller (tests, the bench): the HTTP routes always pass one. A refusal counts
-        every item as forbidden (a batch is refused whole), or with ``count_refused_only`` the
-        refused items only (the group commit submits the others again)."""
+        in-process caller (tests, the bench): the HTTP routes always pass one."""
         try:
-            results = self._submit(raw_items, grant)
+            results = self._submit(raw_items, grant, [None] * len(raw_items))
         except WriteRefused as exc:
-            refused = {i for i, _, _ in exc.refusals}
-            for index, raw in enumerate(raw_items):
-                if index in refused or not count_refused_only:
-                    INGEST_EVENTS.labels("forbidden", event_type_label(raw)).inc()
+            for raw in raw_items:
+                INGEST_EVENTS.labels("forbidden", event_type_label(raw)).inc()
             log.warning("%d events refused: %s", len(raw_items), exc)
             raise
         except (LogUnavailable, StoreUnavailable) as exc:
@@ -240,6 +235,42 @@ class IngestService:
                 INGEST_EVENTS.labels("unavailable", event_type_label(raw)).inc()
             log.warning("%d events not taken: %s", len(raw_items), exc)
             raise
+        self._count(raw_items, results)
+        return results
+
+    def submit_each(self, raw_items: Sequence[Any], grant: Grant) -> list[ItemResult | Exception]:
+        """``submit`` for items that are each another client's request (the group commit,
+        ``coalescer``): per item its result, or the error its request would have got alone —
+        ``WriteRefused`` for a refused item (the others are submitted again, without it), and
+        the ``LogUnavailable``/``StoreUnavailable`` for an item whose answer needed the log or
+        the store when they failed (a rejected item, or a duplicate the receipts already
+        showed, keeps its answer)."""
+        answered: list[ItemResult | None] = [None] * len(raw_items)
+        try:
+            done = self._submit(raw_items, grant, answered)
+        except WriteRefused as exc:
+            refused: dict[int, list[tuple[int, str, str]]] = {}
+            for index, field_name, problem in exc.refusals:
+                refused.setdefault(index, []).append((0, field_name, problem))
+            for index in refused:
+                INGEST_EVENTS.labels("forbidden", event_type_label(raw_items[index])).inc()
+            log.warning("%d of %d events refused: %s", len(refused), len(raw_items), exc)
+            rest = [i for i in range(len(raw_items)) if i not in refused]
+            again = iter(self.submit_each([raw_items[i] for i in rest], grant) if rest else [])
+            return [WriteRefused(refused[i]) if i in refused else next(again)
+                    for i in range(len(raw_items))]  # fmt: skip
+        except (LogUnavailable, StoreUnavailable) as exc:
+            unanswered = [raw for raw, r in zip(raw_items, answered, strict=True) if r is None]
+            for raw in unanswered:
+                INGEST_EVENTS.labels("unavailable", event_type_label(raw)).inc()
+            log.warning("%d events not taken: %s", len(unanswered), exc)
+            self._count([raw for raw, r in zip(raw_items, answered, strict=True) if r],
+                        [r for r in answered if r is not None])  # fmt: skip
+            return [exc if r is None else r for r in answered]
+        self._count(raw_items, done)
+        return list(done)
+
+    def _count(self, raw_items: Sequence[Any], results: Sequence[ItemResult]) -> None:
         for raw, result in zip(raw_items, results, strict=True):
             INGEST_EVENTS.labels(result.status, event_type_label(raw)).inc()
             if result.status == "accepted" and result.position is not None:
@@ -247,10 +278,11 @@ class IngestService:
                     "event_id": result.event_id, "partition": result.position[0],
                     "offset": result.position[1],
                 })  # fmt: skip
-        return results
 
-    def _submit(self, raw_items: Sequence[Any], grant: Grant | None) -> list[ItemResult]:
-        results: list[ItemResult | None] = [None] * len(raw_items)
+    def _submit(self, raw_items: Sequence[Any], grant: Grant | None,
+                results: list[ItemResult | None]) -> list[ItemResult]:  # fmt: skip
+        """Fills ``results`` (one None per item) as answers are known, so a caller that
+        catches an error here still has the answers decided before it."""
         first: dict[str, tuple[int, EnvelopeBase, str]] = {}
         repeats: list[tuple[int, str, str]] = []
         refusals: list[tuple[int, str, str]] = []

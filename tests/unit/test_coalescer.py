@@ -29,19 +29,22 @@ SALES_ONLY = Grant("sales-key", frozenset({"sales"}))
 
 
 class Gated:
-    """``IngestService.submit`` that records each group and holds the first one until
-    ``release`` (so the requests after it are known to wait while it is in flight)."""
+    """``IngestService.submit_each`` that records each group and holds the first one until
+    ``release`` (so the requests after it are known to wait while it is in flight); a body
+    whose source is "boom" makes its group's submit raise (a bug in one request)."""
 
     def __init__(self, service: IngestService) -> None:
         self.service = service
         self.groups: list[list[Any]] = []
         self.gate = threading.Event()
 
-    def __call__(self, raw: Sequence[Any], grant: Grant | None, **kw: Any) -> list[ItemResult]:
+    def __call__(self, raw: Sequence[Any], grant: Grant) -> list[ItemResult | Exception]:
         self.groups.append(list(raw))
         if len(self.groups) == 1:
             assert self.gate.wait(10)
-        return self.service.submit(raw, grant, **kw)
+        if any(r.get("source") == "boom" for r in raw):
+            raise RuntimeError("a bug that one body sets off")
+        return self.service.submit_each(list(raw), grant)
 
 
 def _service() -> tuple[InMemoryLog, IngestService]:
@@ -137,7 +140,7 @@ def test_a_refused_event_is_refused_alone_and_the_others_of_its_group_are_append
     assert isinstance(refused, WriteRefused)
     assert [(i, field) for i, field, _ in refused.refusals] == [(0, "actor.department")]
     assert [r.status for r in results if isinstance(r, ItemResult)] == ["accepted"] * 3
-    assert [len(g) for g in gated.groups] == [1, 3, 2]  # the group, then its others again
+    assert [len(g) for g in gated.groups] == [1, 3]  # submit_each submits the others again
     assert len(log.all_records(TOPIC)) == 3
     assert _forbidden() - before == 1  # the refused event only
 
@@ -151,24 +154,65 @@ def test_requests_of_different_keys_are_never_submitted_together() -> None:
         (_event(4), SALES_ONLY),
     ]))  # fmt: skip
     assert [r.status for r in results] == ["accepted"] * 4
-    assert [len(g) for g in gated.groups] == [1, 2, 1]  # the sales key's two, then the other
+    assert sorted(len(g) for g in gated.groups) == [1, 1, 2]  # per key: everything-key's
+    # first, then the sales key's two together (held back by nothing but their own first)
     by_id = {codec.decode(r).event_id: codec.decode(r).event.recorded_by
              for r in log.all_records(TOPIC)}  # fmt: skip
     assert [by_id[r.event_id] for r in results] == [
         "everything-key", "sales-key", "everything-key", "sales-key"]  # fmt: skip
 
 
-def test_a_log_outage_fails_every_request_of_the_group() -> None:
+def test_a_log_outage_fails_the_requests_that_needed_the_log_only() -> None:
     log, service = _service()
     gated = Gated(service)
     coalescer = Coalescer(gated, run_in_threadpool, max_items=500, max_bytes=1 << 20)
+    assert service.submit([_event(7)], EVERYONE)[0].status == "accepted"
     log.fail_appends = True
-    results = asyncio.run(_post_all(coalescer, gated, [(_event(n), EVERYONE)
-                                                       for n in range(4)]))  # fmt: skip
-    assert all(isinstance(r, LogUnavailable) for r in results)
+    invalid = {**_event(8), "occurred_at": "어제"}
+    results = asyncio.run(_post_all(coalescer, gated, [
+        (_event(1), EVERYONE), (_event(2), EVERYONE), (_event(7), EVERYONE),
+        (invalid, EVERYONE), (_event(3), EVERYONE),
+    ]))  # fmt: skip
+    assert isinstance(results[0], LogUnavailable)  # alone in its group
+    assert isinstance(results[1], LogUnavailable) and isinstance(results[4], LogUnavailable)
+    assert results[2].status == "duplicate"  # the receipts answered it: no log needed
+    assert results[3].status == "rejected"
+    assert [e["path"] for e in results[3].errors] == ["occurred_at"]
     log.fail_appends = False  # the clients retry with the same event ids: all appended
     again = asyncio.run(coalescer.submit(_event(2), EVERYONE, 100))
     assert again.status == "accepted"
+
+
+def test_a_request_that_sets_off_a_bug_fails_alone() -> None:
+    _, service = _service()
+    gated = Gated(service)
+    coalescer = Coalescer(gated, run_in_threadpool, max_items=500, max_bytes=1 << 20)
+    results = asyncio.run(_post_all(coalescer, gated, [
+        (_event(1), EVERYONE), (_event(2), EVERYONE), ({**_event(3), "source": "boom"}, EVERYONE),
+        (_event(4), EVERYONE),
+    ]))  # fmt: skip
+    assert [type(r).__name__ for r in results] == [
+        "ItemResult", "ItemResult", "RuntimeError", "ItemResult"]  # fmt: skip
+    assert [len(g) for g in gated.groups] == [1, 3, 1, 1, 1]  # the group failed: each alone
+
+
+def test_a_key_does_not_wait_for_another_keys_submit() -> None:
+    _, service = _service()
+    gated = Gated(service)
+    coalescer = Coalescer(gated, run_in_threadpool, max_items=500, max_bytes=1 << 20)
+
+    async def scenario() -> tuple[ItemResult, bool]:
+        held = asyncio.ensure_future(coalescer.submit(_event(1), EVERYONE, 100))
+        while not gated.groups:
+            await asyncio.sleep(0.001)
+        other = await asyncio.wait_for(coalescer.submit(_event(2), SALES_ONLY, 100), 5)
+        still_held = not held.done()
+        gated.gate.set()
+        await held
+        return other, still_held
+
+    other, still_held = asyncio.run(scenario())
+    assert other.status == "accepted" and still_held
 
 
 @pytest.mark.parametrize(("max_items", "max_bytes", "sizes"),
