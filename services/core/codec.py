@@ -144,7 +144,7 @@ def decode(record: LogRecord) -> StoredEvent:
     claimed = (str(claimed_id)[:36] if isinstance(claimed_id, str) else None,
                claimed_type if isinstance(claimed_type, str) else None)  # fmt: skip
     try:
-        event = parse_event(data)
+        event = parse_event(data, source=record.value)
     except ValidationError as exc:
         errors = field_errors(exc)
         newer = _newer_contract(data, {e["kind"] for e in errors})

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.core import codec
-from services.core.events import dump_event, parse_event
+from services.core.codec import RecordRejected
+from services.core.events import dump_event, field_errors, parse_event
 from services.core.ports import LogMisconfigured, LogRecord, LogUnavailable, Receipt
 from services.ingest.service import IngestService, digest_of
 from tests.fakes import InMemoryLog, InMemoryReceipts
@@ -547,6 +549,40 @@ def test_decode_of_a_record_nested_too_deeply_raises_value_error() -> None:
     assert codec.loads_strict(raw)["payload"]["notes"][0][0] == nested(698)  # JSON can hold it
     with pytest.raises(ValueError, match="nested_too_deeply"):
         codec.decode(as_log_record(raw))
+
+
+@pytest.mark.parametrize("depth", [31, 32, 33])
+def test_decode_refuses_a_record_exactly_as_deep_as_parse_event_does(depth: int) -> None:
+    """Decoding skips the walk over every value when the record's text cannot nest
+    ``MAX_DEPTH`` deep; at the edge it must still agree with ``parse_event`` on its own."""
+    body = make_event(payload={"subject": "깊이", "notes": None})
+    body["payload"]["notes"] = nested(depth - 2)  # the envelope and the payload: two levels
+    raw = json.dumps(body, ensure_ascii=False).encode()
+    try:
+        parse_event(codec.loads_strict(raw))
+        alone = None
+    except ValidationError as exc:
+        alone = [e["kind"] for e in field_errors(exc)]
+    try:
+        codec.decode(as_log_record(raw))
+        decoded = None
+    except RecordRejected as exc:
+        decoded = str(exc)
+    assert (alone is None) == (decoded is None), (alone, decoded)
+    if alone is not None:
+        assert alone[0] in decoded  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("text", [r"a\u0000b", r"a\\u0000b", "{[{[" * 10, r"\\" + "[" * 40])
+def test_decode_finds_a_nul_and_ignores_brackets_and_escapes_inside_strings(text: str) -> None:
+    body = make_event(payload={"subject": "x"})
+    raw = json.dumps(body, ensure_ascii=False).encode().replace(b'"x"', f'"{text}"'.encode())
+    if text == r"a\u0000b":  # JSON text: the escape of U+0000
+        with pytest.raises(RecordRejected, match="nul_character"):
+            codec.decode(as_log_record(raw))
+    else:  # an escaped backslash before u0000, brackets in text: an ordinary subject
+        assert codec.decode(as_log_record(raw)).event.payload.subject == json.loads(
+            f'"{text}"')  # fmt: skip
 
 
 @pytest.mark.parametrize(
