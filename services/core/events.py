@@ -668,8 +668,11 @@ def _locate_unstorable(value: Any) -> tuple[list[Loc], Loc | None]:
 
 def _cannot_be_unstorable(source: bytes) -> bool:
     """True when JSON text ``source`` can hold no U+0000 and nest no ``MAX_DEPTH`` deep
-    (brackets inside strings only make this say False more often)."""
-    return (b"\\u0000" not in source and b"\x00" not in source
+    (brackets inside strings only make this say False more often). Any ``\\u`` escape sends
+    the text to the walk: the C scanner reads U+0000 only from ``\\u0000``, but the pure-Python
+    one also from ``\\u 000`` or ``\\u+000`` (``int(esc, 16)``), and ingest writes no
+    ``\\u`` escape but for control characters."""
+    return (b"\\u" not in source and b"\x00" not in source
             and source.count(b"{") + source.count(b"[") < MAX_DEPTH)  # fmt: skip
 
 
@@ -702,8 +705,8 @@ def parse_event(data: Any, departments: Collection[str] | None = None, *,
     participants, owners) must be one of them. Without it any well-formed department passes:
     an event in the log stays readable whatever the configuration became.
 
-    ``source``: the JSON text ``data`` was parsed from (a log record). When it has no ``\u0000``
-    escape (the only way JSON text can hold U+0000) and fewer than ``MAX_DEPTH`` opening
+    ``source``: the JSON text ``data`` was parsed from (a log record). When it has no ``\\u``
+    escape (the only way JSON text can spell U+0000) and fewer than ``MAX_DEPTH`` opening
     brackets (each object or list needs one), neither check can fail and the walk over every
     value is skipped: it was 7% of a projector's catch-up time.
     """

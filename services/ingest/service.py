@@ -317,6 +317,9 @@ class IngestService:
                 # append; projections keep the first copy of an id, so a double append is safe.
                 to_append.append((event_id, index, self._stamped(event)))
 
+        # Repeats whose answer needs no append (a different body; an original the receipts
+        # answered) are answered now: an outage below must not take those answers away.
+        repeats = _answer_repeats(results, repeats, first)
         mine = [eid for eid, _, _ in to_append if eid not in earlier]
         try:
             logged = [e for _, _, e in to_append]
@@ -333,14 +336,28 @@ class IngestService:
         for (event_id, index, _), position in zip(to_append, positions, strict=True):
             results[index] = ItemResult(index, "accepted", event_id, position)
 
-        for index, event_id, digest in repeats:
-            original = results[first[event_id][0]]
-            assert original is not None
-            if digest != first[event_id][2] or original.status == "conflict":
-                results[index] = _conflict(index, event_id)
-            else:
-                results[index] = ItemResult(index, "duplicate", event_id, original.position)
+        assert not _answer_repeats(results, repeats, first)  # every original is answered now
         return [r for r in results if r is not None]
+
+
+def _answer_repeats(
+    results: list[ItemResult | None],
+    repeats: list[tuple[int, str, str]],
+    first: dict[str, tuple[int, EnvelopeBase, str]],
+) -> list[tuple[int, str, str]]:
+    """Answer each repeat of an event id within one submit that can be answered now: a
+    conflict when its body differs from the first's or the first is one, else the first's
+    duplicate once the first is answered. Returns the repeats still waiting for their first."""
+    waiting = []
+    for index, event_id, digest in repeats:
+        original = results[first[event_id][0]]
+        if digest != first[event_id][2] or (original is not None and original.status == "conflict"):
+            results[index] = _conflict(index, event_id)
+        elif original is not None:
+            results[index] = ItemResult(index, "duplicate", event_id, original.position)
+        else:
+            waiting.append((index, event_id, digest))
+    return waiting
 
 
 def _server_only(event: EnvelopeBase) -> list[dict[str, str]]:

@@ -228,3 +228,18 @@ def test_a_group_holds_at_most_max_items_events_and_about_max_bytes(
                                                        for n in range(9)]))  # fmt: skip
     assert [r.status for r in results] == ["accepted"] * 9
     assert [len(g) for g in gated.groups] == sizes  # a body over max_bytes still goes, alone
+
+
+def test_during_an_outage_a_repeat_keeps_the_answer_its_first_copy_had_without_the_log() -> None:
+    """Within one group, a second request with an id the receipts already answered gets the
+    same 200 (or 409 for another body) as the first, not the 503 of the events the log was
+    needed for."""
+    log, service = _service()
+    assert service.submit([_event(7)], EVERYONE)[0].status == "accepted"
+    log.fail_appends = True
+    other = _event(7)
+    other["payload"] = {"subject": "다른 내용"}
+    answers = service.submit_each([_event(1), _event(7), _event(7), other, _event(1)], EVERYONE)
+    assert isinstance(answers[0], LogUnavailable) and isinstance(answers[4], LogUnavailable)
+    assert [getattr(a, "status", None) for a in answers[1:4]] == [
+        "duplicate", "duplicate", "conflict"]  # fmt: skip
