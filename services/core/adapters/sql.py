@@ -224,11 +224,11 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     return _insert(dialect, table, columns), params
 
 
-def bulk_insert_for(dialect: str, table: Table, columns: Sequence[str]) -> tuple[Any, None]:
+def bulk_insert_for(dialect: str, table: Table, columns: Sequence[str]) -> Any:
     """``bulk_insert``'s statement for rows with these ``columns``, without rows: for callers
     that build their own statement on it once (``functools.cache``) and execute it with the
     parameters ``bulk_insert`` returns."""
-    return _insert(dialect, table, tuple(columns)), None
+    return _insert(dialect, table, tuple(columns))
 
 
 # Statements are immutable: each one built here is reused by every call of its shape. Building

@@ -238,7 +238,7 @@ def touch(conn: Connection, account_ids: Iterable[str]) -> None:
 @functools.cache
 def _touch_statement(dialect: str) -> Any:
     """Built once per dialect: every projector batch runs it."""
-    stmt, _ = bulk_insert_for(dialect, TABLE, ("account_id",))
+    stmt = bulk_insert_for(dialect, TABLE, ("account_id",))
     return stmt.on_conflict_do_update(
         index_elements=[TABLE.c.account_id],
         set_={"stamp": TABLE.c.stamp + 1, "valid_until_us": UNCLAIMED},
