@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-fast tools lint format demo migrate topics bench clean help
+.PHONY: run test test-fast tools lint format demo migrate topics bench bench-large clean help
 
 help:
 	@echo "make run       start OneVoice on http://127.0.0.1:8000 (embedded log + SQLite in ./data)"
@@ -15,6 +15,7 @@ help:
 	@echo "make migrate   apply database migrations"
 	@echo "make topics    create the interactions topic (infinite retention) if missing"
 	@echo "make bench     throughput/latency vs raw limits on Kafka+PostgreSQL (BENCH_ARGS=--quick)"
+	@echo "make bench-large  the scaling table: 200k events/10k accounts, then 1M/100k (about an hour)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,8 +46,13 @@ test: $(STAMP) tools
 test-fast: $(STAMP)
 	ONEVOICE_TEST_FAST=1 $(PY) -m pytest -q -x
 
-bench: $(STAMP)
+bench: $(STAMP) tools
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Two bench runs (projection, replay, query, view) at 200,000 events / 10,000 accounts and at
+# 1,000,000 / 100,000, then bench-results/scaling-<ts>.md: how each figure grows.
+bench-large: $(STAMP) tools
+	$(PY) -m bench.scaling $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check services tests migrations bench
