@@ -76,8 +76,8 @@ class Processes:
 
     def sample(self) -> dict[str, float]:
         out = {"bench": own_cpu()}
-        if self.server is not None:
-            out["server"] = cpu_seconds([self.server])
+        if self.server is not None:  # with its children: `run`'s projector process
+            out["server"] = tree_cpu_seconds(self.server)
         if self.broker is not None:
             out["kafka"] = cpu_seconds([self.broker])
         if self.postmaster is not None:

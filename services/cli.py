@@ -1,6 +1,7 @@
 """``onevoice`` (also ``python -m services``): the services, migrations, topics, replay, demo.
 
-Subcommands: ``run`` (ingest + queries + projector in one process: the embedded default),
+Subcommands: ``run`` (ingest + queries, and the projector in a child process it supervises:
+the embedded default; ``projections/process.py``),
 ``ingest``, ``api``, ``projector`` (the three separately scalable services), ``migrate``,
 ``topics``, ``replay`` (offline), ``rebuild`` (online), ``status``,
 ``dead-letters`` (list | show ID | redrive IDS | redrive --all),
@@ -36,14 +37,38 @@ def _serve(settings: Settings, role: str) -> int:
 
     from services.bootstrap import build, build_app
 
+    child = role == "all" and settings.run_projector and settings.projector_process
+    if child:  # the projector runs in a process of its own (projections/process.py)
+        settings = settings.model_copy(update={"run_projector": False})
     # Only `run` migrates (the embedded default starts with one command); the split roles
     # refuse a schema the migrate job has not brought to this version.
     services = build(settings, run_migrations=role == "all", role=role)  # type: ignore[arg-type]
+    projector = _child_projector(services) if child else None
     app = build_app(services, role)  # type: ignore[arg-type]
     print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
-    # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    try:
+        # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
+        uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
+    finally:
+        if projector is not None:
+            projector.stop()
     return 0
+
+
+def _child_projector(services: Any) -> Any:
+    """Start ``run``'s projector process (after the migrations ``build`` ran); ``/readyz``
+    reports it stopped while none runs. Its health port: ``ONEVOICE_PROJECTOR_PORT`` when set,
+    else a free one (it prints it), so two ``run``s on one machine do not collide."""
+    from dataclasses import replace
+
+    from services.projections.process import ProjectorProcess
+
+    env = dict(os.environ)
+    env.setdefault("ONEVOICE_PROJECTOR_PORT", "0")
+    projector = ProjectorProcess(env)
+    services.container = replace(services.container, projector_failure=projector.failure)
+    projector.start()
+    return projector
 
 
 def _health_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread, str]:
@@ -65,8 +90,9 @@ def _health_server(app: Any, host: str, port: int) -> tuple[Any, threading.Threa
     return server, thread, f"http://{bound[0][0]}:{bound[0][1]}"
 
 
-def _projector(settings: Settings) -> int:
+def _projector(settings: Settings, parent_pid: int | None = None) -> int:
     from services.bootstrap import build, build_app
+    from services.projections.process import exit_with_parent
 
     services = build(settings, run_migrations=False, role="projector")
     try:
@@ -85,6 +111,8 @@ def _projector(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if parent_pid is not None:  # run's child: stop when run is gone, even after a kill -9
+        exit_with_parent(parent_pid, stop)
     print(f"OneVoice projector in group {settings.projector_group}  (health: {base}/readyz)",
           flush=True)  # fmt: skip
     try:
@@ -361,14 +389,17 @@ def _demo(settings: Settings, url: str | None, key_file: str | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="onevoice", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="ingest + query API + projector in one process")
+    sub.add_parser("run", help="ingest + query API, and the projector in a child process")
     sub.add_parser("ingest", help="the ingest HTTP service (POST /v1/events...)")
     sub.add_parser("api", help="the query HTTP service (timelines, events)")
-    sub.add_parser(
+    projector = sub.add_parser(
         "projector",
         help="a projector process (joins the consumer group; /healthz and /readyz on"
         " ONEVOICE_PROJECTOR_PORT)",
     )
+    projector.add_argument("--exit-with-parent", type=int, metavar="PID",
+                           help="stop (finishing the batch) once process PID is no longer this"
+                           " one's parent: how `run` starts its projector")  # fmt: skip
     sub.add_parser("migrate", help="apply database migrations (serialised by a lock)")
     sub.add_parser("topics", help="create the topic (infinite retention) if missing")
     replay = sub.add_parser(
@@ -452,7 +483,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command in ("run", "ingest", "api"):
         return _serve(settings, "all" if command == "run" else command)
     if command == "projector":
-        return _projector(settings)
+        return _projector(settings, args.exit_with_parent)
     if command == "migrate":
         return _migrate(settings)
     if command == "topics":

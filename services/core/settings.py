@@ -141,7 +141,13 @@ class Settings(BaseSettings):
         default="onevoice-projector", description="Consumer group of the projector processes."
     )
     run_projector: bool = Field(
-        default=True, description="Run the projector inside the API process (embedded default)."
+        default=True, description="`run` also projects (embedded default): see projector_process."
+    )
+    projector_process: bool = Field(
+        default=True,
+        description="`run` projects in a child process of its own (its own GIL: the HTTP"
+        " answers do not wait behind projector batches), started, supervised and stopped with"
+        " it; false: in a thread of the API process.",
     )
     consistency_wait_s: float = Field(
         default=2.0,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +25,8 @@ from services.core.ports import (
 )
 from tests import backends
 from tests.fakes import InMemoryLog
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rec(key: str, value: str, headers: tuple[tuple[str, bytes], ...] = ()) -> OutgoingRecord:
@@ -213,6 +217,31 @@ class TestEmbeddedLog(EventLogContract):
             assert b[0] == (a[0][0], a[0][1] + 1)
         finally:
             other.close()
+
+    def test_an_append_by_another_process_wakes_a_waiting_poll(self, log: EventLog) -> None:
+        """``run``'s projector is a child process: an append by the parent must end the
+        child's wait, not leave it to the poll's timeout (the in-process condition cannot)."""
+        log.ensure_topic(self.topic, 4)
+        consumer = log.consumer(self.topic, backends.unique("g"), lambda parts: {})
+        script = (
+            "import sys, time; from services.core.adapters.embedded_log import EmbeddedLog;"
+            "from services.core.ports import OutgoingRecord; time.sleep(1.0);"
+            "EmbeddedLog(__import__('pathlib').Path(sys.argv[1])).append(sys.argv[2],"
+            " [OutgoingRecord(b'k', b'from-another-process', ())])"
+        )  # fmt: skip
+        try:
+            assert consumer.poll(10, 0.05) == []  # assigned, at the end
+            writer = subprocess.Popen([sys.executable, "-c", script, str(self.path), self.topic],
+                                      cwd=ROOT)  # fmt: skip
+            t0 = time.monotonic()
+            got = consumer.poll(10, 60.0)
+            waited = time.monotonic() - t0
+            assert writer.wait(30) == 0
+            assert [r.value for r in got] == [b"from-another-process"]
+            # Woken by the append (about 1 s plus the interpreter's start), not by the timeout.
+            assert waited < 30, waited
+        finally:
+            consumer.close()
 
 
 class TestInMemoryFake(EventLogContract):

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS records (
 # Wakes consumers in this process as soon as a producer in this process appends.
 _appended: dict[str, threading.Condition] = {}
 _appended_guard = threading.Lock()
+_WATCH_S = 0.002
+"""How often a waiting consumer asks SQLite whether another process appended (a few µs each)."""
 
 
 def _condition_for(path: Path) -> threading.Condition:
@@ -193,10 +195,25 @@ class EmbeddedConsumer(LogConsumer):
             self._positions = {p: int(start.get(p, 0)) for p in all_partitions}
         records = self._fetch(max_records)
         if not records and timeout_s > 0:
-            with self._wakeup:
-                self._wakeup.wait(timeout_s)
+            self._wait_for_append(timeout_s)
             records = self._fetch(max_records)
         return records
+
+    def _wait_for_append(self, timeout_s: float) -> None:
+        """Until an append or ``timeout_s``: an append in this process notifies the condition;
+        one in another process (``run``'s ingest, when the projector is its child) changes
+        SQLite's ``PRAGMA data_version`` of this connection, looked at every ``_WATCH_S``."""
+        deadline = time.monotonic() + timeout_s
+        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with self._wakeup:
+                if self._wakeup.wait(min(remaining, _WATCH_S)):
+                    return
+            if self._conn.execute("PRAGMA data_version").fetchone()[0] != version:
+                return
 
     def _fetch(self, max_records: int) -> list[LogRecord]:
         assert self._positions is not None
