@@ -43,10 +43,17 @@ def _serve(settings: Settings, role: str) -> int:
     # Only `run` migrates (the embedded default starts with one command); the split roles
     # refuse a schema the migrate job has not brought to this version.
     services = build(settings, run_migrations=role == "all", role=role)  # type: ignore[arg-type]
-    projector = _child_projector(services) if child else None
-    app = build_app(services, role)  # type: ignore[arg-type]
-    print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)", flush=True)
+    projector = None
     try:
+        if child:
+            projector = _child_projector(services)
+            # uvicorn shuts down gracefully on SIGTERM, then raises it again with the handler
+            # it found: with the default one the process would die before the child is
+            # stopped below. This one ends uvicorn.run with status 0 instead.
+            signal.signal(signal.SIGTERM, _exit_quietly)
+        app = build_app(services, role)  # type: ignore[arg-type]
+        print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)",
+              flush=True)  # fmt: skip
         # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
         uvicorn.run(app, host=settings.host, port=settings.port, log_config=None)
     finally:
@@ -55,20 +62,42 @@ def _serve(settings: Settings, role: str) -> int:
     return 0
 
 
+def _exit_quietly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def _child_projector(services: Any) -> Any:
-    """Start ``run``'s projector process (after the migrations ``build`` ran); ``/readyz``
-    reports it stopped while none runs. Its health port: ``ONEVOICE_PROJECTOR_PORT`` when set,
-    else a free one (it prints it), so two ``run``s on one machine do not collide."""
+    """Start ``run``'s projector process (after the migrations ``build`` ran) and make
+    ``/readyz`` report it (``projections/process.py``). Its health port:
+    ``ONEVOICE_PROJECTOR_PORT`` when set, else a free one, so that two ``run``s on one machine
+    do not collide; its PostgreSQL pool: 4 + 4 unless set (a runner, the refresher, the rebuild
+    worker and its probes need no more)."""
     from dataclasses import replace
 
-    from services.projections.process import ProjectorProcess
+    from services.projections.process import ProjectorProcess, readyz_probe
 
+    settings = services.container.settings
     env = dict(os.environ)
-    env.setdefault("ONEVOICE_PROJECTOR_PORT", "0")
-    projector = ProjectorProcess(env)
+    if env.get("ONEVOICE_PROJECTOR_PORT", "0") == "0":
+        env["ONEVOICE_PROJECTOR_PORT"] = str(_free_port(settings.host))
+    env.setdefault("ONEVOICE_DB_POOL_SIZE", "4")
+    env.setdefault("ONEVOICE_DB_MAX_OVERFLOW", "4")
+    local = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    local = "[::1]" if local == "::" else f"[{local}]" if ":" in local else local
+    probe = readyz_probe(f"http://{local}:{env['ONEVOICE_PROJECTOR_PORT']}/readyz")
+    projector = ProjectorProcess(env, probe=probe)
     services.container = replace(services.container, projector_failure=projector.failure)
     projector.start()
     return projector
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def _health_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread, str]:
@@ -111,8 +140,10 @@ def _projector(settings: Settings, parent_pid: int | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    recheck_s = None
     if parent_pid is not None:  # run's child: stop when run is gone, even after a kill -9
         exit_with_parent(parent_pid, stop)
+        recheck_s = 5.0  # as run's thread did: a checkpoint ahead of the log waits for a fix
     print(f"OneVoice projector in group {settings.projector_group}  (health: {base}/readyz)",
           flush=True)  # fmt: skip
     try:
@@ -120,7 +151,7 @@ def _projector(settings: Settings, parent_pid: int | None = None) -> int:
         services.backfill_new()
         services.rebuild_worker.start()  # runs rebuilds started over HTTP and backfills
         services.health_refresher.start()  # keeps the health cache ahead of the lists
-        services.runner.run_forever(stop)
+        services.runner.run_forever(stop, recheck_s=recheck_s)
     finally:
         # The runner has finished its batch; then the health server, then the connections.
         server.should_exit = True

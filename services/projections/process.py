@@ -7,13 +7,17 @@ POST's answer waits behind the projector's batches. ``run`` therefore starts
 
 - the child runs the same projector as a split deployment's (runner, rebuild worker, health
   refresher; ``/healthz``, ``/readyz`` and ``/metrics`` on ``ONEVOICE_PROJECTOR_PORT``);
-- it is started in a session of its own, so a Ctrl-C in the terminal reaches ``run`` only, and
-  ``run`` stops it (SIGTERM: it finishes its batch) before it closes its own connections;
+- it is started in a session of its own, so a Ctrl-C in the terminal reaches ``run`` only;
+  once ``run``'s HTTP server has shut down (Ctrl-C or SIGTERM), ``run`` stops the child
+  (SIGTERM: it finishes its batch) and waits for it;
 - when ``run`` dies without stopping it (``kill -9``), the child notices its parent is gone
-  within ``WATCH_S`` and stops the same way: no orphan keeps consuming;
-- a child that exits while ``run`` is serving is started again after a pause that doubles from
-  1 s to 30 s (back to 1 s once a child ran for a minute); meanwhile ``failure()`` names the exit
-  status, which makes ``run``'s ``/readyz`` answer 503 with ``"projector": "stopped"``.
+  within ``WATCH_S``, finishes its batch and exits: no orphan keeps consuming;
+- a child that fails (exits with a status other than 0) while ``run`` serves is started again
+  after a pause that doubles from 1 s to 30 s (back to 1 s once a child ran for a minute); one
+  that exits with 0 was asked to stop (a signal from outside ``run``) and is not restarted;
+- ``failure()`` is what ``run``'s ``/readyz`` reports (503): why no child runs, or, while one
+  runs, what the child's own ``/readyz`` says (``probe``): still starting, or not ready (its
+  runner stopped, the database or the log unreachable).
 
 Nothing is lost or doubled by a restart: the projector's position is its checkpoint, committed
 with its view rows.
@@ -46,9 +50,10 @@ class ProjectorProcess:
 
     def __init__(self, env: Mapping[str, str] | None = None,
                  spawn: Callable[[list[str], Mapping[str, str]], subprocess.Popen[bytes]]
-                 | None = None) -> None:  # fmt: skip
+                 | None = None, probe: Callable[[], str | None] | None = None) -> None:  # fmt: skip
         self._env = dict(os.environ if env is None else env)
         self._spawn = spawn or _spawn
+        self._probe = probe
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
@@ -62,8 +67,12 @@ class ProjectorProcess:
         return None if child is None else child.pid
 
     def failure(self) -> str | None:
-        """Why no projector is running now (None while one runs)."""
-        return self._failure
+        """Why no projector runs now, or why the running one is not ready (``probe``); None
+        while it is."""
+        failure = self._failure
+        if failure is not None or self._probe is None:
+            return failure
+        return self._probe()
 
     def start(self) -> None:
         with self._lock:
@@ -89,6 +98,10 @@ class ProjectorProcess:
             code = child.wait()
             if self._stopping.is_set():
                 return
+            if code == 0:  # it was asked to stop (SIGTERM, SIGINT) by someone else than run
+                self._failure = "the projector process stopped (status 0); not restarted"
+                log.warning("%s", self._failure)
+                return
             self._failure = f"the projector process exited with status {code}"
             log.error("%s; starting it again in %.1f s", self._failure, pause)
             if time.monotonic() - started >= HEALTHY_AFTER_S:
@@ -102,8 +115,7 @@ class ProjectorProcess:
                 try:
                     self._launch()
                 except OSError as exc:  # cannot even start it: keep trying, stay unready
-                    self._failure = f"the projector process could not start: {exc}"
-                    log.error("%s", self._failure)
+                    log.error("the projector process could not start: %s", exc)
                     self._child = child  # waits again on the one that exited: returns at once
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
@@ -147,3 +159,28 @@ def exit_with_parent(parent_pid: int, stop: threading.Event) -> threading.Thread
     thread = threading.Thread(target=watch, name="parent-watch", daemon=True)
     thread.start()
     return thread
+
+
+STARTING = "starting: the projector process does not answer on its /readyz yet"
+
+
+def readyz_probe(url: str, timeout_s: float = 2.0) -> Callable[[], str | None]:
+    """``failure()``'s look at a running child: None when its ``/readyz`` (at ``url``) answers
+    200, ``STARTING`` while nothing answers there, else what it reports."""
+    import httpx
+
+    def probe() -> str | None:
+        try:
+            answer = httpx.get(url, timeout=timeout_s)
+        except httpx.HTTPError:
+            return STARTING
+        if answer.status_code == 200:
+            return None
+        try:
+            body = answer.json()
+        except ValueError:
+            body = {}
+        parts = {k: body.get(k) for k in ("projector", "database", "log") if k in body}
+        return f"the projector process is not ready ({answer.status_code}): {parts}"
+
+    return probe

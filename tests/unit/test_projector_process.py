@@ -90,3 +90,55 @@ def test_the_child_side_stops_when_its_parent_is_gone() -> None:
     assert not stop.wait(3 * process.WATCH_S)
     exit_with_parent(os.getppid() + 99_999, stop)  # "no longer my parent"
     assert stop.wait(10)
+
+
+def test_a_child_stopped_from_outside_is_not_restarted() -> None:
+    """Exit status 0: someone asked it to stop (a service manager signalling the whole group
+    while run shuts down): starting another would leave an orphan."""
+    spawn = Sleepers()
+    supervised = ProjectorProcess({}, spawn)
+    supervised.start()
+    try:
+        time.sleep(0.5)  # its SIGTERM handler is installed
+        spawn.children[0].send_signal(signal.SIGTERM)
+        wait_until(lambda: supervised.failure() is not None)
+        assert supervised.failure() == "the projector process stopped (status 0); not restarted"
+        time.sleep(process.FIRST_PAUSE_S + 0.5)
+        assert supervised.starts == 1
+    finally:
+        assert supervised.stop() == 0
+
+
+def test_while_a_child_runs_readiness_is_what_its_probe_says() -> None:
+    answers: list[str | None] = [process.STARTING]
+    supervised = ProjectorProcess({}, Sleepers(), probe=lambda: answers[-1])
+    supervised.start()
+    try:
+        assert supervised.failure() == process.STARTING
+        answers.append(None)
+        assert supervised.failure() is None
+    finally:
+        supervised.stop()
+
+
+def test_the_readyz_probe_reads_the_child_answer() -> None:
+    import httpx
+
+    assert process.readyz_probe("http://127.0.0.1:9/readyz", 0.5)() == process.STARTING
+    calls: list[int] = []
+
+    def fake_get(url: str, timeout: float) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(200, json={"status": "ready"})
+        return httpx.Response(503, json={"projector": "stopped", "database": "ok", "log": "ok"})
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(httpx, "get", fake_get)
+    try:
+        probe = process.readyz_probe("http://child/readyz")
+        assert probe() is None
+        assert probe() == ("the projector process is not ready (503): {'projector': 'stopped',"
+                           " 'database': 'ok', 'log': 'ok'}")  # fmt: skip
+    finally:
+        mp.undo()

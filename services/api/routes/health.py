@@ -29,8 +29,9 @@ async def healthz() -> dict[str, str]:
 def readyz(container: ContainerDep) -> JSONResponse:
     """Readiness of this process's role: 503 unless everything the role needs answers.
 
-    Every role needs the database. Ingest, the projector and the single-process `run` also need
-    the log, and a projector that stopped for good (`projector`) makes them unready. The query
+    Every role needs the database. Ingest, the projector and `run` also need the log, and a
+    projector that stopped for good (`projector`: `stopped`) makes them unready; `run`'s
+    projector process also while it starts (`starting`) or its own `/readyz` is not 200. The query
     API needs only the database: it does not ask the log here (`log` says so) and stays ready
     while the log is down.
 
@@ -52,7 +53,8 @@ def readyz(container: ContainerDep) -> JSONResponse:
         body["database"] = "unavailable"
     failure = container.projector_failure()
     if failure is not None:  # the cause may quote the database: the log and the admin API
-        body["projector"] = "stopped"
+        # `run`'s projector process answers "starting" until its own /readyz does.
+        body["projector"] = "starting" if failure.startswith("starting") else "stopped"
     if body["database"] == "ok" and (end is not None or not container.log_required):
         body["projections"] = _projections(container, end)
     log_ok = body["log"] == "ok" or not container.log_required

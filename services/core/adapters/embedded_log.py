@@ -39,8 +39,9 @@ CREATE TABLE IF NOT EXISTS records (
 # Wakes consumers in this process as soon as a producer in this process appends.
 _appended: dict[str, threading.Condition] = {}
 _appended_guard = threading.Lock()
-_WATCH_S = 0.002
-"""How often a waiting consumer asks SQLite whether another process appended (a few µs each)."""
+_WATCH_S, _WATCH_MAX_S = 0.002, 0.02
+"""How long a waiting consumer waits before it asks SQLite whether another process appended:
+the first wait, and the longest (each wait doubles the last)."""
 
 
 def _condition_for(path: Path) -> threading.Condition:
@@ -193,27 +194,35 @@ class EmbeddedConsumer(LogConsumer):
             all_partitions = list(range(self._count))
             start = self._on_assign(all_partitions)
             self._positions = {p: int(start.get(p, 0)) for p in all_partitions}
+        # Before the fetch: an append committed while the fetch reads is seen as a change.
+        version = self._data_version() if timeout_s > 0 else 0
         records = self._fetch(max_records)
         if not records and timeout_s > 0:
-            self._wait_for_append(timeout_s)
+            self._wait_for_append(version, timeout_s)
             records = self._fetch(max_records)
         return records
 
-    def _wait_for_append(self, timeout_s: float) -> None:
-        """Until an append or ``timeout_s``: an append in this process notifies the condition;
-        one in another process (``run``'s ingest, when the projector is its child) changes
-        SQLite's ``PRAGMA data_version`` of this connection, looked at every ``_WATCH_S``."""
+    def _data_version(self) -> int:
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _wait_for_append(self, version: int, timeout_s: float) -> None:
+        """Until an append after ``version`` or ``timeout_s``. An append in this process
+        notifies the condition; one in another process (``run``'s ingest, whose projector is a
+        child process) changes SQLite's ``PRAGMA data_version`` of this connection, looked at
+        after waits of ``_WATCH_S`` doubling to ``_WATCH_MAX_S`` (an idle consumer wakes about
+        60 times a second; an append after a long quiet is seen within ``_WATCH_MAX_S``)."""
         deadline = time.monotonic() + timeout_s
-        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        pause = _WATCH_S
         while True:
+            if self._data_version() != version:
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             with self._wakeup:
-                if self._wakeup.wait(min(remaining, _WATCH_S)):
+                if self._wakeup.wait(min(remaining, pause)):
                     return
-            if self._conn.execute("PRAGMA data_version").fetchone()[0] != version:
-                return
+            pause = min(pause * 2, _WATCH_MAX_S)
 
     def _fetch(self, max_records: int) -> list[LogRecord]:
         assert self._positions is not None
