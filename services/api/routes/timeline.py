@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from services.api.auth import grant_of
-from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep
+from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, json_answer
 from services.api.errors import invalid_query, not_found
 from services.core.events import EVENT_TYPES
 from services.core.readmodels import accounts, timeline
@@ -30,9 +31,10 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> lis
 
 
 # ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
-@router.get("/v1/accounts/{account_id:path}/timeline")
+@router.get("/v1/accounts/{account_id:path}/timeline", response_model=None)
 def get_timeline(
     request: Request,
+    response: Response,
     conn: ReadConnDep,
     container: ContainerDep,
     account_id: Annotated[str, Path(min_length=1, max_length=128)],
@@ -67,7 +69,7 @@ def get_timeline(
     include_children: Annotated[
         bool, Query(description="Merge in the timelines of every account registered below it.")
     ] = False,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """One page of an account's timeline, ordered by occurred_at (ties by log position).
 
     Includes events whose `related_account_ids` name this account. Pages are keyset-paginated:
@@ -101,7 +103,9 @@ def get_timeline(
     body: dict[str, Any] = {"account_id": account_id}
     if include_children:
         body["included_accounts"] = children
-    return {**body, "items": page.items, "next_cursor": page.next_cursor}
+    # Items are the stored JSON, parsed: plain JSON types, so FastAPI's jsonable_encoder (a
+    # walk over every value of every item) is skipped.
+    return json_answer({**body, "items": page.items, "next_cursor": page.next_cursor}, response)
 
 
 def _cursor(cursor: str | None) -> timeline.SortKey | None:
