@@ -15,7 +15,7 @@ from services.core.readmodels import generations, state_history, timeline
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
 from services.core.settings import Settings
 from services.projections.base import Projection
-from services.projections.rebuild.engine import Rebuilder
+from services.projections.rebuild.engine import RebuildBusy, Rebuilder
 from services.projections.replay import replay
 from services.projections.timeline import AccountTimeline
 from tests.samples import make_event
@@ -50,6 +50,9 @@ def test_rebuild_while_the_live_projector_runs_switches_to_an_equal_view(
     loaded: Services,
 ) -> None:
     loaded.start_projector()
+    # This test runs the rebuild itself: the worker thread would take the same rebuild (one
+    # process, one lease) and ``run`` below would answer RebuildBusy.
+    loaded.rebuild_worker.stop()
     rebuild = loaded.rebuilder.start(None)
     assert rebuild.generation == 2 and rebuild.state == "running"
     posting = threading.Thread(target=lambda: [loaded.ingest.submit(_story(5, 100 + 5 * i))
@@ -74,6 +77,30 @@ def test_rebuild_while_the_live_projector_runs_switches_to_an_equal_view(
     with loaded.container.db.reading() as conn:
         count = conn.execute(select(timeline.TABLES.events.c.event_id)).all()
     assert len(count) == 120
+
+
+def test_one_process_runs_a_rebuild_once_whichever_thread_asks(loaded: Services) -> None:
+    """The lease is per process: a second thread of the same process asking to run the rebuild
+    (the worker thread, say) is told it is busy instead of running it alongside."""
+    rebuild = loaded.rebuilder.start(None)
+    second: list[str] = []
+
+    def again() -> None:
+        try:
+            second.append(loaded.rebuilder.run(rebuild.id).state)
+        except RebuildBusy:
+            second.append("busy")
+
+    def progress(_: dict[str, object]) -> None:
+        if not second:  # while the first run is under way
+            thread = threading.Thread(target=again)
+            thread.start()
+            thread.join(60)
+
+    done = loaded.rebuilder.run(rebuild.id, progress=progress)
+    assert done.state == "switched", done.error
+    assert second == ["busy"]
+    assert loaded.rebuilder.run(rebuild.id).state == "switched"  # done: answered, not re-run
 
 
 class _Changed(AccountTimeline):

@@ -72,6 +72,11 @@ class Rebuilder:
         self.projections = {p.name: p for p in projections}
         self._group, self._batch = group, (batch_size, batch_bytes, idle_s)
         self.worker = store.worker_id()
+        # The lease is per process (``worker``: host and pid), and "ours" is free to take
+        # again: two threads of one process (the rebuild worker and a caller of ``run``) would
+        # otherwise both run one rebuild, and race creating its shadow tables.
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
 
     def names(self, requested: Sequence[str] | None) -> list[str]:
         """The read models a request names (None or "all": every one), in apply order."""
@@ -111,9 +116,21 @@ class Rebuilder:
     def run(self, rebuild_id: str, progress: Progress | None = None,
             stop: threading.Event | None = None) -> Rebuild:  # fmt: skip
         """Run (or resume) a rebuild to its end: switched, diff, failed, or cancelled by an
-        operator meanwhile. Raises ``RebuildBusy`` when a live worker holds it, and
-        ``UnknownProjection`` when it names read models this version does not have (a rolling
-        upgrade: a newer process runs it)."""
+        operator meanwhile. Raises ``RebuildBusy`` when a live worker holds it (another thread
+        of this process included), and ``UnknownProjection`` when it names read models this
+        version does not have (a rolling upgrade: a newer process runs it)."""
+        with self._running_lock:
+            if rebuild_id in self._running:
+                raise RebuildBusy(f"rebuild {rebuild_id} is run by {self.worker} (this process)")
+            self._running.add(rebuild_id)
+        try:
+            return self._run(rebuild_id, progress, stop)
+        finally:
+            with self._running_lock:
+                self._running.discard(rebuild_id)
+
+    def _run(self, rebuild_id: str, progress: Progress | None,
+             stop: threading.Event | None) -> Rebuild:  # fmt: skip
         with self.db.reading() as conn:
             named = store.get(conn, rebuild_id)
         if named is not None:
