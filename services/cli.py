@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 
 from services import cli_contacts, cli_keys
-from services.core import logs
+from services.core import heap, logs
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
 
@@ -52,6 +52,7 @@ def _serve(settings: Settings, role: str) -> int:
             # stopped below. This one ends uvicorn.run with status 0 instead.
             signal.signal(signal.SIGTERM, _exit_quietly)
         app = build_app(services, role)  # type: ignore[arg-type]
+        heap.freeze_startup()  # full collections then skip the startup heap (core/heap.py)
         print(f"OneVoice {role} on http://{settings.host}:{settings.port}  (docs: /docs)",
               flush=True)  # fmt: skip
         # log_config=None: uvicorn's loggers keep the root handler ``logs.configure`` installed.
@@ -146,6 +147,7 @@ def _projector(settings: Settings, parent_pid: int | None = None) -> int:
         recheck_s = 5.0  # as run's thread did: a checkpoint ahead of the log waits for a fix
     print(f"OneVoice projector in group {settings.projector_group}  (health: {base}/readyz)",
           flush=True)  # fmt: skip
+    heap.freeze_startup()
     try:
         services.redrive_unsupported()
         services.backfill_new()
@@ -193,6 +195,7 @@ def _replay(settings: Settings, timeout_s: float) -> int:
         settings.model_copy(update={"projector_group": group}), run_migrations=False,
         role="projector",
     )  # fmt: skip
+    heap.freeze_startup()
     try:
         report = replay(services.runner, services.container.db, timeout_s, sys.stderr)
     except RuntimeError as exc:
