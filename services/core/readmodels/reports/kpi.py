@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, case, func, or_, select
 
 from services.core.readmodels import accounts, health_cache, onevoice, state_figures
 from services.core.readmodels.reports import complaints, facts, handoffs
@@ -70,14 +70,16 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
     known = _known_groups(conn, query.group_by, departments)
     counted = _Counted.load(conn, periods, as_of) if periods else _Counted([], [])
     counted_dir = directory(conn, counted.accounts(), query.group_by)
+    ends = [min(span.end_us, as_of.now_us) for span in periods]
+    all_figures = [Figures() for _ in periods]
+    if periods:  # the flows of every period, each in one statement (periods are consecutive)
+        flows = group_rows(query.group_by, periods[-1].end_us)  # not by department: any end
+        _touches(conn, periods[0].start_us, ends, query.group_by, flows, all_figures)
+        _kept(conn, periods[0].start_us, ends, query.group_by, flows, all_figures)
     out = []
-    for span in periods:
-        end = min(span.end_us, as_of.now_us)
-        figures = Figures()
+    for span, end, figures in zip(periods, ends, all_figures, strict=True):
         groups = group_rows(query.group_by, span.end_us)
         groups_of = grouper(counted_dir, query.group_by, span.end_us)
-        _touches(conn, span, end, query.group_by, groups, figures)
-        _kept(conn, span, end, query.group_by, groups, figures)
         counted.add(span, end, as_of, figures, groups_of)
         kept = None
         if end < as_of.now_us:  # a past end: its sums may be kept
@@ -114,44 +116,56 @@ def _known_groups(conn: Connection, group_by: GroupBy,
     return list(conn.execute(select(column).distinct()).scalars())
 
 
-def _touches(conn: Connection, span: Span, end: int, group_by: GroupBy, groups: Any,
-             fig: Figures) -> None:  # fmt: skip
-    """Accounts touched, and executive touches (event and account pairs), per group: by
-    department, the touch's own department."""
+def _period(column: Any, ends: Sequence[int]) -> Any:
+    """The index of the period holding ``column``, of consecutive periods ending at ``ends``
+    (a row before the first period's start is filtered out by the caller)."""
+    return case(*((column < end, i) for i, end in enumerate(ends)), else_=None)
+
+
+def _touches(conn: Connection, start_us: int, ends: Sequence[int], group_by: GroupBy,
+             groups: Any, figures: Sequence[Figures]) -> None:  # fmt: skip
+    """Accounts touched, and executive touches (event and account pairs), per period and
+    group: by department, the touch's own department (``groups``: not by department, which
+    are the same at every period's end)."""
     t = facts.TABLES.touches.c
-    in_span = and_(t.at_us >= span.start_us, t.at_us < end)
+    in_range = and_(t.at_us >= start_us, t.at_us < ends[-1])
+    period = _period(t.at_us, ends).label("p")
     if group_by == "department":
         grp: Any = t.department
         source: Any = facts.TABLES.touches
     else:
         grp = groups.c.grp
         source = facts.TABLES.touches.outerjoin(groups, groups.c.account_id == t.account_id)
-    touched = (select(grp.label("grp"), t.account_id).select_from(source).where(in_span)
-               .distinct().subquery())  # fmt: skip
-    for r in conn.execute(select(touched.c.grp, func.count()).group_by(touched.c.grp)):
-        fig.add([r[0]], "accounts_touched", int(r[1]))
-    executive = (select(grp.label("grp"), t.event_id, t.account_id).select_from(source)
-                 .where(in_span, t.executive.is_(True)).distinct().subquery())  # fmt: skip
-    for r in conn.execute(select(executive.c.grp, func.count()).group_by(executive.c.grp)):
-        fig.add([r[0]], "executive_touches", int(r[1]))
+    touched = (select(period, grp.label("grp"), t.account_id).select_from(source)
+               .where(in_range).distinct().subquery())  # fmt: skip
+    for r in conn.execute(select(touched.c.p, touched.c.grp, func.count())
+                          .group_by(touched.c.p, touched.c.grp)):  # fmt: skip
+        figures[r[0]].add([r[1]], "accounts_touched", int(r[2]))
+    executive = (select(period, grp.label("grp"), t.event_id, t.account_id).select_from(source)
+                 .where(in_range, t.executive.is_(True)).distinct().subquery())  # fmt: skip
+    for r in conn.execute(select(executive.c.p, executive.c.grp, func.count())
+                          .group_by(executive.c.p, executive.c.grp)):  # fmt: skip
+        figures[r[0]].add([r[1]], "executive_touches", int(r[2]))
 
 
-def _kept(conn: Connection, span: Span, end: int, group_by: GroupBy, groups: Any,
-          fig: Figures) -> None:  # fmt: skip
-    """Commitments fulfilled in the period by their due time (or with none): by department,
+def _kept(conn: Connection, start_us: int, ends: Sequence[int], group_by: GroupBy,
+          groups: Any, figures: Sequence[Figures]) -> None:  # fmt: skip
+    """Commitments fulfilled in each period by their due time (or with none): by department,
     the committing department's."""
     t = onevoice.TABLES.commitments.c
-    on_time = and_(t.closed_state == "fulfilled", t.closed_us >= span.start_us, t.closed_us < end,
+    on_time = and_(t.closed_state == "fulfilled", t.closed_us >= start_us, t.closed_us < ends[-1],
                    or_(t.due_us.is_(None), t.closed_us <= t.due_us))  # fmt: skip
+    period = _period(t.closed_us, ends).label("p")
     if group_by == "department":
-        stmt = select(t.department, func.count()).where(on_time).group_by(t.department)
+        stmt = (select(period, t.department, func.count()).where(on_time)
+                .group_by(period, t.department))  # fmt: skip
     else:
-        stmt = (select(groups.c.grp, func.count())
+        stmt = (select(period, groups.c.grp, func.count())
                 .select_from(onevoice.TABLES.commitments.outerjoin(
                     groups, groups.c.account_id == t.account_id))
-                .where(on_time).group_by(groups.c.grp))  # fmt: skip
+                .where(on_time).group_by(period, groups.c.grp))  # fmt: skip
     for r in conn.execute(stmt):
-        fig.add([r[0]], "commitments_kept_on_time", int(r[1]))
+        figures[r[0]].add([r[1]], "commitments_kept_on_time", int(r[2]))
 
 
 @dataclass

@@ -73,9 +73,11 @@ def directory(conn: Connection, account_ids: Iterable[str],
                     .where(among(conn, o.c.account_id, chunk))):  # fmt: skip
                 d.owners[account_id].append((department, employee_id))
         if group_by in (None, "department"):
-            for account_id, department, first_us in conn.execute(
-                    select(f.c.account_id, f.c.department, f.c.first_us)
-                    .where(among(conn, f.c.account_id, chunk))):  # fmt: skip
+            stmt = select(f.c.account_id, f.c.department, f.c.first_us).where(
+                among(conn, f.c.account_id, chunk))  # fmt: skip
+            if group_by == "department":  # "*" (anyone) is no group
+                stmt = stmt.where(f.c.department != "*")
+            for account_id, department, first_us in conn.execute(stmt):
                 d.firsts[account_id][department] = first_us
     return d
 

@@ -87,7 +87,7 @@ def states(conn: Connection, as_of: AsOf, query: KpiQuery, end_us: int, now_us: 
     x, d = accounts.TABLES.accounts.c, facts.TABLES.firsts.c
     lacking = sorted(set(conn.execute(union(
         select(x.account_id).where(~kept(x.account_id)),
-        select(d.account_id).where(~kept(d.account_id)),
+        select(d.account_id).where(d.department == "*", ~kept(d.account_id)),  # every touched
     )).scalars()))  # fmt: skip
     if evaluate_up_to is not None and len(lacking) > evaluate_up_to:
         raise TooManyLacking(f"{len(lacking)} accounts lack a kept state")
