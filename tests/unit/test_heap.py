@@ -11,7 +11,9 @@ def test_freeze_startup_moves_the_live_heap_out_of_the_collected_generations() -
     kept = [{"n": i} for i in range(1000)]  # containers alive at "startup"
     try:
         frozen = heap.freeze_startup()
-        assert frozen == gc.get_freeze_count() >= len(kept)
+        # Not an equality with gc.get_freeze_count(): a frozen object another thread frees
+        # afterwards leaves the permanent generation, and the count drops (CI saw it drop by 10).
+        assert frozen >= len(kept)
         # A full collection now walks only what is made afterwards: none of ``kept``.
         tracked = {id(o) for o in gc.get_objects(generation=2)}
         assert not any(id(o) in tracked for o in kept)
