@@ -88,9 +88,10 @@ def encode(event: EnvelopeBase) -> OutgoingRecord:
     """The record for an event that already has ``event_id`` and ``recorded_at``."""
     if event.event_id is None:
         raise ValueError("event_id must be set before encoding")
-    # allow_nan=False: a value JSON cannot carry fails here, at ingest, not in every reader.
-    value = json.dumps(dump_event(event), ensure_ascii=False, separators=(",", ":"),
-                       allow_nan=False)  # fmt: skip
+    # dump_event's form, serialised by pydantic's core: a third of json.dumps' time. A value
+    # JSON cannot carry never gets here: the envelope refuses NaN and infinities
+    # (allow_inf_nan=False) and lone surrogates when it is validated.
+    value = event.model_dump_json(exclude_none=True)
     headers = (
         ("event_id", str(event.event_id).encode()),
         ("type", event_type(event).encode()),

@@ -100,3 +100,27 @@ def test_a_contact_is_found_from_a_related_account(db: Database) -> None:
     assert vault.find("acct-parent", contact_id="c-7") == [subject]
     assert vault.find("acct-parent", email="R@acme.example") == [subject]
     assert vault.find("acct-elsewhere", contact_id="c-7") == []
+
+
+def test_a_batch_of_known_and_new_contacts_writes_what_is_new(db: Database) -> None:
+    # A batch with one new contact takes the write path for all of them: a known contact's
+    # rows are not written again, but its new names (a related account) are, and a mailbox
+    # met by a second id in a later batch becomes shared.
+    vault = ContactVault(db, lambda: 1)
+    first = {"id": "c-1", "email": "info@acme.example"}
+    [one] = _subjects(vault.seal([_event([first])]))
+    again, two = _subjects(vault.seal([
+        _event([first], related=("acct-parent",)),
+        _event([{"id": "c-2", "email": "INFO@acme.example"}]),
+    ]))  # fmt: skip
+    assert again == one and two not in (None, one)
+    assert vault.find("acct-parent", contact_id="c-1") == [one]
+    assert vault.find("acct-parent", email="info@acme.example") == [one]
+    with pytest.raises(AmbiguousContact, match="2 contacts"):
+        vault.find("acct-v", email="info@acme.example")
+    # Erased between two batches: met again, a new key and every name under it.
+    assert vault.destroy([one]) == 1
+    [three] = _subjects(vault.seal([_event([first], related=("acct-parent",))]))
+    assert three not in (None, one, two)
+    assert vault.find("acct-parent", contact_id="c-1") == [three]
+    assert vault.find("acct-v", contact_id="c-1") == [three]

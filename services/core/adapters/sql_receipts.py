@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, delete, func, select, text, update
 
-from services.core.adapters.sql import Database
+from services.core.adapters.sql import Database, insert_new
 from services.core.ports import Receipt, ReceiptStore
 from services.core.readmodels.schema import RECEIPTS
 
@@ -22,11 +21,12 @@ class SqlReceiptStore(ReceiptStore):
     def claim(self, claims: Mapping[str, str]) -> dict[str, Receipt]:
         if not claims:
             return {}
-        rows = [{"event_id": k, "digest": v} for k, v in claims.items()]
-        claim = _CLAIM_PG if self._db.dialect == "postgresql" else _CLAIM_SQLITE
+        # In id order: two claims of overlapping ids lock them in one order (no deadlock).
+        rows = [{"event_id": k, "digest": claims[k]} for k in sorted(claims)]
         with self._db.transaction() as conn:
-            # RETURNING names exactly the rows this call inserted: the claims it won.
-            won = set(conn.execute(claim, rows).scalars())
+            # RETURNING names exactly the rows this call inserted: the claims it won. On
+            # PostgreSQL one statement for every row (``insert_new``), not one per row.
+            won = insert_new(conn, RECEIPTS, rows, "event_id")
             lost = [k for k in claims if k not in won]
             if not lost:
                 return {}
@@ -41,8 +41,13 @@ class SqlReceiptStore(ReceiptStore):
     def confirm(self, positions: Mapping[str, tuple[int, int]]) -> None:
         if not positions:
             return
+        # In id order: one lock order for every writer.
+        rows = [{"eid": k, "p": positions[k][0], "o": positions[k][1]} for k in sorted(positions)]
         with self._db.transaction() as conn:
-            conn.execute(_CONFIRM, [{"eid": k, "p": p, "o": o} for k, (p, o) in positions.items()])
+            if conn.dialect.name == "postgresql":  # one statement, not one per row
+                conn.execute(_CONFIRM_PG, {"rows": json.dumps(rows, separators=(",", ":"))})
+            else:
+                conn.execute(_CONFIRM, rows)
 
     def release(self, event_ids: Sequence[str]) -> None:
         if not event_ids:
@@ -64,8 +69,10 @@ class SqlReceiptStore(ReceiptStore):
 
 
 # Built once (every POST runs them; building them per call was measurable: py-spy).
-_CLAIM_PG = pg_insert(RECEIPTS).on_conflict_do_nothing().returning(RECEIPTS.c.event_id)
-_CLAIM_SQLITE = sqlite_insert(RECEIPTS).on_conflict_do_nothing().returning(RECEIPTS.c.event_id)
+_CONFIRM_PG = text(f"""
+UPDATE {RECEIPTS.name} AS r SET partition = u.p, "offset" = u.o
+FROM json_to_recordset(CAST(:rows AS json)) AS u(eid text, p integer, o bigint)
+WHERE r.event_id = u.eid""")
 _CONFIRM = (
     update(RECEIPTS)
     .where(RECEIPTS.c.event_id == bindparam("eid"))

@@ -30,15 +30,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    any_,
     bindparam,
+    cast,
     delete,
     select,
     text,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from services.core import privacy
-from services.core.adapters.sql import Database, insert_ignore
+from services.core.adapters.sql import Database, id_chunks, insert_ignore
 from services.core.events import EnvelopeBase
 from services.core.readmodels.schema import METADATA
 
@@ -192,15 +195,19 @@ class ContactVault:
             return keys  # the usual case: a read, no write lock
         for attempt in range(3):
             try:
-                return self._write_keys(firsts, names)
+                return self._write_keys(firsts, names, known)
             except IntegrityError:  # an erasure deleted a subject under us: read again
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
     def _write_keys(
-        self, firsts: list[str], names: dict[str, set[tuple[str, str, str]]]
-    ) -> dict[str, tuple[str, bytes]]:
+        self, firsts: list[str], names: dict[str, set[tuple[str, str, str]]],
+        known: set[tuple[str, str]],
+    ) -> dict[str, tuple[str, bytes]]:  # fmt: skip
+        """``known``: the (digest, subject) identity rows read before; those of a subject
+        still found here are not written again (an erasure deletes a subject's key and its
+        identities in one transaction)."""
         with self.db.transaction() as conn:
             # Read again in the transaction: a key an erasure destroyed since the read above
             # is replaced (no identity row is written for a gone subject).
@@ -212,12 +219,17 @@ class ContactVault:
                 for first in missing
             ])  # fmt: skip
             keys.update(_by_identity(conn, missing))  # ours, or a concurrent ingest's
+            new = {first: sorted((a, k, d) for a, k, d in names[first]
+                                 if (d, keys[first][0]) not in known)
+                   for first in firsts}  # fmt: skip
             insert_ignore(conn, IDENTITIES, [
                 {"digest": d, "subject": keys[first][0], "account_id": a, "kind": k}
-                for first in firsts for a, k, d in sorted(names[first])
+                for first in firsts for a, k, d in new[first]
             ])  # fmt: skip
-            # Only a contact with an id can make an email shared (a second id meeting it).
-            emails = {(a, d) for ns in names.values() if any(k == "id" for _, k, _ in ns)
+            # Only a contact with an id can make an email shared (a second id meeting it),
+            # and only when one of its rows is new (else nothing about it changed).
+            emails = {(a, d) for first, ns in names.items() if new[first]
+                      and any(k == "id" for _, k, _ in ns)
                       for a, k, d in ns if k == "email"}  # fmt: skip
             insert_ignore(conn, SHARED, [{"digest": d} for d in _shared_now(conn, emails)])
         return keys
@@ -372,26 +384,31 @@ def _accounts(event: EnvelopeBase) -> list[str]:
 
 def _by_identity(conn: Connection, firsts: list[str]) -> dict[str, tuple[str, bytes]]:
     found: dict[str, tuple[str, bytes]] = {}
-    for i in range(0, len(firsts), _CHUNK):
-        rows = conn.execute(_BY_IDENTITY, {"ids": firsts[i:i + _CHUNK]})  # fmt: skip
+    for chunk in id_chunks(conn, firsts, _CHUNK):
+        rows = conn.execute(_BY_IDENTITY[conn.dialect.name == "postgresql"], {"ids": chunk})
         found.update({r.identity: (r.subject, bytes.fromhex(r.key)) for r in rows})
     return found
 
 
-# Built once: every POST with a personal contact runs them.
-_BY_IDENTITY = select(KEYS.c.identity, KEYS.c.subject, KEYS.c.key).where(
-    KEYS.c.identity.in_(bindparam("ids", expanding=True))
-)
-_KNOWN = select(IDENTITIES.c.digest, IDENTITIES.c.subject).where(
-    IDENTITIES.c.digest.in_(bindparam("digests", expanding=True))
-)
+def _any_of(column: Any, name: str) -> tuple[Any, Any]:
+    """(SQLite: ``column IN`` an expanding list; PostgreSQL: ``column = ANY`` one array
+    parameter, all ids at once — an IN list of hundreds of placeholders is a new statement
+    text for every count, which psycopg parses again in Python: py-spy, batch ingest)."""
+    return (column.in_(bindparam(name, expanding=True)),
+            column == any_(cast(bindparam(name), postgresql.ARRAY(Text))))  # fmt: skip
+
+
+# Built once: every POST with a personal contact runs them. [False]: SQLite, [True]: PostgreSQL.
+_BY_IDENTITY = tuple(select(KEYS.c.identity, KEYS.c.subject, KEYS.c.key).where(w)
+                     for w in _any_of(KEYS.c.identity, "ids"))  # fmt: skip
+_KNOWN = tuple(select(IDENTITIES.c.digest, IDENTITIES.c.subject).where(w)
+               for w in _any_of(IDENTITIES.c.digest, "digests"))  # fmt: skip
 
 
 def _known(conn: Connection, digests: set[str]) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
-    wanted = sorted(digests)
-    for i in range(0, len(wanted), _CHUNK):
-        rows = conn.execute(_KNOWN, {"digests": wanted[i:i + _CHUNK]})  # fmt: skip
+    for chunk in id_chunks(conn, sorted(digests), _CHUNK):
+        rows = conn.execute(_KNOWN[conn.dialect.name == "postgresql"], {"digests": chunk})
         found.update((r.digest, r.subject) for r in rows)
     return found
 
