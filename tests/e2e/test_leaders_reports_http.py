@@ -622,6 +622,10 @@ def test_the_silent_owner_in_coverage_and_the_feed(live: Live, told: dict[str, A
         ("emp-seo", ["owner"], contact(e, "SEO_CALL")),
     ]  # fmt: skip
     assert section["items"][1]["employee"]["name"] == "서준호"
+    assert section["items"][1]["accounts_owned"] == 2
+    # ?limit= shows the first (owned accounts counted for those shown), and the full count.
+    first = live.get("/v1/reports/coverage", limit=1)["silent_employees"]
+    assert (first["count"], first["items"]) == (2, section["items"][:1])
 
     # SEO: 2026-10-20T01:00Z -> 2026-11-23T01:00Z = 11 + 23 = 34 days
     assert live.get("/v1/feed", employee="emp-seo")["habit"] == {

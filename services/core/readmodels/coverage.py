@@ -11,7 +11,6 @@ evidence events.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection
@@ -28,15 +27,13 @@ def read_coverage(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
     return {
         "as_of": {"at": iso(as_of.now_us), "time_zone": as_of.tz.key},
         **{s: sections[s] for s in attention.SECTIONS},
-        "silent_employees": _section(roster.silent_people(conn, as_of), limit, lambda i: 0),
+        "silent_employees": _silent(conn, as_of, limit),
         "rules": {"neglected_days": NEGLECT_DAYS, "handoff_days": as_of.policy.handoff_days,
                   "recurring_days": as_of.policy.recurring_days,
                   "silent_employee_weeks": as_of.policy.silent_weeks},
     }  # fmt: skip
 
 
-def _section(
-    items: list[dict[str, Any]], limit: int, key: Callable[[dict[str, Any]], Any]
-) -> dict[str, Any]:
-    items.sort(key=key)
-    return {"count": len(items), "items": items[:limit]}
+def _silent(conn: Connection, as_of: AsOf, limit: int) -> dict[str, Any]:
+    count, items = roster.silent_people(conn, as_of, limit)
+    return {"count": count, "items": items}

@@ -179,9 +179,12 @@ def habit(person: Employee, owned: int, as_of: AsOf) -> dict[str, Any] | None:
     }  # fmt: skip
 
 
-def silent_people(conn: Connection, as_of: AsOf) -> list[dict[str, Any]]:
+def silent_people(conn: Connection, as_of: AsOf, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """Active executives and account owners with no customer contact in ``silent_weeks``
-    weeks: never contacted first, then the longest silent; each names their last contact."""
+    weeks: how many, and the first ``limit`` — never contacted first, then the longest
+    silent; each names their last contact and counts the accounts they own (a query per
+    owner shown: counting them for every silent owner grew with the accounts, ~1 ms per owner
+    at 100,000 accounts)."""
     roster, owners = load(conn, as_of), owner_ids(conn)
     for employee_id in owners:
         roster.setdefault(employee_id, Employee(employee_id))
@@ -190,18 +193,19 @@ def silent_people(conn: Connection, as_of: AsOf) -> list[dict[str, Any]]:
         flag = habit(person, int(person.employee_id in owners), as_of)
         if flag is not None and flag["silent"]:
             silent.append((person, flag))
-    owned = owned_counts(conn, [person.employee_id for person, _ in silent], owners)
+    silent.sort(key=lambda pf: (pf[1]["last_customer_contact"] is not None,
+                                (pf[1]["last_customer_contact"] or {}).get("at", ""),
+                                pf[0].employee_id))  # fmt: skip
+    shown = silent[: max(limit, 0)]
+    owned = owned_counts(conn, [person.employee_id for person, _ in shown], owners)
     found = []
-    for person, flag in silent:
+    for person, flag in shown:
         roles = [r for r, yes in (("executive", person.executive),
                                   ("owner", person.employee_id in owners)) if yes]  # fmt: skip
         found.append({"employee": person.identity(), "roles": roles,
                       "accounts_owned": owned[person.employee_id],
                       "registered": person.registered, **flag})  # fmt: skip
-    found.sort(key=lambda f: (f["last_customer_contact"] is not None,
-                              (f["last_customer_contact"] or {}).get("at", ""),
-                              f["employee"]["id"]))  # fmt: skip
-    return found
+    return len(silent), found
 
 
 def employee_json(person: Employee, owned: int, as_of: AsOf) -> dict[str, Any]:
