@@ -57,6 +57,10 @@ def test_a_read_with_the_token_waits_for_the_write(paused: tuple[Services, httpx
     assert stale_view.json()["last_touch"]["overall"]["event_id"] == first.json()["event_id"]
 
     services.start_projector()
+    # The read waits ONEVOICE_CONSISTENCY_WAIT_S (0.5 s here) for the apply, not for the
+    # projector to join its consumer group: on a loaded machine a Kafka join alone took
+    # longer (CI-like run beside a bench: the read below came back stale).
+    _wait_assigned(services)
     fresh = http.get("/v1/accounts/ryw/timeline", headers={TOKEN: token})
     assert "X-OneVoice-Stale" not in fresh.headers
     assert fresh.json()["items"][0]["summary"] == "방금 쓴 이벤트"
@@ -65,6 +69,16 @@ def test_a_read_with_the_token_waits_for_the_write(paused: tuple[Services, httpx
     fresh_view = http.get("/v1/accounts/ryw/view", headers={TOKEN: token})
     assert "X-OneVoice-Stale" not in fresh_view.headers
     assert fresh_view.json()["last_touch"]["overall"]["event_id"] == body["event_id"]
+
+
+def _wait_assigned(services: Services, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        consumer = services.runner.diagnostics()["consumer"]
+        if isinstance(consumer, dict) and consumer["assignment"]:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the projector was not assigned: {services.runner.diagnostics()}")
 
 
 def test_batch_token_covers_every_item_and_duplicates_get_one_too(
