@@ -6,6 +6,7 @@ Each hostile request below once answered 202 (and broke a read later) or 500; ea
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,30 @@ def test_a_payload_nested_700_deep_is_422_naming_the_problem(
     assert "nested too deeply" in assert_error_shape(response, 400, "malformed_json")["message"]
     newest = still_serving(client, services, "deep-acct")
     assert timeline_ids(client, "deep-acct") == [fine["event_id"], newest]
+
+
+def test_a_lone_surrogate_escape_is_422_naming_the_field(
+    client: httpx.Client, services: Services
+) -> None:
+    """``"\\ud800"`` is valid JSON text but no Unicode text: no record, no UTF-8 column can hold
+    it. Refused where it is, in a single POST and in a batch beside a valid event."""
+    body = make_event(account_id="surrogate-acct", summary="PLACEHOLDER")
+    raw = json.dumps(body, ensure_ascii=False).replace("PLACEHOLDER", "깨진 \\ud800 글자")
+    response = client.post("/v1/events", content=raw.encode(),
+                           headers={"content-type": "application/json"})  # fmt: skip
+    error = assert_error_shape(response, 422, "invalid_event")
+    assert paths_of(error) == ["summary"]
+    fine = make_event(account_id="surrogate-acct", summary="같은 배치의 정상 이벤트")
+    batch = json.dumps({"events": [body, fine]}, ensure_ascii=False).replace(
+        "PLACEHOLDER", "\\udfff")  # fmt: skip
+    answer = client.post("/v1/events/batch", content=batch.encode(),
+                         headers={"content-type": "application/json"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    assert [i["status"] for i in items] == ["rejected", "accepted"]
+    assert [e["path"] for e in items[0]["errors"]] == ["summary"]
+    wait_projected(services, answer.json())
+    assert timeline_ids(client, "surrogate-acct") == [fine["event_id"]]
 
 
 # --- NUL in the path and the query ----------------------------------------------------------

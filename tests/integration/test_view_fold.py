@@ -246,7 +246,7 @@ def reports_of(conn: Connection, as_of: AsOf) -> dict[str, Any]:
         "handoffs": handoffs.read_handoffs(conn, handoffs.HandoffQuery(start, end), as_of),
         "kpi": kpi.read_kpi(conn, kpi.KpiQuery(to_micros(NOW - timedelta(days=21)), end),
                             as_of, ("sales", "marketing", "support", "success", "leadership")),
-        "silent": roster.silent_people(conn, as_of),
+        "silent": roster.silent_people(conn, as_of, 1000),
     }  # fmt: skip
 
 

@@ -207,7 +207,9 @@ class ContactVault:
     ) -> dict[str, tuple[str, bytes]]:  # fmt: skip
         """``known``: the (digest, subject) identity rows read before; those of a subject
         still found here are not written again (an erasure deletes a subject's key and its
-        identities in one transaction)."""
+        identities in one transaction). So a known contact of a batch that creates another's
+        key is sealed as the read-only path seals it: under the key found, which an erasure
+        committing right after may destroy (that event's contact then reads as erased)."""
         with self.db.transaction() as conn:
             # Read again in the transaction: a key an erasure destroyed since the read above
             # is replaced (no identity row is written for a gone subject).
@@ -231,6 +233,7 @@ class ContactVault:
             emails = {(a, d) for first, ns in names.items() if new[first]
                       and any(k == "id" for _, k, _ in ns)
                       for a, k, d in ns if k == "email"}  # fmt: skip
+            _lock_mailboxes(conn, emails)
             insert_ignore(conn, SHARED, [{"digest": d} for d in _shared_now(conn, emails)])
         return keys
 
@@ -431,6 +434,26 @@ def _ids(conn: Connection, account_id: str, subjects: set[str]) -> set[str]:
     """The digests of the contact ids ``subjects`` were recorded with on ``account_id``."""
     return {r.digest for r in _rows(conn, subjects)
             if r.kind == "id" and r.account_id == account_id}  # fmt: skip
+
+
+def _lock_mailboxes(conn: Connection, emails: set[tuple[str, str]]) -> None:
+    """PostgreSQL: one transaction at a time checks a mailbox, until it commits. Two ingests
+    meeting one email with two new contact ids at once would otherwise each see only its own
+    uncommitted row and neither record the mailbox as shared; now the second reads after the
+    first committed (READ COMMITTED: each statement sees what committed before it). Taken in
+    one order (sorted keys), after this transaction's own identity rows. SQLite runs one
+    writer at a time already."""
+    if conn.dialect.name != "postgresql" or not emails:
+        return
+    keys = sorted({int(d[:8], 16) - 2**31 for _, d in emails})  # a digest's first 32 bits
+    conn.execute(_LOCK_MAILBOXES, {"cls": _MAILBOX_LOCKS, "keys": keys})
+
+
+# pg_advisory_xact_lock(int4, int4): its own key space (the bigint locks elsewhere are another).
+_MAILBOX_LOCKS = 0x4F56_4D42  # "OVMB"
+_LOCK_MAILBOXES = text(
+    "SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS integer[])) AS k"
+)
 
 
 def _shared_now(conn: Connection, emails: set[tuple[str, str]]) -> list[str]:
