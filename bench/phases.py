@@ -7,6 +7,7 @@ group (positions come from the database's checkpoints), so no phase waits on a s
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from bench.stats import percentile
 from services.bootstrap import as_of_now, build
 from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
+from services.core.heap import freeze_startup
 from services.core.readmodels import health_cache
 from services.projections.health_refresh import HealthRefresher
 from services.projections.replay import replay
@@ -51,7 +53,12 @@ class Bench(BenchBase):
         self.records = gen.records_of(self.stored)
         self.batches = list(gen.batches(self.data.bodies, o.batch))
         size = sum(len(r.value) for r in self.records)
+        # The generated events live until the bench ends, in this process, where the projection,
+        # replay and raw consumer phases run: out of full collections, as a service's startup
+        # heap is (core.heap), or each one walks millions of them (a service never holds them).
+        frozen = 0 if os.environ.get("BENCH_NO_FREEZE") else freeze_startup()
         self.phases["prepare"] = {
+            "frozen_objects": frozen,
             "seconds": round(time.perf_counter() - t0, 1), "events": o.events,
             "accounts_used": len({b["account_id"] for b in self.data.bodies
                                   if "account_id" in b}),
