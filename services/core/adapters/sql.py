@@ -22,8 +22,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    column,
     create_engine,
     event,
+    func,
     literal_column,
     or_,
     select,
@@ -330,6 +332,24 @@ def among(conn: Connection, column: Any, ids: Sequence[str]) -> Any:
         return column == any_(cast(bindparam(None, list(ids), expanding=False),
                                    postgresql.ARRAY(Text)))  # fmt: skip
     return column.in_(list(ids))
+
+
+def json_rows(conn: Connection, columns: Sequence[tuple[str, Any]],
+              rows: Sequence[Sequence[Any]], name: str = "j") -> Any:  # fmt: skip
+    """``rows`` as a CTE with ``columns`` (name, SQL type), sent as ONE JSON parameter
+    whatever their number: ``json_to_recordset`` on PostgreSQL, ``json_each`` on SQLite
+    (neither has a bound-variable limit to chunk for, nor a statement text per count)."""
+    names = [n for n, _ in columns]
+    payload = json.dumps([dict(zip(names, r, strict=True)) for r in rows], ensure_ascii=False)
+    if conn.dialect.name == "postgresql":
+        found = func.json_to_recordset(cast(bindparam(None, payload, type_=Text),
+                                            postgresql.JSON))  # fmt: skip
+        derived = found.table_valued(*(column(n, t) for n, t in columns)).render_derived(
+            name=name, with_types=True)  # fmt: skip
+        return select(*(derived.c[n] for n in names)).cte(name)
+    each = func.json_each(bindparam(None, payload, type_=Text)).table_valued("value")
+    return select(*(cast(func.json_extract(each.c.value, f"$.{n}"), t).label(n)
+                    for n, t in columns)).select_from(each).cte(name)  # fmt: skip
 
 
 def pg_record(table: Table, columns: Sequence[str]) -> str:

@@ -24,12 +24,28 @@ Groups with no accounts show zeros.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
+from services.core.adapters.sql import json_rows
 from services.core.readmodels import accounts, health_cache, onevoice, state_figures
 from services.core.readmodels.reports import complaints, facts, handoffs
 from services.core.readmodels.reports.kpi_groups import (
@@ -37,9 +53,7 @@ from services.core.readmodels.reports.kpi_groups import (
     Group,
     GroupBy,
     KpiQuery,
-    directory,
     group_rows,
-    grouper,
 )
 from services.core.readmodels.reports.kpi_states import states
 from services.core.readmodels.reports.periods import Span, TooManyPeriods, spans
@@ -68,19 +82,17 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
         )
     targets = Targets.load(conn, query.group_by, query.period)
     known = _known_groups(conn, query.group_by, departments)
-    counted = _Counted.load(conn, periods, as_of) if periods else _Counted([], [])
-    counted_dir = directory(conn, counted.accounts(), query.group_by)
     ends = [min(span.end_us, as_of.now_us) for span in periods]
     all_figures = [Figures() for _ in periods]
     if periods:  # the flows of every period, each in one statement (periods are consecutive)
         flows = group_rows(query.group_by, periods[-1].end_us)  # not by department: any end
         _touches(conn, periods[0].start_us, ends, query.group_by, flows, all_figures)
         _kept(conn, periods[0].start_us, ends, query.group_by, flows, all_figures)
+        counted = _Counted.load(conn, periods, as_of)
+        _grouped(conn, query.group_by, periods, counted.items(periods, ends, as_of), all_figures)
     out = []
     for span, end, figures in zip(periods, ends, all_figures, strict=True):
         groups = group_rows(query.group_by, span.end_us)
-        groups_of = grouper(counted_dir, query.group_by, span.end_us)
-        counted.add(span, end, as_of, figures, groups_of)
         kept = None
         if end < as_of.now_us:  # a past end: its sums may be kept
             kept = state_figures.read(conn, end, query.group_by,
@@ -136,16 +148,16 @@ def _touches(conn: Connection, start_us: int, ends: Sequence[int], group_by: Gro
     else:
         grp = groups.c.grp
         source = facts.TABLES.touches.outerjoin(groups, groups.c.account_id == t.account_id)
-    touched = (select(period, grp.label("grp"), t.account_id).select_from(source)
-               .where(in_range).distinct().subquery())  # fmt: skip
-    for r in conn.execute(select(touched.c.p, touched.c.grp, func.count())
-                          .group_by(touched.c.p, touched.c.grp)):  # fmt: skip
+    # One scan for both: the executive touches as distinct "event account" pairs.
+    pair = case((t.executive.is_(True), t.event_id + literal(" ") + t.account_id), else_=null())
+    rows = select(period, grp.label("grp"), t.account_id, pair.label("pair")).select_from(
+        source).where(in_range).subquery()  # fmt: skip
+    for r in conn.execute(select(rows.c.p, rows.c.grp, func.count(rows.c.account_id.distinct()),
+                                 func.count(rows.c.pair.distinct()))
+                          .group_by(rows.c.p, rows.c.grp)):  # fmt: skip
         figures[r[0]].add([r[1]], "accounts_touched", int(r[2]))
-    executive = (select(period, grp.label("grp"), t.event_id, t.account_id).select_from(source)
-                 .where(in_range, t.executive.is_(True)).distinct().subquery())  # fmt: skip
-    for r in conn.execute(select(executive.c.p, executive.c.grp, func.count())
-                          .group_by(executive.c.p, executive.c.grp)):  # fmt: skip
-        figures[r[0]].add([r[1]], "executive_touches", int(r[2]))
+        if r[3]:
+            figures[r[0]].add([r[1]], "executive_touches", int(r[3]))
 
 
 def _kept(conn: Connection, start_us: int, ends: Sequence[int], group_by: GroupBy,
@@ -189,25 +201,80 @@ class _Counted:
         deadline = handoffs.Deadlines(as_of)
         return cls(opened, [(h, deadline(h)) for h in signals], list(csat))
 
-    def accounts(self) -> set[str]:
-        return {c.account_id for c in self.opened} | {h.account_id for h, _ in self.signals} | \
-            {r.account_id for r in self.csat}  # fmt: skip
+    def items(self, periods: Sequence[Span], ends: Sequence[int],
+              as_of: AsOf) -> list[tuple[int, str, str, int]]:  # fmt: skip
+        """``(period, account, metric, value)`` of what is counted here, in the period it fell
+        in (periods are consecutive; ``ends``: theirs, up to now): each complaint opened (and
+        recurring), each signal followed up in time, each CSAT score (its value)."""
+        starts = [span.start_us for span in periods]
 
-    def add(self, span: Span, end: int, as_of: AsOf, fig: Figures,
-            groups_of: Callable[[str], list[Group]]) -> None:  # fmt: skip
+        def period_of(at_us: int) -> int | None:
+            i = bisect_right(starts, at_us) - 1
+            return i if i >= 0 and at_us < ends[i] else None
+
+        found: list[tuple[int, str, str, int]] = []
         for c in self.opened:
-            if span.start_us <= (c.opened_us or 0) < end:
-                fig.add(groups_of(c.account_id), "complaints_opened")
+            i = period_of(c.opened_us or 0)
+            if i is not None:
+                found.append((i, c.account_id, "complaints_opened", 1))
                 if c.recurring:
-                    fig.add(groups_of(c.account_id), "complaints_recurring")
+                    found.append((i, c.account_id, "complaints_recurring", 1))
         # The period's signals followed up in time — up to now, so a signal of the period's
         # last days followed up after the period ended still counts, in its own period.
         for h, due_us in self.signals:
-            if span.start_us <= h.at_us < end and as_of.past(h.followed_us) and \
-                    (h.followed_us or 0) < due_us:  # fmt: skip
-                fig.add(groups_of(h.account_id), "handoffs_followed_up")
+            i = period_of(h.at_us)
+            if i is not None and as_of.past(h.followed_us) and (h.followed_us or 0) < due_us:
+                found.append((i, h.account_id, "handoffs_followed_up", 1))
         for r in self.csat:
-            if span.start_us <= r.at_us < end:
-                for g in groups_of(r.account_id):
-                    fig.scores[g][0] += r.score
-                    fig.scores[g][1] += 1
+            i = period_of(r.at_us)
+            if i is not None:
+                found.append((i, r.account_id, CSAT, int(r.score)))
+        return found
+
+
+CSAT = "csat"
+_ITEMS = (("k", Integer), ("p", Integer), ("a", Text), ("m", Text), ("n", Integer),
+          ("v", BigInteger), ("e", BigInteger))  # fmt: skip
+
+
+def _grouped(conn: Connection, group_by: GroupBy, periods: Sequence[Span],
+             items: Sequence[tuple[int, str, str, int]],
+             figures: Sequence[Figures]) -> None:  # fmt: skip
+    """Add ``items`` (``_Counted.items``) to each period's figures per group of its account at
+    the period's end (``Directory.groups`` in SQL: an account in none is in the ``null``
+    group), in one statement: the items, summed per period, account and metric, travel as one
+    JSON parameter and come back summed per period, group and metric, where a directory read
+    for their accounts and a Python loop per item and group cost more than the rest of the
+    report."""
+    summed: dict[tuple[int, str, str], list[int]] = {}
+    for p, account, metric, value in items:
+        counts = summed.setdefault((p, account, metric), [0, 0])
+        counts[0] += 1
+        counts[1] += value
+    if not summed:
+        return
+    j = json_rows(conn, _ITEMS, [(k, p, a, m, n, v, periods[p].end_us) for k, ((p, a, m), (n, v))
+                                 in enumerate(summed.items())])  # fmt: skip
+    i = j.c
+    a, o, f = accounts.TABLES.accounts.c, accounts.TABLES.owners.c, facts.TABLES.firsts.c
+    always = cast(null(), BigInteger).label("since")
+    if group_by == "segment":
+        g: Any = select(a.account_id, a.segment.label("grp"), always)
+    elif group_by == "owner":
+        g = select(o.account_id, o.employee_id.label("grp"), always)
+    else:  # its owners' departments, and those that touched it before the period's end
+        g = union_all(select(o.account_id, o.department.label("grp"), always),
+                      select(f.account_id, f.department, f.first_us)
+                      .where(f.department != "*"))  # fmt: skip
+    g = g.subquery("g")
+    member = and_(g.c.account_id == i.a, or_(g.c.since.is_(None), g.c.since < i.e))
+    # Each group of an item once (an owning department may have touched it too).
+    x = (select(i.k, i.p, i.m, i.n, i.v, g.c.grp).select_from(j.outerjoin(g, member))
+         .distinct().subquery("x").c)  # fmt: skip
+    by_group = select(x.p, x.grp, x.m, func.sum(x.n), func.sum(x.v)).group_by(x.p, x.grp, x.m)
+    for p, grp, metric, n, total in conn.execute(by_group):
+        if metric == CSAT:
+            figures[p].scores[grp][0] += int(total)
+            figures[p].scores[grp][1] += int(n)
+        else:
+            figures[p].add([grp], metric, int(n))
