@@ -340,7 +340,8 @@ def json_rows(conn: Connection, columns: Sequence[tuple[str, Any]],
     whatever their number: ``json_to_recordset`` on PostgreSQL, ``json_each`` on SQLite
     (neither has a bound-variable limit to chunk for, nor a statement text per count)."""
     names = [n for n, _ in columns]
-    payload = json.dumps([dict(zip(names, r, strict=True)) for r in rows], ensure_ascii=False)
+    payload = json.dumps([dict(zip(names, r, strict=True)) for r in rows], ensure_ascii=False,
+                         allow_nan=False)  # fmt: skip
     if conn.dialect.name == "postgresql":
         found = func.json_to_recordset(cast(bindparam(None, payload, type_=Text),
                                             postgresql.JSON))  # fmt: skip
@@ -348,7 +349,7 @@ def json_rows(conn: Connection, columns: Sequence[tuple[str, Any]],
             name=name, with_types=True)  # fmt: skip
         return select(*(derived.c[n] for n in names)).cte(name)
     each = func.json_each(bindparam(None, payload, type_=Text)).table_valued("value")
-    return select(*(cast(func.json_extract(each.c.value, f"$.{n}"), t).label(n)
+    return select(*(cast(func.json_extract(each.c.value, f'$."{n}"'), t).label(n)
                     for n, t in columns)).select_from(each).cte(name)  # fmt: skip
 
 

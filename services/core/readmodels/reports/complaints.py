@@ -205,8 +205,8 @@ def read_complaints(conn: Connection, query: ComplaintQuery, as_of: AsOf) -> dic
 
     starts = [span.start_us for span in periods]  # periods are consecutive
 
-    def period_of(at_us: int | None) -> int | None:
-        if at_us is None or not starts[0] <= at_us < periods[-1].end_us:
+    def period_of(at_us: int | None) -> int | None:  # up to now, as the rows were loaded
+        if at_us is None or not starts[0] <= at_us < hi:
             return None
         return bisect_right(starts, at_us) - 1
 
