@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 # Records of aborted and still-open transactions are not events of the log.
 READ_COMMITTED = "read_committed"
 _JOIN_WAIT_S = 5.0  # longest poll while this member has no partitions (joining the group)
+_JOIN_SLICE_S = 0.1  # ... polled in slices this long, ending once the assignment is installed
 _STUCK_S = 30.0  # a member with no partitions for this long rejoins
 _STALL_S = 5.0  # a lagging partition whose position stays put this long: the client restarts
 _CLOSE_MS = 5_000  # longest wait for a stalled client to leave its group
@@ -401,12 +402,21 @@ class KafkaGroupConsumer(LogConsumer):
             if assigned:
                 self.seek_assigned(assigned)
             self._reseek = False
-        # While joining, give the join time to finish inside this poll: kafka-python 3.0 can
-        # return from a poll mid-join and then never install the assignment it received.
-        joining = not self._consumer.assignment()
-        wait_s = max(timeout_s, _JOIN_WAIT_S) if joining else timeout_s
+        # While joining, give the join up to _JOIN_WAIT_S inside this call (kafka-python 3.0
+        # could return from a poll mid-join and never install the assignment it received), in
+        # slices that end once the assignment is installed: one long poll waited out its whole
+        # timeout with no records to return, and a member being stopped waited with it.
         try:
-            batches = self._consumer.poll(timeout_ms=int(wait_s * 1000), max_records=max_records)
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000),
+                                          max_records=max_records)  # fmt: skip
+            if not batches and not self._consumer.assignment():
+                deadline = time.monotonic() + max(_JOIN_WAIT_S - timeout_s, 0.0)
+                while not batches and not self._consumer.assignment():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    batches = self._consumer.poll(timeout_ms=int(min(left, _JOIN_SLICE_S) * 1000),
+                                                  max_records=max_records)  # fmt: skip
         except KafkaError as exc:
             self._raise_assign_error()
             raise LogUnavailable(f"polling {self._topic}: {exc}") from exc
