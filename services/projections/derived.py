@@ -1,6 +1,7 @@
 """What the live views' derived state must recompute when a batch changes the facts: the health
 cache (``readmodels.health_cache``), the account states at past period ends
-(``readmodels.state_history``) and their sums per group (``readmodels.state_figures``). One
+(``readmodels.state_history``), their sums per group (``readmodels.state_figures``) and the KPI
+report's kept period figures (``readmodels.kpi_figures``). One
 place for the projector, the re-driver, switches and replays, so none marks one and forgets the
 other."""
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from services.core.codec import StoredEvent
-from services.core.readmodels import health_cache, state_figures, state_history
+from services.core.readmodels import health_cache, kpi_figures, state_figures, state_history
 from services.projections.onevoice import replaced_since
 
 
@@ -50,8 +51,10 @@ def mark(conn: Connection, changes: Changes) -> None:
     since = changes.since
     if changes.regrouped or (since and not changes.looked_up):
         state_figures.forget(conn, state_figures.EVER)
+        kpi_figures.forget(conn, kpi_figures.EVER)
     elif since:
         state_figures.forget(conn, min(since.values()))
+        kpi_figures.forget(conn, min(since.values()))
     if not since:
         return
     last = state_history.latest_end(conn)

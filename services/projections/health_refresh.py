@@ -2,7 +2,8 @@
 health (the accounts list, the coverage report), and, when that is caught up, the state history
 (``state_history``: every account's state at the last weeks' and months' ends, which the KPI
 report reads), and when that is complete, the KPI report's sums of those states per group at
-each end (``state_figures``).
+each end (``state_figures``), then the KPI report's figures of whole periods (``kpi_figures``:
+the current week and month and those of the kept ends, each grouping).
 
 Each pass takes the stale rows for the clock's now — accounts a batch just changed, and those
 whose next time-driven change has come (``valid_until_us``) — most overdue first, evaluates them
@@ -23,9 +24,16 @@ from typing import TypeVar
 from sqlalchemy import Connection
 
 from services.core.adapters.sql import Database, is_systemic, is_transient
-from services.core.readmodels import account_health, health_cache, state_figures, state_history
+from services.core.readmodels import (
+    account_health,
+    health_cache,
+    kpi_figures,
+    state_figures,
+    state_history,
+)
 from services.core.readmodels.health_cache import Entry
-from services.core.readmodels.reports import kpi_states
+from services.core.readmodels.reports import kpi, kpi_states
+from services.core.readmodels.reports.periods import Span, span_of
 from services.core.readmodels.state_history import State
 from services.core.view_rules import AsOf
 
@@ -36,12 +44,17 @@ SKIP_FAILED_S = 600.0
 SUM_EVALUATES_UP_TO = 20
 """How many accounts lacking a kept state a sum evaluates itself (under the lock that keeps
 batches waiting) before it leaves the end to the state history's fill."""
+PERIODS_AGAIN_S = 30.0
+"""How soon the refresher computes a period's KPI figures again after it last did: a batch
+deletes those of the current periods (``kpi_figures``), and under a steady stream of events
+recomputing them after every batch would keep a core busy for figures no one reads."""
 
 
 class HealthRefresher:
     def __init__(self, db: Database, as_of: Callable[[], AsOf], *, batch: int = 500,
                  idle_s: float = 1.0, history: tuple[int, int] = (6, 3),
-                 at_risk_below: int = 60) -> None:  # fmt: skip
+                 at_risk_below: int = 60,
+                 periods_again_s: float = PERIODS_AGAIN_S) -> None:  # fmt: skip
         self._db = db
         self._as_of = as_of
         self._batch = batch
@@ -62,6 +75,8 @@ class HealthRefresher:
         self._at_risk_below = at_risk_below
         self._figures_retry_at = 0.0
         self._sums_waiting = False  # the last pass left sums to keep for lack of the lock
+        self._periods_again_s = periods_again_s
+        self._period_at: dict[tuple[int, int, str], float] = {}  # -> monotonic time of the last
         self.stored = 0  # by the last pass
         self.passed_over = 0  # accounts the last pass could not evaluate (state history)
 
@@ -80,6 +95,9 @@ class HealthRefresher:
                 state_figures.prune(conn, self._ends(as_of),
                                     state_figures.key(health_cache.policy_key(as_of)),
                                     self._at_risk_below)  # fmt: skip
+                kpi_figures.prune(conn, [(p.start_us, p.end_us) for p in self.periods(as_of)],
+                                  state_figures.key(health_cache.policy_key(as_of)),
+                                  self._at_risk_below, as_of.now_us)  # fmt: skip
             self._adopt_at = time.monotonic() + 60
         with self._db.transaction() as conn:
             claimed = health_cache.claim(conn, as_of, self._batch)
@@ -131,6 +149,8 @@ class HealthRefresher:
         if not self._failed:  # an account passed over would be evaluated under the lock
             self._sums_waiting = False
             self.stored = self._keep_figures(as_of, ends)
+            if not self.stored and not self._sums_waiting:
+                self.stored = self._keep_periods(as_of)
             if self.stored or self._sums_waiting:
                 return self.stored  # not "nothing missing": the next pass tries again
         # Nothing missing: look again when an account changes (a health pass finds it stale),
@@ -203,6 +223,65 @@ class HealthRefresher:
                 self._figures_retry_at = time.monotonic() + SKIP_FAILED_S
                 return done
             done += 1
+        return done
+
+    def periods(self, as_of: AsOf) -> list[Span]:
+        """The periods whose KPI figures are kept: the current week and month, and those ending
+        at the kept ends (``state_history.ends``)."""
+        found: dict[tuple[int, int], Span] = {}
+        for period, n in (("week", self._weeks), ("month", self._months)):
+            at = as_of.now_us
+            for _ in range(n + 1):
+                span = span_of(at, period, as_of)  # type: ignore[arg-type]
+                found[(span.start_us, span.end_us)] = span
+                at = span.start_us - 1
+        return sorted(found.values(), key=lambda s: (-s.end_us, s.start_us))
+
+    def _keep_periods(self, as_of: AsOf) -> int:
+        """The KPI figures of kept periods that no row answers for, latest first, each grouping
+        computed only when ``state_figures.computing`` gives the lock at once, and not again
+        within ``periods_again_s`` of the last time. A current period is left to the reads
+        while some account lacks a valid health row. Returns how many were kept."""
+        if time.monotonic() < self._figures_retry_at:
+            return 0
+        policy = state_figures.key(health_cache.policy_key(as_of))
+        with self._db.reading() as conn:
+            have = kpi_figures.answering(conn, policy, self._at_risk_below, as_of.now_us)
+        now = time.monotonic()
+        self._period_at = {k: at for k, at in self._period_at.items() if at > now}
+        done = 0
+        for span in self.periods(as_of):
+            for group_by in kpi_states.GROUP_BYS:
+                key = (span.start_us, span.end_us, group_by)
+                if key in have or key in self._period_at:
+                    continue
+                self._period_at[key] = now + self._periods_again_s
+                try:
+                    with self._db.transaction() as conn:
+                        if not state_figures.computing(conn):
+                            self._sums_waiting = True
+                            self._period_at.pop(key)
+                            return done
+                        found = kpi.period_figures(conn, span, as_of, group_by,
+                                                   self._at_risk_below)  # fmt: skip
+                        if found.until_us <= as_of.now_us:
+                            continue  # an event at this very moment: none would answer
+                        kpi_figures.store(
+                            conn, span.start_us, span.end_us, group_by, policy,
+                            self._at_risk_below, as_of_us=as_of.now_us, until_us=found.until_us,
+                            depends_until_us=found.depends_until_us,
+                            has_states=found.has_states, figures=found.figures,
+                            computed_us=int(time.time() * 1_000_000))  # fmt: skip
+                except kpi_states.TooManyLacking:
+                    continue  # an account changed since the health pass: the next one
+                except Exception as exc:
+                    if is_transient(exc) or is_systemic(exc):
+                        raise
+                    log.warning("KPI figures of %d-%d by %s not kept (%s); the report counts"
+                                " them", span.start_us, span.end_us, group_by, exc)  # fmt: skip
+                    self._figures_retry_at = time.monotonic() + SKIP_FAILED_S
+                    return done
+                done += 1
         return done
 
     def _evaluate(self, account_ids: list[str], as_of: AsOf) -> dict[str, Entry]:

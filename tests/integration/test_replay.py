@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.bootstrap import Services, as_of_now, build
-from services.core.readmodels import state_figures, state_history
+from services.core.readmodels import kpi_figures, state_figures, state_history
 from services.core.settings import Settings
 from services.projections.replay import ProgressBar, replay
 from tests.integration.test_runner import view
@@ -41,7 +41,10 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     settings = loaded.container.settings
     ends = state_history.ends(as_of_now(settings, loaded.container.clock),
                               settings.kpi_history_weeks, settings.kpi_history_months)  # fmt: skip
-    assert loaded.health_refresher.refresh_all() == 9 + 9 * len(ends) + 3 * len(ends)
+    # and the KPI figures of each kept period (the current week and month too), each grouping
+    periods = loaded.health_refresher.periods(as_of_now(settings, loaded.container.clock))
+    assert loaded.health_refresher.refresh_all() == (9 + 9 * len(ends) + 3 * len(ends)
+                                                     + 3 * len(periods))  # fmt: skip
     assert loaded.health_refresher.behind() == (9, 0)
     out = io.StringIO()
     report = replay(loaded.runner, loaded.container.db, 60, out)
@@ -50,6 +53,7 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
     with loaded.container.db.reading() as conn:
         assert state_history.counts(conn) == 0  # and no state at a past period end is kept
         assert state_figures.counts(conn) == 0  # nor their sums
+        assert kpi_figures.counts(conn) == 0  # nor the KPI figures of any period
     assert report.events == 60
     assert report.parked == 0
     assert report.rows == {

@@ -198,6 +198,13 @@ def valid(as_of: AsOf) -> ColumnElement[bool]:
                 t.policy == policy_key(as_of))  # fmt: skip
 
 
+def next_change_of_all(conn: Connection, as_of: AsOf) -> int:
+    """The earliest moment after ``as_of`` at which a row that answers for it stops answering:
+    until then no account's health changes with no new event (when every account has one)."""
+    found = conn.execute(select(func.min(TABLE.c.valid_until_us)).where(valid(as_of))).scalar()
+    return 2**63 - 1 if found is None else int(found)
+
+
 def stale(as_of: AsOf) -> ColumnElement[bool]:
     """Rows that do not answer for ``as_of`` (each disjunct has its index)."""
     t, key = TABLE.c, policy_key(as_of)

@@ -57,7 +57,7 @@ from sqlalchemy import (
 from services.core.adapters.sql import bulk_insert
 from services.core.codec import StoredEvent
 from services.core.health import health
-from services.core.readmodels import accounts, health_cache, state_figures, view_facts
+from services.core.readmodels import accounts, health_cache, kpi_figures, state_figures, view_facts
 from services.core.readmodels.reports.periods import span_of
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import to_micros
@@ -226,6 +226,7 @@ def changed_wholesale(conn: Connection) -> None:
     health_cache.touch_all(conn)
     forget_all(conn)
     state_figures.forget(conn, state_figures.EVER)
+    kpi_figures.forget(conn, kpi_figures.EVER)
 
 
 # -- the refresher's side ----------------------------------------------------------------------

@@ -122,7 +122,12 @@ def signals_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf,
 def deadline(h: Signal, as_of: AsOf) -> int:
     """The end of the handoff's follow-up window: local midnight ``handoff_days`` days after
     the signal's day (``view_rules.is_stale`` turns true from then on)."""
-    day = _utc(h.at_us).astimezone(as_of.tz).date()
+    return window_end(h.at_us, as_of)
+
+
+def window_end(at_us: int, as_of: AsOf) -> int:
+    """``deadline`` of a signal at ``at_us``."""
+    day = _utc(at_us).astimezone(as_of.tz).date()
     return _local_midnight(day + timedelta(days=as_of.policy.handoff_days), as_of)
 
 

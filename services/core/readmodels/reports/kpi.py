@@ -46,7 +46,14 @@ from sqlalchemy import (
 )
 
 from services.core.adapters.sql import json_rows
-from services.core.readmodels import accounts, health_cache, onevoice, state_figures
+from services.core.readmodels import (
+    accounts,
+    health_cache,
+    kpi_figures,
+    onevoice,
+    state_figures,
+    timeline,
+)
 from services.core.readmodels.reports import complaints, facts, handoffs
 from services.core.readmodels.reports.kpi_groups import (
     Figures,
@@ -83,27 +90,23 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
     targets = Targets.load(conn, query.group_by, query.period)
     known = _known_groups(conn, query.group_by, departments)
     ends = [min(span.end_us, as_of.now_us) for span in periods]
+    policy = state_figures.key(health_cache.policy_key(as_of))
+    kept = kpi_figures.read(conn, [(p.start_us, p.end_us) for p in periods], query.group_by,
+                            policy, query.at_risk_below, as_of.now_us)  # fmt: skip
     all_figures = [Figures() for _ in periods]
-    if periods:  # the flows of every period, each in one statement (periods are consecutive)
-        flows = group_rows(query.group_by, periods[-1].end_us)  # not by department: any end
-        _touches(conn, periods[0].start_us, ends, query.group_by, flows, all_figures)
-        _kept(conn, periods[0].start_us, ends, query.group_by, flows, all_figures)
-        counted = _Counted.load(conn, periods, as_of)
-        _grouped(conn, query.group_by, periods, counted.items(periods, ends, as_of), all_figures)
+    todo = [i for i, p in enumerate(periods) if (p.start_us, p.end_us) not in kept]
+    if todo:  # the flows of the periods no kept row answers for (one statement each)
+        lo, hi = todo[0], todo[-1] + 1
+        computed = flows(conn, query.group_by, periods[lo:hi], ends[lo:hi], as_of)
+        for i in todo:
+            all_figures[i] = computed[i - lo]
     out = []
     for span, end, figures in zip(periods, ends, all_figures, strict=True):
-        groups = group_rows(query.group_by, span.end_us)
-        kept = None
-        if end < as_of.now_us:  # a past end: its sums may be kept
-            kept = state_figures.read(conn, end, query.group_by,
-                                      state_figures.key(health_cache.policy_key(as_of)),
-                                      query.at_risk_below)  # fmt: skip
-        if kept is None:
-            states(conn, replace(as_of, now_us=end), query, span.end_us, as_of.now_us, groups,
-                    figures)  # fmt: skip
-        for group, counts in kept or ():
-            for metric, n in counts.items():
-                figures.add([group], metric, n)
+        row = kept.get((span.start_us, span.end_us))
+        if row is not None:
+            figures = row.figures
+        if row is None or not row.has_states:
+            _add_states(conn, span, end, as_of, query, policy, figures)
         names = sorted(set(known) | set(figures.counts) | set(figures.scores),
                        key=lambda g: (g is None, g or ""))  # fmt: skip
         out.append({
@@ -116,6 +119,73 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
     return {"from": iso(query.from_us), "to": iso(query.to_us), "period": query.period,
             "group_by": query.group_by, "time_zone": as_of.tz.key,
             "lower_is_better": sorted(LOWER_IS_BETTER), "periods": out}  # fmt: skip
+
+
+def flows(conn: Connection, group_by: GroupBy, periods: Sequence[Span], ends: Sequence[int],
+          as_of: AsOf) -> list[Figures]:  # fmt: skip
+    """The flows of consecutive ``periods`` (``ends``: theirs, up to now), each period's
+    counted in one statement for all of them."""
+    all_figures = [Figures() for _ in periods]
+    groups = group_rows(group_by, periods[-1].end_us)  # not by department: any end
+    _touches(conn, periods[0].start_us, ends, group_by, groups, all_figures)
+    _kept(conn, periods[0].start_us, ends, group_by, groups, all_figures)
+    counted = _Counted.load(conn, periods, as_of)
+    _grouped(conn, group_by, periods, counted.items(periods, ends, as_of), all_figures)
+    return all_figures
+
+
+def _add_states(conn: Connection, span: Span, end: int, as_of: AsOf, query: KpiQuery,
+                policy: str, figures: Figures) -> None:  # fmt: skip
+    """The period's states at ``end`` (its end, or now): the sums kept at a past end, else
+    summed here."""
+    kept = None
+    if end < as_of.now_us:  # a past end: its sums may be kept
+        kept = state_figures.read(conn, end, query.group_by, policy, query.at_risk_below)
+    if kept is None:
+        states(conn, replace(as_of, now_us=end), query, span.end_us, as_of.now_us,
+               group_rows(query.group_by, span.end_us), figures)  # fmt: skip
+    for group, counts in kept or ():
+        for metric, n in counts.items():
+            figures.add([group], metric, n)
+
+
+@dataclass(frozen=True)
+class PeriodFigures:
+    """One period's figures as ``kpi_figures`` keeps them (see there)."""
+
+    figures: Figures
+    has_states: bool
+    until_us: int
+    depends_until_us: int
+
+
+def period_figures(conn: Connection, span: Span, as_of: AsOf, group_by: GroupBy,
+                   at_risk_below: int) -> PeriodFigures:  # fmt: skip
+    """One period's figures as a request at ``as_of`` counts them: its flows, and its states
+    when it has not ended; the moment they may change with no new event, and the latest moment
+    a new fact changes them. Raises ``kpi_states.TooManyLacking`` for a period that has not
+    ended while some account lacks a valid health row (its next change is not known)."""
+    now = as_of.now_us
+    (figures,) = flows(conn, group_by, [span], [min(span.end_us, now)], as_of)
+    # A follow-up counts up to the end of the window of the period's last signal.
+    settles = handoffs.window_end(span.end_us - 1, as_of)
+    until = kpi_figures.END_OF_TIME if now >= settles else _next_event_after(conn, now)
+    if now >= span.end_us:
+        return PeriodFigures(figures, False, until, settles)
+    query = KpiQuery(span.start_us, span.end_us, group_by, "week", at_risk_below)
+    states(conn, as_of, query, span.end_us, now, group_rows(group_by, span.end_us), figures,
+           evaluate_up_to=0)  # fmt: skip
+    until = min(until, health_cache.next_change_of_all(conn, as_of))
+    return PeriodFigures(figures, True, until, kpi_figures.END_OF_TIME)
+
+
+def _next_event_after(conn: Connection, now_us: int) -> int:
+    """The earliest time of an account's event at or after ``now_us`` (one at now counts once
+    now has passed it; a later one is future-dated), or the end of time: every flow counts
+    facts at their event's time, up to now."""
+    e = timeline.TABLES.entries.c
+    found = conn.execute(select(func.min(e.occurred_us)).where(e.occurred_us >= now_us)).scalar()
+    return kpi_figures.END_OF_TIME if found is None else int(found)
 
 
 def _known_groups(conn: Connection, group_by: GroupBy,
