@@ -33,7 +33,7 @@ from services.core.readmodels import (
 )
 from services.core.readmodels.health_cache import Entry
 from services.core.readmodels.reports import kpi, kpi_states
-from services.core.readmodels.reports.periods import Span, span_of
+from services.core.readmodels.reports.periods import Span
 from services.core.readmodels.state_history import State
 from services.core.view_rules import AsOf
 
@@ -226,16 +226,8 @@ class HealthRefresher:
         return done
 
     def periods(self, as_of: AsOf) -> list[Span]:
-        """The periods whose KPI figures are kept: the current week and month, and those ending
-        at the kept ends (``state_history.ends``)."""
-        found: dict[tuple[int, int], Span] = {}
-        for period, n in (("week", self._weeks), ("month", self._months)):
-            at = as_of.now_us
-            for _ in range(n + 1):
-                span = span_of(at, period, as_of)  # type: ignore[arg-type]
-                found[(span.start_us, span.end_us)] = span
-                at = span.start_us - 1
-        return sorted(found.values(), key=lambda s: (-s.end_us, s.start_us))
+        """The periods whose KPI figures are kept (``kpi_figures.periods``)."""
+        return kpi_figures.periods(as_of, self._weeks, self._months)
 
     def _keep_periods(self, as_of: AsOf) -> int:
         """The KPI figures of kept periods that no row answers for, latest first, each grouping

@@ -140,6 +140,11 @@ def test_ingest_outcomes_latency_and_lag(idle: Services, http: httpx.Client) -> 
     assert refreshed.value("onevoice_state_history_states", state="missing") == 0
     assert refreshed.value("onevoice_kpi_state_sums", state="missing") == 0
     assert refreshed.value("onevoice_kpi_state_sums", state="kept") == 3 * len(idle_ends(idle))
+    # and the KPI figures of the current week and month and the kept periods, each grouping
+    periods = idle.health_refresher.periods(as_of_now(idle.container.settings,
+                                                      idle.container.clock))  # fmt: skip
+    assert refreshed.value("onevoice_kpi_period_figures", state="missing") == 0
+    assert refreshed.value("onevoice_kpi_period_figures", state="kept") == 3 * len(periods)
 
 
 @once

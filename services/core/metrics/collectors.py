@@ -13,7 +13,13 @@ from services.core.container import Container
 from services.core.deadletters import REASONS
 from services.core.deadletters.store import parked_counts
 from services.core.metrics.definitions import SCRAPE_ERRORS
-from services.core.readmodels import checkpoints, health_cache, state_figures, state_history
+from services.core.readmodels import (
+    checkpoints,
+    health_cache,
+    kpi_figures,
+    state_figures,
+    state_history,
+)
 from services.core.readmodels.reports.kpi_states import GROUP_BYS
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
@@ -27,10 +33,11 @@ Stored = tuple[
     tuple[int, int],
     tuple[int, int],
     tuple[int, int],
+    tuple[int, int],
 ]
 """``projection -> partition -> next offset`` (live generation), parked counts, the health
 cache's (rows, stale rows), the state history's (kept, missing) and its sums' (kept,
-missing)."""
+missing), and the KPI period figures' (answering, missing)."""
 
 
 class PipelineCollector:
@@ -46,7 +53,10 @@ class PipelineCollector:
     - ``onevoice_state_history_states{state}``: account states kept at the past period ends
       the refresher keeps (``kept``) and those still to evaluate (``missing``);
     - ``onevoice_kpi_state_sums{state}``: the KPI report's sums of those states per end and
-      grouping, kept (``kept``) or not yet (``missing``: the report sums those itself).
+      grouping, kept (``kept``) or not yet (``missing``: the report sums those itself);
+    - ``onevoice_kpi_period_figures{state}``: the KPI report's figures of the periods the
+      refresher keeps, per period and grouping, answering for now (``kept``) or not
+      (``missing``: the report counts those itself).
 
     Never raises: a source that cannot be read counts once in
     ``onevoice_scrape_errors_total{source}`` and the samples that need it are left out.
@@ -54,7 +64,8 @@ class PipelineCollector:
 
     NAMES = ("onevoice_log_up", "onevoice_database_up", "onevoice_projection_lag_records",
              "onevoice_dead_letters", "onevoice_health_cache_accounts",
-             "onevoice_state_history_states", "onevoice_kpi_state_sums")  # fmt: skip
+             "onevoice_state_history_states", "onevoice_kpi_state_sums",
+             "onevoice_kpi_period_figures")  # fmt: skip
 
     def __init__(self, container: Container) -> None:
         self._container = container
@@ -67,7 +78,7 @@ class PipelineCollector:
                   stored)  # fmt: skip
         if stored is None:
             return
-        done, parked, (rows, stale), (kept, missing), sums = stored
+        done, parked, (rows, stale), (kept, missing), sums, periods = stored
         cache = GaugeMetricFamily(
             "onevoice_health_cache_accounts",
             "Accounts of the health cache whose row answers for now (valid) or not (stale: a"
@@ -95,6 +106,16 @@ class PipelineCollector:
         kept_sums.add_metric(["kept"], sums[0])
         kept_sums.add_metric(["missing"], sums[1])
         yield kept_sums
+        kept_periods = GaugeMetricFamily(
+            "onevoice_kpi_period_figures",
+            "The KPI report's figures of the periods the refresher keeps (the current week and"
+            " month and those of the kept ends), per period and grouping: answering for now"
+            " (kept) or not (missing: the report counts those itself).",
+            labels=["state"],
+        )
+        kept_periods.add_metric(["kept"], periods[0])
+        kept_periods.add_metric(["missing"], periods[1])
+        yield kept_periods
         dead = GaugeMetricFamily(
             "onevoice_dead_letters",
             "Records parked as dead letters and not re-driven, per read model and reason.",
@@ -133,9 +154,15 @@ class PipelineCollector:
             missing = len(state_figures.lacking(
                 conn, past, GROUP_BYS, state_figures.key(health_cache.policy_key(as_of)),
                 settings.at_risk_below))  # fmt: skip
+            policy = state_figures.key(health_cache.policy_key(as_of))
+            expected = {(p.start_us, p.end_us, g) for g in GROUP_BYS for p in kpi_figures.periods(
+                as_of, settings.kpi_history_weeks, settings.kpi_history_months)}  # fmt: skip
+            answering = len(expected & kpi_figures.answering(conn, policy, settings.at_risk_below,
+                                                             as_of.now_us))  # fmt: skip
             return (done, parked_counts(conn, names), health_cache.counts(conn, as_of),
                     state_history.progress(conn, ends, as_of),
-                    (len(past) * len(GROUP_BYS) - missing, missing))  # fmt: skip
+                    (len(past) * len(GROUP_BYS) - missing, missing),
+                    (answering, len(expected) - answering))  # fmt: skip
 
 
 def _up(name: str, documentation: str, value: object | None) -> GaugeMetricFamily:

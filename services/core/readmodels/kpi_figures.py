@@ -50,7 +50,9 @@ from sqlalchemy import (
 )
 
 from services.core.readmodels.reports.kpi_groups import Figures
+from services.core.readmodels.reports.periods import Span, span_of
 from services.core.readmodels.schema import METADATA
+from services.core.view_rules import AsOf
 
 TABLE = Table(
     "kpi_period_figures",
@@ -140,6 +142,20 @@ def forget(conn: Connection, since_us: int) -> None:
 
 _FORGET_ALL = delete(TABLE)
 _FORGET_SINCE = delete(TABLE).where(TABLE.c.depends_until_us >= bindparam("since_us"))
+
+
+def periods(as_of: AsOf, weeks: int, months: int) -> list[Span]:
+    """The periods whose figures the refresher keeps: the current week and month, and the
+    ``weeks`` weeks and ``months`` months before them (``state_history.ends``'s), latest end
+    first."""
+    found: dict[tuple[int, int], Span] = {}
+    for period, n in (("week", weeks), ("month", months)):
+        at = as_of.now_us
+        for _ in range(n + 1):
+            span = span_of(at, period, as_of)  # type: ignore[arg-type]
+            found[(span.start_us, span.end_us)] = span
+            at = span.start_us - 1
+    return sorted(found.values(), key=lambda s: (-s.end_us, s.start_us))
 
 
 def answering(conn: Connection, policy: str, at_risk_below: int,
