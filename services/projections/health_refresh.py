@@ -96,7 +96,7 @@ class HealthRefresher:
                                     state_figures.key(health_cache.policy_key(as_of)),
                                     self._at_risk_below)  # fmt: skip
                 kpi_figures.prune(conn, [(p.start_us, p.end_us) for p in self.periods(as_of)],
-                                  state_figures.key(health_cache.policy_key(as_of)),
+                                  kpi_figures.key(health_cache.policy_key(as_of)),
                                   self._at_risk_below, as_of.now_us)  # fmt: skip
             self._adopt_at = time.monotonic() + 60
         with self._db.transaction() as conn:
@@ -236,7 +236,7 @@ class HealthRefresher:
         while some account lacks a valid health row. Returns how many were kept."""
         if time.monotonic() < self._figures_retry_at:
             return 0
-        policy = state_figures.key(health_cache.policy_key(as_of))
+        policy = kpi_figures.key(health_cache.policy_key(as_of))
         with self._db.reading() as conn:
             have = kpi_figures.answering(conn, policy, self._at_risk_below, as_of.now_us)
         now = time.monotonic()

@@ -154,7 +154,7 @@ class PipelineCollector:
             missing = len(state_figures.lacking(
                 conn, past, GROUP_BYS, state_figures.key(health_cache.policy_key(as_of)),
                 settings.at_risk_below))  # fmt: skip
-            policy = state_figures.key(health_cache.policy_key(as_of))
+            policy = kpi_figures.key(health_cache.policy_key(as_of))
             expected = {(p.start_us, p.end_us, g) for g in GROUP_BYS for p in kpi_figures.periods(
                 as_of, settings.kpi_history_weeks, settings.kpi_history_months)}  # fmt: skip
             answering = len(expected & kpi_figures.answering(conn, policy, settings.at_risk_below,

@@ -17,8 +17,10 @@ then, its states at that moment (``has_states``; an ended period's states are at
   is the period's ``settles_us`` for an ended period, and the end of time for one that has not
   ended, whose states depend on every fact), and an ``account.registered``, a switch, a
   rollback and a replay delete them all.
-- **the rules.** The policy key (``state_figures.key``), the grouping and the at-risk threshold
-  are the key, with the period's bounds.
+- **the rules.** The rules (``key``: the policy, the business time zone and this module's
+  ``VERSION``), the grouping and the at-risk threshold are the key, with the period's bounds.
+  Raise ``VERSION`` with any change to how a figure is counted, so a release never reads
+  another's rows.
 
 The refresher computes the rows (``health_refresh``) under ``state_figures.computing``, so no
 batch that changes their inputs is in flight; reads compute what no row answers.
@@ -26,6 +28,7 @@ batch that changes their inputs is in flight; reads compute what no row answers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,7 +63,7 @@ TABLE = Table(
     Column("start_us", BigInteger, nullable=False),
     Column("end_us", BigInteger, nullable=False),
     Column("group_by", String(16), nullable=False),
-    Column("policy", String(32), nullable=False),  # state_figures.key(health_cache.policy_key)
+    Column("policy", String(32), nullable=False),  # key(health_cache.policy_key)
     Column("at_risk_below", Integer, nullable=False),
     Column("as_of_us", BigInteger, nullable=False),  # the moment the figures are of
     Column("until_us", BigInteger, nullable=False),  # they answer for [as_of_us, until_us)
@@ -73,6 +76,13 @@ TABLE = Table(
 
 EVER = -(2**63)
 END_OF_TIME = 2**63 - 1
+VERSION = 1
+
+
+def key(policy: str) -> str:
+    """The key column for figures counted under ``policy`` (``health_cache.policy_key``) by
+    this release's ``VERSION``."""
+    return hashlib.sha256(f"kpi-periods {VERSION}|{policy}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,8 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
     ends = [min(span.end_us, as_of.now_us) for span in periods]
     policy = state_figures.key(health_cache.policy_key(as_of))
     kept = kpi_figures.read(conn, [(p.start_us, p.end_us) for p in periods], query.group_by,
-                            policy, query.at_risk_below, as_of.now_us)  # fmt: skip
+                            kpi_figures.key(health_cache.policy_key(as_of)), query.at_risk_below,
+                            as_of.now_us)  # fmt: skip
     all_figures = [Figures() for _ in periods]
     todo = [i for i, p in enumerate(periods) if (p.start_us, p.end_us) not in kept]
     if todo:  # the flows of the periods no kept row answers for (one statement each)
