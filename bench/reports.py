@@ -76,9 +76,10 @@ class _Rollback(Exception):
     pass
 
 
-def _kpi_without_history(db_url: str, settings: Settings, rounds: int) -> list[float]:
-    """The KPI report in-process with every health row stale and no state kept (rolled back):
-    every account evaluated at every period's end."""
+def _kpi_rolled_back(db_url: str, settings: Settings, rounds: int,
+                     before: Callable[[Any, AsOf], None]) -> list[float]:  # fmt: skip
+    """The KPI report in-process, each round in a transaction that ``before`` prepares and
+    that is then rolled back."""
     db = Database(db_url)
     took: list[float] = []
     try:
@@ -86,7 +87,7 @@ def _kpi_without_history(db_url: str, settings: Settings, rounds: int) -> list[f
             as_of = _now(settings)
             try:
                 with db.transaction() as conn:
-                    derived.mark_all(conn)
+                    before(conn, as_of)
                     t0 = time.perf_counter()
                     REPORTS["kpi (4 weeks, department)"][2](conn, as_of)
                     took.append((time.perf_counter() - t0) * 1000)
@@ -96,6 +97,12 @@ def _kpi_without_history(db_url: str, settings: Settings, rounds: int) -> list[f
     finally:
         db.dispose()
     return took
+
+
+def _kpi_without_history(db_url: str, settings: Settings, rounds: int) -> list[float]:
+    """The KPI report in-process with every health row stale and no state kept (rolled back):
+    every account evaluated at every period's end."""
+    return _kpi_rolled_back(db_url, settings, rounds, lambda conn, _: derived.mark_all(conn))
 
 
 def _kpi_after_a_batch(db_url: str, settings: Settings, rounds: int) -> list[float]:
@@ -103,23 +110,8 @@ def _kpi_after_a_batch(db_url: str, settings: Settings, rounds: int) -> list[flo
     figures of the periods that batch changes are gone (``kpi_figures.forget``: the current
     week's and month's, and an ended period's whose follow-up window is open), so the request
     counts those itself — what every request does under a steady stream of events."""
-    db = Database(db_url)
-    took: list[float] = []
-    try:
-        for _ in range(rounds):
-            as_of = _now(settings)
-            try:
-                with db.transaction() as conn:
-                    kpi_figures.forget(conn, as_of.now_us)
-                    t0 = time.perf_counter()
-                    REPORTS["kpi (4 weeks, department)"][2](conn, as_of)
-                    took.append((time.perf_counter() - t0) * 1000)
-                    raise _Rollback
-            except _Rollback:
-                pass
-    finally:
-        db.dispose()
-    return took
+    return _kpi_rolled_back(db_url, settings, rounds,
+                            lambda conn, as_of: kpi_figures.forget(conn, as_of.now_us))  # fmt: skip
 
 
 def _fill(bench: BenchBase) -> dict[str, Any]:

@@ -79,43 +79,31 @@ class PipelineCollector:
         if stored is None:
             return
         done, parked, (rows, stale), (kept, missing), sums, periods = stored
-        cache = GaugeMetricFamily(
+        yield _states(
             "onevoice_health_cache_accounts",
             "Accounts of the health cache whose row answers for now (valid) or not (stale: a"
             " read evaluates them itself until the refresher has).",
-            labels=["state"],
+            {"valid": rows - stale, "stale": stale},
         )
-        cache.add_metric(["valid"], rows - stale)
-        cache.add_metric(["stale"], stale)
-        yield cache
-        history = GaugeMetricFamily(
+        yield _states(
             "onevoice_state_history_states",
             "Account states kept at the past period ends the refresher keeps (kept) and those"
             " not evaluated yet (missing: the KPI report evaluates them itself).",
-            labels=["state"],
+            {"kept": kept, "missing": missing},
         )
-        history.add_metric(["kept"], kept)
-        history.add_metric(["missing"], missing)
-        yield history
-        kept_sums = GaugeMetricFamily(
+        yield _states(
             "onevoice_kpi_state_sums",
             "The KPI report's sums of the kept states per past period end and grouping, kept"
             " (kept) or not yet (missing: the report sums those itself).",
-            labels=["state"],
+            {"kept": sums[0], "missing": sums[1]},
         )
-        kept_sums.add_metric(["kept"], sums[0])
-        kept_sums.add_metric(["missing"], sums[1])
-        yield kept_sums
-        kept_periods = GaugeMetricFamily(
+        yield _states(
             "onevoice_kpi_period_figures",
             "The KPI report's figures of the periods the refresher keeps (the current week and"
             " month and those of the kept ends), per period and grouping: answering for now"
             " (kept) or not (missing: the report counts those itself).",
-            labels=["state"],
+            {"kept": periods[0], "missing": periods[1]},
         )
-        kept_periods.add_metric(["kept"], periods[0])
-        kept_periods.add_metric(["missing"], periods[1])
-        yield kept_periods
         dead = GaugeMetricFamily(
             "onevoice_dead_letters",
             "Records parked as dead letters and not re-driven, per read model and reason.",
@@ -163,6 +151,14 @@ class PipelineCollector:
                     state_history.progress(conn, ends, as_of),
                     (len(past) * len(GROUP_BYS) - missing, missing),
                     (answering, len(expected) - answering))  # fmt: skip
+
+
+def _states(name: str, documentation: str, counts: dict[str, int]) -> GaugeMetricFamily:
+    """A gauge of counts per ``state`` label."""
+    gauge = GaugeMetricFamily(name, documentation, labels=["state"])
+    for state, n in counts.items():
+        gauge.add_metric([state], n)
+    return gauge
 
 
 def _up(name: str, documentation: str, value: object | None) -> GaugeMetricFamily:
