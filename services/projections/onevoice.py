@@ -139,8 +139,10 @@ def replaced_since(
     tables: onevoice.OneVoiceTables = onevoice.TABLES,
 ) -> dict[str, int]:  # fmt: skip
     """Per account, the earliest time of the rows these events change that are already stored:
-    a lifecycle side they replace (a commitment made again, a renewal rescheduled: the view
-    keeps each side's latest event), and the preventions of a ticket whose opening they write
+    every stored side of a lifecycle item they write a side of (a commitment made again, a
+    renewal rescheduled: the view keeps each side's latest event; a commitment made after its
+    close was recorded: its due time judges that close), and the preventions of a ticket whose
+    opening they write
     (a prevention with no cause takes its ticket's category, whenever the ticket was opened).
     From there on the account's state may change, before the events' own times. Read before
     the events are applied. An event the batch cannot read is left out (applying it fails the
@@ -168,12 +170,20 @@ def replaced_since(
         by_side: dict[str, list[tuple[str, str]]] = {}
         for account_id, item_id, side in sorted(latest):
             by_side.setdefault(side, []).append((account_id, item_id))
+        # The item's first side (made, opened, identified, placed, scheduled) carries what
+        # judges its later ones (a commitment's due time, a ticket's category): writing it
+        # changes the item from the earliest of its stored sides (a made side dated after its
+        # close), writing a later side from that side's stored time.
+        sides = [c for c in table.c if c.name.endswith("_us")
+                 and f"{c.name[:-3]}_event_id" in table.c]  # fmt: skip
         for side, keys in by_side.items():
-            at = table.c[f"{side}_us"]
+            looked_up = sides if side == sides[0].name[:-3] else [table.c[f"{side}_us"]]
+            key = tuple_(table.c.account_id, table.c[id_column])
             for start in range(0, len(keys), 400):  # 2 bound variables a key
-                earliest(conn.execute(select(table.c.account_id, at).where(
-                    tuple_(table.c.account_id, table.c[id_column]).in_(keys[start : start + 400]),
-                    at.is_not(None))))  # fmt: skip
+                stmt = select(table.c.account_id, *looked_up).where(
+                    key.in_(keys[start : start + 400]))  # fmt: skip
+                for account_id, *times in conn.execute(stmt):
+                    earliest((account_id, us) for us in times)
             if table is tables.tickets and side == "opened":
                 c = tables.commitments.c
                 for start in range(0, len(keys), 400):

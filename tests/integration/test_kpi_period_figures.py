@@ -20,6 +20,7 @@ import pytest
 from services.bootstrap import projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
+from services.core.events import parse_event
 from services.core.readmodels import kpi_figures
 from services.core.readmodels.reports import kpi
 from services.core.readmodels.timeline import to_micros
@@ -27,6 +28,7 @@ from services.core.view_rules import AsOf
 from services.projections import derived
 from services.projections.health_refresh import HealthRefresher
 from tests.integration.test_view_fold import NOW, fold, history
+from tests.samples import make_event
 
 DEPARTMENTS = ("sales", "marketing", "support", "success", "leadership")
 TZ = ZoneInfo("Asia/Seoul")
@@ -69,8 +71,9 @@ def _compare(db: Database, clocks: Sequence[datetime], monkeypatch: pytest.Monke
                     counted = _report(db, at, group_by, period)
                 if kept != counted:  # name the period, group and figure that differ
                     for a, b in zip(kept["periods"], counted["periods"], strict=True):
-                        for ga, gb in zip(a["groups"], b["groups"], strict=True):
-                            assert ga == gb, (at, group_by, period, a["period"], a["as_of"])
+                        ga = {g["group"]: g["figures"] for g in a["groups"]}
+                        gb = {g["group"]: g["figures"] for g in b["groups"]}
+                        assert ga == gb, (at, group_by, period, a["period"], a["as_of"])
                 assert kept == counted, (at, group_by, period)
     return used
 
@@ -114,3 +117,65 @@ def test_kept_period_figures_equal_the_counted(
     refresher.refresh_all()
     assert _answering(db, clock[0]) >= len({(r.start_us, r.end_us) for r in rows}) * 3 - 3
     assert _compare(db, clocks[2:4], monkeypatch) > 0
+
+
+def _events(*specs: tuple[str, timedelta, dict[str, Any]]) -> list[StoredEvent]:
+    """One partition's records: ``(type, age before NOW, payload)``."""
+    found = []
+    for offset, (kind, age, payload) in enumerate(specs):
+        body = make_event(kind, account_id="acct-k", occurred_at=(NOW - age).isoformat(),
+                          payload={**make_event(kind)["payload"], **payload})  # fmt: skip
+        found.append(StoredEvent(parse_event(body), body["event_id"], 0, offset, NOW))
+    return found
+
+
+def test_kept_figures_end_at_midnight_and_follow_a_late_side(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No future-dated event: a current period's figures answer until the health cache's next
+    change (the business day's end); a batch dated now that changes an ended period (a
+    commitment's made side, dated after its close was recorded, whose due time judges that
+    close) deletes that period's figures, and a batch that changes only the current week
+    leaves the settled periods' rows answering."""
+    fold(db, [_events(
+        ("account.registered", timedelta(days=60), {"owners": {"sales": "u-park"}}),
+        ("sales.meeting_held", timedelta(days=40), {}),
+        ("commitment.fulfilled", timedelta(days=35), {"commitment_id": "CM-k"}),
+        ("sales.meeting_held", timedelta(days=10), {}),
+        ("sales.meeting_held", timedelta(days=2), {}),
+    )])  # fmt: skip
+    clock = [NOW + timedelta(minutes=1)]
+    refresher = HealthRefresher(db, lambda: AsOf(to_micros(clock[0]), TZ), history=(6, 2),
+                                periods_again_s=0)  # fmt: skip
+    refresher.refresh_all()
+    midnight = to_micros(datetime(2026, 11, 23, 15, 0, tzinfo=NOW.tzinfo))  # 00:00 in Seoul
+    with db.reading() as conn:
+        rows = list(conn.execute(kpi_figures.TABLE.select()))
+    current = [r for r in rows if r.has_states]
+    assert current and all(r.until_us <= midnight for r in current), current
+    assert all(r.until_us == kpi_figures.END_OF_TIME for r in rows if not r.has_states)
+    before, after = NOW + timedelta(hours=13, minutes=59), NOW + timedelta(hours=14, minutes=1)
+    _compare(db, [clock[0], before, after], monkeypatch)
+    assert _answering(db, after) == _answering(db, before) - len(current)
+
+    # A touch dated now changes the current week and month only.
+    _apply(db, _events(("sales.meeting_held", -timedelta(minutes=1), {}))[-1:])
+    assert _answering(db, clock[0]) == len(rows) - len(current) - 3  # the last week's too
+    _compare(db, [clock[0] + timedelta(minutes=5)], monkeypatch)
+    # The commitment's made side arrives now, due before its close 35 days ago.
+    made = _events(
+        (
+            "commitment.made",
+            -timedelta(minutes=2),
+            {"commitment_id": "CM-k", "due_at": (NOW - timedelta(days=50)).isoformat()},
+        )
+    )[-1:]
+    _apply(db, made)
+    at = clock[0] + timedelta(minutes=5)
+    _compare(db, [at], monkeypatch)
+    with db.reading() as conn:
+        left = [r for r in conn.execute(kpi_figures.TABLE.select())
+                if r.as_of_us <= to_micros(at) < r.until_us]  # fmt: skip
+    closed = to_micros(NOW - timedelta(days=35))
+    assert not [r for r in left if r.start_us <= closed < r.end_us], left
+    assert left, "the periods before the close still answer"

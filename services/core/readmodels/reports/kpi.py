@@ -173,20 +173,28 @@ def period_figures(conn: Connection, span: Span, as_of: AsOf, group_by: GroupBy,
     until = kpi_figures.END_OF_TIME if now >= settles else _next_event_after(conn, now)
     if now >= span.end_us:
         return PeriodFigures(figures, False, until, settles)
+    # Before the states: a health row another refresher replaces after this read makes its
+    # account lacking below (TooManyLacking), where one replaced before the states are summed
+    # would otherwise take its moment out of ``until``.
+    until = min(until, health_cache.next_change_of_all(conn, as_of))
     query = KpiQuery(span.start_us, span.end_us, group_by, "week", at_risk_below)
     states(conn, as_of, query, span.end_us, now, group_rows(group_by, span.end_us), figures,
            evaluate_up_to=0)  # fmt: skip
-    until = min(until, health_cache.next_change_of_all(conn, as_of))
     return PeriodFigures(figures, True, until, kpi_figures.END_OF_TIME)
 
 
 def _next_event_after(conn: Connection, now_us: int) -> int:
-    """The earliest time of an account's event at or after ``now_us`` (one at now counts once
-    now has passed it; a later one is future-dated), or the end of time: every flow counts
-    facts at their event's time, up to now."""
-    e = timeline.TABLES.entries.c
-    found = conn.execute(select(func.min(e.occurred_us)).where(e.occurred_us >= now_us)).scalar()
-    return kpi_figures.END_OF_TIME if found is None else int(found)
+    """The earliest time at or after ``now_us`` of a fact a KPI figure counts or groups by
+    (one at now counts once now has passed it; a later one is future-dated), or the end of
+    time: every flow counts facts at their times, up to now. Each fact table is asked, not
+    only the timeline: a read model may have parked an event another applied."""
+    ov, rf = onevoice.TABLES, facts.TABLES
+    columns = (timeline.TABLES.entries.c.occurred_us, rf.touches.c.at_us, rf.firsts.c.first_us,
+               ov.commitments.c.made_us, ov.commitments.c.closed_us, ov.tickets.c.opened_us,
+               ov.tickets.c.resolved_us, ov.csat.c.at_us, ov.signals.c.at_us,
+               ov.contacts.c.at_us, accounts.TABLES.accounts.c.reg_us)  # fmt: skip
+    found = [conn.execute(select(func.min(c)).where(c >= now_us)).scalar() for c in columns]
+    return min((int(f) for f in found if f is not None), default=kpi_figures.END_OF_TIME)
 
 
 def _known_groups(conn: Connection, group_by: GroupBy,
