@@ -76,7 +76,8 @@ class HealthRefresher:
         self._figures_retry_at = 0.0
         self._sums_waiting = False  # the last pass left sums to keep for lack of the lock
         self._periods_again_s = periods_again_s
-        self._period_at: dict[tuple[int, int, str], float] = {}  # -> monotonic time of the last
+        # (start, end, grouping) -> the monotonic time before which it is not computed again
+        self._period_at: dict[tuple[int, int, str], float] = {}
         self.stored = 0  # by the last pass
         self.passed_over = 0  # accounts the last pass could not evaluate (state history)
 
