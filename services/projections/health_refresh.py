@@ -251,7 +251,9 @@ class HealthRefresher:
                 self._period_at[key] = now + self._periods_again_s
                 try:
                     with self._db.transaction() as conn:
-                        if not state_figures.computing(conn):
+                        current = as_of.now_us < span.end_us  # its states from the cache
+                        if not state_figures.computing(conn) or (
+                                current and not health_cache.held_still(conn)):  # fmt: skip
                             self._sums_waiting = True
                             self._period_at.pop(key)
                             return done

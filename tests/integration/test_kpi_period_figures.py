@@ -16,12 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
-from services.bootstrap import projections
+from services.bootstrap import migrate, projections
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
-from services.core.readmodels import kpi_figures
+from services.core.readmodels import health_cache, kpi_figures
 from services.core.readmodels.reports import kpi
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import AsOf
@@ -158,9 +160,17 @@ def test_kept_figures_end_at_midnight_and_follow_a_late_side(
     _compare(db, [clock[0], before, after], monkeypatch)
     assert _answering(db, after) == _answering(db, before) - len(current)
 
-    # A touch dated now changes the current week and month only.
+    # A touch dated now changes the current week and month, and the last week's follow-ups
+    # (its window is open): those rows go, the settled ones stay.
     _apply(db, _events(("sales.meeting_held", -timedelta(minutes=1), {}))[-1:])
-    assert _answering(db, clock[0]) == len(rows) - len(current) - 3  # the last week's too
+    touched = to_micros(NOW + timedelta(minutes=1))
+    with db.reading() as conn:
+        stayed = {
+            (r.start_us, r.end_us, r.group_by) for r in conn.execute(kpi_figures.TABLE.select())
+        }
+    assert stayed == {(r.start_us, r.end_us, r.group_by) for r in rows
+                      if r.depends_until_us < touched}  # fmt: skip
+    assert len(stayed) == len(rows) - len(current) - 3  # the last week's three groupings
     _compare(db, [clock[0] + timedelta(minutes=5)], monkeypatch)
     # The commitment's made side arrives now, due before its close 35 days ago.
     made = _events(
@@ -179,3 +189,26 @@ def test_kept_figures_end_at_midnight_and_follow_a_late_side(
     closed = to_micros(NOW - timedelta(days=35))
     assert not [r for r in left if r.start_us <= closed < r.end_us], left
     assert left, "the periods before the close still answer"
+
+
+def test_the_health_cache_is_held_still_while_a_current_period_is_summed(pg_url: str) -> None:
+    """PostgreSQL only (SQLite's write transaction excludes other writers already): the
+    refresher sums a current period's states in READ COMMITTED statements, so it holds the
+    health cache still — or, when another refresher is writing it, leaves the period for
+    later at once rather than wait."""
+    db = Database(pg_url)
+    migrate(db)
+    try:
+        with db.transaction() as writer:
+            writer.execute(health_cache.TABLE.delete())  # another refresher, writing
+            with db.transaction() as conn:
+                assert not health_cache.held_still(conn)
+                conn.execute(text("SELECT 1"))  # the transaction goes on
+        with db.transaction() as conn:
+            assert health_cache.held_still(conn)
+            with db.engine.connect() as other:
+                other.execute(text("SET lock_timeout = '300ms'"))
+                with pytest.raises(OperationalError):
+                    other.execute(health_cache.TABLE.delete())  # waits for conn: not here
+    finally:
+        db.dispose()

@@ -52,6 +52,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import OperationalError
 
 from services.core.adapters.sql import bulk_insert, bulk_insert_for, pg_record
 from services.core.readmodels import accounts, attention
@@ -196,6 +197,22 @@ def valid(as_of: AsOf) -> ColumnElement[bool]:
     t = TABLE.c
     return and_(t.valid_from_us <= as_of.now_us, t.valid_until_us > as_of.now_us,
                 t.policy == policy_key(as_of))  # fmt: skip
+
+
+def held_still(conn: Connection) -> bool:
+    """Keep every other transaction from writing the cache until ``conn``'s ends (PostgreSQL:
+    a SHARE lock on the table; reads go on): True, or False at once when a writer holds it
+    (try again later). For a refresher summing states in a READ COMMITTED transaction, where
+    another refresher's store between two of its statements would be counted by neither. On
+    SQLite ``conn`` is a write transaction already, which excludes every other writer."""
+    if conn.dialect.name != "postgresql":
+        return True
+    try:
+        with conn.begin_nested():
+            conn.execute(text(f"LOCK TABLE {TABLE.name} IN SHARE MODE NOWAIT"))
+    except OperationalError:
+        return False
+    return True
 
 
 def next_change_of_all(conn: Connection, as_of: AsOf) -> int:

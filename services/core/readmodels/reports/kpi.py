@@ -165,7 +165,8 @@ def period_figures(conn: Connection, span: Span, as_of: AsOf, group_by: GroupBy,
     """One period's figures as a request at ``as_of`` counts them: its flows, and its states
     when it has not ended; the moment they may change with no new event, and the latest moment
     a new fact changes them. Raises ``kpi_states.TooManyLacking`` for a period that has not
-    ended while some account lacks a valid health row (its next change is not known)."""
+    ended while some account lacks a valid health row (its next change is not known). For such
+    a period the caller holds the health cache still (``health_cache.held_still``)."""
     now = as_of.now_us
     (figures,) = flows(conn, group_by, [span], [min(span.end_us, now)], as_of)
     # A follow-up counts up to the end of the window of the period's last signal.
@@ -173,9 +174,9 @@ def period_figures(conn: Connection, span: Span, as_of: AsOf, group_by: GroupBy,
     until = kpi_figures.END_OF_TIME if now >= settles else _next_event_after(conn, now)
     if now >= span.end_us:
         return PeriodFigures(figures, False, until, settles)
-    # Before the states: a health row another refresher replaces after this read makes its
-    # account lacking below (TooManyLacking), where one replaced before the states are summed
-    # would otherwise take its moment out of ``until``.
+    # The caller holds the health cache still (``health_cache.held_still``): in its READ
+    # COMMITTED transaction a row another refresher stored or claimed between these reads
+    # would be left out of the sums or of ``until``.
     until = min(until, health_cache.next_change_of_all(conn, as_of))
     query = KpiQuery(span.start_us, span.end_us, group_by, "week", at_risk_below)
     states(conn, as_of, query, span.end_us, now, group_rows(group_by, span.end_us), figures,
