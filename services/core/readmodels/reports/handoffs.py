@@ -20,7 +20,8 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, String, case, cast, exists, literal, null, or_, select
 
@@ -44,9 +45,10 @@ class HandoffQuery:
     limit: int = 100  # handoffs left open, listed
 
 
-@dataclass(frozen=True)
-class Signal:
-    """One handoff (``view_rules.Handoff``'s fields a report needs) with its first follow-up."""
+class Signal(NamedTuple):
+    """One handoff (``view_rules.Handoff``'s fields a report needs) with its first follow-up
+    (a named tuple: a report builds thousands, and a frozen dataclass costs several times as
+    much to build)."""
 
     account_id: str
     event_id: str
@@ -170,17 +172,27 @@ class _Tally:
         self.hours: list[float] = []
         self.accounts_left: set[str] = set()
 
-    def add(self, account_id: str, h: Signal, due_us: int, as_of: AsOf) -> None:
-        """Count ``h``, whose follow-up window ends at ``due_us`` (``deadline``)."""
+    def add(self, account_id: str, hours: float | None, in_time: bool, stale: bool) -> None:
+        """Count a signal of ``account_id``: followed up after ``hours`` (None: still open), in
+        time or not; open past its window (``stale``) or not (``_Tally.judged``)."""
         self.signals += 1
-        if as_of.past(h.followed_us):
+        if hours is not None:
             self.followed += 1
-            self.hours.append(((h.followed_us or 0) - h.at_us) / HOUR_US)
-            self.in_time += (h.followed_us or 0) < due_us
+            self.hours.append(hours)
+            self.in_time += in_time
         else:
             self.open += 1
-            self.stale += as_of.now_us >= due_us
+            self.stale += stale
             self.accounts_left.add(account_id)
+
+    @staticmethod
+    def judged(h: Signal, due_us: int, as_of: AsOf) -> tuple[float | None, bool, bool]:
+        """``add``'s figures of ``h``, whose follow-up window ends at ``due_us``
+        (``deadline``)."""
+        if as_of.past(h.followed_us):
+            followed = h.followed_us or 0
+            return (followed - h.at_us) / HOUR_US, followed < due_us, False
+        return None, False, as_of.now_us >= due_us
 
     def json(self) -> dict[str, Any]:
         return {"signals": self.signals, "followed_up": self.followed,
@@ -194,23 +206,22 @@ def read_handoffs(conn: Connection, query: HandoffQuery, as_of: AsOf) -> dict[st
     """Totals, then per campaign (``null``: signals of no campaign) and per owner (the
     account's sales and success owners; ``null``: none), and the handoffs left open, oldest
     first (the first ``limit``), each naming its account, contact, signal event and age."""
-    found = [(h.account_id, h) for h in signals_between(conn, query.from_us, query.to_us, as_of,
-                                                        query.campaign_id)]  # fmt: skip
+    found = signals_between(conn, query.from_us, query.to_us, as_of, query.campaign_id)
     owners = _owners(conn, query.from_us, as_of)
     total = _Tally()
     campaigns: dict[str | None, _Tally] = defaultdict(_Tally)
     by_owner: dict[str | None, _Tally] = defaultdict(_Tally)
     left: list[tuple[Signal, int]] = []
     deadline_of = Deadlines(as_of)
-    for account_id, h in sorted(found, key=lambda f: (f[1].at_us, f[0], f[1].event_id,
-                                                      f[1].contact_key)):  # fmt: skip
-        due_us = deadline_of(h)
-        total.add(account_id, h, due_us, as_of)
-        campaigns[h.campaign_id].add(account_id, h, due_us, as_of)
-        owned: list[str | None] = [*owners.get(account_id, [])] or [None]
-        for owner in owned:
-            by_owner[owner].add(account_id, h, due_us, as_of)
-        if not as_of.past(h.followed_us):
+    nobody: list[str | None] = [None]
+    for h in sorted(found, key=attrgetter("at_us", "account_id", "event_id", "contact_key")):
+        account_id, due_us = h.account_id, deadline_of(h)
+        judged = _Tally.judged(h, due_us, as_of)
+        total.add(account_id, *judged)
+        campaigns[h.campaign_id].add(account_id, *judged)
+        for owner in owners.get(account_id) or nobody:
+            by_owner[owner].add(account_id, *judged)
+        if judged[0] is None:
             left.append((h, due_us))
     order = lambda kv: (kv[0] is None, kv[0] or "")  # noqa: E731
     return {
