@@ -7,11 +7,13 @@ time, handoffs followed up in time, the CSAT scores) and, for a period that had 
 then, its states at that moment (``has_states``; an ended period's states are at its end,
 ``state_figures``). A read at ``now`` uses it while ``as_of_us <= now < until_us``:
 
-- **the clock.** A figure changes with no new event only when a fact dated after ``as_of_us``
-  comes due (a future-dated event: ``until_us`` is at most the next event time after it) or,
-  for states, when an account's health may change on its own (``until_us`` is at most the
-  earliest ``valid_until_us`` of the health cache, which every account had a valid row of); a
-  period's follow-ups count until the end of its last signal's window (``settles_us``).
+- **the clock.** A figure changes with no new event only when a fact dated at or after
+  ``as_of_us`` comes due (a future-dated one: ``until_us`` is at most the next such fact time,
+  asked of every fact table a figure reads) or, for states, when an account's health may change
+  on its own (``until_us`` is at most the earliest ``valid_until_us`` of the health cache, which
+  every account had a valid row of, held still while they were summed:
+  ``health_cache.held_still``); a period's follow-ups count until the end of its last signal's
+  window (``settles_us``), after which nothing later changes an ended period.
 - **new facts.** A batch deletes every row that depends on a moment at or after its earliest
   change (``forget``, beside ``state_figures.forget``, under the same lock: ``depends_until_us``
   is the period's ``settles_us`` for an ended period, and the end of time for one that has not
