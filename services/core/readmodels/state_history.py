@@ -58,7 +58,6 @@ from services.core.adapters.sql import bulk_insert
 from services.core.codec import StoredEvent
 from services.core.health import health
 from services.core.readmodels import accounts, health_cache, kpi_figures, state_figures, view_facts
-from services.core.readmodels.reports.periods import span_of
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import (
@@ -235,14 +234,8 @@ def changed_wholesale(conn: Connection) -> None:
 def ends(as_of: AsOf, weeks: int, months: int) -> list[int]:
     """The period ends kept: those of the last ``weeks`` weeks and ``months`` months that have
     ended by ``as_of``, latest first (a month may end where a week does: once)."""
-    found: set[int] = set()
-    for period, n in (("week", weeks), ("month", months)):
-        at = as_of.now_us
-        for _ in range(n):
-            start = span_of(at, period, as_of).start_us  # type: ignore[arg-type]
-            found.add(start)  # the previous period's end
-            at = start - 1
-    return sorted(found, reverse=True)
+    past = kpi_figures.periods(as_of, weeks, months)  # the current ones end after now
+    return sorted({p.end_us for p in past if p.end_us <= as_of.now_us}, reverse=True)
 
 
 def missing(conn: Connection, end_us: int, as_of: AsOf, limit: int,

@@ -90,10 +90,10 @@ def read_kpi(conn: Connection, query: KpiQuery, as_of: AsOf,
     targets = Targets.load(conn, query.group_by, query.period)
     known = _known_groups(conn, query.group_by, departments)
     ends = [min(span.end_us, as_of.now_us) for span in periods]
-    policy = state_figures.key(health_cache.policy_key(as_of))
+    rules = health_cache.policy_key(as_of)
+    policy = state_figures.key(rules)
     kept = kpi_figures.read(conn, [(p.start_us, p.end_us) for p in periods], query.group_by,
-                            kpi_figures.key(health_cache.policy_key(as_of)), query.at_risk_below,
-                            as_of.now_us)  # fmt: skip
+                            kpi_figures.key(rules), query.at_risk_below, as_of.now_us)  # fmt: skip
     all_figures = [Figures() for _ in periods]
     todo = [i for i, p in enumerate(periods) if (p.start_us, p.end_us) not in kept]
     if todo:  # the flows of the periods no kept row answers for (one statement each)
