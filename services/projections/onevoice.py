@@ -139,11 +139,11 @@ def replaced_since(
     tables: onevoice.OneVoiceTables = onevoice.TABLES,
 ) -> dict[str, int]:  # fmt: skip
     """Per account, the earliest time of the rows these events change that are already stored:
-    every stored side of a lifecycle item they write a side of (a commitment made again, a
-    renewal rescheduled: the view keeps each side's latest event; a commitment made after its
-    close was recorded: its due time judges that close), and the preventions of a ticket whose
-    opening they write
-    (a prevention with no cause takes its ticket's category, whenever the ticket was opened).
+    a lifecycle side they replace (a commitment made again, a renewal rescheduled: the view
+    keeps each side's latest event) and, for an item's first side, its stored later sides too
+    (a commitment made after its close was recorded: its due time judges that close), and the
+    preventions of a ticket whose opening they write (a prevention with no cause takes its
+    ticket's category, whenever the ticket was opened).
     From there on the account's state may change, before the events' own times. Read before
     the events are applied. An event the batch cannot read is left out (applying it fails the
     same way, and parks it)."""
