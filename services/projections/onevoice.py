@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, Table, select, tuple_
+from sqlalchemy import ColumnElement, Connection, MetaData, Table, or_, select, tuple_, update
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
@@ -38,6 +38,7 @@ from services.core.events import (
 from services.core.readmodels import onevoice
 from services.core.readmodels.generations import shadow_prefix
 from services.core.readmodels.timeline import to_micros
+from services.core.view_rules import FOLLOW_UP_DEPARTMENTS
 from services.projections.base import Projection, customer_events
 
 Key = tuple[int, int, int]
@@ -108,6 +109,36 @@ class OneVoiceView(Projection):
         insert_ignore(conn, self.t.csat, batch.csat)
         insert_ignore(conn, self.t.contacts, batch.contacts)
         insert_ignore(conn, self.t.signals, batch.signals)
+        insert_ignore(conn, self.t.follow_ups, batch.follow_ups)
+        self._follow_through(conn, batch)
+
+    def _follow_through(self, conn: Connection, batch: _Batch) -> None:
+        """Set the first follow-up of the signals this batch can change: its own signals, and
+        those of the accounts and contacts it brings follow-ups for whose stored follow-up is
+        not earlier than the earliest of them (or missing). Each is looked up again from every
+        stored follow-up, so the result is the same whatever order events were applied in."""
+        pairs = {(r["account_id"], r["contact_key"]) for r in (*batch.signals, *batch.follow_ups)}
+        if not pairs:
+            return
+        s, f = self.t.signals, self.t.follow_ups
+        since = min((r["at_us"] for r in batch.follow_ups), default=None)
+
+        def first(column: Any) -> Any:
+            return select(column).where(
+                f.c.account_id == s.c.account_id, f.c.contact_key == s.c.contact_key,
+                f.c.at_us >= s.c.at_us,
+            ).order_by(f.c.at_us, f.c.partition, f.c.offset).limit(1).scalar_subquery()  # fmt: skip
+
+        changed: ColumnElement[bool] = s.c.followed_us.is_(None)
+        if since is not None:
+            changed = or_(changed, s.c.followed_us >= since)
+        ordered = sorted(pairs)
+        for start in range(0, len(ordered), 400):  # 2 bound variables a pair
+            chunk = ordered[start : start + 400]
+            conn.execute(
+                update(s).where(tuple_(s.c.account_id, s.c.contact_key).in_(chunk), changed)
+                .values(followed_us=first(f.c.at_us), followed_event_id=first(f.c.event_id))
+            )  # fmt: skip
 
     def _merge(
         self, conn: Connection, table: Table, id_column: str,
@@ -131,7 +162,8 @@ class OneVoiceView(Projection):
         t = self.t
         return {"commitments": t.commitments, "tickets": t.tickets, "messages": t.messages,
                 "contacts": t.contacts, "csat": t.csat, "signals": t.signals, "needs": t.needs,
-                "orders": t.orders, "contracts": t.contracts, "churns": t.churns}  # fmt: skip
+                "orders": t.orders, "contracts": t.contracts, "churns": t.churns,
+                "follow_ups": t.follow_ups}  # fmt: skip
 
 
 def replaced_since(
@@ -207,6 +239,7 @@ class _Batch:
         self.orders: dict[tuple[str, str, str], tuple[Key, Row]] = {}
         self.contracts: dict[tuple[str, str, str], tuple[Key, Row]] = {}
         self.churns: list[Row] = []
+        self.follow_ups: list[Row] = []
 
     def add(self, stored: StoredEvent) -> None:
         account_id, payload = stored.event.account_id, event_payload(stored.event)
@@ -254,6 +287,7 @@ class _Batch:
         else:
             self._value(stored, payload)
         self.contacts += _contacts(stored)
+        self.follow_ups += _follow_ups(stored)
 
     def _value(self, stored: StoredEvent, payload: Any) -> None:
         """Needs, orders, renewals and churn."""
@@ -355,6 +389,23 @@ def _signals(
     if not named:
         return [{**common, "contact_key": "", "contact_pii": None}]
     return [{**common, "contact_key": k, "contact_pii": pii} for k, pii in named.items()]
+
+
+def _follow_ups(stored: StoredEvent) -> list[Row]:
+    """A sales or success touch (by the actor or a participant; a registration is not a
+    touch): one row per account it touches for the accounts' handoffs, and one per account and
+    contact it names for the contacts' handoffs."""
+    event = stored.event
+    if stored.type == "account.registered" or not any(
+            p.department in FOLLOW_UP_DEPARTMENTS for p in event.people()):  # fmt: skip
+        return []
+    us, partition, offset = _key(stored)
+    keys = dict.fromkeys(("", *(contact_key(c) for c in event.contacts)))
+    keys.pop(None, None)
+    return [{"account_id": account_id, "contact_key": key, "event_id": stored.event_id,
+             "at_us": us, "partition": partition, "offset": offset}
+            for account_id in dict.fromkeys((event.account_id, *event.related_account_ids))
+            for key in keys]  # fmt: skip
 
 
 def _contacts(stored: StoredEvent) -> list[Row]:

@@ -186,7 +186,7 @@ def test_0013_downgrade_forgets_report_facts_and_indexes_every_generation(
                     " (account_id TEXT, opened_us BIGINT, resolved_us BIGINT)"
                 )
             )
-        upgrade(db, "head")
+        upgrade(db, "0022")  # 0023 drops the OneVoiceView's other generations
         with db.reading() as conn:
             shadow = {i["name"] for i in inspect(conn).get_indexes("one_voice_view__g4_tickets")}
         assert shadow == {"ix_one_voice_view__g4_tickets_opened",
@@ -309,5 +309,110 @@ def test_0020_totals_the_cached_items_and_keeps_them_with_every_write(
         with db.transaction() as conn:
             assert "account_health_totals" not in inspect(conn).get_table_names()
             conn.execute(text("UPDATE account_health_cache SET policy = 'x'"))  # no trigger left
+    finally:
+        db.dispose()
+
+
+def test_0023_fills_each_signals_first_follow_up_from_what_the_read_models_hold(
+    settings: Settings,
+) -> None:
+    """Follow-ups from the timeline's sales and success touches (actor or participant; not a
+    registration) and the OneVoiceView's contacts; each signal's first one at or after it; the
+    OneVoiceView's checkpoint moved back to the timeline's where it was ahead; its other
+    generations retired; down removes it all."""
+    db = Database(settings.resolved_database_url())
+    entry = ("INSERT INTO account_timeline_entries (account_id, event_id, occurred_us, partition,"
+             ' "offset", type, department) VALUES (:a, :e, :at, 0, :o, :type, :d)')  # fmt: skip
+    try:
+        upgrade(db, "0022")
+        with db.transaction() as conn:
+            for a, e, at, o, type_, d in (
+                ("acme", "sig", 100, 1, "marketing.event_attended", "marketing"),
+                ("acme", "early", 90, 0, "sales.call_logged", "sales"),  # before the signal
+                ("acme", "mkt", 110, 2, "marketing.campaign_sent", "marketing"),
+                ("acme", "joined", 120, 3, "support.ticket_opened", "support"),  # a participant
+                ("acme", "call", 130, 4, "sales.call_logged", "sales"),
+                ("beta", "reg", 50, 5, "account.registered", "sales"),  # not a touch
+            ):
+                conn.execute(text(entry), {"a": a, "e": e, "at": at, "o": o, "type": type_,
+                                           "d": d})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO account_timeline_events (event_id, account_id, occurred_us,"
+                ' partition, "offset", type, department, body, search_text, actor_id)'
+                " VALUES ('reg', 'beta', 50, 0, 5, 'account.registered', 'sales', '{}', '', 'u')"
+            ))  # fmt: skip
+            conn.execute(text("INSERT INTO account_timeline_participants VALUES"
+                              " ('joined', 'kim', 'success', '{}')"))  # fmt: skip
+            for account, key, event, at, o, department in (
+                ("acme", "id:c-1", "call", 130, 4, "sales"),
+                ("beta", "id:c-2", "reg", 50, 5, "sales"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO one_voice_view_contacts (account_id, contact_key, event_id,"
+                        ' contact_pii, actor_id, actor, department, at_us, partition, "offset")'
+                        " VALUES (:a, :k, :e, '{}', 'u', '{}', :d, :at, 0, :o)"
+                    ),
+                    {"a": account, "k": key, "e": event, "d": department, "at": at, "o": o},
+                )
+            for account, key, at in (
+                ("acme", "", 100),
+                ("acme", "id:c-1", 100),
+                ("acme", "id:c-9", 100),
+                ("beta", "id:c-2", 40),
+            ):
+                conn.execute(text(
+                    "INSERT INTO one_voice_view_signals (account_id, event_id, contact_key,"
+                    ' type, actor, at_us, partition, "offset") VALUES'
+                    " (:a, 'sig', :k, 'marketing.event_attended', '{}', :at, 0, 1)"
+                ), {"a": account, "k": key, "at": at})  # fmt: skip
+            for projection, partition, offset in (
+                ("AccountTimeline", 0, 6),
+                ("OneVoiceView", 0, 9),  # ahead: moved back
+                ("AccountTimeline", 1, 4),
+                ("OneVoiceView", 1, 3),  # behind: kept
+                ("OneVoiceView", 2, 2),  # the timeline has none: from the start
+            ):
+                conn.execute(text(
+                    "INSERT INTO projection_checkpoints (projection, generation, topic,"
+                    " partition, next_offset) VALUES (:p, 0, 't', :n, :o)"
+                ), {"p": projection, "n": partition, "o": offset})  # fmt: skip
+            conn.execute(text("CREATE TABLE one_voice_view__g3_signals (account_id TEXT)"))
+            conn.execute(text("INSERT INTO projection_generations VALUES"
+                              " ('OneVoiceView', 1, 2, 3)"))  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO rebuilds (id, generation, projections, state, accept_diff, keep_old,"
+                " created_us, updated_us, progress) VALUES ('r3', 3, '[\"OneVoiceView\"]',"
+                " 'running', false, false, 1, 1, '{}')"
+            ))  # fmt: skip
+            conn.execute(text("INSERT INTO rebuild_claims VALUES ('OneVoiceView', 'r3')"))
+        upgrade(db, "0023")
+        with db.reading() as conn:
+            assert sorted(tuple(r) for r in conn.execute(text(
+                "SELECT account_id, contact_key, event_id, at_us FROM one_voice_view_follow_ups"
+            ))) == [("acme", "", "call", 130), ("acme", "", "early", 90),
+                    ("acme", "", "joined", 120), ("acme", "id:c-1", "call", 130)]  # fmt: skip
+            assert sorted(tuple(r) for r in conn.execute(text(
+                "SELECT account_id, contact_key, followed_us, followed_event_id"
+                " FROM one_voice_view_signals"
+            ))) == [("acme", "", 120, "joined"), ("acme", "id:c-1", 130, "call"),
+                    ("acme", "id:c-9", None, None), ("beta", "id:c-2", None, None)]  # fmt: skip
+            assert sorted(tuple(r) for r in conn.execute(text(
+                "SELECT projection, partition, next_offset FROM projection_checkpoints"
+            ))) == [("AccountTimeline", 0, 6), ("AccountTimeline", 1, 4), ("OneVoiceView", 0, 6),
+                    ("OneVoiceView", 1, 3), ("OneVoiceView", 2, 0)]  # fmt: skip
+            assert not {t for t in inspect(conn).get_table_names() if "__g" in t}
+            assert conn.execute(text("SELECT kept FROM projection_generations")).all() == [
+                (None,)]  # fmt: skip
+            state, error = conn.execute(text("SELECT state, error FROM rebuilds")).one()
+            assert state == "failed" and "0023" in error
+            assert conn.execute(text("SELECT count(*) FROM rebuild_claims")).scalar_one() == 0
+        downgrade(db, "0022")
+        with db.reading() as conn:
+            assert "one_voice_view_follow_ups" not in inspect(conn).get_table_names()
+            assert "followed_us" not in {
+                c["name"] for c in inspect(conn).get_columns("one_voice_view_signals")
+            }
+            assert conn.execute(text("SELECT count(*) FROM one_voice_view_signals")).scalar() == 4
     finally:
         db.dispose()

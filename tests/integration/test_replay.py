@@ -73,6 +73,8 @@ def test_replay_rebuilds_the_same_view(loaded: Services) -> None:
             "orders": 0,
             "contracts": 0,
             "churns": 0,
+            # each a sales touch of its account and its group, and of the contact on both
+            "follow_ups": 240,
         },
         # one rep (u-park) on 9 accounts; every meeting has a next step (the customer's voice)
         "ReportFacts": {

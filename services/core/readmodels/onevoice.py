@@ -48,6 +48,7 @@ class OneVoiceTables:
     orders: Table
     contracts: Table
     churns: Table
+    follow_ups: Table
 
 
 def _side(prefix: str) -> list[Column[int] | Column[str]]:
@@ -144,7 +145,10 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Index(f"ix_{prefix}_csat_at", "at_us"),
     )
     # Marketing signals that open a handoff to sales (one row per contact named, or one with
-    # contact_key "" when none is); follow-ups are found in the touches when the view is read.
+    # contact_key "" when none is), each with its first follow-up in the whole log (the earliest
+    # ``follow_ups`` row of its account and contact key at or after it, by sort key; kept by the
+    # projection as touches and signals arrive in any order). A reader as of ``now`` takes it
+    # when it is not after ``now``: no other follow-up can come earlier.
     signals = Table(
         f"{prefix}_signals",
         metadata,
@@ -160,6 +164,8 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("at_us", BigInteger, nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
+        Column("followed_us", BigInteger, nullable=True),
+        Column("followed_event_id", String(36), nullable=True),
         Index(f"ix_{prefix}_signals_at", "account_id", "at_us"),
         Index(f"ix_{prefix}_signals_time", "at_us"),
     )
@@ -219,8 +225,22 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
     )
+    # The touches that follow up a handoff: every sales or success touch (by the actor or a
+    # participant; a registration is not a touch), one row per account it touches with
+    # contact_key "" (an account's handoff) and one per contact key it names (a contact's).
+    follow_ups = Table(
+        f"{prefix}_follow_ups",
+        metadata,
+        Column("account_id", String(128), primary_key=True),
+        Column("contact_key", Text, primary_key=True),  # "" for the account
+        Column("event_id", String(36), primary_key=True),
+        Column("at_us", BigInteger, nullable=False),
+        Column("partition", Integer, nullable=False),
+        Column("offset", BigInteger, nullable=False),
+        Index(f"ix_{prefix}_follow_ups_at", "account_id", "contact_key", "at_us"),
+    )
     return OneVoiceTables(commitments, tickets, messages, contacts, csat, signals, needs, orders,
-                          contracts, churns)  # fmt: skip
+                          contracts, churns, follow_ups)  # fmt: skip
 
 
 TABLES = onevoice_tables(METADATA, PREFIX)

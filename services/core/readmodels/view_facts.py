@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -36,7 +35,6 @@ from sqlalchemy.orm import aliased
 
 from services.core.readmodels import accounts, leadership, onevoice, timeline
 from services.core.view_rules import (
-    FOLLOW_UP_DEPARTMENTS,
     ActorTouches,
     AsOf,
     Commitment,
@@ -191,47 +189,15 @@ def _csat(by_ids: bool, _: bool) -> Select[Any]:
 
 
 def _signals(by_ids: bool, _: bool) -> Select[Any]:
+    """Signals of the 90-day window, each with its first follow-up when that came by now (the
+    projection keeps each signal's first follow-up in the whole log: a later one is not yet)."""
     s = onevoice.TABLES.signals
-    return select(s).where(
+    came = s.c.followed_us <= bindparam("now")
+    return select(
+        s, case((came, s.c.followed_us)).label("first_us"),
+        case((came, s.c.followed_event_id)).label("first_event_id"),
+    ).where(
         _among(s.c.account_id, by_ids), s.c.at_us.between(bindparam("since90"), bindparam("now"))
-    )
-
-
-def _signalled(by_ids: bool) -> Any:
-    """The accounts with a signal in the 90-day window (only they need follow-ups looked up)."""
-    s = onevoice.TABLES.signals
-    return select(s.c.account_id).where(
-        _among(s.c.account_id, by_ids), s.c.at_us.between(bindparam("since90"), bindparam("now"))
-    )
-
-
-def _account_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
-    """Sales and success touches (by an actor or a participant) in the 90-day window of the
-    accounts with signals: candidates to follow up an account's handoff."""
-    e, pa = timeline.TABLES.entries, timeline.TABLES.participants
-    window = (e.c.account_id.in_(_signalled(by_ids)),
-              e.c.occurred_us.between(bindparam("since90"), bindparam("now")),
-              e.c.type != "account.registered")  # fmt: skip
-    columns = (e.c.account_id, e.c.event_id, e.c.occurred_us.label("at_us"), e.c.partition,
-               e.c.offset)  # fmt: skip
-    actors = select(*columns).where(*window, e.c.department.in_(FOLLOW_UP_DEPARTMENTS))
-    participants = (
-        select(*columns).join(pa, pa.c.event_id == e.c.event_id)
-        .where(*window, pa.c.department.in_(FOLLOW_UP_DEPARTMENTS))
-    )  # fmt: skip
-    return union_all(actors, participants)  # type: ignore[return-value]
-
-
-def _contact_follow_ups(by_ids: bool, _: bool) -> Select[Any]:
-    """Sales and success touches of a contact in the 90-day window (contacts rows are one per
-    person), for the accounts with signals."""
-    c, ev = onevoice.TABLES.contacts, timeline.TABLES.events
-    registration = exists().where(ev.c.event_id == c.c.event_id,
-                                  ev.c.type == "account.registered")  # not a touch  # fmt: skip
-    return select(c.c.account_id, c.c.contact_key, c.c.event_id, c.c.at_us, c.c.partition,
-                  c.c.offset).where(
-        c.c.account_id.in_(_signalled(by_ids)), c.c.department.in_(FOLLOW_UP_DEPARTMENTS),
-        c.c.at_us.between(bindparam("since90"), bindparam("now")), ~registration,
     )  # fmt: skip
 
 
@@ -300,8 +266,7 @@ _BUILDERS: dict[str, Callable[[bool, bool], Select[Any]]] = {
     "last_touches": _last_touches, "touch_rows": _touch_rows, "actor_counts": _actor_counts,
     "commitments": _commitments, "tickets": _tickets, "messages": _messages,
     "executive": _executive, "executive_last": _executive_last, "csat": _csat,
-    "contacts": _contacts, "signals": _signals, "account_follow_ups": _account_follow_ups,
-    "contact_follow_ups": _contact_follow_ups, "needs": _needs, "order_amounts": _order_amounts,
+    "contacts": _contacts, "signals": _signals, "needs": _needs, "order_amounts": _order_amounts,
     "order_last": _order_last, "contracts": _contracts, "churns": _churns,
 }  # fmt: skip
 
@@ -427,46 +392,13 @@ def handoffs_of(conn: Connection, account_ids: Sequence[str], as_of: AsOf) -> li
     return found
 
 
-def handoffs_since(conn: Connection, since_us: int, as_of: AsOf) -> list[tuple[str, Handoff]]:
-    """Every account's handoffs of signals from ``since_us`` up to now, each with its first
-    follow-up up to now (the handoff follow-through report)."""
-    params = {**_params(None, as_of), "since90": since_us}
-
-    def rows(name: str) -> Any:
-        return conn.execute(_statement(name, False), params)
-
-    return _handoffs(rows)
-
-
 def _handoffs(rows: Callable[[str], Any]) -> list[tuple[str, Handoff]]:
-    """Each signal in the window with its first follow-up (the earliest candidate at or after
-    it, by log order on ties)."""
-    signals = rows("signals").all()
-    if not signals:
-        return []
-    by_account: dict[str, list[tuple[int, int, int, str]]] = {}
-    for r in rows("account_follow_ups").all():  # all(): one fetch, not one per row
-        by_account.setdefault(r.account_id, []).append((r.at_us, r.partition, r.offset,
-                                                        r.event_id))  # fmt: skip
-    by_contact: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
-    for r in rows("contact_follow_ups").all():
-        by_contact.setdefault((r.account_id, r.contact_key), []).append(
-            (r.at_us, r.partition, r.offset, r.event_id))  # fmt: skip
-    for candidates in (*by_account.values(), *by_contact.values()):
-        candidates.sort()
-    found = []
-    for r in signals:
-        candidates = by_account.get(r.account_id, []) if r.contact_key == "" else \
-            by_contact.get((r.account_id, r.contact_key), [])  # fmt: skip
-        at = bisect_left(candidates, (r.at_us,))  # the first candidate at or after the signal
-        first = candidates[at] if at < len(candidates) else None
-        found.append((r.account_id, Handoff(
-            r.event_id, r.type, r.at_us, r.contact_key,
-            None if r.contact_pii is None else json.loads(r.contact_pii), r.campaign_id,
-            r.detail, _json(r.actor), r.summary,
-            None if first is None else first[0], None if first is None else first[3],
-        )))  # fmt: skip
-    return found
+    """Each signal in the window with its first follow-up up to now."""
+    return [(r.account_id, Handoff(
+        r.event_id, r.type, r.at_us, r.contact_key,
+        None if r.contact_pii is None else json.loads(r.contact_pii), r.campaign_id,
+        r.detail, _json(r.actor), r.summary, r.first_us, r.first_event_id,
+    )) for r in rows("signals")]  # fmt: skip
 
 
 def _executive_touches(rows: Any) -> list[tuple[str, ExecutiveTouch]]:

@@ -7,10 +7,10 @@ a participant, naming the contact for a contact's handoff) follows it up — the
 touch came before the end of the ``ONEVOICE_HANDOFF_DAYS`` window (business calendar days, the
 signal's day included), and *stale* when it is still open after it.
 
-Read from the OneVoiceView's signals (indexed by time); each signal's first follow-up is found by
-the database (``signals_between``): one ordered index probe per signal into the account's
-timeline entries (an account's handoff) or the contact's rows (a contact's), stopping at the
-first sales or success touch — not the window's every touch loaded and searched in Python.
+Read from the OneVoiceView's signals (indexed by time), each with its first follow-up in the
+whole log, which the projection keeps on the signal's row as touches and signals arrive
+(``projections.onevoice``): up to now it is that follow-up when it is not after now, else none
+— no touch is looked up per request.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from datetime import date, datetime, time, timedelta
 from operator import attrgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, String, case, cast, exists, literal, null, or_, select
+from sqlalchemy import Connection, null, select
 
-from services.core.readmodels import accounts, onevoice, timeline
+from services.core.readmodels import accounts, onevoice
 from services.core.view_rules import (
     DAY_US,
     FOLLOW_UP_DEPARTMENTS,
@@ -66,43 +66,6 @@ class Signal(NamedTuple):
         return None if self.contact_pii is None else json.loads(self.contact_pii)
 
 
-def _first_follow_up(as_of: AsOf) -> Any:
-    """Per signal row ``s`` (the signals table): ``"<at_us> <event_id>"`` of its first
-    follow-up up to now, in log order on ties — the rule ``view_facts._handoffs`` applies to
-    the candidates its statements load. Both in one string, so one ordered probe per signal
-    finds both (``_split``)."""
-    s, e = onevoice.TABLES.signals, timeline.TABLES.entries.alias("f")
-    pa, c = timeline.TABLES.participants, onevoice.TABLES.contacts.alias("fc")
-    ev = timeline.TABLES.events
-    by_account = select(_joined(e.c.occurred_us, e.c.event_id)).where(
-        e.c.account_id == s.c.account_id, e.c.occurred_us >= s.c.at_us,
-        e.c.occurred_us <= as_of.now_us, e.c.type != "account.registered",
-        or_(e.c.department.in_(FOLLOW_UP_DEPARTMENTS),
-            exists().where(pa.c.event_id == e.c.event_id,
-                           pa.c.department.in_(FOLLOW_UP_DEPARTMENTS))),
-    ).order_by(e.c.occurred_us, e.c.partition, e.c.offset).limit(1)  # fmt: skip
-    registration = exists().where(ev.c.event_id == c.c.event_id,
-                                  ev.c.type == "account.registered")  # fmt: skip
-    by_contact = select(_joined(c.c.at_us, c.c.event_id)).where(
-        c.c.account_id == s.c.account_id, c.c.contact_key == s.c.contact_key,
-        c.c.department.in_(FOLLOW_UP_DEPARTMENTS), c.c.at_us >= s.c.at_us,
-        c.c.at_us <= as_of.now_us, ~registration,
-    ).order_by(c.c.at_us, c.c.partition, c.c.offset).limit(1)  # fmt: skip
-    return case((s.c.contact_key == "", by_account.scalar_subquery()),
-                else_=by_contact.scalar_subquery())  # fmt: skip
-
-
-def _joined(at_us: Any, event_id: Any) -> Any:
-    return cast(at_us, String) + literal(" ") + event_id
-
-
-def _split(found: str | None) -> tuple[int | None, str | None]:
-    if found is None:
-        return None, None
-    at_us, event_id = found.split(" ", 1)
-    return int(at_us), event_id
-
-
 def signals_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf,
                     campaign_id: str | None = None, *,
                     details: bool = True) -> list[Signal]:  # fmt: skip
@@ -113,11 +76,13 @@ def signals_between(conn: Connection, from_us: int, to_us: int, as_of: AsOf,
     shown = (s.contact_pii, s.detail) if details else (null(), null())
     stmt = select(
         s.account_id, s.event_id, s.type, s.at_us, s.contact_key, *shown, s.campaign_id,
-        _first_follow_up(as_of),
+        s.followed_us, s.followed_event_id,
     ).where(s.at_us >= from_us, s.at_us < min(to_us, as_of.now_us + 1))  # fmt: skip
     if campaign_id is not None:
         stmt = stmt.where(s.campaign_id == campaign_id)
-    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[6], *_split(r[8]))
+    now_us = as_of.now_us
+    return [Signal(r[0], r[1], r[2], r[3], r[4], r[5], r[7], r[6],
+                   *((r[8], r[9]) if r[8] is not None and r[8] <= now_us else (None, None)))
             for r in conn.execute(stmt).all()]  # fmt: skip
 
 
