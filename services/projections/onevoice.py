@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, MetaData, Table, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    MetaData,
+    Table,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 
 from services.core.adapters.sql import insert_ignore, upsert_newer
 from services.core.codec import StoredEvent
@@ -83,6 +93,22 @@ def contact_key(contact: Contact) -> str | None:
     return None
 
 
+# pg_advisory_xact_lock(int4, int4): its own key space ("OVFU"; the vault's is another).
+_ACCOUNT_LOCKS = 0x4F56_4655
+_LOCK_ACCOUNTS = text(
+    "SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS integer[])) AS k"
+)
+
+
+def _lock_accounts(conn: Connection, account_ids: set[str]) -> None:
+    """PostgreSQL: hold these accounts' handoff lock until the transaction ends (one 32-bit key
+    per account, taken in sorted order: two batches never wait for each other in a cycle; two
+    accounts sharing a key only wait more). SQLite runs one writer at a time already."""
+    if conn.dialect.name == "postgresql" and account_ids:
+        keys = sorted({zlib.crc32(a.encode()) - 2**31 for a in account_ids})
+        conn.execute(_LOCK_ACCOUNTS, {"cls": _ACCOUNT_LOCKS, "keys": keys})
+
+
 class OneVoiceView(Projection):
     name = onevoice.NAME
 
@@ -108,20 +134,25 @@ class OneVoiceView(Projection):
         insert_ignore(conn, self.t.messages, batch.messages)
         insert_ignore(conn, self.t.csat, batch.csat)
         insert_ignore(conn, self.t.contacts, batch.contacts)
-        insert_ignore(conn, self.t.signals, batch.signals)
-        insert_ignore(conn, self.t.follow_ups, batch.follow_ups)
         self._follow_through(conn, batch)
 
     def _follow_through(self, conn: Connection, batch: _Batch) -> None:
-        """Set the first follow-up of the signals this batch can change: its own signals, and
-        those of the accounts and contacts it brings follow-ups for whose stored follow-up is
-        not earlier than the earliest of them (or missing). Each is looked up again from every
-        stored follow-up, so the result is the same whatever order events were applied in."""
-        pairs = {(r["account_id"], r["contact_key"]) for r in (*batch.signals, *batch.follow_ups)}
-        if not pairs:
+        """Store the batch's signals and follow-ups, then set the first follow-up of the signals
+        it can change: its own signals, and, of the accounts and contacts it brings follow-ups
+        for, the signals at or before the latest of those whose stored follow-up is missing or
+        not earlier than the earliest of those (bounds taken per statement of up to 400 pairs).
+        Each is looked up again from every stored follow-up, so the result is the same whatever
+        order events were applied in.
+
+        On PostgreSQL the batch first locks its accounts (``_lock_accounts``): two projector
+        processes applying a signal and a follow-up of one account at once (a touch naming a
+        related account is on another partition) would each miss the other's row."""
+        if not batch.signals and not batch.follow_ups:
             return
+        _lock_accounts(conn, {r["account_id"] for r in (*batch.signals, *batch.follow_ups)})
+        insert_ignore(conn, self.t.signals, batch.signals)
+        insert_ignore(conn, self.t.follow_ups, batch.follow_ups)
         s, f = self.t.signals, self.t.follow_ups
-        since = min((r["at_us"] for r in batch.follow_ups), default=None)
 
         def first(column: Any) -> Any:
             return select(column).where(
@@ -129,16 +160,28 @@ class OneVoiceView(Projection):
                 f.c.at_us >= s.c.at_us,
             ).order_by(f.c.at_us, f.c.partition, f.c.offset).limit(1).scalar_subquery()  # fmt: skip
 
-        changed: ColumnElement[bool] = s.c.followed_us.is_(None)
-        if since is not None:
-            changed = or_(changed, s.c.followed_us >= since)
-        ordered = sorted(pairs)
-        for start in range(0, len(ordered), 400):  # 2 bound variables a pair
-            chunk = ordered[start : start + 400]
-            conn.execute(
-                update(s).where(tuple_(s.c.account_id, s.c.contact_key).in_(chunk), changed)
-                .values(followed_us=first(f.c.at_us), followed_event_id=first(f.c.event_id))
-            )  # fmt: skip
+        found = {"followed_us": first(f.c.at_us), "followed_event_id": first(f.c.event_id)}
+        ours = sorted({(r["account_id"], r["event_id"], r["contact_key"]) for r in batch.signals})
+        key = tuple_(s.c.account_id, s.c.event_id, s.c.contact_key)
+        for start in range(0, len(ours), 300):  # 3 bound variables a signal
+            conn.execute(update(s).where(key.in_(ours[start : start + 300])).values(found))
+        bounds: dict[tuple[str, str], tuple[int, int]] = {}
+        for r in batch.follow_ups:
+            pair, at_us = (r["account_id"], r["contact_key"]), r["at_us"]
+            lo, hi = bounds.get(pair, (at_us, at_us))
+            bounds[pair] = (min(lo, at_us), max(hi, at_us))
+        # Pairs in order of their earliest follow-up, 400 to a statement, each statement bounded
+        # by its pairs' earliest and latest (bounds per pair would need a VALUES list with named
+        # columns, which SQLite cannot write).
+        pairs = sorted(bounds, key=lambda pair: (bounds[pair], pair))
+        for start in range(0, len(pairs), 400):  # 2 bound variables a pair
+            chunk = pairs[start : start + 400]
+            lo = min(bounds[pair][0] for pair in chunk)
+            hi = max(bounds[pair][1] for pair in chunk)
+            conn.execute(update(s).where(
+                tuple_(s.c.account_id, s.c.contact_key).in_(chunk), s.c.at_us <= hi,
+                or_(s.c.followed_us.is_(None), s.c.followed_us >= lo),
+            ).values(found))  # fmt: skip
 
     def _merge(
         self, conn: Connection, table: Table, id_column: str,

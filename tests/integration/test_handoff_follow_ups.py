@@ -10,20 +10,25 @@ interleaving)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
+from services.bootstrap import migrate
 from services.core.adapters.sql import Database
 from services.core.codec import StoredEvent
-from services.core.readmodels import view_facts
+from services.core.events import parse_event
+from services.core.readmodels import onevoice, view_facts
 from services.core.readmodels.reports import handoffs
 from services.core.readmodels.timeline import to_micros
 from services.core.view_rules import FOLLOW_UP_DEPARTMENTS, AsOf
 from services.projections.base import customer_events
-from services.projections.onevoice import contact_key
+from services.projections.onevoice import OneVoiceView, contact_key
 from tests.integration.test_view_fold import ACCOUNTS, NOW, fold, history
+from tests.samples import make_event
 
 CLOCKS = (timedelta(0), timedelta(days=-30), timedelta(hours=-2), timedelta(days=10))
 SIGNALS = ("marketing.event_attended", "marketing.content_engaged", "marketing.campaign_responded")
@@ -91,3 +96,44 @@ def test_the_reports_and_the_view_name_the_follow_up_the_rule_names(
         followed += sum(1 for v in expected.values() if v[1] is not None)
         left += sum(1 for v in expected.values() if v[1] is None)
     assert followed > 10 and left > 2, (followed, left)
+
+
+def test_a_signal_and_its_follow_up_applied_at_once_find_each_other(pg_url: str) -> None:
+    """PostgreSQL only (SQLite runs one writer at a time): two projector processes apply a
+    signal of acme (acme's partition) and a touch of beta naming acme as a related account
+    (beta's partition) at the same time. Each looks its signals' follow-ups up in READ
+    COMMITTED statements, so without a lock each would miss the other's row and the signal stay
+    unanswered; the second waits for the first's accounts instead."""
+    db = Database(pg_url)
+    migrate(db)
+
+    def stored(partition: int, **body: object) -> StoredEvent:
+        event = parse_event(make_event(**body))
+        return StoredEvent(event, str(event.event_id), partition, 0, NOW)
+
+    signal = stored(0, event_type="marketing.event_attended", account_id="acme", contacts=[],
+                    occurred_at=NOW.isoformat())  # fmt: skip
+    touch = stored(1, event_type="sales.meeting_held", account_id="beta", contacts=[],
+                   related_account_ids=["acme"],
+                   occurred_at=(NOW + timedelta(hours=1)).isoformat())  # fmt: skip
+    applied = threading.Event()
+
+    def other() -> None:
+        with db.transaction() as conn:
+            OneVoiceView().apply(conn, [touch])
+        applied.set()
+
+    try:
+        with db.transaction() as conn:
+            OneVoiceView().apply(conn, [signal])
+            worker = threading.Thread(target=other)
+            worker.start()
+            assert not applied.wait(1.0), "the touch did not wait for the signal's account"
+        worker.join(30)
+        assert applied.is_set()
+        s = onevoice.TABLES.signals.c
+        with db.reading() as conn:
+            assert conn.execute(select(s.account_id, s.followed_event_id)).all() == [
+                ("acme", touch.event_id)]  # fmt: skip
+    finally:
+        db.dispose()

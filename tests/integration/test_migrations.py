@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from services.bootstrap import ROOT
 from services.core.adapters.sql import Database
@@ -76,6 +76,19 @@ def test_0007_registers_nothing_when_the_timeline_had_several_topics(settings: S
         db.dispose()
 
 
+def kept_and_rebuilding(conn: Connection, kept: int, shadow: int) -> None:
+    """A generation of the OneVoiceView kept for rollback and a running rebuild (r3) into a
+    shadow, with its claim."""
+    conn.execute(text("INSERT INTO projection_generations VALUES ('OneVoiceView', 1, :kept, 5)"),
+                 {"kept": kept})  # fmt: skip
+    conn.execute(text(
+        "INSERT INTO rebuilds (id, generation, projections, state, accept_diff, keep_old,"
+        " created_us, updated_us, progress) VALUES ('r3', :shadow, '[\"OneVoiceView\"]',"
+        " 'running', false, false, 1, 1, '{}')"
+    ), {"shadow": shadow})  # fmt: skip
+    conn.execute(text("INSERT INTO rebuild_claims VALUES ('OneVoiceView', 'r3')"))
+
+
 def test_0009_to_0012_keep_rows_and_retire_other_generations(settings: Settings) -> None:
     """Existing rows survive the new primary keys; shadow and kept generations of the changed
     read models are dropped and their open rebuilds failed (they have the old shape)."""
@@ -104,14 +117,7 @@ def test_0009_to_0012_keep_rows_and_retire_other_generations(settings: Settings)
                 conn.execute(
                     text(f"CREATE TABLE one_voice_view__g{generation}_csat (account_id TEXT)")
                 )
-            conn.execute(text("INSERT INTO projection_generations VALUES"
-                              " ('OneVoiceView', 1, 2, 5)"))  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO rebuilds (id, generation, projections, state, accept_diff, keep_old,"
-                " created_us, updated_us, progress) VALUES ('r3', 3, '[\"OneVoiceView\"]',"
-                " 'running', false, false, 1, 1, '{}')"
-            ))  # fmt: skip
-            conn.execute(text("INSERT INTO rebuild_claims VALUES ('OneVoiceView', 'r3')"))
+            kept_and_rebuilding(conn, kept=2, shadow=3)
         upgrade(db, "0012")
         with db.reading() as conn:
             assert conn.execute(text(
@@ -317,9 +323,10 @@ def test_0023_fills_each_signals_first_follow_up_from_what_the_read_models_hold(
     settings: Settings,
 ) -> None:
     """Follow-ups from the timeline's sales and success touches (actor or participant; not a
-    registration) and the OneVoiceView's contacts; each signal's first one at or after it; the
-    OneVoiceView's checkpoint moved back to the timeline's where it was ahead; its other
-    generations retired; down removes it all."""
+    registration, not one the OneVoiceView parked) and the OneVoiceView's contacts (of events on
+    the timeline); each signal's first one at or after it; the OneVoiceView's checkpoint moved
+    back to where the timeline stopped applying (its checkpoint or a record it parked); its
+    other generations retired; down removes it all."""
     db = Database(settings.resolved_database_url())
     entry = ("INSERT INTO account_timeline_entries (account_id, event_id, occurred_us, partition,"
              ' "offset", type, department) VALUES (:a, :e, :at, 0, :o, :type, :d)')  # fmt: skip
@@ -333,19 +340,29 @@ def test_0023_fills_each_signals_first_follow_up_from_what_the_read_models_hold(
                 ("acme", "joined", 120, 3, "support.ticket_opened", "support"),  # a participant
                 ("acme", "call", 130, 4, "sales.call_logged", "sales"),
                 ("beta", "reg", 50, 5, "account.registered", "sales"),  # not a touch
+                ("acme", "parked", 105, 6, "sales.call_logged", "sales"),  # the view parked it
             ):
-                conn.execute(text(entry), {"a": a, "e": e, "at": at, "o": o, "type": type_,
-                                           "d": d})  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO account_timeline_events (event_id, account_id, occurred_us,"
-                ' partition, "offset", type, department, body, search_text, actor_id)'
-                " VALUES ('reg', 'beta', 50, 0, 5, 'account.registered', 'sales', '{}', '', 'u')"
-            ))  # fmt: skip
+                bound = {"a": a, "e": e, "at": at, "o": o, "type": type_, "d": d}
+                conn.execute(text(entry), bound)
+                conn.execute(text(
+                    "INSERT INTO account_timeline_events (event_id, account_id, occurred_us,"
+                    ' partition, "offset", type, department, body, search_text, actor_id)'
+                    " VALUES (:e, :a, :at, 0, :o, :type, :d, '{}', '', 'u')"
+                ), bound)  # fmt: skip
+            for projection, partition, offset in (("OneVoiceView", 0, 6),
+                                                  ("AccountTimeline", 1, 2)):  # fmt: skip
+                conn.execute(text(
+                    'INSERT INTO dead_letters (projection, generation, topic, partition, "offset",'
+                    " headers, timestamp_ms, reason, error_class, error_message, first_seen_us,"
+                    " last_seen_us, attempts, state) VALUES (:p, 0, 't', :n, :o, '[]', 0,"
+                    " 'failed', 'E', 'e', 0, 0, 1, 'parked')"
+                ), {"p": projection, "n": partition, "o": offset})  # fmt: skip
             conn.execute(text("INSERT INTO account_timeline_participants VALUES"
                               " ('joined', 'kim', 'success', '{}')"))  # fmt: skip
             for account, key, event, at, o, department in (
                 ("acme", "id:c-1", "call", 130, 4, "sales"),
                 ("beta", "id:c-2", "reg", 50, 5, "sales"),
+                ("acme", "id:c-9", "ghost", 110, 7, "sales"),  # not on the timeline
             ):
                 conn.execute(
                     text(
@@ -370,7 +387,7 @@ def test_0023_fills_each_signals_first_follow_up_from_what_the_read_models_hold(
                 ("AccountTimeline", 0, 6),
                 ("OneVoiceView", 0, 9),  # ahead: moved back
                 ("AccountTimeline", 1, 4),
-                ("OneVoiceView", 1, 3),  # behind: kept
+                ("OneVoiceView", 1, 3),  # the timeline parked offset 2: from there
                 ("OneVoiceView", 2, 2),  # the timeline has none: from the start
             ):
                 conn.execute(text(
@@ -378,14 +395,7 @@ def test_0023_fills_each_signals_first_follow_up_from_what_the_read_models_hold(
                     " partition, next_offset) VALUES (:p, 0, 't', :n, :o)"
                 ), {"p": projection, "n": partition, "o": offset})  # fmt: skip
             conn.execute(text("CREATE TABLE one_voice_view__g3_signals (account_id TEXT)"))
-            conn.execute(text("INSERT INTO projection_generations VALUES"
-                              " ('OneVoiceView', 1, 2, 3)"))  # fmt: skip
-            conn.execute(text(
-                "INSERT INTO rebuilds (id, generation, projections, state, accept_diff, keep_old,"
-                " created_us, updated_us, progress) VALUES ('r3', 3, '[\"OneVoiceView\"]',"
-                " 'running', false, false, 1, 1, '{}')"
-            ))  # fmt: skip
-            conn.execute(text("INSERT INTO rebuild_claims VALUES ('OneVoiceView', 'r3')"))
+            kept_and_rebuilding(conn, kept=2, shadow=3)
         upgrade(db, "0023")
         with db.reading() as conn:
             assert sorted(tuple(r) for r in conn.execute(text(
@@ -400,7 +410,7 @@ def test_0023_fills_each_signals_first_follow_up_from_what_the_read_models_hold(
             assert sorted(tuple(r) for r in conn.execute(text(
                 "SELECT projection, partition, next_offset FROM projection_checkpoints"
             ))) == [("AccountTimeline", 0, 6), ("AccountTimeline", 1, 4), ("OneVoiceView", 0, 6),
-                    ("OneVoiceView", 1, 3), ("OneVoiceView", 2, 0)]  # fmt: skip
+                    ("OneVoiceView", 1, 2), ("OneVoiceView", 2, 0)]  # fmt: skip
             assert not {t for t in inspect(conn).get_table_names() if "__g" in t}
             assert conn.execute(text("SELECT kept FROM projection_generations")).all() == [
                 (None,)]  # fmt: skip

@@ -237,7 +237,15 @@ def onevoice_tables(metadata: MetaData, prefix: str) -> OneVoiceTables:
         Column("at_us", BigInteger, nullable=False),
         Column("partition", Integer, nullable=False),
         Column("offset", BigInteger, nullable=False),
-        Index(f"ix_{prefix}_follow_ups_at", "account_id", "contact_key", "at_us"),
+        # the first at or after a time, in log order on ties: one index-only probe
+        Index(
+            f"ix_{prefix}_follow_ups_at",
+            "account_id",
+            "contact_key",
+            "at_us",
+            "partition",
+            "offset",
+        ),
     )
     return OneVoiceTables(commitments, tickets, messages, contacts, csat, signals, needs, orders,
                           contracts, churns, follow_ups)  # fmt: skip
