@@ -16,6 +16,7 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Table,
+    bindparam,
     or_,
     select,
     text,
@@ -138,11 +139,10 @@ class OneVoiceView(Projection):
 
     def _follow_through(self, conn: Connection, batch: _Batch) -> None:
         """Store the batch's signals and follow-ups, then set the first follow-up of the signals
-        it can change: its own signals, and, of the accounts and contacts it brings follow-ups
-        for, the signals at or before the latest of those whose stored follow-up is missing or
-        not earlier than the earliest of those (bounds taken per statement of up to 400 pairs).
-        Each is looked up again from every stored follow-up, so the result is the same whatever
-        order events were applied in.
+        it can change: its own signals, and the signals of the accounts it brings follow-ups for
+        whose stored follow-up is missing or not earlier than the earliest of those (taken per
+        statement of up to 400 accounts). Each is looked up again from every stored follow-up,
+        so the result is the same whatever order events were applied in.
 
         On PostgreSQL the batch first locks its accounts (``_lock_accounts``): two projector
         processes applying a signal and a follow-up of one account at once (a touch naming a
@@ -160,28 +160,47 @@ class OneVoiceView(Projection):
                 f.c.at_us >= s.c.at_us,
             ).order_by(f.c.at_us, f.c.partition, f.c.offset).limit(1).scalar_subquery()  # fmt: skip
 
-        found = {"followed_us": first(f.c.at_us), "followed_event_id": first(f.c.event_id)}
-        ours = sorted({(r["account_id"], r["event_id"], r["contact_key"]) for r in batch.signals})
-        key = tuple_(s.c.account_id, s.c.event_id, s.c.contact_key)
-        for start in range(0, len(ours), 300):  # 3 bound variables a signal
-            conn.execute(update(s).where(key.in_(ours[start : start + 300])).values(found))
-        bounds: dict[tuple[str, str], tuple[int, int]] = {}
+        looked_up = (s.c.account_id, s.c.event_id, s.c.contact_key, s.c.at_us, s.c.followed_us,
+                     s.c.followed_event_id, first(f.c.at_us), first(f.c.event_id))  # fmt: skip
+        # Read first, then write only what changed: PostgreSQL writes a new row version for
+        # every row an UPDATE matches, changed or not. Matched by account (one index range
+        # each; a list of (account, contact key) pairs made PostgreSQL test every signal of a
+        # time range against each pair).
+        ours: dict[str, set[str]] = {}
+        for r in batch.signals:
+            ours.setdefault(r["account_id"], set()).add(r["event_id"])
+        bounds: dict[str, tuple[int, int]] = {}
         for r in batch.follow_ups:
-            pair, at_us = (r["account_id"], r["contact_key"]), r["at_us"]
-            lo, hi = bounds.get(pair, (at_us, at_us))
-            bounds[pair] = (min(lo, at_us), max(hi, at_us))
-        # Pairs in order of their earliest follow-up, 400 to a statement, each statement bounded
-        # by its pairs' earliest and latest (bounds per pair would need a VALUES list with named
-        # columns, which SQLite cannot write).
-        pairs = sorted(bounds, key=lambda pair: (bounds[pair], pair))
-        for start in range(0, len(pairs), 400):  # 2 bound variables a pair
-            chunk = pairs[start : start + 400]
-            lo = min(bounds[pair][0] for pair in chunk)
-            hi = max(bounds[pair][1] for pair in chunk)
+            account_id, at_us = r["account_id"], r["at_us"]
+            lo, hi = bounds.get(account_id, (at_us, at_us))
+            bounds[account_id] = (min(lo, at_us), max(hi, at_us))
+        found: list[Any] = []
+        accounts = sorted(ours)
+        for start in range(0, len(accounts), 400):
+            chunk = accounts[start : start + 400]
+            found += conn.execute(select(*looked_up).where(
+                s.c.account_id.in_(chunk),
+                s.c.event_id.in_(sorted({e for a in chunk for e in ours[a]})),
+            )).all()  # fmt: skip
+        # The accounts a follow-up came for, in order of their earliest, 400 to a statement:
+        # their signals not answered before the statement's earliest follow-up.
+        accounts = sorted(bounds, key=lambda a: (bounds[a], a))
+        for start in range(0, len(accounts), 400):
+            chunk = accounts[start : start + 400]
+            lo = min(bounds[a][0] for a in chunk)
+            found += conn.execute(select(*looked_up).where(
+                s.c.account_id.in_(chunk), or_(s.c.followed_us.is_(None), s.c.followed_us >= lo),
+            )).all()  # fmt: skip
+        changed = {(a, e, k): (new_us, new_event)
+                   for a, e, k, _, old_us, old_event, new_us, new_event in found
+                   if (new_us, new_event) != (old_us, old_event)}  # fmt: skip
+        if changed:
             conn.execute(update(s).where(
-                tuple_(s.c.account_id, s.c.contact_key).in_(chunk), s.c.at_us <= hi,
-                or_(s.c.followed_us.is_(None), s.c.followed_us >= lo),
-            ).values(found))  # fmt: skip
+                s.c.account_id == bindparam("a"), s.c.event_id == bindparam("e"),
+                s.c.contact_key == bindparam("k"),
+            ).values(followed_us=bindparam("u"), followed_event_id=bindparam("f")), [
+                {"a": a, "e": e, "k": k, "u": u, "f": f} for (a, e, k), (u, f)
+                in sorted(changed.items())])  # fmt: skip
 
     def _merge(
         self, conn: Connection, table: Table, id_column: str,
