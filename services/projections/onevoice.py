@@ -6,6 +6,7 @@ per side, the event with the greatest sort key; everything else is inserted once
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import zlib
@@ -13,9 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     MetaData,
+    String,
     Table,
+    Text,
     bindparam,
     or_,
     select,
@@ -24,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.core.adapters.sql import insert_ignore, upsert_newer
+from services.core.adapters.sql import insert_ignore, json_rows, upsert_newer
 from services.core.codec import StoredEvent
 from services.core.events import (
     CommitmentClosed,
@@ -53,6 +57,7 @@ from services.core.view_rules import FOLLOW_UP_DEPARTMENTS
 from services.projections.base import Projection, customer_events
 
 Key = tuple[int, int, int]
+Key3 = tuple[str, str, str]  # a signal: account, event id, contact key
 Row = dict[str, Any]
 
 
@@ -139,10 +144,14 @@ class OneVoiceView(Projection):
 
     def _follow_through(self, conn: Connection, batch: _Batch) -> None:
         """Store the batch's signals and follow-ups, then set the first follow-up of the signals
-        it can change: its own signals, and the signals of the accounts it brings follow-ups for
-        whose stored follow-up is missing or not earlier than the earliest of those (taken per
-        statement of up to 400 accounts). Each is looked up again from every stored follow-up,
-        so the result is the same whatever order events were applied in.
+        it can change. Its own signals are looked up from every stored follow-up. Any other
+        signal already holds the first of the follow-ups stored before (the invariant this
+        keeps), so only the batch's follow-ups can take its place: the signals of each account
+        and contact key the batch follows up, not after the latest of its follow-ups and not
+        answered before the earliest, are compared with those in Python — one statement, no
+        lookup per signal (an account's signals nobody followed up cost nothing). A tie in time
+        with the stored follow-up is looked up too. The result is the same whatever order
+        events were applied in.
 
         On PostgreSQL the batch first locks its accounts (``_lock_accounts``): two projector
         processes applying a signal and a follow-up of one account at once (a touch naming a
@@ -152,6 +161,54 @@ class OneVoiceView(Projection):
         _lock_accounts(conn, {r["account_id"] for r in (*batch.signals, *batch.follow_ups)})
         insert_ignore(conn, self.t.signals, batch.signals)
         insert_ignore(conn, self.t.follow_ups, batch.follow_ups)
+        s = self.t.signals
+        ours = {(r["account_id"], r["event_id"], r["contact_key"]) for r in batch.signals}
+        # Each pair's follow-ups of the batch, in log order (time, then partition and offset).
+        pairs: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
+        for r in batch.follow_ups:
+            pairs.setdefault((r["account_id"], r["contact_key"]), []).append(
+                (r["at_us"], r["partition"], r["offset"], r["event_id"])
+            )
+        for found in pairs.values():
+            found.sort()
+        changed: dict[Key3, tuple[int | None, str | None]] = {}
+        again = set(ours)  # looked up from the stored follow-ups
+        if pairs:
+            p = json_rows(conn, [("a", String), ("k", Text), ("lo", BigInteger),
+                                 ("hi", BigInteger)], [
+                (a, k, found[0][0], found[-1][0]) for (a, k), found in sorted(pairs.items())],
+                name="pairs")  # fmt: skip
+            rows = conn.execute(select(
+                s.c.account_id, s.c.event_id, s.c.contact_key, s.c.at_us, s.c.followed_us,
+                s.c.followed_event_id,
+            ).join(p, (s.c.account_id == p.c.a) & (s.c.contact_key == p.c.k)).where(
+                s.c.at_us <= p.c.hi, or_(s.c.followed_us.is_(None), s.c.followed_us >= p.c.lo),
+            )).all()  # fmt: skip
+            for a, e, k, at_us, old_us, old_event in rows:
+                if (a, e, k) in ours:
+                    continue
+                found = pairs[(a, k)]
+                i = bisect.bisect_left(found, (at_us,))
+                if i == len(found):
+                    continue
+                new_us, _, _, new_event = found[i]
+                if old_us is None or new_us < old_us:
+                    changed[(a, e, k)] = (new_us, new_event)
+                elif new_us == old_us and new_event != old_event:
+                    again.add((a, e, k))  # which comes first in the log: look it up
+        changed.update(self._looked_up(conn, again))
+        if changed:
+            conn.execute(update(s).where(
+                s.c.account_id == bindparam("a"), s.c.event_id == bindparam("e"),
+                s.c.contact_key == bindparam("k"),
+            ).values(followed_us=bindparam("u"), followed_event_id=bindparam("f")), [
+                {"a": a, "e": e, "k": k, "u": u, "f": f} for (a, e, k), (u, f)
+                in sorted(changed.items())])  # fmt: skip
+
+    def _looked_up(self, conn: Connection, keys: set[Key3]) -> dict[Key3, tuple[Any, Any]]:
+        """The signals ``keys`` whose first follow-up among every stored one is not the one
+        they hold, with that follow-up (``(None, None)``: none), by account, 400 to a
+        statement."""
         s, f = self.t.signals, self.t.follow_ups
 
         def first(column: Any) -> Any:
@@ -160,47 +217,21 @@ class OneVoiceView(Projection):
                 f.c.at_us >= s.c.at_us,
             ).order_by(f.c.at_us, f.c.partition, f.c.offset).limit(1).scalar_subquery()  # fmt: skip
 
-        looked_up = (s.c.account_id, s.c.event_id, s.c.contact_key, s.c.at_us, s.c.followed_us,
-                     s.c.followed_event_id, first(f.c.at_us), first(f.c.event_id))  # fmt: skip
-        # Read first, then write only what changed: PostgreSQL writes a new row version for
-        # every row an UPDATE matches, changed or not. Matched by account (one index range
-        # each; a list of (account, contact key) pairs made PostgreSQL test every signal of a
-        # time range against each pair).
-        ours: dict[str, set[str]] = {}
-        for r in batch.signals:
-            ours.setdefault(r["account_id"], set()).add(r["event_id"])
-        bounds: dict[str, tuple[int, int]] = {}
-        for r in batch.follow_ups:
-            account_id, at_us = r["account_id"], r["at_us"]
-            lo, hi = bounds.get(account_id, (at_us, at_us))
-            bounds[account_id] = (min(lo, at_us), max(hi, at_us))
-        found: list[Any] = []
-        accounts = sorted(ours)
+        by_account: dict[str, set[str]] = {}
+        for a, e, _ in keys:
+            by_account.setdefault(a, set()).add(e)
+        accounts = sorted(by_account)
+        out: dict[Key3, tuple[Any, Any]] = {}
         for start in range(0, len(accounts), 400):
             chunk = accounts[start : start + 400]
-            found += conn.execute(select(*looked_up).where(
-                s.c.account_id.in_(chunk),
-                s.c.event_id.in_(sorted({e for a in chunk for e in ours[a]})),
-            )).all()  # fmt: skip
-        # The accounts a follow-up came for, in order of their earliest, 400 to a statement:
-        # their signals not answered before the statement's earliest follow-up.
-        accounts = sorted(bounds, key=lambda a: (bounds[a], a))
-        for start in range(0, len(accounts), 400):
-            chunk = accounts[start : start + 400]
-            lo = min(bounds[a][0] for a in chunk)
-            found += conn.execute(select(*looked_up).where(
-                s.c.account_id.in_(chunk), or_(s.c.followed_us.is_(None), s.c.followed_us >= lo),
-            )).all()  # fmt: skip
-        changed = {(a, e, k): (new_us, new_event)
-                   for a, e, k, _, old_us, old_event, new_us, new_event in found
-                   if (new_us, new_event) != (old_us, old_event)}  # fmt: skip
-        if changed:
-            conn.execute(update(s).where(
-                s.c.account_id == bindparam("a"), s.c.event_id == bindparam("e"),
-                s.c.contact_key == bindparam("k"),
-            ).values(followed_us=bindparam("u"), followed_event_id=bindparam("f")), [
-                {"a": a, "e": e, "k": k, "u": u, "f": f} for (a, e, k), (u, f)
-                in sorted(changed.items())])  # fmt: skip
+            events = sorted({e for account in chunk for e in by_account[account]})
+            for a, e, k, old_us, old_event, new_us, new_event in conn.execute(select(
+                s.c.account_id, s.c.event_id, s.c.contact_key, s.c.followed_us,
+                s.c.followed_event_id, first(f.c.at_us), first(f.c.event_id),
+            ).where(s.c.account_id.in_(chunk), s.c.event_id.in_(events))):  # fmt: skip
+                if (a, e, k) in keys and (new_us, new_event) != (old_us, old_event):
+                    out[(a, e, k)] = (new_us, new_event)
+        return out
 
     def _merge(
         self, conn: Connection, table: Table, id_column: str,
