@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from services.core.adapters.sql import insert_ignore, json_rows, upsert_newer
+from services.core.adapters.sql import insert_ignore, insert_new_keys, json_rows, upsert_newer
 from services.core.codec import StoredEvent
 from services.core.events import (
     CommitmentClosed,
@@ -146,8 +146,8 @@ class OneVoiceView(Projection):
         """Store the batch's signals and follow-ups, then set the first follow-up of the signals
         it can change. Its own signals are looked up from every stored follow-up. Any other
         signal already holds the first of the follow-ups stored before (the invariant this
-        keeps), so only the batch's follow-ups can take its place: the signals of each account
-        and contact key the batch follows up, not after the latest of its follow-ups and not
+        keeps), so only the follow-ups this batch stores can take its place: the signals of
+        each account and contact key it stores some for, not after the latest of them and not
         answered before the earliest, are compared with those in Python — one statement, no
         lookup per signal (an account's signals nobody followed up cost nothing). A tie in time
         with the stored follow-up is looked up too. The result is the same whatever order
@@ -160,12 +160,17 @@ class OneVoiceView(Projection):
             return
         _lock_accounts(conn, {r["account_id"] for r in (*batch.signals, *batch.follow_ups)})
         insert_ignore(conn, self.t.signals, batch.signals)
-        insert_ignore(conn, self.t.follow_ups, batch.follow_ups)
+        added = insert_new_keys(conn, self.t.follow_ups, batch.follow_ups,
+                                ("account_id", "contact_key", "event_id"))  # fmt: skip
         s = self.t.signals
         ours = {(r["account_id"], r["event_id"], r["contact_key"]) for r in batch.signals}
-        # Each pair's follow-ups of the batch, in log order (time, then partition and offset).
+        # Each pair's follow-ups this batch stored, in log order (time, then partition and
+        # offset). One stored before (another copy of an event id) is in the signals already,
+        # and its stored position may differ from this copy's.
         pairs: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
         for r in batch.follow_ups:
+            if (r["account_id"], r["contact_key"], r["event_id"]) not in added:
+                continue
             pairs.setdefault((r["account_id"], r["contact_key"]), []).append(
                 (r["at_us"], r["partition"], r["offset"], r["event_id"])
             )

@@ -137,3 +137,33 @@ def test_a_signal_and_its_follow_up_applied_at_once_find_each_other(pg_url: str)
                 ("acme", touch.event_id)]  # fmt: skip
     finally:
         db.dispose()
+
+
+def test_a_second_copy_of_a_follow_up_does_not_hide_an_earlier_one(db: Database) -> None:
+    """``apply`` given a second copy of an event id at another position (the runner passes
+    first copies only, per topic; a copy mirrored from another topic is not one of them): the
+    stored follow-up keeps the first copy's position, so a new touch at the same time that
+    comes before it in the log is the signal's first follow-up, not the copy."""
+
+    def stored(offset: int, event_type: str, at: timedelta, event_id: str) -> StoredEvent:
+        body = make_event(event_type=event_type, account_id="acme", contacts=[],
+                          occurred_at=(NOW + at).isoformat(), event_id=event_id)  # fmt: skip
+        event = parse_event(body)
+        return StoredEvent(event, event_id, 0, offset, NOW)
+
+    signal = stored(
+        1, "marketing.event_attended", timedelta(0), "00000000-0000-4000-8000-000000000001"
+    )
+    first = stored(
+        900, "sales.meeting_held", timedelta(hours=1), "00000000-0000-4000-8000-000000000002"
+    )
+    copy = stored(10, "sales.meeting_held", timedelta(hours=1), first.event_id)
+    touch = stored(
+        20, "sales.call_logged", timedelta(hours=1), "00000000-0000-4000-8000-000000000003"
+    )
+    s = onevoice.TABLES.signals.c
+    for batch in ([signal], [first], [copy, touch]):
+        with db.transaction() as conn:
+            OneVoiceView().apply(conn, batch)
+    with db.reading() as conn:
+        assert conn.execute(select(s.followed_event_id)).scalars().all() == [touch.event_id]

@@ -250,9 +250,10 @@ def _insert(dialect: str, table: Table, columns: tuple[str, ...]) -> Any:
 
 
 @functools.lru_cache(maxsize=_SHAPES)
-def _ignoring(dialect: str, table: Table, columns: tuple[str, ...], returning: str | None) -> Any:
+def _ignoring(dialect: str, table: Table, columns: tuple[str, ...],
+              returning: tuple[str, ...]) -> Any:  # fmt: skip
     stmt = _insert(dialect, table, columns).on_conflict_do_nothing()
-    return stmt if returning is None else stmt.returning(table.c[returning])
+    return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
 
 
 @functools.lru_cache(maxsize=_SHAPES)
@@ -275,7 +276,7 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     """Insert ``rows``; rows whose primary key already exists are skipped (``bulk_insert``)."""
     if rows:
         _, params = bulk_insert(conn, table, rows)
-        conn.execute(_ignoring(conn.dialect.name, table, tuple(rows[0]), None), params)
+        conn.execute(_ignoring(conn.dialect.name, table, tuple(rows[0]), ()), params)
 
 
 def insert_new(
@@ -285,8 +286,20 @@ def insert_new(
     if not rows:
         return set()
     _, params = bulk_insert(conn, table, rows)
-    stmt = _ignoring(conn.dialect.name, table, tuple(rows[0]), key)
+    stmt = _ignoring(conn.dialect.name, table, tuple(rows[0]), (key,))
     return set(conn.execute(stmt, params).scalars())
+
+
+def insert_new_keys(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> set[tuple[Any, ...]]:
+    """Like ``insert_new`` for a key of several columns: the ``keys`` values (a tuple each) of
+    the rows actually inserted."""
+    if not rows:
+        return set()
+    _, params = bulk_insert(conn, table, rows)
+    stmt = _ignoring(conn.dialect.name, table, tuple(rows[0]), tuple(keys))
+    return {tuple(r) for r in conn.execute(stmt, params)}
 
 
 def upsert_newer(
