@@ -45,6 +45,9 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients for ingest")
     p.add_argument("--batch", type=int, default=500, help="events per batch POST")
     p.add_argument("--partitions", type=int, default=12)
+    p.add_argument("--workers", type=int, default=2, help="processes of the second replay"
+                   " (onevoice replay --workers; its views are compared with the first's);"
+                   " 1 skips it")  # fmt: skip
     p.add_argument("--lag-rate", type=float, default=200.0, help="events/s in the lag phase")
     p.add_argument("--lag-seconds", type=float, help="lag phase length (default 15; quick 5)")
     p.add_argument("--query-reps", type=int, help="measured rounds per query variant (100)")
@@ -62,7 +65,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
         lag_rate=a.lag_rate, lag_seconds=a.lag_seconds or (5.0 if a.quick else 15.0),
         partitions=a.partitions, large=large,
         query_reps=a.query_reps or (50 if a.quick else 100), query_warmup=20,
-        profile=a.profile,
+        profile=a.profile, workers=max(1, a.workers),
     )  # fmt: skip
     if opts.profile is not None:
         opts.profile.mkdir(parents=True, exist_ok=True)

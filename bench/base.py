@@ -32,6 +32,8 @@ class Options:
     query_warmup: int
     profile: Path | None
     seed: int = 42
+    workers: int = 2
+    """Processes of the second replay (``onevoice replay --workers``); 1: no second replay."""
 
 
 @dataclass

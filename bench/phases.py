@@ -22,7 +22,7 @@ from bench.rebuild import rebuild_while_serving
 from bench.report import Row
 from bench.reports import reports_phase
 from bench.server import AppProcess
-from bench.stats import percentile
+from bench.stats import children_cpu, percentile
 from services.bootstrap import as_of_now, build
 from services.core.adapters.kafka_log import KafkaLog
 from services.core.adapters.sql import Database
@@ -30,6 +30,7 @@ from services.core.heap import freeze_startup
 from services.core.readmodels import health_cache
 from services.projections.health_refresh import HealthRefresher
 from services.projections.replay import replay
+from services.projections.workers import catch_up_in_workers
 
 
 def _utc_now() -> datetime:
@@ -259,6 +260,48 @@ class Bench(BenchBase):
                 "<", 120.0),  # issue 13 (measured at 1M by make bench-large)
             Row("replay 1M, CPU-bound estimate (a free core)", cpu_us, "s", self.consumer_cpu_us,
                 "consumer CPU", "< 120 s", "<", 120.0),
+        ]  # fmt: skip
+        if self.opts.workers > 1:
+            self._replay_in_workers(report.events, rate)
+
+    def _replay_in_workers(self, events: int, one_rate: float) -> None:
+        """The same replay again with ``--workers`` processes (``onevoice replay --workers``),
+        then every table of every read model compared with what the one-process replay built
+        (row counts and content digests): a parallel fold must build the same views."""
+        n = self.opts.workers
+        before = views.table_digests(self.db_url)
+        settings = self.group("replay-workers")
+        services = build(settings, run_migrations=False)
+        runner, db = services.runner, services.container.db
+        children0 = children_cpu()
+        try:
+            with self.meter() as m:
+                report = replay(runner, db, 3600, sys.stderr, lambda timeout, progress: (
+                    catch_up_in_workers(runner, db, settings, n, timeout, progress).events
+                ))  # fmt: skip
+        finally:
+            close(services)
+        workers_cpu = round(children_cpu() - children0, 2)
+        m.cpu_s["workers"] = workers_cpu  # the children, reaped by the end of the catch-up
+        after = views.table_digests(self.db_url)
+        different = {t: {"one": before[t], "workers": after.get(t)} for t in before
+                     if after.get(t) != before[t]}  # fmt: skip
+        rate = report.events / report.seconds
+        self.record(f"replay_{n}_workers", m, rate=rate, events=report.events,
+                    seconds=report.seconds, rows=report.rows, parked=report.parked,
+                    tables_compared=len(before), tables_different=different)  # fmt: skip
+        if different:
+            raise RuntimeError(f"the {n}-worker replay built other views: {different}")
+        cpu_us = (m.cpu_s.get("bench", 0.0) + workers_cpu) / report.events * 1e6
+        label = f"replay 1,000,000 events, {n} workers" + (
+            "" if report.events >= 1_000_000 else " (EXTRAPOLATED)")  # fmt: skip
+        self.rows += [
+            Row(f"replay, {n} worker processes (views equal, {len(before)} tables)", rate,
+                "events/s", one_rate, "1 process"),
+            Row(label, 1_000_000 / rate, "s", 1_000_000 / one_rate, "1 process", "< 120 s",
+                "<", 120.0),  # issue 13
+            Row(f"replay, {n} workers, CPU per event (all workers)", cpu_us, "CPU µs/ev",
+                self.consumer_cpu_us, "consumer CPU"),
         ]  # fmt: skip
 
     def query(self) -> None:

@@ -7,7 +7,6 @@ writes its stats there on shutdown.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -17,7 +16,6 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-from pydantic import SecretStr
 
 from services.core.settings import Settings
 
@@ -33,16 +31,7 @@ def free_port() -> int:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The ONEVOICE_* variables that reproduce ``settings`` in another process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEVOICE_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue  # unset: the other process's default is None too
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"ONEVOICE_{name.upper()}"] = (
-            str(value).lower() if isinstance(value, bool) else str(value)
-        )
-    return env
+    return settings.environment()
 
 
 class AppProcess:

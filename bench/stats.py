@@ -61,6 +61,12 @@ def system_ticks() -> tuple[int, int]:
     return sum(parts) - idle, sum(parts)
 
 
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's children that have been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

@@ -22,15 +22,26 @@ import httpx
 from sqlalchemy import select
 
 from bench.base import AUTH, close
-from services.bootstrap import build, migrate
+from services.bootstrap import build, migrate, projections
 from services.core.adapters.sql import Database
 from services.core.readmodels import accounts, view
 from services.core.readmodels.timeline import to_micros
 from services.core.settings import Settings
 from services.core.view_rules import AsOf
+from services.projections import base
 from services.projections.runner import ProjectionRunner
 from services.projections.timeline import AccountTimeline
 from tests import backends
+
+
+def table_digests(url: str) -> dict[str, tuple[int, str]]:
+    """Rows and content digest of every table of every read model (``base.table_digests``)."""
+    db = Database(url)
+    try:
+        with db.reading() as conn:
+            return base.table_digests(conn, projections())
+    finally:
+        db.dispose()
 
 
 def timeline_only_rate(settings: Settings, server_url: str) -> tuple[float, int, float]:

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -30,6 +31,16 @@ from services import cli_contacts, cli_keys
 from services.core import heap, logs
 from services.core.deadletters import REASONS
 from services.core.settings import Settings
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 64, not {value}")
+    return value
 
 
 def _serve(settings: Settings, role: str) -> int:
@@ -185,19 +196,31 @@ def _topics(settings: Settings) -> int:
     return 0
 
 
-def _replay(settings: Settings, timeout_s: float) -> int:
+def _replay(settings: Settings, timeout_s: float, workers: int) -> int:
     from services.bootstrap import build
+    from services.projections import workers as catch_up_workers
     from services.projections.replay import replay
 
-    # A group of its own: it must own every partition, even while projectors still run.
+    if workers > 1 and (why_not := catch_up_workers.supported(settings)) is not None:
+        print(f"onevoice replay: --workers {workers}: {why_not}", file=sys.stderr)
+        return 2
+    # A group of its own: it must own every partition, even while projectors still run (the
+    # replay's workers share it).
     group = f"{settings.projector_group}-replay"
-    services = build(
-        settings.model_copy(update={"projector_group": group}), run_migrations=False,
-        role="projector",
-    )  # fmt: skip
+    own = settings.model_copy(update={"projector_group": group})
+    services = build(own, run_migrations=False, role="projector")
     heap.freeze_startup()
+    runner, db = services.runner, services.container.db
+
+    def in_workers(timeout: float, progress: Callable[[int, int], None]) -> int:
+        done = catch_up_workers.catch_up_in_workers(runner, db, own, workers, timeout, progress)
+        if done.failed_children:
+            print(f"onevoice replay: {done.failed_children} of {workers - 1} worker processes"
+                  " failed; the others applied their partitions", file=sys.stderr)  # fmt: skip
+        return done.events
+
     try:
-        report = replay(services.runner, services.container.db, timeout_s, sys.stderr)
+        report = replay(runner, db, timeout_s, sys.stderr, in_workers if workers > 1 else None)
     except RuntimeError as exc:
         print(f"onevoice replay: {exc}", file=sys.stderr)
         return 1
@@ -443,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
         " serving system",
     )
     replay.add_argument("--timeout", type=float, default=3600, help="give up after N seconds")
+    replay.add_argument("--workers", type=_positive, default=1, metavar="N",
+                        help="refill with N processes sharing the partitions (Kafka and"
+                        " PostgreSQL only; default 1): about one per core")  # fmt: skip
     rebuild = sub.add_parser(
         "rebuild", help="rebuild read models into a new generation while the live ones keep"
         " serving; verify against them and switch atomically",
@@ -523,7 +549,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "topics":
         return _topics(settings)
     if command == "replay":
-        return _replay(settings, args.timeout)
+        return _replay(settings, args.timeout, args.workers)
     if command == "rebuild":
         if args.all and args.projection:
             print("onevoice rebuild: give --all or --projection, not both", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +18,7 @@ from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_D
 from services.core.logs import LogFormat
 from services.core.view_rules import Policy
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DEFAULT_EXECUTIVE_TITLES = (
     r"\b(ceo|cfo|coo|cto|cmo|cro|cio|ciso|cso|cpo|cdo|chief \w+( \w+)? officer|president"
@@ -249,7 +252,10 @@ class Settings(BaseSettings):
         description="Comma-separated origins (https://crm.example.com) whose web pages may call"
         " the API from a browser (CORS); empty: none.",
     )
-    log_level: str = Field(default="INFO", description="Python logging level.")
+    log_level: str = Field(
+        default="INFO",
+        description="Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).",
+    )
     log_format: LogFormat | None = Field(
         default=None,
         description="Log lines as 'json' (one object per line) or 'text'; unset = text when "
@@ -309,6 +315,14 @@ class Settings(BaseSettings):
                 f"unknown time zone {value!r}; use an IANA name like Asia/Seoul"
             ) from exc
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r}; use one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("kafka_ssl_cafile")
     @classmethod
@@ -376,6 +390,21 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The business time zone."""
         return ZoneInfo(self.business_time_zone)
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) without its ``ONEVOICE_*`` variables,
+        plus the ones that reproduce these settings in another process (a worker, a server)."""
+        env = {k: v for k, v in (os.environ if base is None else base).items()
+               if not k.startswith("ONEVOICE_")}  # fmt: skip
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue  # unset: the other process's default is None too
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"ONEVOICE_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )
+        return env
 
     def resolved_database_url(self) -> str:
         """The read-model database URL; SQLite under ``data_dir`` unless set."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, select
@@ -92,6 +92,19 @@ def fingerprint(
 def digest_of(rows: Mapping[tuple[Any, ...], str]) -> str:
     """An order-independent digest of a fingerprint: equal digests, equal rows."""
     return hashlib.sha256("\n".join(sorted(rows.values())).encode()).hexdigest()
+
+
+def table_digests(
+    conn: Connection, projections: Iterable[Projection]
+) -> dict[str, tuple[int, str]]:
+    """``table name -> (rows, digest_of(fingerprint))`` of every table of these read models:
+    two databases built from one log compare equal exactly when these do."""
+    out: dict[str, tuple[int, str]] = {}
+    for projection in projections:
+        for table in projection.tables.values():
+            rows = fingerprint(conn, table)
+            out[table.name] = (len(rows), digest_of(rows))
+    return out
 
 
 def _canonical(row: Mapping[Any, Any]) -> str:

@@ -10,6 +10,7 @@ progress bar (events/s and ETA) and reports what the rebuilt views hold.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -74,8 +75,15 @@ class ProgressBar:
             self._out.write("\n")
 
 
-def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO) -> ReplayReport:
-    """Clear and rebuild the runner's projections; ``runner`` must not be running elsewhere."""
+CatchUpFn = Callable[[float, Callable[[int, int], None]], int]
+
+
+def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO,
+           catch_up: CatchUpFn | None = None) -> ReplayReport:  # fmt: skip
+    """Clear and rebuild the runner's projections; ``runner`` must not be running elsewhere.
+
+    ``catch_up(timeout_s, progress)`` refills them and returns the events it applied (default:
+    ``runner.catch_up`` in this process; ``workers.catch_up_in_workers`` with several)."""
     names = [p.name for p in runner.projections]
     with db.transaction() as conn:
         busy = rebuilds.claims(conn)
@@ -102,10 +110,13 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
         total[0] = of
         bar.update(done, of)
 
-    events = runner.catch_up(timeout_s, progress)
+    events = (catch_up or runner.catch_up)(timeout_s, progress)
     seconds = time.monotonic() - started
     bar.finish(total[0], total[0])
     db.analyze()  # the planner's statistics still describe the emptied tables
     with db.reading() as conn:
         rows = {p.name: p.count(conn) for p in runner.projections}
-    return ReplayReport(events, seconds, runner.parked, rows)
+        # Parked by whichever process applied the record (dead letters were cleared above).
+        parked = sum(c["total"] for c in dead_letters.parked_counts(conn, names).values()) \
+            if runner.generation == checkpoints.LIVE_GENERATION else runner.parked  # fmt: skip
+    return ReplayReport(events, seconds, parked, rows)

@@ -404,7 +404,7 @@ class ProjectionRunner:
         Returns the records consumed; ``progress(done, total)`` is called after each batch;
         raises ``TimeoutError`` when the end is not reached in time.
         """
-        target = {p: o for p, o in self._log.end_offsets(self.topic).items() if o > 0}
+        target = self.log_end()
         total = sum(target.values())
         self.check_fence()
         deadline = time.monotonic() + timeout_s
@@ -418,6 +418,14 @@ class ProjectionRunner:
                 applied = self.applied()
                 progress(sum(min(applied.get(p, 0), o) for p, o in target.items()), total)
         return consumed
+
+    def log_end(self) -> dict[int, int]:
+        """``partition -> end offset`` of the topic's partitions that hold anything, now."""
+        return {p: o for p, o in self._log.end_offsets(self.topic).items() if o > 0}
+
+    @property
+    def group(self) -> str:
+        return self._group
 
     def _reached(self, target: Mapping[int, int]) -> bool:
         with self._progress:

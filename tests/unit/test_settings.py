@@ -125,3 +125,25 @@ def test_departments_must_be_names_and_keep_the_type_owners() -> None:
         .department_list[-1] == "ops"  # fmt: skip
     with pytest.raises(ValidationError, match="not a regular expression"):
         Settings(executive_titles="(")
+
+
+def test_the_log_level_takes_any_case_and_names_a_wrong_one() -> None:
+    assert Settings(log_level="info").log_level == "INFO"
+    assert Settings(log_level=" Warning ").log_level == "WARNING"
+    problem = refusal(log_level="verbose")
+    assert "log_level" in problem and "unknown log level 'verbose'" in problem
+
+
+def test_the_environment_of_the_settings_reproduces_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a worker process is started with: the same settings, secrets in clear, and none of
+    the outer environment's ONEVOICE_* variables."""
+    given = Settings(kafka_security_protocol="SASL_SSL", topic="t-1", partitions=7,
+                     run_projector=False, **SASL)  # fmt: skip
+    env = given.environment({"PATH": "/bin", "ONEVOICE_TOPIC": "other"})
+    assert env["PATH"] == "/bin" and env["ONEVOICE_TOPIC"] == "t-1"
+    assert env["ONEVOICE_KAFKA_SASL_PASSWORD"] == "hunter2-secret"
+    assert env["ONEVOICE_RUN_PROJECTOR"] == "false"
+    for name, value in env.items():
+        if name.startswith("ONEVOICE_"):
+            monkeypatch.setenv(name, value)
+    assert Settings() == given

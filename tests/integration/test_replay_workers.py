@@ -1,0 +1,168 @@
+"""`onevoice replay --workers N`: several processes share the partitions (one consumer group)
+and apply batches at the same time, on Kafka + PostgreSQL. What they build must equal what one
+process builds from the same log, table by table, row by row — every read model — and a worker
+killed half-way must change nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from services.bootstrap import build_log, migrate, projections
+from services.core import codec
+from services.core.adapters.sql import Database
+from services.core.readmodels import checkpoints
+from services.core.settings import Settings
+from services.projections.base import table_digests
+from tests import backends
+from tests.conftest import make_settings
+from tests.integration.test_view_fold import NOW, history
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_topic(settings: Settings, seed: int, size: int) -> int:
+    """The fold test's random stories (every event type, related accounts, joint visits, the
+    roster, second copies of events), appended as ingest appends them: keyed by account."""
+    events = [s.event for log in history(seed, size) for s in log]
+    records = [codec.encode(e.model_copy(update={"recorded_at": NOW})) for e in events]
+    event_log = build_log(settings)
+    try:
+        for start in range(0, len(records), 200):
+            event_log.append(settings.topic, records[start : start + 200])
+    finally:
+        event_log.close()
+    return len(records)
+
+
+def _migrate(url: str) -> None:
+    db = Database(url)
+    try:
+        migrate(db)
+    finally:
+        db.dispose()
+
+
+def _replay(settings: Settings, workers: int, tmp: Path) -> subprocess.CompletedProcess[str]:
+    _migrate(settings.database_url)
+    env = {**settings.environment(), "ONEVOICE_LOG_LEVEL": "info"}
+    return subprocess.run(
+        [sys.executable, "-m", "services", "replay", "--timeout", "300", "--workers",
+         str(workers)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400,
+        check=False,
+    )  # fmt: skip
+
+
+def _digests(url: str) -> dict[str, tuple[int, str]]:
+    db = Database(url)
+    try:
+        with db.reading() as conn:
+            return table_digests(conn, projections())
+    finally:
+        db.dispose()
+
+
+def _consumed_by_children(stderr: str) -> list[int]:
+    return [int(n) for n in re.findall(r"catch-up worker done: consumed (\d+) records", stderr)]
+
+
+def test_two_workers_build_what_one_builds(
+    kafka_bootstrap: str, pg_server: str, tmp_path: Path
+) -> None:
+    topic = backends.unique("workers")
+    with backends.fresh_database(pg_server) as one_url, \
+            backends.fresh_database(pg_server) as two_url:  # fmt: skip
+        base = make_settings(
+            tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
+            topic=topic, partitions=6, projector_batch=5, database_url=one_url,
+            projector_group=backends.unique("group"),
+        )  # fmt: skip
+        total = _load_topic(base, seed=4, size=1500)
+        one = _replay(base, 1, tmp_path)
+        assert one.returncode == 0, one.stderr[-3000:]
+        two_settings = base.model_copy(update={"database_url": two_url})
+        two = _replay(two_settings, 2, tmp_path)
+        assert two.returncode == 0, two.stderr[-3000:]
+        # Both processes applied batches (the child said how many records it consumed).
+        children = _consumed_by_children(two.stderr)
+        assert len(children) == 1 and children[0] > 0, two.stderr[-3000:]
+        assert f"{total:,}/{total:,} events" in two.stderr
+        expected, got = _digests(one_url), _digests(two_url)
+        assert expected["one_voice_view_signals"][0] > 0  # the stories exercise the views
+        assert expected["one_voice_view_follow_ups"][0] > 0
+        assert expected["report_facts_touches"][0] > 0
+        different = {t: (expected[t], got.get(t)) for t in expected if got.get(t) != expected[t]}
+        assert not different, different
+        # The same summary line: events, parked, every table's row count.
+        assert one.stdout.split(" in ")[0] == two.stdout.split(" in ")[0]
+        assert one.stdout.split("parked; ")[1] == two.stdout.split("parked; ")[1]
+
+
+def test_a_worker_killed_half_way_changes_nothing(
+    kafka_bootstrap: str, pg_server: str, tmp_path: Path
+) -> None:
+    """SIGKILL to the child worker while it applies: the group gives its partitions to the
+    other member, which resumes from the stored checkpoints; the replay still finishes, says a
+    worker failed, and builds what one process builds."""
+    topic = backends.unique("workers")
+    with backends.fresh_database(pg_server) as one_url, \
+            backends.fresh_database(pg_server) as two_url:  # fmt: skip
+        base = make_settings(
+            tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
+            topic=topic, partitions=6, projector_batch=5, database_url=one_url,
+            projector_group=backends.unique("group"),
+        )  # fmt: skip
+        _load_topic(base, seed=5, size=1500)
+        one = _replay(base, 1, tmp_path)
+        assert one.returncode == 0, one.stderr[-3000:]
+        settings = base.model_copy(update={"database_url": two_url})
+        _migrate(two_url)
+        env = {**settings.environment(), "ONEVOICE_LOG_LEVEL": "info"}
+        replaying = subprocess.Popen(
+            [sys.executable, "-m", "services", "replay", "--timeout", "300", "--workers", "2"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            child = _child_of(replaying.pid, deadline_s=60)
+            _wait_for_progress(two_url, settings.topic, deadline_s=120)
+            os.kill(child, signal.SIGKILL)
+            out, err = replaying.communicate(timeout=300)
+        finally:
+            if replaying.poll() is None:
+                replaying.kill()
+        assert replaying.returncode == 0, err[-3000:]
+        assert "1 of 1 worker processes failed" in err
+        assert _digests(one_url) == _digests(two_url)
+        assert one.stdout.split(" in ")[0] == out.split(" in ")[0]
+
+
+def _child_of(pid: int, deadline_s: float) -> int:
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        found = subprocess.run(["pgrep", "-P", str(pid), "-f", "services.projections.workers"],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+        if found.stdout.split():
+            return int(found.stdout.split()[0])
+        time.sleep(0.05)
+    raise AssertionError("the replay started no worker process")
+
+
+def _wait_for_progress(url: str, topic: str, deadline_s: float) -> None:
+    """Until some batches are applied (the workers are mid-way)."""
+    db = Database(url)
+    end = time.monotonic() + deadline_s
+    try:
+        while time.monotonic() < end:
+            with db.reading() as conn:
+                if sum(checkpoints.load(conn, "OneVoiceView", 0, topic).values()) > 100:
+                    return
+            time.sleep(0.05)
+    finally:
+        db.dispose()
+    raise AssertionError("no batch was applied in time")
