@@ -235,6 +235,7 @@ class Bench(BenchBase):
     def replay(self) -> None:
         services = build(self.group("replay"), run_migrations=False)
         prof = self._profiled("replay")
+        writes0 = views.table_writes(self.db_url)
         try:
             with self.meter() as m:
                 if prof is not None:
@@ -245,10 +246,12 @@ class Bench(BenchBase):
         finally:
             close(services)
         self._dump(prof, "replay")
+        time.sleep(1.5)  # PostgreSQL's backends publish their table counters within a second
+        writes = views.writes_between(writes0, views.table_writes(self.db_url))
         rate = report.events / report.seconds
         self.record("replay", m, rate=rate, events=report.events, seconds=report.seconds,
                     clear_s=round(m.wall_s - report.seconds, 2), rows=report.rows,
-                    parked=report.parked)  # fmt: skip
+                    parked=report.parked, table_writes=writes)  # fmt: skip
         million = 1_000_000 / rate
         cpu_us = self.cpu_us(m, "bench", report.events)  # µs/event = s per 1,000,000 events
         label = "replay 1,000,000 events" + ("" if report.events >= 1_000_000 else

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bench.base import AUTH, close
 from services.bootstrap import build, migrate, projections
@@ -42,6 +42,32 @@ def table_digests(url: str) -> dict[str, tuple[int, str]]:
             return base.table_digests(conn, projections())
     finally:
         db.dispose()
+
+
+def table_writes(url: str) -> dict[str, dict[str, int]]:
+    """PostgreSQL's counters of rows inserted, updated (HOT: without index writes) and deleted
+    per table since the server started (``pg_stat_user_tables``), and index scans."""
+    db = Database(url)
+    try:
+        with db.reading() as conn:
+            rows = conn.execute(text(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, idx_scan"
+                " FROM pg_stat_user_tables"
+            ))  # fmt: skip
+            return {r[0]: {"inserted": r[1], "updated": r[2], "hot_updated": r[3],
+                           "deleted": r[4], "index_scans": r[5] or 0} for r in rows}  # fmt: skip
+    finally:
+        db.dispose()
+
+
+def writes_between(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]],
+                   top: int = 15) -> dict[str, dict[str, int]]:  # fmt: skip
+    """The ``top`` tables by rows written between two ``table_writes``, busiest first."""
+    delta = {t: {k: v - before.get(t, {}).get(k, 0) for k, v in counts.items()}
+             for t, counts in after.items()}  # fmt: skip
+    busy = sorted(delta.items(), key=lambda kv: -(kv[1]["inserted"] + kv[1]["updated"]
+                                                  + kv[1]["deleted"]))  # fmt: skip
+    return {t: c for t, c in busy[:top] if c["inserted"] + c["updated"] + c["deleted"]}
 
 
 def timeline_only_rate(settings: Settings, server_url: str) -> tuple[float, int, float]:

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select
+from sqlalchemy import Connection, Table, delete, func, select, text
 
 from services.core.codec import StoredEvent
 
@@ -47,8 +47,16 @@ class Projection(ABC):
         """Fold ``events`` (in log order per partition) into the view."""
 
     def clear(self, conn: Connection) -> None:
-        """Empty the view (replay rebuilds it from offset 0)."""
-        for table in reversed(list(self.tables.values())):
+        """Empty the view (replay rebuilds it from offset 0). On PostgreSQL one ``TRUNCATE``
+        (transactional there): a ``DELETE`` of every row leaves the tables and their indexes
+        full of dead rows that the refill then writes beside until a vacuum (measured: ~10 s to
+        delete the 1.5 M rows of 200,000 events, and a slower refill after it)."""
+        tables = list(self.tables.values())
+        if conn.dialect.name == "postgresql":
+            names = ", ".join(conn.dialect.identifier_preparer.format_table(t) for t in tables)
+            conn.execute(text(f"TRUNCATE {names}"))
+            return
+        for table in reversed(tables):
             conn.execute(delete(table))
 
     def count(self, conn: Connection) -> dict[str, int]:

@@ -83,7 +83,9 @@ def test_two_workers_build_what_one_builds(
             topic=topic, partitions=6, projector_batch=5, database_url=one_url,
             projector_group=backends.unique("group"),
         )  # fmt: skip
-        total = _load_topic(base, seed=4, size=1500)
+        # Enough that the child (it starts and joins the group ~2 s after the parent began)
+        # still finds partitions with work left: ~10 s of 5-event batches.
+        total = _load_topic(base, seed=4, size=4000)
         one = _replay(base, 1, tmp_path)
         assert one.returncode == 0, one.stderr[-3000:]
         two_settings = base.model_copy(update={"database_url": two_url})
