@@ -158,7 +158,12 @@ class StoreContract(ReceiptStoreContract):
                 == {(0, 3), (0, 10)}  # fmt: skip
             assert copies.first_copies(conn, "other", [("e1", 2, 1)]) == {(2, 1)}
             copies.forget(conn, "t")
+            assert copies.first_copies(conn, "other", [("e1", 0, 5)]) == set()  # kept
             assert copies.first_copies(conn, "t", [("e1", 2, 1)]) == {(2, 1)}
+            copies.forget(conn, "other")
+            copies.forget(conn, "t")  # the only topic left: one TRUNCATE on PostgreSQL
+            assert copies.first_copies(conn, "t", [("e1", 0, 7)]) == {(0, 7)}
+            assert copies.first_copies(conn, "other", [("e1", 0, 5)]) == {(0, 5)}
 
     def test_insert_ignore_skips_existing_keys(self, db: Database) -> None:
         row = {"projection": "P", "generation": 0, "topic": "t", "partition": 0, "next_offset": 1}

@@ -13,7 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, String, Table, and_, delete, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    String,
+    Table,
+    and_,
+    delete,
+    select,
+    text,
+)
 
 from services.core.adapters.sql import insert_new
 from services.core.readmodels.schema import METADATA
@@ -57,5 +68,13 @@ def first_copies(
 
 
 def forget(conn: Connection, topic: str) -> None:
-    """Forget every registered copy of ``topic`` (a replay reads the log afresh)."""
-    conn.execute(delete(EVENT_COPIES).where(EVENT_COPIES.c.topic == topic))
+    """Forget every registered copy of ``topic`` (a replay reads the log afresh). On
+    PostgreSQL, when no other topic has any, with a ``TRUNCATE``: deleting one row per event
+    took ~5 s per 200,000 events and left as many dead rows for the refill to write beside."""
+    c = EVENT_COPIES.c
+    if conn.dialect.name == "postgresql":
+        others = conn.execute(select(c.topic).where(c.topic != topic).limit(1)).first()
+        if others is None:
+            conn.execute(text("TRUNCATE event_first_copies"))
+            return
+    conn.execute(delete(EVENT_COPIES).where(c.topic == topic))
