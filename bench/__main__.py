@@ -73,6 +73,15 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Options]:
     return a, opts
 
 
+PG_SIZING = {"PG_SHARED_BUFFERS": "4GB", "PG_MAX_WAL_SIZE": "16GB",
+             "PG_CHECKPOINT_TIMEOUT": "15min"}  # fmt: skip
+"""The bench's PostgreSQL, sized as a server taking this write rate would be (a quarter of
+this machine's memory; checkpoints by time, not every few seconds by WAL volume: with the
+defaults, 128MB and 1GB, the 1,000,000-event replay checkpointed every 2-4 s, each
+checkpoint making the next write of every page a full-page image in the WAL).
+``BENCH_PG_DEFAULTS=1`` runs PostgreSQL's defaults instead, to compare."""
+
+
 def servers(stack: ExitStack) -> tuple[str, str, Processes]:
     """(bootstrap, database URL, processes to meter); the servers live as long as ``stack``."""
     procs = Processes()
@@ -87,7 +96,10 @@ def servers(stack: ExitStack) -> tuple[str, str, Processes]:
         server_url = given_pg.rsplit("/", 1)[0]
     else:
         pdir = stack.enter_context(backends.workdir("bench-pg"))
-        say("starting PostgreSQL (deploy/local/pg-up.sh, fsync on)")
+        sizing = {} if os.environ.get("BENCH_PG_DEFAULTS") else PG_SIZING
+        for name, value in sizing.items():
+            os.environ.setdefault(name, value)  # read by pg-up.sh
+        say(f"starting PostgreSQL (deploy/local/pg-up.sh, fsync on, {sizing or 'its defaults'})")
         server_url = stack.enter_context(backends.postgres_server(pdir))
         procs.postmaster = _pid(pdir / "data" / "postmaster.pid")
     db_url = stack.enter_context(backends.fresh_database(server_url))
@@ -107,7 +119,7 @@ def pg_facts(db_url: str) -> dict[str, str]:
         facts = {
             k: str(conn.execute(f"SHOW {k}").fetchone()[0])  # type: ignore[index]
             for k in ("server_version", "fsync", "synchronous_commit", "shared_buffers",
-                      "wal_level", "max_wal_size")
+                      "wal_level", "max_wal_size", "checkpoint_timeout")
         }  # fmt: skip
     return facts
 

@@ -11,6 +11,9 @@
 # env: PG_PORT       port (default: the one in <workdir>/pg.env if free, else a free one)
 #      PG_FSYNC=off  fsync=off, for throwaway test clusters only (default: on; keep it on for any
 #                    benchmark that claims durability)
+#      PG_SHARED_BUFFERS, PG_MAX_WAL_SIZE, PG_CHECKPOINT_TIMEOUT
+#                    server sizing (default: PostgreSQL's, 128MB / 1GB / 5min); the bench sizes
+#                    its server as production would be sized for its write rate
 #      PG_BIN        directory of initdb/pg_ctl/postgres (default /usr/lib/postgresql/15/bin, else
 #                    the newest /usr/lib/postgresql/*/bin)
 #      PG_READY_TIMEOUT  seconds for pg_ctl start -w (default 60)
@@ -166,6 +169,10 @@ port = $PORT
 unix_socket_directories = $(q "$SOCKDIR")
 fsync = $FSYNC
 EOF
+conf_line() { [ -z "$2" ] || echo "$1 = $(q "$2")" >>"$W/onevoice.conf.tmp"; }
+conf_line shared_buffers "${PG_SHARED_BUFFERS:-}"
+conf_line max_wal_size "${PG_MAX_WAL_SIZE:-}"
+conf_line checkpoint_timeout "${PG_CHECKPOINT_TIMEOUT:-}"
 [ "${#RUN[@]}" -eq 0 ] || chown "$PGUSER_OS": "$W/onevoice.conf.tmp"
 mv -f "$W/onevoice.conf.tmp" "$W/data/onevoice.conf"
 
