@@ -215,12 +215,14 @@ def _replay(settings: Settings, timeout_s: float, workers: int) -> int:
     def in_workers(timeout: float, progress: Callable[[int, int], None]) -> int:
         done = catch_up_workers.catch_up_in_workers(runner, db, own, workers, timeout, progress)
         if done.failed_children:
-            print(f"onevoice replay: {done.failed_children} of {workers - 1} worker processes"
+            print(f"onevoice replay: {done.failed_children} of {done.workers - 1} worker processes"
                   " failed; the others applied their partitions", file=sys.stderr)  # fmt: skip
         return done.events
 
     try:
-        report = replay(runner, db, timeout_s, sys.stderr, in_workers if workers > 1 else None)
+        # Through the workers' catch-up even with one: both count the records up to the log's
+        # end as of the start (the runner's own count includes re-deliveries).
+        report = replay(runner, db, timeout_s, sys.stderr, in_workers)
     except RuntimeError as exc:
         print(f"onevoice replay: {exc}", file=sys.stderr)
         return 1
@@ -228,6 +230,22 @@ def _replay(settings: Settings, timeout_s: float, workers: int) -> int:
         services.close()
     print(report.summary())
     return 0
+
+
+def _catch_up_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from services.bootstrap import build
+    from services.projections import workers
+    from services.projections.process import exit_with_parent
+
+    target = workers.parse_target(args.target)
+    stop = threading.Event()
+    exit_with_parent(args.parent, stop)
+    services = build(settings, run_migrations=False, role="projector")
+    heap.freeze_startup()
+    try:
+        return workers.work(services.runner, services.container.db, target, args.timeout, stop)
+    finally:
+        services.close()
 
 
 def _rebuild(settings: Settings, args: argparse.Namespace) -> int:
@@ -469,6 +487,14 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--workers", type=_positive, default=1, metavar="N",
                         help="refill with N processes sharing the partitions (Kafka and"
                         " PostgreSQL only; default 1): about one per core")  # fmt: skip
+    worker = sub.add_parser(
+        "catch-up-worker", help="(started by `replay --workers`) one more member of its consumer"
+        " group until every read model reaches --target",
+    )  # fmt: skip
+    worker.add_argument("--target", required=True, help='JSON {"partition": end offset}')
+    worker.add_argument("--timeout", type=float, required=True)
+    worker.add_argument("--parent", type=int, required=True, metavar="PID",
+                        help="stop when this process is gone")  # fmt: skip
     rebuild = sub.add_parser(
         "rebuild", help="rebuild read models into a new generation while the live ones keep"
         " serving; verify against them and switch atomically",
@@ -550,6 +576,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _topics(settings)
     if command == "replay":
         return _replay(settings, args.timeout, args.workers)
+    if command == "catch-up-worker":
+        return _catch_up_worker(settings, args)
     if command == "rebuild":
         if args.all and args.projection:
             print("onevoice rebuild: give --all or --projection, not both", file=sys.stderr)

@@ -18,7 +18,8 @@ from services.core.events import DEFAULT_DEPARTMENTS, DEPARTMENT_PATTERN, TYPE_D
 from services.core.logs import LogFormat
 from services.core.view_rules import Policy
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "WARN", "FATAL", "NOTSET")
+"""The names Python's logging knows (the last three are its aliases and 'everything')."""
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DEFAULT_EXECUTIVE_TITLES = (
     r"\b(ceo|cfo|coo|cto|cmo|cro|cio|ciso|cso|cpo|cdo|chief \w+( \w+)? officer|president"
@@ -254,7 +255,8 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(
         default="INFO",
-        description="Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case).",
+        description="Python logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL (any case;"
+        " also WARN, FATAL, NOTSET).",
     )
     log_format: LogFormat | None = Field(
         default=None,

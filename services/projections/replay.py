@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from sqlalchemy import Connection, text
+
 from services.core.adapters.sql import Database
 from services.core.deadletters import store as dead_letters
 from services.core.readmodels import checkpoints, copies
 from services.core.rebuilds import store as rebuilds
+from services.core.rebuilds.operations import retried
 from services.projections import derived
 from services.projections.runner import ProjectionRunner
 
@@ -75,6 +78,20 @@ class ProgressBar:
             self._out.write("\n")
 
 
+def _lock_views(conn: Connection, runner: ProjectionRunner) -> None:
+    """PostgreSQL: take every table the replay empties first, in one statement, waiting at
+    most 200 ms for readers that hold one (``retried`` tries again): the ``TRUNCATE``s then
+    wait for nothing while this transaction already holds the fences and the derived facts'
+    locks, and a reader is never part of a deadlock with it."""
+    if conn.dialect.name != "postgresql":
+        return
+    tables = [t for p in runner.projections for t in p.tables.values()] + [copies.EVENT_COPIES]
+    quote = conn.dialect.identifier_preparer.format_table
+    conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
+    conn.execute(text(f"LOCK TABLE {', '.join(quote(t) for t in tables)} IN ACCESS EXCLUSIVE"
+                      " MODE"))  # fmt: skip
+
+
 CatchUpFn = Callable[[float, Callable[[int, int], None]], int]
 
 
@@ -85,22 +102,28 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
     ``catch_up(timeout_s, progress)`` refills them and returns the events it applied (default:
     ``runner.catch_up`` in this process; ``workers.catch_up_in_workers`` with several)."""
     names = [p.name for p in runner.projections]
-    with db.transaction() as conn:
-        busy = rebuilds.claims(conn)
-        if busy:
-            raise RuntimeError(
-                "rebuilds are open for " + ", ".join(sorted(busy)) + ": cancel them"
-                " (onevoice rebuild --cancel ID) or let them finish before replaying"
-            )
-        # Every row stale, every state and sum forgotten — first, so no KPI sum is computed
-        # from the views while they are emptied (the catch-up below marks each account again).
-        derived.mark_all(conn)
-        checkpoints.bump(conn, names, runner.generation)
-        for projection in runner.projections:
-            projection.clear(conn)
-        checkpoints.reset(conn, names, runner.generation)
-        dead_letters.clear(conn, names, runner.generation)
-        copies.forget(conn, runner.topic)
+
+    def clear() -> None:
+        with db.transaction() as conn:
+            _lock_views(conn, runner)
+            busy = rebuilds.claims(conn)
+            if busy:
+                raise RuntimeError(
+                    "rebuilds are open for " + ", ".join(sorted(busy)) + ": cancel them"
+                    " (onevoice rebuild --cancel ID) or let them finish before replaying"
+                )
+            # Every row stale, every state and sum forgotten — first, so no KPI sum is computed
+            # from the views while they are emptied (the catch-up below marks each account
+            # again).
+            derived.mark_all(conn)
+            checkpoints.bump(conn, names, runner.generation)
+            for projection in runner.projections:
+                projection.clear(conn)
+            checkpoints.reset(conn, names, runner.generation)
+            dead_letters.clear(conn, names, runner.generation)
+            copies.forget(conn, runner.topic)
+
+    retried(clear)
     runner.rewind()
     bar = ProgressBar(out)
     started = time.monotonic()
@@ -117,6 +140,7 @@ def replay(runner: ProjectionRunner, db: Database, timeout_s: float, out: TextIO
     with db.reading() as conn:
         rows = {p.name: p.count(conn) for p in runner.projections}
         # Parked by whichever process applied the record (dead letters were cleared above).
-        parked = sum(c["total"] for c in dead_letters.parked_counts(conn, names).values()) \
+        counts = dead_letters.parked_counts(conn, names)
+        parked = sum(counts[name]["total"] for name in names) \
             if runner.generation == checkpoints.LIVE_GENERATION else runner.parked  # fmt: skip
     return ReplayReport(events, seconds, parked, rows)

@@ -2,7 +2,7 @@
 
 The fold is CPU-bound Python, and one process applies a batch while PostgreSQL waits, then
 waits while PostgreSQL writes it: one core at a time. ``catch_up_in_workers`` starts
-``workers - 1`` child processes (``python -m services.projections.workers``) beside the calling
+``workers - 1`` child processes (``onevoice catch-up-worker``) beside the calling
 runner, all in the runner's consumer group, so Kafka gives each a share of the partitions and
 they apply batches at the same time. How far the work is comes from the database, not from any
 one member: every read model's stored checkpoint at or past the log's end (as of the start) on
@@ -20,7 +20,6 @@ per group and SQLite one writer.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -98,12 +97,14 @@ def drive(
     timeout_s: float,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    first: Callable[[int], None] | None = None,
 ) -> int:
     """Apply the batches this member is given until every partition's stored checkpoints reach
     ``target``; returns the records this member consumed. Errors that say the database or the
     log cannot work right now (a deadlock with another member, a lost connection) are retried
     with backoff; others propagate. Raises ``TimeoutError`` past ``timeout_s`` and ``Stopped``
-    when ``stop`` is set first."""
+    when ``stop`` is set first. ``first(records)`` is called after this member's first batch
+    with records."""
     total = sum(target.values())
     deadline = time.monotonic() + timeout_s
     consumed, backoff, look_at = 0, 0.1, 0.0
@@ -122,7 +123,10 @@ def drive(
             raise TimeoutError(f"the workers did not reach {dict(target)} in {timeout_s}s;"
                                f" this member: {runner.diagnostics()}")  # fmt: skip
         try:
-            consumed += runner.run_once()
+            got = runner.run_once()
+            if got and not consumed and first is not None:
+                first(got)
+            consumed += got
             backoff = 0.1
         except Exception as exc:
             if not is_transient(exc):
@@ -134,7 +138,7 @@ def drive(
 
 
 def _child_command(target: Mapping[int, int], timeout_s: float) -> list[str]:
-    return [sys.executable, "-m", "services.projections.workers",
+    return [sys.executable, "-m", "services", "catch-up-worker",
             "--target", json.dumps({str(p): o for p, o in target.items()}),
             "--timeout", str(timeout_s), "--parent", str(os.getpid())]  # fmt: skip
 
@@ -161,11 +165,18 @@ def catch_up_in_workers(
     if settings.projector_group != runner.group:
         raise ValueError(f"settings name group {settings.projector_group!r}, the runner"
                          f" {runner.group!r}: the workers must share one group")  # fmt: skip
+    # More members than partitions with records would only idle (and make the group rebalance
+    # each time an idle member rejoins).
+    workers = min(workers, max(1, len(target)))
     runner.check_fence()
     env = settings.environment()
-    children = [subprocess.Popen(_child_command(target, timeout_s), env=env)
-                for _ in range(workers - 1)]  # fmt: skip
+    children: list[subprocess.Popen[bytes]] = []
     try:
+        for _ in range(workers - 1):
+            # A session of their own: a Ctrl-C reaches the caller, which stops them in order
+            # (and a child sees its parent gone within WATCH_S otherwise).
+            children.append(subprocess.Popen(_child_command(target, timeout_s), env=env,
+                                             start_new_session=True))  # fmt: skip
         consumed = drive(runner, db, target, timeout_s, progress)
     except BaseException:
         for child in children:
@@ -191,35 +202,21 @@ def _wait(child: subprocess.Popen[bytes], timeout_s: float) -> int | None:
         return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """A child: ``--target {"partition": offset}``, ``--timeout S``, ``--parent PID``; the
-    settings (group included) come from the environment, as every service's do."""
-    from services.bootstrap import build
-    from services.core import heap, logs
-    from services.projections.process import exit_with_parent
+def parse_target(text: str) -> dict[int, int]:
+    """``--target``'s JSON ``{"partition": offset}`` (what ``_child_command`` writes)."""
+    return {int(p): int(o) for p, o in json.loads(text).items()}
 
-    parser = argparse.ArgumentParser(prog="python -m services.projections.workers")
-    parser.add_argument("--target", required=True)
-    parser.add_argument("--timeout", type=float, required=True)
-    parser.add_argument("--parent", type=int, required=True)
-    args = parser.parse_args(argv)
-    settings = Settings()
-    logs.configure(settings.log_level, settings.log_format)
-    target = {int(p): int(o) for p, o in json.loads(args.target).items()}
-    stop = threading.Event()
-    exit_with_parent(args.parent, stop)
-    services = build(settings, run_migrations=False, role="projector")
-    heap.freeze_startup()
+
+def work(runner: ProjectionRunner, db: Database, target: Mapping[int, int], timeout_s: float,
+         stop: threading.Event) -> int:  # fmt: skip
+    """A child's life (``onevoice catch-up-worker``): ``drive`` until the work is done; exit
+    status 0 when it is, 1 when asked to stop first."""
     try:
-        consumed = drive(services.runner, services.container.db, target, args.timeout, stop=stop)
+        consumed = drive(runner, db, target, timeout_s, stop=stop,
+                         first=lambda n: log.info("catch-up worker %d: first batch applied"
+                                                  " (%d records)", os.getpid(), n))  # fmt: skip
     except Stopped as exc:
-        log.warning("catch-up worker: %s", exc)
+        log.warning("catch-up worker %d: %s", os.getpid(), exc)
         return 1
-    finally:
-        services.close()
-    log.info("catch-up worker done: consumed %d records", consumed)
+    log.info("catch-up worker %d done: consumed %d records", os.getpid(), consumed)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

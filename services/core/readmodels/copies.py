@@ -73,6 +73,8 @@ def forget(conn: Connection, topic: str) -> None:
     took ~5 s per 200,000 events and left as many dead rows for the refill to write beside."""
     c = EVENT_COPIES.c
     if conn.dialect.name == "postgresql":
+        # No other topic's projector may register a copy between the look and the TRUNCATE.
+        conn.execute(text("LOCK TABLE event_first_copies IN ACCESS EXCLUSIVE MODE"))
         others = conn.execute(select(c.topic).where(c.topic != topic).limit(1)).first()
         if others is None:
             conn.execute(text("TRUNCATE event_first_copies"))
