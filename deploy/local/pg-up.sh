@@ -12,8 +12,8 @@
 #      PG_FSYNC=off  fsync=off, for throwaway test clusters only (default: on; keep it on for any
 #                    benchmark that claims durability)
 #      PG_SHARED_BUFFERS, PG_MAX_WAL_SIZE, PG_CHECKPOINT_TIMEOUT
-#                    server sizing (default: PostgreSQL's, 128MB / 1GB / 5min); the bench sizes
-#                    its server as production would be sized for its write rate
+#                    server sizing (default: PostgreSQL's, 128MB / 1GB / 5min); the bench
+#                    passes 4GB / 16GB / 15min with BENCH_PG_SIZED=1
 #      PG_BIN        directory of initdb/pg_ctl/postgres (default /usr/lib/postgresql/15/bin, else
 #                    the newest /usr/lib/postgresql/*/bin)
 #      PG_READY_TIMEOUT  seconds for pg_ctl start -w (default 60)
