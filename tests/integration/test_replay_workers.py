@@ -71,6 +71,16 @@ def _digests(url: str) -> dict[str, tuple[int, str]]:
         db.dispose()
 
 
+def _settings(tmp_path: Path, kafka_bootstrap: str, url: str) -> Settings:
+    """A topic of its own, 6 partitions, 5-event batches (many transactions of the members
+    overlap)."""
+    return make_settings(
+        tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
+        topic=backends.unique("workers"), partitions=6, projector_batch=5, database_url=url,
+        projector_group=backends.unique("group"),
+    )  # fmt: skip
+
+
 def _consumed_by_children(stderr: str) -> list[int]:
     return [int(n) for n in re.findall(r"catch-up worker \d+ done: consumed (\d+) records", stderr)]
 
@@ -78,14 +88,9 @@ def _consumed_by_children(stderr: str) -> list[int]:
 def test_two_workers_build_what_one_builds(
     kafka_bootstrap: str, pg_server: str, tmp_path: Path
 ) -> None:
-    topic = backends.unique("workers")
     with backends.fresh_database(pg_server) as one_url, \
             backends.fresh_database(pg_server) as two_url:  # fmt: skip
-        base = make_settings(
-            tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
-            topic=topic, partitions=6, projector_batch=5, database_url=one_url,
-            projector_group=backends.unique("group"),
-        )  # fmt: skip
+        base = _settings(tmp_path, kafka_bootstrap, one_url)
         # Enough that the child (it starts and joins the group ~2 s after the parent began)
         # still finds partitions with work left: ~10 s of 5-event batches.
         total = _load_topic(base, seed=4, size=4000)
@@ -116,14 +121,9 @@ def test_a_worker_killed_half_way_changes_nothing(
     partitions to the other member once it notices (the session timeout), which resumes from
     the stored checkpoints; the replay still finishes, says a worker failed, and builds what
     one process builds."""
-    topic = backends.unique("workers")
     with backends.fresh_database(pg_server) as one_url, \
             backends.fresh_database(pg_server) as two_url:  # fmt: skip
-        base = make_settings(
-            tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
-            topic=topic, partitions=6, projector_batch=5, database_url=one_url,
-            projector_group=backends.unique("group"),
-        )  # fmt: skip
+        base = _settings(tmp_path, kafka_bootstrap, one_url)
         _load_topic(base, seed=5, size=4000)
         one = _replay(base, 1, tmp_path)
         assert one.returncode == 0, one.stderr[-3000:]
