@@ -265,9 +265,9 @@ class Bench(BenchBase):
                 "consumer CPU", "< 120 s", "<", 120.0),
         ]  # fmt: skip
         if self.opts.workers > 1:
-            self._replay_in_workers(report.events, rate)
+            self._replay_in_workers(rate)
 
-    def _replay_in_workers(self, events: int, one_rate: float) -> None:
+    def _replay_in_workers(self, one_rate: float) -> None:
         """The same replay again with ``--workers`` processes (``onevoice replay --workers``),
         then every table of every read model compared with what the one-process replay built
         (row counts and content digests): a parallel fold must build the same views."""

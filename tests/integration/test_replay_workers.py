@@ -104,9 +104,9 @@ def test_two_workers_build_what_one_builds(
         assert len(children) == 1 and children[0] > 0, two.stderr[-3000:]
         assert f"{total:,}/{total:,} events" in two.stderr
         expected, got = _digests(one_url), _digests(two_url)
-        assert expected["one_voice_view_signals"][0] > 0  # the stories exercise the views
-        assert expected["one_voice_view_follow_ups"][0] > 0
-        assert expected["report_facts_touches"][0] > 0
+        assert expected["OneVoiceView.signals"][0] > 0  # the stories exercise the views
+        assert expected["OneVoiceView.follow_ups"][0] > 0
+        assert expected["ReportFacts.touches"][0] > 0
         different = {t: (expected[t], got.get(t)) for t in expected if got.get(t) != expected[t]}
         assert not different, different
         # The same summary line: events, parked, every table's row count.
