@@ -97,6 +97,7 @@ def open_log(settings: Settings) -> EventLog:
         return KafkaLog(
             settings.kafka_bootstrap,
             send_timeout_s=settings.kafka_send_timeout_s,
+            session_timeout_s=settings.kafka_session_timeout_s,
             replication_factor=settings.kafka_replication_factor,
             allow_finite_retention=settings.kafka_allow_finite_retention,
             security=kafka_security(settings),

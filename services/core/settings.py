@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(
         default=1, ge=1, le=10, description="Replication factor used when creating the topic."
     )
+    kafka_session_timeout_s: float = Field(
+        default=30.0, ge=6, le=300,
+        description="How long the consumer group waits for a silent projector or replay worker"
+        " (killed, frozen, cut off) before it gives that member's partitions to the others"
+        " (session.timeout.ms; the broker's group.min/max.session.timeout.ms bound it).",
+    )  # fmt: skip
     kafka_allow_finite_retention: bool = Field(
         default=False, description="Start even if the topic has finite retention (unsafe)."
     )

@@ -11,8 +11,9 @@ every partition. Each member stops once that holds.
 Nothing depends on which member applies what: each batch commits its view rows with its
 checkpoints (a member that takes over a partition after a rebalance resumes from the stored
 checkpoint), writes to another account's rows take that account's lock, and a member that dies
-leaves its partitions to the others after the group notices (``session.timeout.ms``). A child
-that fails is reported; the others finish its partitions.
+leaves its partitions to the others after the group notices (``session.timeout.ms``, the
+setting ``kafka_session_timeout_s``). A child that fails is reported; the others finish its
+partitions.
 
 Only on Kafka (``ONEVOICE_LOG_BACKEND=kafka``) with PostgreSQL: the embedded log has one member
 per group and SQLite one writer.

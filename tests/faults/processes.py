@@ -29,6 +29,7 @@ def projector_env(settings: Settings, batch: int) -> dict[str, str]:
         "ONEVOICE_PARTITIONS": str(settings.partitions),
         "ONEVOICE_PROJECTOR_GROUP": settings.projector_group,
         "ONEVOICE_PROJECTOR_BATCH": str(batch),
+        "ONEVOICE_KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
         "ONEVOICE_PROJECTOR_PORT": "0",  # several projectors on one host: any free port each
     }
 

@@ -32,8 +32,9 @@ from tests.faults.views import (
 from tests.faults.workload import Appender
 
 # How each visit of the second process ends. After the SIGKILL the group waits for the dead
-# member's 30 s session to expire before the next rebalance completes.
-EXITS = ["SIGTERM", "SIGKILL"]  # each visit costs a process start and two rebalances (~30 s)
+# member's session (SESSION_S here, 30 s by default) to expire before the next rebalance ends.
+EXITS = ["SIGTERM", "SIGKILL"]  # each visit costs a process start and two rebalances
+SESSION_S = 10.0
 
 
 def applied_while_owned(member: Projector, db: Database, topic: str) -> bool:
@@ -54,6 +55,7 @@ def test_a_second_projector_joining_and_leaving_repeatedly_neither_loses_nor_dou
     settings, log, db = kafka_and_postgres(
         closing, tmp_path / "data", kafka_bootstrap, pg_url, "faults-group"
     )
+    settings = settings.model_copy(update={"kafka_session_timeout_s": SESSION_S})
     rng = random.Random(5)
     appender = Appender(log, settings.topic, seed=5)
     appender.append(300)

@@ -73,11 +73,11 @@ def _digests(url: str) -> dict[str, tuple[int, str]]:
 
 def _settings(tmp_path: Path, kafka_bootstrap: str, url: str) -> Settings:
     """A topic of its own, 6 partitions, 5-event batches (many transactions of the members
-    overlap)."""
+    overlap); a killed member's partitions move after 10 s of silence (the default is 30)."""
     return make_settings(
         tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
         topic=backends.unique("workers"), partitions=6, projector_batch=5, database_url=url,
-        projector_group=backends.unique("group"),
+        projector_group=backends.unique("group"), kafka_session_timeout_s=10.0,
     )  # fmt: skip
 
 

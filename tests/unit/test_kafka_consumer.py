@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from services.bootstrap import open_log
 from services.core.adapters import kafka_log
 from services.core.adapters.kafka_log import KafkaLog
+from tests.conftest import make_settings
 
 TOPIC = "t"
 
@@ -243,3 +247,27 @@ def test_a_restart_that_cannot_join_raises_and_the_next_call_joins_again(
     assert (record.partition, record.offset) == (0, 3) and len(made) == 2
     consumer.close()
     assert made[1].closed
+
+
+def test_the_session_timeout_setting_reaches_every_group_member(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``ONEVOICE_KAFKA_SESSION_TIMEOUT_S``: how long the group waits for a silent member; the
+    heartbeat stays at most a third of it (Kafka's rule)."""
+    made: list[FakeKafkaConsumer] = []
+
+    def new_client(**config: Any) -> FakeKafkaConsumer:
+        made.append(FakeKafkaConsumer(**config))
+        return made[-1]
+
+    monkeypatch.setattr(kafka_log, "KafkaConsumer", new_client)
+    for seconds, session_ms, heartbeat_ms in ((30, 30_000, 2_000), (6, 6_000, 2_000),
+                                              (10.5, 10_500, 2_000)):  # fmt: skip
+        settings = make_settings(tmp_path, log_backend="kafka", kafka_session_timeout_s=seconds)
+        open_log(settings).consumer(TOPIC, "g", lambda parts: {}).close()
+        assert made[-1].config["session_timeout_ms"] == session_ms
+        assert made[-1].config["heartbeat_interval_ms"] == heartbeat_ms
+    assert make_settings(tmp_path).kafka_session_timeout_s == 30
+    # Below the broker's default group.min.session.timeout.ms (6 s): refused, naming the field.
+    with pytest.raises(ValidationError, match="kafka_session_timeout_s"):
+        make_settings(tmp_path, kafka_session_timeout_s=5)

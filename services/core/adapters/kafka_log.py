@@ -79,6 +79,7 @@ class KafkaLog(EventLog):
         bootstrap: str,
         *,
         send_timeout_s: float = 10.0,
+        session_timeout_s: float = 30.0,
         replication_factor: int = 1,
         allow_finite_retention: bool = False,
         client_id: str = "onevoice",
@@ -86,6 +87,7 @@ class KafkaLog(EventLog):
     ) -> None:
         self._bootstrap = bootstrap
         self._send_timeout_s = send_timeout_s
+        self._session_ms = int(session_timeout_s * 1000)
         self._replication = replication_factor
         self._allow_finite = allow_finite_retention
         self._client_id = client_id
@@ -254,7 +256,9 @@ class KafkaLog(EventLog):
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def consumer(self, topic: str, group: str, on_assign: AssignListener) -> LogConsumer:
-        return KafkaGroupConsumer(self._config(group), topic, group, on_assign)
+        return KafkaGroupConsumer(
+            self._config(group), topic, group, on_assign, session_ms=self._session_ms
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -312,9 +316,11 @@ class KafkaGroupConsumer(LogConsumer):
     """
 
     def __init__(
-        self, config: dict[str, Any], topic: str, group: str, on_assign: AssignListener
-    ) -> None:
+        self, config: dict[str, Any], topic: str, group: str, on_assign: AssignListener,
+        *, session_ms: int = 30_000,
+    ) -> None:  # fmt: skip
         self._config = config
+        self._session_ms = session_ms
         self._topic = topic
         self._group = group
         self._on_assign = on_assign
@@ -342,7 +348,9 @@ class KafkaGroupConsumer(LogConsumer):
             consumer = KafkaConsumer(
                 **self._config, group_id=self._group, isolation_level=READ_COMMITTED,
                 enable_auto_commit=False, auto_offset_reset="earliest",
-                max_poll_records=10_000, session_timeout_ms=30_000, heartbeat_interval_ms=2_000,
+                max_poll_records=10_000, session_timeout_ms=self._session_ms,
+                # Kafka asks for a heartbeat interval of at most a third of the session timeout.
+                heartbeat_interval_ms=min(2_000, self._session_ms // 3),
                 max_poll_interval_ms=300_000, metadata_max_age_ms=5_000,
                 # Full fetch requests: with KIP-227 sessions kafka-python 3.0 can stop handing
                 # out a partition's new records (dpkp/kafka-python#2575; seen here as a
