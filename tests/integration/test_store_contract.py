@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.exc import DBAPIError
 
 from services.bootstrap import migrate
-from services.core.adapters.sql import Database, insert_ignore
+from services.core.adapters.sql import Database, insert_ignore, read_together
 from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
@@ -172,6 +173,40 @@ class StoreContract(ReceiptStoreContract):
             insert_ignore(conn, CHECKPOINTS, [{**row, "next_offset": 99}, {**row, "partition": 1}])
         with db.reading() as conn:
             assert checkpoints.load(conn, "P", 0, "t") == {0: 1, 1: 1}
+
+    def test_read_together_answers_each_statement_in_order_inside_the_transaction(
+        self, db: Database
+    ) -> None:
+        """One round trip on PostgreSQL (pipeline), one statement after another on SQLite: the
+        same rows either way, the transaction's own writes included; errors as SQLAlchemy's."""
+        c = CHECKPOINTS.c
+        rows = [{"projection": p, "generation": 0, "topic": "t", "partition": n,
+                 "next_offset": 10 * n + len(p)}
+                for p in ("A", "BB") for n in range(3)]  # fmt: skip
+        by_names = (
+            select(c.projection, c.partition, c.next_offset.label("offset"))
+            .where(c.projection.in_(bindparam("names", expanding=True)),
+                   c.next_offset >= bindparam("least"))
+            .order_by(c.projection, c.partition)
+        )  # fmt: skip
+        none = select(c.partition).where(c.topic == bindparam("topic"))
+        with db.transaction() as conn:
+            insert_ignore(conn, CHECKPOINTS, rows)  # not committed yet: the same transaction
+            first, empty, second = read_together(conn, [
+                (by_names, {"names": ["A", "BB", "C"], "least": 1, "topic": "x"}),
+                (none, {"topic": "nowhere"}),
+                (by_names, {"names": ["BB"], "least": 12}),
+            ])  # fmt: skip
+            expected = [("A", 0, 1), ("A", 1, 11), ("A", 2, 21), ("BB", 0, 2), ("BB", 1, 12),
+                        ("BB", 2, 22)]  # fmt: skip
+            assert [tuple(r) for r in first] == expected
+            assert [(r.projection, r.partition, r.offset) for r in second] == [
+                ("BB", 1, 12), ("BB", 2, 22)]  # fmt: skip
+            assert empty == []
+            assert read_together(conn, []) == []
+        with pytest.raises(DBAPIError), db.reading() as conn:
+            read_together(conn, [(none, {"topic": "t"}),
+                                 (select(func.no_such_function(c.partition)), {})])  # fmt: skip
 
     def test_timeline_applies_idempotently(self, db: Database) -> None:
         projection = AccountTimeline()

@@ -384,3 +384,45 @@ def _pg_record(table: Table, columns: Sequence[str]) -> str:
 
 _PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 _PG_RECORDS: dict[tuple[str, ...], str] = {}
+
+
+def read_together(
+    conn: Connection, statements: Sequence[tuple[Any, dict[str, Any]]]
+) -> list[list[Any]]:
+    """The rows of each SELECT of ``statements`` (statement, parameters), in order. On
+    PostgreSQL they travel in one round trip (psycopg's pipeline mode: every statement is sent
+    before the first answer is awaited) inside ``conn``'s transaction; elsewhere they run one
+    after another. Either way a row is a tuple whose columns are also attributes; errors are
+    SQLAlchemy's, as from ``conn.execute``."""
+    if conn.dialect.name != "postgresql":
+        return [list(conn.execute(s, p).all()) for s, p in statements]
+    import psycopg
+    from psycopg.rows import namedtuple_row
+
+    sent = [_compiled(conn, s).construct_expanded_state(p) for s, p in statements]
+    raw = conn.connection.driver_connection
+    sql = ""
+    try:
+        cursors = []
+        with raw.pipeline():  # type: ignore[union-attr]
+            for state in sent:
+                sql = state.statement
+                cursor = raw.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
+                cursor.execute(sql, state.parameters)
+                cursors.append(cursor)
+        return [cursor.fetchall() for cursor in cursors]
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+
+
+_COMPILED: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def _compiled(conn: Connection, statement: Any) -> Any:
+    """``statement`` compiled for ``conn``'s dialect, once per statement object (the callers'
+    statements are built once per shape; the object is kept so its id is never reused)."""
+    key = (id(statement), conn.dialect.name)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = (statement, statement.compile(dialect=conn.dialect))
+    return found[1]

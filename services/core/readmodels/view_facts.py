@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from services.core.adapters.sql import read_together
 from services.core.readmodels import accounts, leadership, onevoice, timeline
 from services.core.view_rules import (
     ActorTouches,
@@ -463,10 +464,14 @@ def load_group(
     read the directory rows already)."""
     params = _params(group, as_of)
     several = len(group) > 1
+    # Every statement at once (one round trip on PostgreSQL); the latest executive touch
+    # before the window is read whether or not the window has one.
+    statements = [(_statement(n, True, several and n in ("touch_rows", "contacts")), params)
+                  for n in _GROUP_READS]  # fmt: skip
+    fetched = dict(zip(_GROUP_READS, read_together(conn, statements), strict=True))
 
     def rows(name: str) -> Any:
-        flag = several and name in ("touch_rows", "contacts")
-        return conn.execute(_statement(name, True, flag), params)
+        return fetched[name]
 
     facts = Facts()
     per = {a: Facts(us, event_id) for a, (us, event_id) in last_touches.items()}
@@ -475,7 +480,7 @@ def load_group(
              if f.last_touch_us is not None]  # fmt: skip
     if lasts:
         facts.last_touch_us, facts.last_touch_event_id = max(lasts)
-    touches = rows("touch_rows").all()
+    touches = rows("touch_rows")
     counts: dict[tuple[str, str], int] = {}
     for t in touches:
         counts[(t.actor_id, t.department)] = counts.get((t.actor_id, t.department), 0) + 1
@@ -486,7 +491,12 @@ def load_group(
     if recent is None:
         last = _executive_touches(rows("executive_last"))
         recent = last[0][1] if last else None
-    return Group(facts, touches, rows("contacts").all(), recent)
+    return Group(facts, touches, rows("contacts"), recent)
+
+
+_GROUP_READS = ("touch_rows", "commitments", "tickets", "messages", "executive", "csat",
+                "signals", "needs", "order_amounts", "order_last", "contracts", "churns",
+                "executive_last", "contacts")  # fmt: skip
 
 
 def pressure(touches: Sequence[Any], as_of: AsOf) -> dict[str, dict[str, int]]:
