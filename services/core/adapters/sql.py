@@ -399,30 +399,24 @@ def read_together(
     import psycopg
     from psycopg.rows import namedtuple_row
 
-    sent = [_compiled(conn, s).construct_expanded_state(p) for s, p in statements]
+    sent = [_compiled(s, conn.dialect).construct_expanded_state(p) for s, p in statements]
     raw = conn.connection.driver_connection
-    sql = ""
     try:
         cursors = []
         with raw.pipeline():  # type: ignore[union-attr]
             for state in sent:
-                sql = state.statement
                 cursor = raw.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
-                cursor.execute(sql, state.parameters)
+                cursor.execute(state.statement, state.parameters)
                 cursors.append(cursor)
         return [cursor.fetchall() for cursor in cursors]
     except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
+        # Which statement failed is in the error's own message (the pipeline answers at once).
+        together = "; ".join(state.statement for state in sent)
+        raise DBAPIError.instance(together, None, exc, psycopg.Error) from exc
 
 
-_COMPILED: dict[tuple[int, str], tuple[Any, Any]] = {}
-
-
-def _compiled(conn: Connection, statement: Any) -> Any:
-    """``statement`` compiled for ``conn``'s dialect, once per statement object (the callers'
-    statements are built once per shape; the object is kept so its id is never reused)."""
-    key = (id(statement), conn.dialect.name)
-    found = _COMPILED.get(key)
-    if found is None:
-        found = _COMPILED[key] = (statement, statement.compile(dialect=conn.dialect))
-    return found[1]
+@functools.lru_cache(maxsize=512)
+def _compiled(statement: Any, dialect: Any) -> Any:
+    """``statement`` compiled for ``dialect``, once per statement object while it is among the
+    512 most recently used (give ``read_together`` statements built once per shape)."""
+    return statement.compile(dialect=dialect)

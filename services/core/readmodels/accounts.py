@@ -11,8 +11,9 @@ related account.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     exists,
     func,
     not_,
@@ -37,6 +39,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from services.core.adapters.sql import read_together
 from services.core.readmodels import cursors
 from services.core.readmodels.schema import METADATA
 from services.core.readmodels.timeline import from_micros
@@ -190,9 +193,17 @@ def _row_json(
 def _touches(
     conn: Connection, account_ids: Sequence[str], t: DirectoryTables, *, with_us: bool = False
 ) -> dict[str, Any]:
-    found: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in account_ids}
     rows = conn.execute(select(t.touches).where(t.touches.c.account_id.in_(list(account_ids))))
+    return _touches_from(account_ids, rows, with_us)
+
+
+def _touches_from(
+    account_ids: Collection[str], rows: Iterable[Any], with_us: bool
+) -> dict[str, dict[str, dict[str, Any]]]:
+    found: dict[str, dict[str, dict[str, Any]]] = {a: {} for a in account_ids}
     for r in rows:
+        if r.account_id not in found:
+            continue
         touch = found[r.account_id][r.department] = {
             "at": from_micros(r.at_us), "event_id": r.event_id, "type": r.type,
             "actor": json.loads(r.actor), "summary": r.summary, "_by_actor": bool(r.by_actor),
@@ -210,10 +221,31 @@ def account_items(
     with_us: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """The list's item for each known id (``with_us``: ``at_us`` added to every touch)."""
-    a = tables.accounts
-    rows = conn.execute(select(a).where(a.c.account_id.in_(list(account_ids)))).all()
-    touches = _touches(conn, [r.account_id for r in rows], tables, with_us=with_us)
-    return {r.account_id: _row_json(r, touches[r.account_id], with_us) for r in rows}
+    return items_from(*read_together(conn, items_reads(account_ids, tables)), with_us=with_us)
+
+
+def items_reads(
+    account_ids: Sequence[str], tables: DirectoryTables = TABLES
+) -> list[tuple[Any, dict[str, Any]]]:
+    """The two reads ``items_from`` makes the items of (for ``read_together``)."""
+    ids = {"ids": list(account_ids)}
+    accounts_of, touches_of = _items_statements(tables)
+    return [(accounts_of, ids), (touches_of, ids)]
+
+
+def items_from(
+    account_rows: Sequence[Any], touch_rows: Sequence[Any], *, with_us: bool = False
+) -> dict[str, dict[str, Any]]:
+    """``account_items`` from the rows of ``items_reads``."""
+    touches = _touches_from([r.account_id for r in account_rows], touch_rows, with_us)
+    return {r.account_id: _row_json(r, touches[r.account_id], with_us) for r in account_rows}
+
+
+@cache
+def _items_statements(tables: DirectoryTables) -> tuple[Any, Any]:
+    a, t = tables.accounts, tables.touches
+    return (select(a).where(a.c.account_id.in_(bindparam("ids", expanding=True))),
+            select(t).where(t.c.account_id.in_(bindparam("ids", expanding=True))))  # fmt: skip
 
 
 def _statement(query: AccountQuery, tables: DirectoryTables) -> Any:

@@ -86,9 +86,20 @@ def load_slowest(
     """Per partition, the next offset every one of ``projections`` has applied (one query)."""
     if not projections:
         return {}
-    rows = conn.execute(
-        _SLOWEST, {"names": list(projections), "generation": generation, "topic": topic}
-    )
+    return slowest_from(conn.execute(*slowest_read(projections, generation, topic)), projections)
+
+
+def slowest_read(
+    projections: Sequence[str], generation: int, topic: str
+) -> tuple[Any, dict[str, Any]]:
+    """The read ``slowest_from`` computes ``load_slowest`` from (for ``read_together``)."""
+    return _SLOWEST, {"names": list(projections), "generation": generation, "topic": topic}
+
+
+def slowest_from(rows: Iterable[Any], projections: Sequence[str]) -> dict[int, int]:
+    """``load_slowest`` from the rows of ``slowest_read``."""
+    if not projections:
+        return {}
     loaded: dict[str, dict[int, int]] = {name: {} for name in projections}
     for name, partition, offset in rows:
         loaded[name][int(partition)] = int(offset)

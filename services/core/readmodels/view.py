@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from services.core.adapters import sql
 from services.core.events import DEFAULT_DEPARTMENTS
 from services.core.health import AT_RISK_BELOW, health
 from services.core.readmodels import accounts, checkpoints, view_facts
@@ -52,16 +53,22 @@ def read_view(
     """The view, or None when the account is unknown (no event named it). ``children`` (the
     accounts registered below it) are rolled in and listed as ``included_accounts``."""
     group = [account_id, *(children or ())]
-    items = accounts.account_items(conn, group, with_us=True)
+    # Every read at once (one round trip on PostgreSQL), an unknown account's included.
+    reads = [*accounts.items_reads(group), *view_facts.group_reads(group, as_of)]
+    if projections:
+        reads.append(checkpoints.slowest_read(projections, checkpoints.LIVE_GENERATION, topic))
+    read = sql.read_together(conn, reads)
+    items = accounts.items_from(read[0], read[1], with_us=True)
     if account_id not in items:
         return None
     lasts = {a: (i["last_touch"]["at_us"], i["last_touch"]["event_id"]) if i["last_touch"]
              else (None, None) for a, i in items.items()}  # fmt: skip
-    loaded = view_facts.load_group(conn, group, as_of, lasts)
+    loaded = view_facts.group_from(conn, read[2 : len(reads) - bool(projections)], group, as_of,
+                                   lasts)  # fmt: skip
     facts = loaded.facts
     top = single_threaded(facts.actors_90d)
     evidence = [] if top is None else view_facts.touches_by(loaded.touches, top.actor_id)
-    positions = checkpoints.load_slowest(conn, projections, checkpoints.LIVE_GENERATION, topic)
+    positions = checkpoints.slowest_from(read[-1], projections) if projections else {}
     me = items[account_id]
     view: dict[str, Any] = {
         "account_id": account_id,

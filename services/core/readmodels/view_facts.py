@@ -462,13 +462,26 @@ def load_group(
 ) -> Group:  # fmt: skip
     """``last_touches``: each account's last touch as the directory holds it (the caller has
     read the directory rows already)."""
+    rows = read_together(conn, group_reads(group, as_of))
+    return group_from(conn, rows, group, as_of, last_touches)
+
+
+def group_reads(group: Sequence[str], as_of: AsOf) -> list[tuple[Any, Params]]:
+    """The reads ``group_from`` assembles the group from (for ``read_together``). The latest
+    executive touch before the window is read whether or not the window has one."""
     params = _params(group, as_of)
     several = len(group) > 1
-    # Every statement at once (one round trip on PostgreSQL); the latest executive touch
-    # before the window is read whether or not the window has one.
-    statements = [(_statement(n, True, several and n in ("touch_rows", "contacts")), params)
-                  for n in _GROUP_READS]  # fmt: skip
-    fetched = dict(zip(_GROUP_READS, read_together(conn, statements), strict=True))
+    return [(_statement(n, True, several and n in ("touch_rows", "contacts")), params)
+            for n in _GROUP_READS]  # fmt: skip
+
+
+def group_from(
+    conn: Connection, read: Sequence[Sequence[Any]], group: Sequence[str], as_of: AsOf,
+    last_touches: dict[str, tuple[int | None, str | None]],
+) -> Group:  # fmt: skip
+    """The group from the rows of ``group_reads`` (one more read for accounts whose latest
+    touch is in the future)."""
+    fetched = dict(zip(_GROUP_READS, read, strict=True))
 
     def rows(name: str) -> Any:
         return fetched[name]
@@ -480,18 +493,18 @@ def load_group(
              if f.last_touch_us is not None]  # fmt: skip
     if lasts:
         facts.last_touch_us, facts.last_touch_event_id = max(lasts)
-    touches = rows("touch_rows")
+    touches = list(rows("touch_rows"))
     counts: dict[tuple[str, str], int] = {}
     for t in touches:
         counts[(t.actor_id, t.department)] = counts.get((t.actor_id, t.department), 0) + 1
     facts.actors_90d = [ActorTouches(a, d, n) for (a, d), n in sorted(counts.items())]
-    _add_facts(rows, lambda _: facts, params["since365"])
+    _add_facts(rows, lambda _: facts, as_of.since(365))
     # The latest executive touch up to now: the window's latest, or else an older one.
     recent = max(facts.executive_touches, key=lambda t: (t.at_us, t.event_id), default=None)
     if recent is None:
         last = _executive_touches(rows("executive_last"))
         recent = last[0][1] if last else None
-    return Group(facts, touches, rows("contacts"), recent)
+    return Group(facts, touches, list(rows("contacts")), recent)
 
 
 _GROUP_READS = ("touch_rows", "commitments", "tickets", "messages", "executive", "csat",
