@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 
 from bench.base import AUTH, close
 from services.bootstrap import build, migrate, projections
+from services.core.adapters import sql
 from services.core.adapters.sql import Database
-from services.core.readmodels import accounts, view
+from services.core.readmodels import accounts, view, view_facts
 from services.core.readmodels.timeline import to_micros
 from services.core.settings import Settings
 from services.core.view_rules import AsOf
@@ -120,22 +123,43 @@ def http_ms(base_url: str, paths: Sequence[str], rounds: int, warmup: int) -> li
     return took
 
 
-def inprocess_view_ms(db_url: str, ids: Sequence[str], rounds: int, tz: str) -> list[float]:
-    """The same views through ``read_view`` directly (no HTTP)."""
+def inprocess_view_ms(db_url: str, ids: Sequence[str], rounds: int, tz: str
+                      ) -> tuple[list[float], list[float]]:  # fmt: skip
+    """The same views through ``read_view`` directly (no HTTP): as the service reads them (one
+    round trip on PostgreSQL, ``sql.read_together``), and interleaved with that, the baseline of
+    the same reads one statement after another (``conn.execute`` each, as before 2026-12-03).
+    Milliseconds per view: (service, one after another)."""
     db = Database(db_url)
-    took: list[float] = []
+    took: tuple[list[float], list[float]] = ([], [])
     try:
-        for _ in range(rounds):
-            for account_id in ids:
-                as_of = AsOf(to_micros(datetime.now(UTC)), ZoneInfo(tz))
-                t0 = time.perf_counter()
-                with db.reading() as conn:
-                    found = view.read_view(conn, account_id, as_of)
-                took.append((time.perf_counter() - t0) * 1000)
-                assert found is not None
+        for round_no in range(rounds):
+            for n, account_id in enumerate(ids):
+                for which in (0, 1) if (round_no + n) % 2 else (1, 0):
+                    as_of = AsOf(to_micros(datetime.now(UTC)), ZoneInfo(tz))
+                    with one_after_another() if which else nullcontext():
+                        t0 = time.perf_counter()
+                        with db.reading() as conn:
+                            found = view.read_view(conn, account_id, as_of)
+                        took[which].append((time.perf_counter() - t0) * 1000)
+                    assert found is not None
     finally:
         db.dispose()
     return took
+
+
+@contextmanager
+def one_after_another() -> Iterator[None]:
+    """``read_together`` as the view's reads ran before it: each statement through
+    ``conn.execute``, the next sent once the answer to the last is in."""
+
+    def each(conn: Connection, statements: Sequence[tuple[Any, dict[str, Any]]]
+             ) -> list[list[Any]]:  # fmt: skip
+        return [list(conn.execute(s, p).all()) for s, p in statements]
+
+    with patch.object(sql, "read_together", each), \
+            patch.object(view_facts, "read_together", each), \
+            patch.object(accounts, "read_together", each):  # fmt: skip
+        yield
 
 
 def timed(fn: Callable[[], object]) -> float:
