@@ -41,6 +41,8 @@ def projector(settings: Settings, output: Path) -> subprocess.Popen[bytes]:
         "ONEVOICE_PROJECTOR_GROUP": settings.projector_group,
         "ONEVOICE_PROJECTOR_BATCH": "50",
         "ONEVOICE_PROJECTOR_PORT": "0",  # two projectors on one host: any free port each
+        # The killed member's partitions move after 10 s of silence (30 s by default).
+        "ONEVOICE_KAFKA_SESSION_TIMEOUT_S": str(settings.kafka_session_timeout_s),
     }
     with output.open("wb") as sink:
         return subprocess.Popen(
@@ -67,7 +69,7 @@ def test_two_projectors_one_killed_mid_stream_equal_a_pure_fold(
     settings = make_settings(
         tmp_path / "data", log_backend="kafka", kafka_bootstrap=kafka_bootstrap,
         database_url=pg_url, topic=backends.unique("group"), partitions=6,
-        projector_group=backends.unique("projectors"),
+        projector_group=backends.unique("projectors"), kafka_session_timeout_s=10.0,
     )  # fmt: skip
     log = build_log(settings)
     db = Database(pg_url)
