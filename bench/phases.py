@@ -348,11 +348,13 @@ class Bench(BenchBase):
             Row("timeline p99, HTTP (all variants)", percentile(every_http, 0.99), "ms",
                 percentile(every_local, 0.99), "in-process", "< 20 ms", "<", 20.0),
         ]  # fmt: skip
-        # Everything the API process did per GET (issue 13's goal is for pages of 20 items;
-        # these pages hold 50, from the large account, over every variant).
+        # Everything the API process did per GET, warm-up rounds included (they ran inside the
+        # meter). Issue 13's goal is for pages of 20 items; these hold 50, from the large
+        # account, over every variant: shown beside it, not judged against it.
+        sent = (o.query_warmup + o.query_reps) * len(chosen)
         self.rows.append(Row("  server CPU per timeline GET (50 items)",
-                             self.cpu_us(m, "server", len(every_http)) / 1000, "CPU ms", None,
-                             "", "<= 0.8 ms (20 items)", "<=", 0.8))  # fmt: skip
+                             self.cpu_us(m, "server", sent) / 1000, "CPU ms", None, "",
+                             "(<= 0.8 ms for 20 items)"))  # fmt: skip
         for v in chosen:
             d = detail[v.name]
             self.rows.append(Row(f"  p99 {v.name}", d["http_p99_ms"], "ms",

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from services.bootstrap import migrate
@@ -20,7 +20,7 @@ from services.core.adapters.sql import Database, insert_ignore, read_together
 from services.core.adapters.sql_receipts import SqlReceiptStore
 from services.core.codec import StoredEvent
 from services.core.events import parse_event
-from services.core.ports import Receipt, ReceiptStore
+from services.core.ports import Receipt, ReceiptStore, StoreUnavailable
 from services.core.readmodels import (  # noqa: F401 - all tables
     accounts,
     checkpoints,
@@ -207,6 +207,10 @@ class StoreContract(ReceiptStoreContract):
         with pytest.raises(DBAPIError), db.reading() as conn:
             read_together(conn, [(none, {"topic": "t"}),
                                  (select(func.no_such_function(c.partition)), {})])  # fmt: skip
+        # Columns that could not be a row's attributes on every backend: refused up front.
+        for columns in ((c.partition.label("_p"),), (c.partition.label("from"),)):
+            with pytest.raises(ValueError, match="plain column names"), db.reading() as conn:
+                read_together(conn, [(select(*columns), {})])
 
     def test_timeline_applies_idempotently(self, db: Database) -> None:
         projection = AccountTimeline()
@@ -283,6 +287,20 @@ class TestPostgresStore(StoreContract):
         migrate(database)
         yield database
         database.dispose()
+
+    def test_read_together_on_a_lost_connection_is_store_unavailable_and_heals(
+        self, db: Database
+    ) -> None:
+        """The server ends the session under a pipelined read: 503's exception (as for any
+        other read), the connection is invalidated, and the next read works."""
+        statement = select(CHECKPOINTS.c.partition)
+        with pytest.raises(StoreUnavailable), db.reading() as conn:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            with db.engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            read_together(conn, [(statement, {}), (statement, {})])
+        with db.reading() as conn:
+            assert read_together(conn, [(statement, {})]) == [[]]
 
     def test_it_really_is_postgresql(self, db: Database) -> None:
         from sqlalchemy import text

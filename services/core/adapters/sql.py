@@ -7,8 +7,10 @@ dialects, in one statement per call (``bulk_insert`` builds such statements, ups
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
+import keyword
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -389,30 +391,44 @@ _PG_RECORDS: dict[tuple[str, ...], str] = {}
 def read_together(
     conn: Connection, statements: Sequence[tuple[Any, dict[str, Any]]]
 ) -> list[list[Any]]:
-    """The rows of each SELECT of ``statements`` (statement, parameters), in order. On
-    PostgreSQL they travel in one round trip (psycopg's pipeline mode: every statement is sent
-    before the first answer is awaited) inside ``conn``'s transaction; elsewhere they run one
-    after another. Either way a row is a tuple whose columns are also attributes; errors are
-    SQLAlchemy's, as from ``conn.execute``."""
+    """The rows of each SELECT of ``statements`` (statement, parameters), in order, inside
+    ``conn``'s transaction (begun here when none is). On PostgreSQL every statement is sent
+    before the first answer is awaited (psycopg's pipeline mode): one round trip, two when the
+    transaction's BEGIN goes first. Elsewhere they run one after another. Either way a row is a
+    tuple whose columns are also attributes, named as SQLAlchemy names them (so they must be
+    Python identifiers, not keywords, not starting with "_": checked; and distinct, or SQLite's
+    rows refuse the ambiguous name); errors are SQLAlchemy's, as from ``conn.execute``, and a
+    lost connection is invalidated."""
+    shapes = [_shape(statement) for statement, _ in statements]
     if conn.dialect.name != "postgresql":
         return [list(conn.execute(s, p).all()) for s, p in statements]
     import psycopg
-    from psycopg.rows import namedtuple_row
 
     sent = [_compiled(s, conn.dialect).construct_expanded_state(p) for s, p in statements]
+    if not conn.in_transaction():
+        conn.begin()  # as conn.execute would: SQLAlchemy ends it (and the raw one) on close
     raw = conn.connection.driver_connection
     try:
         cursors = []
         with raw.pipeline():  # type: ignore[union-attr]
-            for state in sent:
-                cursor = raw.cursor(row_factory=namedtuple_row)  # type: ignore[union-attr]
+            for state, shape in zip(sent, shapes, strict=True):
+                cursor = raw.cursor(row_factory=shape.maker)  # type: ignore[union-attr]
                 cursor.execute(state.statement, state.parameters)
                 cursors.append(cursor)
-        return [cursor.fetchall() for cursor in cursors]
+        found = []
+        for cursor in cursors:
+            found.append(cursor.fetchall())
+            cursor.close()
+        return found
     except psycopg.Error as exc:
+        gone = bool(conn.dialect.is_disconnect(exc, raw, None))  # type: ignore[arg-type]
         # Which statement failed is in the error's own message (the pipeline answers at once).
         together = "; ".join(state.statement for state in sent)
-        raise DBAPIError.instance(together, None, exc, psycopg.Error) from exc
+        error = DBAPIError.instance(together, None, exc, psycopg.Error,
+                                    connection_invalidated=gone)  # fmt: skip
+        if gone:
+            conn.invalidate()
+        raise error from exc
 
 
 @functools.lru_cache(maxsize=512)
@@ -420,3 +436,22 @@ def _compiled(statement: Any, dialect: Any) -> Any:
     """``statement`` compiled for ``dialect``, once per statement object while it is among the
     512 most recently used (give ``read_together`` statements built once per shape)."""
     return statement.compile(dialect=dialect)
+
+
+class _Shape:
+    """The rows of one statement: a named tuple of its columns' SQLAlchemy keys."""
+
+    def __init__(self, names: list[str]) -> None:
+        bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n[0] == "_"]
+        if bad:
+            raise ValueError(f"read_together needs plain column names, got {bad} of {names}")
+        self.row: Any = collections.namedtuple("Row", names)  # type: ignore[misc]
+
+    def maker(self, _cursor: Any) -> Any:
+        """psycopg's row factory: the values of a row as this shape's named tuple."""
+        return self.row._make
+
+
+@functools.lru_cache(maxsize=512)
+def _shape(statement: Any) -> _Shape:
+    return _Shape(list(statement.selected_columns.keys()))
