@@ -27,7 +27,7 @@ from bench.base import AUTH, close
 from services.bootstrap import build, migrate, projections
 from services.core.adapters import sql
 from services.core.adapters.sql import Database
-from services.core.readmodels import accounts, view, view_facts
+from services.core.readmodels import accounts, view
 from services.core.readmodels.timeline import to_micros
 from services.core.settings import Settings
 from services.core.view_rules import AsOf
@@ -156,9 +156,7 @@ def one_after_another() -> Iterator[None]:
              ) -> list[list[Any]]:  # fmt: skip
         return [list(conn.execute(s, p).all()) for s, p in statements]
 
-    with patch.object(sql, "read_together", each), \
-            patch.object(view_facts, "read_together", each), \
-            patch.object(accounts, "read_together", each):  # fmt: skip
+    with patch.object(sql, "read_together", each):  # what read_view calls
         yield
 
 

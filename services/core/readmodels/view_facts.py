@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from services.core.adapters.sql import read_together
 from services.core.readmodels import accounts, leadership, onevoice, timeline
 from services.core.view_rules import (
     ActorTouches,
@@ -456,18 +455,8 @@ class Group:
     executive_last: ExecutiveTouch | None = None
 
 
-def load_group(
-    conn: Connection, group: Sequence[str], as_of: AsOf,
-    last_touches: dict[str, tuple[int | None, str | None]],
-) -> Group:  # fmt: skip
-    """``last_touches``: each account's last touch as the directory holds it (the caller has
-    read the directory rows already)."""
-    rows = read_together(conn, group_reads(group, as_of))
-    return group_from(conn, rows, group, as_of, last_touches)
-
-
 def group_reads(group: Sequence[str], as_of: AsOf) -> list[tuple[Any, Params]]:
-    """The reads ``group_from`` assembles the group from (for ``read_together``). The latest
+    """The reads ``group_from`` assembles the group from (for ``sql.read_together``). The latest
     executive touch before the window is read whether or not the window has one."""
     params = _params(group, as_of)
     several = len(group) > 1
