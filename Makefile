@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 help:
 	@echo "make run       start OneVoice on http://127.0.0.1:8000 (embedded log + SQLite in ./data)"
 	@echo "make demo      load a multi-department story through the API of a running service"
-	@echo "make test      run the whole test suite (installs PostgreSQL, kcat, Java, Maven when missing)"
+	@echo "make test      run the whole test suite in TEST_WORKERS=2 processes (installs PostgreSQL, kcat, Java, Maven when missing)"
 	@echo "make test-fast unit tests and the embedded backend only (no Kafka, no PostgreSQL), for the edit-test loop"
 	@echo "make lint      ruff (lint + format check) and mypy --strict"
 	@echo "make migrate   apply database migrations"
@@ -40,8 +40,12 @@ demo: $(STAMP)
 tools:
 	bash deploy/local/ensure-tools.sh
 
+# Two worker processes by default (TEST_WORKERS=0 runs the suite in one process): each worker
+# starts its own broker and PostgreSQL; tests are handed out as workers free up.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) tools
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)
 	ONEVOICE_TEST_FAST=1 $(PY) -m pytest -q -x
