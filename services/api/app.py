@@ -10,13 +10,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client.registry import Collector
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api import openapi
 from services.api.auth import (
     NEEDS_ADMIN,
     NEEDS_READ,
@@ -43,7 +43,6 @@ from services.api.routes import (
 from services.core.access import Grant
 from services.core.consistency import STALE_HEADER, TOKEN_HEADER, LogEnds
 from services.core.container import Container
-from services.core.events import POSTED_ADAPTER
 from services.core.metrics.collectors import PipelineCollector
 from services.core.metrics.rebuilds import RebuildCollector
 from services.core.ports import StoreUnavailable
@@ -150,8 +149,15 @@ class RefuseNul:
         await response(scope, receive, send)
 
 
+MALFORMED_JSON = "malformed_json"
+
+
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and not isinstance(exc.detail, dict):
+        # FastAPI's answer to a body it could not read as text: the same as ingest's.
+        why = "not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else "unreadable"
+        return JSONResponse(error_body(MALFORMED_JSON, f"body is not valid JSON: {why}"), 400)
     if isinstance(exc.detail, dict):
         body = error_body(**exc.detail)
     else:
@@ -161,6 +167,12 @@ def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    broken = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if broken is not None:  # not JSON at all: 400, as ingest answers it (a 422 is a bad value)
+        at = broken["loc"][-1] if broken.get("loc") else "?"
+        return JSONResponse(
+            error_body(MALFORMED_JSON, f"body is not valid JSON (at character {at})"), 400
+        )
     fields = [
         {"path": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}
         for err in exc.errors()
@@ -184,28 +196,6 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     headers = {REQUEST_ID_HEADER: request_id} if request_id else None
     body = error_body("internal_error", "unexpected server error", request_id=request_id)
     return JSONResponse(body, 500, headers)
-
-
-def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
-    def build() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            spec = get_openapi(
-                title=app.title, version=app.version, description=app.description,
-                routes=app.routes,
-            )  # fmt: skip
-            event_schema = POSTED_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
-            components = spec.setdefault("components", {}).setdefault("schemas", {})
-            components.update(event_schema.pop("$defs", {}))
-            components["Event"] = event_schema
-            # Every route but the probes and these descriptions needs a key (README, Security).
-            spec["components"]["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer",
-                           "description": "An API key: Authorization: Bearer ov_..."}}  # fmt: skip
-            spec["security"] = [{"bearer": []}]
-            app.openapi_schema = spec
-        return app.openapi_schema
-
-    return build
 
 
 Lifecycle = Callable[[], None]
@@ -277,5 +267,5 @@ def create_app(
                                            RESTRICTED_HEADER])  # fmt: skip
     app.add_middleware(RequestTimer)  # times every answer, refusals included
     app.add_middleware(RequestIds)  # added last: the outermost, so every answer carries the id
-    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    app.openapi = openapi.build(app)  # type: ignore[method-assign]
     return app

@@ -15,7 +15,7 @@ from services.core.access.limits import WriteLimiter
 from services.core.codec import loads_strict
 from services.core.consistency import TOKEN_HEADER, token_for
 from services.core.ports import LogUnavailable, StoreUnavailable
-from services.core.problems import error_body
+from services.core.problems import answers, error_body
 from services.ingest.coalescer import Coalescer
 from services.ingest.service import IngestService, ItemResult, WriteRefused
 
@@ -51,6 +51,12 @@ may not write one of the valid events (`error.fields`: `events[i].actor.departme
 `events[i].type`): then none is appended.
 """
 
+
+_SINGLE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "`duplicate`: this `event_id` was accepted before with the same body; "
+          "nothing was appended again (the answer has the shape of the 202)."},
+    **answers(400, 409, 413, 415, 429),
+}  # fmt: skip
 
 JSON_MEDIA = re.compile(r"^application/(json|[a-z0-9.+-]+\+json)$")
 """The media types ingest reads: ``application/json`` and ``application/<anything>+json``
@@ -164,7 +170,7 @@ def build_router(service: IngestService, max_batch: int, limiter: WriteLimiter |
     }  # fmt: skip
 
     @router.post("", status_code=202, description=_SINGLE_DOC,
-                 openapi_extra={"requestBody": event_body})  # fmt: skip
+                 openapi_extra={"requestBody": event_body}, responses=_SINGLE_ANSWERS)  # fmt: skip
     async def post_event(request: Request) -> JSONResponse:
         data = await _json_body(request)
         if isinstance(data, JSONResponse):
@@ -182,7 +188,12 @@ def build_router(service: IngestService, max_batch: int, limiter: WriteLimiter |
             return _unavailable(request, exc)
         return _single_response(result)
 
-    @router.post("/batch", description=_BATCH_DOC, openapi_extra={"requestBody": batch_body})
+    @router.post(
+        "/batch",
+        description=_BATCH_DOC,
+        openapi_extra={"requestBody": batch_body},
+        responses=answers(400, 415, 429),
+    )
     async def post_batch(request: Request) -> JSONResponse:
         data = await _json_body(request)
         if isinstance(data, JSONResponse):
@@ -251,7 +262,9 @@ def build_targets_router(service: IngestService,
     write rate)."""
     router = APIRouter(tags=["reports"])
 
-    @router.put("/v1/kpi-targets", status_code=202, description=_TARGET_DOC)
+    @router.put(
+        "/v1/kpi-targets", status_code=202, description=_TARGET_DOC, responses=_SINGLE_ANSWERS
+    )
     async def put_target(request: Request) -> JSONResponse:
         data = await _json_body(request)
         if isinstance(data, JSONResponse):

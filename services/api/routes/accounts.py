@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, as_of, json_answer
 from services.api.errors import invalid_query, not_found
+from services.core.problems import answers
 from services.core.readmodels import account_health, accounts, view
 from services.core.readmodels.timeline import to_micros
 
@@ -113,7 +114,7 @@ def list_accounts(
 
 
 # ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
-@router.get("/v1/accounts/{account_id:path}/view", response_model=None)
+@router.get("/v1/accounts/{account_id:path}/view", response_model=None, responses=answers(404))
 def account_view(
     conn: ReadConnDep,
     container: ContainerDep,

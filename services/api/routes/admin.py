@@ -12,6 +12,7 @@ from services.api.deps import ContainerDep, ReadConnDep
 from services.api.errors import int_cursor, invalid_query, not_found
 from services.core.deadletters import Reason
 from services.core.deadletters import store as dead_letters
+from services.core.problems import answers
 from services.core.readmodels import cursors
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -56,7 +57,7 @@ def list_dead_letters(
     }
 
 
-@router.get("/dead-letters/{dead_letter_id}")
+@router.get("/dead-letters/{dead_letter_id}", responses=answers(404))
 def get_dead_letter(
     conn: ReadConnDep, dead_letter_id: Annotated[int, Path(ge=1, lt=2**63)]
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from services.core.events import AccountId, Actor, Email, ShortText, field_error
 from services.core.ports import LogUnavailable
 from services.core.privacy.erasure import NothingToErase, erase
 from services.core.privacy.vault import AmbiguousContact
+from services.core.problems import answers
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -45,7 +46,7 @@ class ErasureRequest(BaseModel):
         return self
 
 
-@router.delete("/contacts", status_code=200)
+@router.delete("/contacts", status_code=200, responses=answers(404, 409))
 def erase_contact(request: Request, container: ContainerDep,
                   asked: Annotated[ErasureRequest, Body()]) -> dict[str, Any]:  # fmt: skip
     """Erase a contact's personal data (name, email, title) everywhere: its keys are destroyed,

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api.deps import ContainerDep
 from services.core.access import KeyProblem, grant_from
 from services.core.access import store as keys
+from services.core.problems import answers
 from services.core.readmodels.timeline import to_micros
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -76,7 +77,7 @@ def list_keys(container: ContainerDep, revoked: bool = False) -> dict[str, Any]:
     return {"items": [k.as_json() for k in found]}
 
 
-@router.delete("/keys/{name}")
+@router.delete("/keys/{name}", responses=answers(404))
 def revoke_key(container: ContainerDep, name: str) -> dict[str, Any]:
     """Revoke a key: every process refuses it within `ONEVOICE_KEY_CACHE_S` seconds. **404**
     when no active key has that name."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.api.deps import ContainerDep
 from services.api.errors import int_cursor, not_found
 from services.core.ports import LogUnavailable
+from services.core.problems import answers
 from services.core.readmodels import cursors
 from services.core.readmodels.status import pipeline_status
 from services.core.rebuilds import RebuildConflict, RebuildStateError, operations, store
@@ -82,7 +83,7 @@ class RebuildRequest(BaseModel):
                            "POST /v1/admin/rollback.")  # fmt: skip
 
 
-@router.post("/rebuilds", status_code=202)
+@router.post("/rebuilds", status_code=202, responses=answers(409))
 async def start_rebuild(body: RebuildRequest, container: ContainerDep,
                         response: Response) -> dict[str, Any]:  # fmt: skip
     """Start a rebuild of the named read models into a new generation beside the live one
@@ -121,7 +122,7 @@ def list_rebuilds(
     }
 
 
-@router.get("/rebuilds/{rebuild_id}")
+@router.get("/rebuilds/{rebuild_id}", responses=answers(404))
 def get_rebuild(rebuild_id: RebuildId, container: ContainerDep) -> dict[str, Any]:
     """A rebuild: `state` (`running`, `verifying`, `diff`, `switched`, `failed`,
     `cancelled`), `progress` (phase, events applied and the target, events/s, ETA, per
@@ -134,7 +135,7 @@ def get_rebuild(rebuild_id: RebuildId, container: ContainerDep) -> dict[str, Any
     return rebuild.as_json()
 
 
-@router.delete("/rebuilds/{rebuild_id}")
+@router.delete("/rebuilds/{rebuild_id}", responses=answers(404, 409))
 async def cancel_rebuild(rebuild_id: RebuildId, container: ContainerDep) -> dict[str, Any]:
     """Cancel an open rebuild (running, verifying or diff) and drop its shadow tables; 409
     when it has ended already."""
@@ -155,7 +156,7 @@ async def cancel_rebuild(rebuild_id: RebuildId, container: ContainerDep) -> dict
     return rebuild.as_json()
 
 
-@router.post("/rebuilds/{rebuild_id}/accept", status_code=202)
+@router.post("/rebuilds/{rebuild_id}/accept", status_code=202, responses=answers(404, 409))
 async def accept_rebuild(rebuild_id: RebuildId, container: ContainerDep) -> dict[str, Any]:
     """Accept the differences a rebuild in state `diff` found: it catches up again,
     verifies (the report still says what differs) and switches."""
@@ -178,7 +179,7 @@ class RollbackRequest(BaseModel):
     projections: Literal["all"] | Names
 
 
-@router.post("/rollback")
+@router.post("/rollback", responses=answers(409))
 async def rollback(body: RollbackRequest, container: ContainerDep) -> dict[str, Any]:
     """Make the generation a `keep_old` rebuild kept live again (the current one is kept in
     its place). Live projectors resume from its checkpoints and apply what happened since.

@@ -13,6 +13,7 @@ from services.api.auth import grant_of
 from services.api.deps import ConsistentRead, ContainerDep, ReadConnDep, json_answer
 from services.api.errors import invalid_query, not_found
 from services.core.events import EVENT_TYPES
+from services.core.problems import answers
 from services.core.readmodels import accounts, timeline
 from services.core.readmodels.reports import facts
 
@@ -31,7 +32,7 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], name: str) -> lis
 
 
 # ``:path`` so an account id containing "/" (sent as %2F) is still addressable.
-@router.get("/v1/accounts/{account_id:path}/timeline", response_model=None)
+@router.get("/v1/accounts/{account_id:path}/timeline", response_model=None, responses=answers(404))
 def get_timeline(
     request: Request,
     response: Response,
@@ -117,7 +118,7 @@ def _cursor(cursor: str | None) -> timeline.SortKey | None:
         raise invalid_query("cursor", str(exc), str(exc)) from exc
 
 
-@router.get("/v1/events/{event_id}")
+@router.get("/v1/events/{event_id}", responses=answers(404))
 def get_event(conn: ReadConnDep, event_id: UUID) -> dict[str, Any]:
     """The stored event (with `recorded_at` and `position`) once it has been projected —
     customer events from the timelines, organisation events (`employee.*`,
