@@ -53,12 +53,15 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Every customer touchpoint — from sales, marketing, support, customer success
 and leadership — as an immutable event; every account's timeline in one place.
 
-Errors always have the shape `{"error": {"code", "message", "fields": [{"path", "problem"}]}}`.
+Errors always have the shape `{"error": {"code", "message", "fields"?: [{"path", "problem",
+"kind"?}], "request_id"?}}` (`ErrorBody`): every operation lists the ones it can give.
 """
 
 
 class _BodyTooLarge(Exception):
-    pass
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(f"request body is larger than {max_bytes} bytes")
+        self.max_bytes = max_bytes
 
 
 class BodyLimit:
@@ -84,7 +87,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _BodyTooLarge
+                raise _BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -99,11 +102,14 @@ class BodyLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        response = JSONResponse(
-            error_body("body_too_large", f"request body is larger than {self.max_bytes} bytes"),
-            status_code=413,
-        )
-        await response({"type": "http"}, _no_receive, send)
+        await too_large(self.max_bytes)({"type": "http"}, _no_receive, send)
+
+
+def too_large(max_bytes: int) -> JSONResponse:
+    """413: the body is over ``max_bytes`` (``BodyLimit``; ``_http_error`` when a route read
+    the body and FastAPI wrapped the limit's exception in its own 400)."""
+    message = f"request body is larger than {max_bytes} bytes"
+    return JSONResponse(error_body("body_too_large", message), status_code=413)
 
 
 async def _no_receive() -> Message:
@@ -154,6 +160,8 @@ MALFORMED_JSON = "malformed_json"
 
 def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, _BodyTooLarge):  # a body without Content-Length, over it
+        return too_large(exc.__cause__.max_bytes)
     if exc.status_code == 400 and not isinstance(exc.detail, dict):
         # FastAPI's answer to a body it could not read as text: the same as ingest's.
         why = "not UTF-8 text" if isinstance(exc.__cause__, UnicodeDecodeError) else "unreadable"

@@ -4,11 +4,12 @@ Routes document their own answers and the errors only they give (``errors.answer
 409, ...). The errors every operation of a kind can give come from the middleware and the
 handlers around the routes, so they are documented here, in one place, from the same facts:
 - 422 on every operation: a NUL in the path or a query parameter (``RefuseNul``), or a
-  parameter or body that does not validate;
+  parameter or body that does not validate; 413 on every operation too (``BodyLimit`` reads
+  the declared length of any request's body);
 - 401 (no key, or an unknown or revoked one) and 503 (the key store, the database or the log
   unavailable) on every operation outside ``OPEN_PATHS``, which need no key (``security: []``);
 - 403 on the operations that need a scope (every keyed one but ``/metrics``);
-- 400 (not JSON) and 413 (``BodyLimit``) on the operations with a body.
+- 400 (not JSON) on the operations with a body.
 Every error body has the one shape of ``core.problems`` (``ErrorBody``), 422 included (FastAPI's
 own ``HTTPValidationError`` is not what the handler answers).
 """
@@ -67,13 +68,13 @@ def document_errors(path: str, operation: dict[str, Any]) -> None:
     """Add to ``operation`` the errors the middleware and handlers can answer (module
     docstring); a response the route documented itself is kept, but for 422's body."""
     responses = operation.setdefault("responses", {})
-    statuses = [422]
+    statuses = [413, 422]  # 413: BodyLimit reads Content-Length on any request, a GET too
     if path in OPEN_PATHS:
         operation["security"] = []  # the probes and the API's description need no key
     else:
         statuses += [401, 503] if path in ANY_KEY_PATHS else [401, 403, 503]
     if "requestBody" in operation:
-        statuses += [400, 413]
+        statuses.append(400)
     for status in statuses:
         answer = error_answer(status)
         kept = responses.get(str(status))

@@ -256,6 +256,31 @@ Answers like `POST /v1/events`; a 422 names the body's field.
 """
 
 
+def _component(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_TARGET_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["metric", "group_by", "group", "period", "target", "actor"],
+        "properties": {
+            **{name: {"$ref": f"#/components/schemas/KpiTargetSet/properties/{name}"}
+               for name in _TARGET_FIELDS},
+            "actor": _component("Actor"),
+            "occurred_at": {"type": "string", "format": "date-time",
+                            "description": "default: now; required with event_id"},
+            "source": {"type": "string", "minLength": 1, "maxLength": 256,
+                       "description": "default: kpi-targets"},
+            "event_id": {"type": "string", "format": "uuid"},
+        },
+    }}},
+}  # fmt: skip
+"""``PUT /v1/kpi-targets``'s body, as ``_target_problem`` and the event contract read it."""
+
+
 def build_targets_router(service: IngestService,
                          limiter: WriteLimiter | None = None) -> APIRouter:  # fmt: skip
     """``PUT /v1/kpi-targets``: a KPI target, recorded as an event (counted in the key's
@@ -263,7 +288,11 @@ def build_targets_router(service: IngestService,
     router = APIRouter(tags=["reports"])
 
     @router.put(
-        "/v1/kpi-targets", status_code=202, description=_TARGET_DOC, responses=_SINGLE_ANSWERS
+        "/v1/kpi-targets",
+        status_code=202,
+        description=_TARGET_DOC,
+        openapi_extra={"requestBody": _TARGET_BODY},
+        responses=_SINGLE_ANSWERS,
     )
     async def put_target(request: Request) -> JSONResponse:
         data = await _json_body(request)

@@ -25,7 +25,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {
+    "description": "Not ready: the same body as the 200, with `status: unavailable` and what is"
+    " missing (`database`, `log` or `projector`)."}})  # fmt: skip
 def readyz(container: ContainerDep) -> JSONResponse:
     """Readiness of this process's role: 503 unless everything the role needs answers.
 
