@@ -1,7 +1,7 @@
 """What ``/openapi.json`` says: the event contract, the key, and every error an operation gives.
 
-Routes document their own answers and the errors only they give (``errors.answers``: 404,
-409, ...). The errors every operation of a kind can give come from the middleware and the
+Routes document their own answers and the errors only they give (``core.problems.answers``:
+404, 409, ...). The errors every operation of a kind can give come from the middleware and the
 handlers around the routes, so they are documented here, in one place, from the same facts:
 - 422 on every operation: a NUL in the path or a query parameter (``RefuseNul``), or a
   parameter or body that does not validate; 413 on every operation too (``BodyLimit`` reads
