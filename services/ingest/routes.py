@@ -14,6 +14,7 @@ from services.core.access import Grant
 from services.core.access.limits import WriteLimiter
 from services.core.codec import loads_strict
 from services.core.consistency import TOKEN_HEADER, token_for
+from services.core.events import KpiTargetSet
 from services.core.ports import LogUnavailable, StoreUnavailable
 from services.core.problems import answers, error_body
 from services.ingest.coalescer import Coalescer
@@ -260,6 +261,7 @@ def _component(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_TARGET_PAYLOAD = KpiTargetSet.model_json_schema(ref_template="#/components/schemas/{model}")
 _TARGET_BODY = {
     "required": True,
     "content": {"application/json": {"schema": {
@@ -267,8 +269,7 @@ _TARGET_BODY = {
         "additionalProperties": False,
         "required": ["metric", "group_by", "group", "period", "target", "actor"],
         "properties": {
-            **{name: {"$ref": f"#/components/schemas/KpiTargetSet/properties/{name}"}
-               for name in _TARGET_FIELDS},
+            **{name: _TARGET_PAYLOAD["properties"][name] for name in _TARGET_FIELDS},
             "actor": _component("Actor"),
             "occurred_at": {"type": "string", "format": "date-time",
                             "description": "default: now; required with event_id"},
