@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +88,11 @@ def live_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def _database(request: pytest.FixtureRequest) -> Any:
     if request.param != "kafka":
-        from contextlib import nullcontext
-
         return nullcontext("")
     return backends.fresh_database(request.getfixturevalue("pg_server"))
 
 
 def _seed(base_url: str) -> None:
-    import httpx
-
     events = [make_event("account.registered", account_id="0"),
               make_event("support.ticket_opened", account_id="0"),
               make_event("sales.meeting_held", account_id="hanbit-tech")]  # fmt: skip
