@@ -120,6 +120,7 @@ def kafka_dir(settings: Settings, request: pytest.FixtureRequest) -> Path | None
     return found
 
 
+@pytest.mark.timeout(300)  # reads the worker's whole broker folder: 66-93 s in make test
 def test_an_erased_contact_is_gone_from_log_database_answers_and_rebuilds(
     client: httpx.Client, services: Services, settings: Settings, kafka_dir: Path | None
 ) -> None:

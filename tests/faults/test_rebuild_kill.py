@@ -8,6 +8,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from services.bootstrap import build
@@ -22,6 +23,7 @@ from tests.faults.workload import Workload
 EVENTS = 12_000
 
 
+@pytest.mark.timeout(300)  # 28-46 s in make test
 def test_a_killed_rebuild_resumes_and_switches_to_a_pure_fold(
     closing: ExitStack, tmp_path: Path, kafka_bootstrap: str, pg_url: str
 ) -> None:

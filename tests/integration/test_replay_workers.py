@@ -14,6 +14,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from services.bootstrap import build_log, migrate, projections
 from services.core import codec
 from services.core.adapters.sql import Database
@@ -85,6 +87,7 @@ def _consumed_by_children(stderr: str) -> list[int]:
     return [int(n) for n in re.findall(r"catch-up worker \d+ done: consumed (\d+) records", stderr)]
 
 
+@pytest.mark.timeout(300)  # 28-40 s in make test, beside another worker
 def test_two_workers_build_what_one_builds(
     kafka_bootstrap: str, pg_server: str, tmp_path: Path
 ) -> None:
@@ -114,6 +117,7 @@ def test_two_workers_build_what_one_builds(
         assert one.stdout.split("parked; ")[1] == two.stdout.split("parked; ")[1]
 
 
+@pytest.mark.timeout(300)  # 28-42 s in make test, beside another worker
 def test_a_worker_killed_half_way_changes_nothing(
     kafka_bootstrap: str, pg_server: str, tmp_path: Path
 ) -> None:
