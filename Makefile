@@ -48,7 +48,7 @@ test: $(STAMP) tools
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)
-	ONEVOICE_TEST_FAST=1 $(PY) -m pytest -q -x
+	ONEVOICE_TEST_FAST=1 $(PY) -m pytest -q -x -n $(TEST_WORKERS)
 
 bench: $(STAMP) tools
 	$(PY) -m bench $(BENCH_ARGS)
