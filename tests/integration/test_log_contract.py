@@ -52,12 +52,17 @@ class EventLogContract:
         start: dict[int, int] | None = None,
         max_records: int = 100,
     ) -> list[LogRecord]:
-        """Poll until ``expected`` records arrived (bounded), then check nothing more comes."""
+        """Poll until ``expected`` records arrived (bounded), then check nothing more comes.
+
+        Like a projector, the reader resumes each partition after the last record it read when
+        the group assigns it again (a rebalance of this one member: seen once under a loaded
+        ``make test``), so a rebalance neither repeats nor skips a record."""
         assigned: list[int] = []
+        resume: dict[int, int] = dict(start or {})
 
         def on_assign(parts: Sequence[int]) -> dict[int, int]:
             assigned.extend(parts)
-            return dict(start or {})
+            return {p: resume[p] for p in parts if p in resume}
 
         consumer = log.consumer(self.topic, backends.unique("reader"), on_assign)
         out: list[LogRecord] = []
@@ -67,8 +72,9 @@ class EventLogContract:
                 batch = consumer.poll(max_records, 0.2)
                 assert len(batch) <= max_records
                 out.extend(batch)
+                resume.update({r.partition: r.offset + 1 for r in batch})
             out.extend(consumer.poll(max_records, 0.2))
-            assert sorted(assigned) == list(range(4))
+            assert sorted(set(assigned)) == list(range(4))
             assert consumer.assignment() == frozenset(range(4))
         finally:
             consumer.close()
